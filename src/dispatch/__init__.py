@@ -1,0 +1,3 @@
+"""Field repair dispatch and SLA service."""
+
+__version__ = "0.1.0"

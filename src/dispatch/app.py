@@ -1,0 +1,77 @@
+"""The FastAPI application: wiring only. Rules live in each domain's service."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from dispatch import __version__
+from dispatch.assignment.routes import router as assignment_router
+from dispatch.auth import service as auth
+from dispatch.auth.routes import router as api_keys_router
+from dispatch.clock import Clock, SystemClock
+from dispatch.config import Settings
+from dispatch.database.core import Database, make_engine
+from dispatch.errors import install_problem_handlers
+from dispatch.health.routes import router as health_router
+from dispatch.jobs.routes import router as jobs_router
+from dispatch.outlets.routes import router as outlets_router
+from dispatch.technicians.routes import router as technicians_router
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+Field repair dispatch and SLA service. Takes repair requests from dispatchers and outlets,
+sends the nearest available technician, and keeps the 24-hour promise visible on every job.
+
+Authenticate with `Authorization: Bearer <api key>`. Errors are RFC 9457 problem details
+(`application/problem+json`) with a stable `code`.
+"""
+
+
+def _operation_id(route: APIRoute) -> str:
+    # Stable ids for generated clients: the route function's name.
+    return route.name
+
+
+def create_app(
+    settings: Settings | None = None, *, clock: Clock | None = None, database: Database | None = None
+) -> FastAPI:
+    settings = settings or Settings()
+    clock = clock or SystemClock()
+    database = database or Database(make_engine(settings))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.admin_key:
+            with database.transaction() as session:
+                auth.ensure_admin_key(session=session, secret=settings.admin_key, now=clock.now())
+        yield
+        database.dispose()
+
+    app = FastAPI(
+        title="Field repair dispatch",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+    )
+    app.state.settings = settings
+    app.state.clock = clock
+    app.state.database = database
+    install_problem_handlers(app)
+    for router in (
+        health_router,
+        api_keys_router,
+        outlets_router,
+        technicians_router,
+        jobs_router,
+        assignment_router,
+    ):
+        app.include_router(router)
+
+    return app

@@ -1,0 +1,101 @@
+"""Who is available, and who is nearest: the dispatch rules, free of any database.
+
+Exact distances are geodesic (geopy) but they cost about 60 us each, so candidates are first
+ordered by a spherical estimate and only those that could still be nearest (within the
+sphere-vs-ellipsoid error of the best estimate) are measured exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, time
+from enum import Enum
+
+from dispatch.geo import SPHERE_ERROR, geodesic_km, haversine_km
+from dispatch.technicians.shifts import is_on_shift
+
+
+class PassedOver(str, Enum):
+    """Why a technician with the right skill was not chosen."""
+
+    inactive = "inactive"
+    off_duty = "off_duty"
+    off_shift = "off_shift"
+    at_capacity = "at_capacity"
+    taken = "taken"  # lost a race for their last unit of capacity during this dispatch
+
+
+@dataclass(frozen=True)
+class CandidateRow:
+    technician_id: int
+    name: str
+    lat: float
+    lon: float
+    active: bool
+    on_duty: bool
+    open_jobs: int
+    capacity: int
+    shift_start: time | None
+    shift_end: time | None
+    shift_days: str | None
+    timezone: str
+
+
+@dataclass
+class Candidate:
+    row: CandidateRow
+    estimate_km: float
+    passed_over: PassedOver | None
+    exact_km: float | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.passed_over is None
+
+    def distance_km(self, lat: float, lon: float) -> float:
+        if self.exact_km is None:
+            self.exact_km = geodesic_km(lat, lon, self.row.lat, self.row.lon)
+        return self.exact_km
+
+
+def passed_over_reason(row: CandidateRow, now: datetime, exclude: frozenset[int]) -> PassedOver | None:
+    if not row.active:
+        return PassedOver.inactive
+    if not row.on_duty:
+        return PassedOver.off_duty
+    if row.open_jobs >= row.capacity:
+        return PassedOver.at_capacity
+    if row.technician_id in exclude:
+        return PassedOver.taken
+    if not is_on_shift(now, start=row.shift_start, end=row.shift_end, days=row.shift_days, timezone=row.timezone):
+        return PassedOver.off_shift
+    return None
+
+
+@dataclass
+class Ranking:
+    lat: float
+    lon: float
+    candidates: list[Candidate] = field(default_factory=list)  # by estimated distance
+    best: Candidate | None = None
+
+
+def rank(
+    rows: Iterable[CandidateRow], *, lat: float, lon: float, now: datetime, exclude: frozenset[int] = frozenset()
+) -> Ranking:
+    candidates = [
+        Candidate(row=row, estimate_km=haversine_km(lat, lon, row.lat, row.lon),
+                  passed_over=passed_over_reason(row, now, exclude))
+        for row in rows
+    ]
+    candidates.sort(key=lambda c: (c.estimate_km, c.row.technician_id))
+    ranking = Ranking(lat=lat, lon=lon, candidates=candidates)
+    available = [c for c in candidates if c.available]
+    if not available:
+        return ranking
+    # Anyone whose estimate is within the sphere's error of the best estimate may be nearest.
+    cutoff = available[0].estimate_km * (1 + SPHERE_ERROR) / (1 - SPHERE_ERROR) + 1e-6
+    contenders = [c for c in available if c.estimate_km <= cutoff]
+    ranking.best = min(contenders, key=lambda c: (c.distance_km(lat, lon), c.row.technician_id))
+    return ranking

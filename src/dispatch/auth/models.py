@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, Column, Enum, ForeignKey, Integer, String
+from sqlmodel import Field, SQLModel
+
+from dispatch.database.types import UTCDateTime
+
+
+class Role(str, enum.Enum):
+    admin = "admin"
+    dispatcher = "dispatcher"
+    supervisor = "supervisor"
+    technician = "technician"
+    outlet = "outlet"
+    warehouse = "warehouse"
+
+
+# Roles whose keys speak for one technician or one outlet.
+BOUND_ROLES = {Role.technician: "technician_id", Role.outlet: "outlet_id"}
+
+
+class ApiKey(SQLModel, table=True):
+    """An API key. Only the SHA-256 of the secret is kept; the secret is shown once."""
+
+    __tablename__ = "api_key"
+    __table_args__ = (
+        CheckConstraint(
+            "(role = 'technician') = (technician_id IS NOT NULL)", name="technician_binding"
+        ),
+        CheckConstraint("(role = 'outlet') = (outlet_id IS NOT NULL)", name="outlet_binding"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    key_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    prefix: str = Field(sa_column=Column(String(16), nullable=False))
+    name: str = Field(default="", sa_column=Column(String(200), nullable=False, server_default=""))
+    role: Role = Field(
+        sa_column=Column(Enum(Role, native_enum=False, length=20, validate_strings=True), nullable=False)
+    )
+    technician_id: int | None = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("technician.id"), nullable=True)
+    )
+    outlet_id: int | None = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("outlet.id"), nullable=True)
+    )
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    revoked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from dispatch.auth import service
+from dispatch.auth.dependencies import allow
+from dispatch.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic
+from dispatch.deps import CursorQuery, LimitQuery, NowDep, SessionDep
+from dispatch.errors import problem_responses
+from dispatch.schemas import Page, decode_id_cursor, id_page
+
+router = APIRouter(prefix="/v1/api-keys", tags=["api keys"], responses=problem_responses(401, 403, 422))
+AdminOnly = Depends(allow())
+
+
+@router.post("", status_code=201, response_model=ApiKeyCreated, dependencies=[AdminOnly],
+             responses=problem_responses(404))
+def create_api_key(body: ApiKeyCreate, session: SessionDep, now: NowDep) -> ApiKeyCreated:
+    key, secret = service.issue(
+        session=session, role=body.role, now=now, name=body.name,
+        technician_id=body.technician_id, outlet_id=body.outlet_id,
+    )
+    return ApiKeyCreated.model_validate({**ApiKeyPublic.model_validate(key).model_dump(), "key": secret})
+
+
+@router.get("", response_model=Page[ApiKeyPublic], dependencies=[AdminOnly])
+def list_api_keys(
+    session: SessionDep,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> Page[ApiKeyPublic]:
+    keys = service.list_keys(session=session, limit=limit + 1, after_id=decode_id_cursor(cursor))
+    return id_page(ApiKeyPublic, keys, limit)
+
+
+@router.delete("/{key_id}", response_model=ApiKeyPublic, dependencies=[AdminOnly], responses=problem_responses(404))
+def revoke_api_key(key_id: int, session: SessionDep, now: NowDep) -> ApiKeyPublic:
+    return ApiKeyPublic.model_validate(service.revoke(session=session, key_id=key_id, now=now))

@@ -1,0 +1,130 @@
+"""API keys: issue, authenticate, revoke. Only hashes are stored."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dispatch.auth.models import BOUND_ROLES, ApiKey, Role
+from dispatch.errors import NotFound, Unauthorized, Unprocessable
+
+KEY_PREFIX = "dsp_"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is making a request: the key's role and what it is bound to."""
+
+    key_id: int
+    role: Role
+    technician_id: int | None = None
+    outlet_id: int | None = None
+
+    @property
+    def actor(self) -> str:
+        """How the caller is named on a job's timeline."""
+        if self.key_id == 0:
+            return "system"
+        if self.role is Role.technician:
+            return f"technician:{self.technician_id}"
+        if self.role is Role.outlet:
+            return f"outlet:{self.outlet_id}"
+        return f"{self.role.value}:key-{self.key_id}"
+
+
+# The service itself, when it acts on its own (auto-dispatch, watchers).
+SYSTEM = Caller(key_id=0, role=Role.admin)
+
+
+def hash_key(secret: str) -> str:
+    # A high-entropy random key needs no slow hash: SHA-256 is enough (OWASP API2).
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def new_secret() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def issue(
+    *,
+    session: Session,
+    role: Role,
+    now: datetime,
+    name: str = "",
+    technician_id: int | None = None,
+    outlet_id: int | None = None,
+    secret: str | None = None,
+) -> tuple[ApiKey, str]:
+    """Create a key; returns the row and the secret, which is never stored."""
+    bound_field = BOUND_ROLES.get(role)
+    given = {"technician_id": technician_id, "outlet_id": outlet_id}
+    for field, value in given.items():
+        if field == bound_field and value is None:
+            raise Unprocessable(f"a {role.value} key needs {field}", code="key-binding-required")
+        if field != bound_field and value is not None:
+            raise Unprocessable(f"a {role.value} key cannot carry {field}", code="key-binding-invalid")
+    if technician_id is not None:
+        from dispatch.technicians import service as technicians
+
+        technicians.get(session=session, technician_id=technician_id)
+    if outlet_id is not None:
+        from dispatch.outlets import service as outlets
+
+        outlets.get(session=session, outlet_id=outlet_id)
+    secret = secret or new_secret()
+    key = ApiKey(
+        key_hash=hash_key(secret),
+        prefix=secret[:8],
+        name=name,
+        role=role,
+        technician_id=technician_id,
+        outlet_id=outlet_id,
+        created_at=now,
+    )
+    session.add(key)
+    session.flush()
+    return key, secret
+
+
+def authenticate(*, session: Session, secret: str) -> Caller:
+    row = session.execute(
+        select(ApiKey.id, ApiKey.role, ApiKey.technician_id, ApiKey.outlet_id).where(
+            ApiKey.key_hash == hash_key(secret), ApiKey.revoked_at.is_(None)
+        )
+    ).first()
+    if row is None:
+        raise Unauthorized("unknown or revoked API key", code="invalid-api-key")
+    return Caller(key_id=row.id, role=Role(row.role), technician_id=row.technician_id, outlet_id=row.outlet_id)
+
+
+def revoke(*, session: Session, key_id: int, now: datetime) -> ApiKey:
+    key = session.get(ApiKey, key_id)
+    if key is None:
+        raise NotFound(f"API key {key_id} not found", code="api-key-not-found")
+    if key.revoked_at is None:
+        key.revoked_at = now
+        session.flush()
+    return key
+
+
+def list_keys(*, session: Session, limit: int, after_id: int | None) -> list[ApiKey]:
+    stmt = select(ApiKey).order_by(ApiKey.id).limit(limit)
+    if after_id is not None:
+        stmt = stmt.where(ApiKey.id > after_id)
+    return list(session.scalars(stmt))
+
+
+def ensure_admin_key(*, session: Session, secret: str, now: datetime) -> ApiKey:
+    """``DISPATCH_ADMIN_KEY`` creates (or confirms) an admin key at start-up."""
+    existing = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(secret)))
+    if existing is not None:
+        if existing.role is not Role.admin or existing.revoked_at is not None:
+            raise Unprocessable("DISPATCH_ADMIN_KEY matches a key that is not an active admin key")
+        return existing
+    key, _ = issue(session=session, role=Role.admin, now=now, name="bootstrap admin", secret=secret)
+    return key

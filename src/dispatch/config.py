@@ -1,0 +1,75 @@
+"""Typed settings, read from the environment (``DATABASE_URL``, ``DISPATCH_*``)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DISPATCH_", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Path("data")
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "DISPATCH_DATABASE_URL")
+    )
+    photo_dir: Path | None = None
+    admin_key: str | None = None
+
+    # SLA: the 24-hour promise, and when a job counts as at risk.
+    sla_completion_hours: float = Field(default=24.0, gt=0)
+    sla_at_risk_ratio: float = Field(default=0.75, gt=0, lt=1)
+    # How far in the future a device or outlet clock may be before its timestamp is refused.
+    clock_skew_seconds: int = Field(default=300, ge=0)
+
+    # Dispatch.
+    auto_dispatch: bool = False
+    dispatch_first_radius_km: float = Field(default=5.0, gt=0)
+    dispatch_max_radius_km: float | None = Field(default=None, gt=0)
+    dispatch_candidates_shown: int = Field(default=10, ge=1, le=100)
+
+    # Geocoding through geopy; None means jobs without coordinates wait for a dispatcher.
+    geocoder: Literal["nominatim"] | None = None
+    geocoder_domain: str | None = None
+    geocoder_scheme: Literal["http", "https"] = "https"
+    geocoder_timeout_seconds: float = Field(default=3.0, gt=0)
+    geocoder_user_agent: str = "field-dispatch"
+
+    # SQLite only: FULL survives power loss with WAL; NORMAL is faster. SLA records live here.
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    db_pool_size: int = Field(default=10, ge=1)
+
+    max_page_size: int = Field(default=200, ge=1)
+
+    @field_validator("admin_key")
+    @classmethod
+    def _admin_key_is_strong(cls, value: str | None) -> str | None:
+        if value is not None and len(value) < 16:
+            raise ValueError("DISPATCH_ADMIN_KEY must be at least 16 characters")
+        return value
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            # Accept the usual postgres:// spellings and use psycopg 3.
+            for prefix in ("postgres://", "postgresql://"):
+                if url.startswith(prefix):
+                    return "postgresql+psycopg://" + url[len(prefix) :]
+            return url
+        return f"sqlite:///{(self.data_dir / 'dispatch.sqlite3').resolve()}"
+
+    @property
+    def resolved_photo_dir(self) -> Path:
+        return self.photo_dir or self.data_dir / "photos"
+
+    @property
+    def migrations_dir(self) -> Path:
+        return REPO_ROOT / "alembic"

@@ -1,0 +1,23 @@
+"""Run the Alembic migrations: the only way the schema changes."""
+
+from __future__ import annotations
+
+from alembic import command
+from alembic.config import Config
+
+from dispatch.config import Settings
+
+
+def alembic_config(settings: Settings) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(settings.migrations_dir))
+    cfg.set_main_option("sqlalchemy.url", settings.resolved_database_url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(settings: Settings, revision: str = "head") -> None:
+    command.upgrade(alembic_config(settings), revision)
+
+
+def downgrade(settings: Settings, revision: str) -> None:
+    command.downgrade(alembic_config(settings), revision)

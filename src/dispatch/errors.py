@@ -1,0 +1,171 @@
+"""One error hierarchy for the whole service, rendered as RFC 9457 problem details.
+
+Services raise these; routes never build HTTP errors themselves. Each error has a stable
+``code`` (also the last part of its ``type`` URI) that clients may rely on.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "/problems/"
+
+
+class DispatchError(Exception):
+    status: int = 400
+    code: str = "bad-request"
+    title: str = "Bad request"
+
+    def __init__(self, detail: str, *, code: str | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+        self.extra = extra
+
+
+class NotFound(DispatchError):
+    status, code, title = 404, "not-found", "Not found"
+
+
+class Conflict(DispatchError):
+    status, code, title = 409, "conflict", "Conflict"
+
+
+class Unprocessable(DispatchError):
+    status, code, title = 422, "validation-failed", "The request is not valid"
+
+
+class Unauthorized(DispatchError):
+    status, code, title = 401, "unauthorized", "Authentication required"
+
+
+class Forbidden(DispatchError):
+    status, code, title = 403, "forbidden", "Not allowed"
+
+
+class FieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, as every error of this API is answered."""
+
+    type: str = Field(examples=["/problems/not-found"])
+    title: str
+    status: int
+    detail: str
+    code: str
+    instance: str | None = None
+    errors: list[FieldError] | None = None
+
+    model_config = {"extra": "allow"}
+
+
+def problem_response(
+    request: Request, *, status: int, code: str, title: str, detail: str, **extra: Any
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "instance": request.url.path,
+        **extra,
+    }
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` entry for routes, so the spec lists every problem they answer."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        out[status] = {
+            "model": Problem,
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+            "description": _STATUS_TITLES.get(status, "Problem"),
+        }
+    return out
+
+
+_STATUS_TITLES = {
+    400: "Bad request",
+    401: "Missing or unknown API key",
+    403: "The key's role may not do this",
+    404: "Not found, or not visible to this key",
+    409: "Conflicts with the current state",
+    412: "Precondition failed",
+    413: "Too large",
+    422: "The request is not valid",
+    429: "Too many requests",
+}
+
+_HTTP_CODES = {
+    400: ("bad-request", "Bad request"),
+    401: ("unauthorized", "Authentication required"),
+    403: ("forbidden", "Not allowed"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    406: ("not-acceptable", "Not acceptable"),
+    413: ("too-large", "Request too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+}
+
+
+def _jsonable_loc(loc: Any) -> list[str | int]:
+    return [part if isinstance(part, (str, int)) else str(part) for part in loc]
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DispatchError)
+    async def _dispatch_error(request: Request, exc: DispatchError) -> JSONResponse:
+        return problem_response(
+            request, status=exc.status, code=exc.code, title=exc.title, detail=exc.detail, **exc.extra
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": _jsonable_loc(err.get("loc", ())), "msg": str(err.get("msg", "")), "type": str(err.get("type", ""))}
+            for err in exc.errors()
+        ]
+        first = errors[0] if errors else None
+        detail = (
+            f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}" if first else "The request is not valid"
+        )
+        return problem_response(
+            request, status=422, code="validation-failed", title="The request is not valid",
+            detail=detail, errors=errors,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code, title = _HTTP_CODES.get(exc.status_code, ("http-error", "HTTP error"))
+        response = problem_response(
+            request, status=exc.status_code, code=code, title=title, detail=str(exc.detail)
+        )
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(
+            request, status=500, code="internal-error", title="Internal server error",
+            detail="The server failed to handle this request; it has been logged.",
+        )

@@ -1,0 +1,40 @@
+"""The job timeline. Every change to a job records an event in the same transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from dispatch.events.models import JobEvent
+
+
+def record(
+    *,
+    session: Session,
+    job_id: int,
+    type: str,
+    actor: str,
+    now: datetime,
+    occurred_at: datetime | None = None,
+    **data: Any,
+) -> None:
+    session.execute(
+        insert(JobEvent).values(
+            job_id=job_id,
+            type=type,
+            actor=actor,
+            occurred_at=occurred_at or now,
+            recorded_at=now,
+            data={k: v for k, v in data.items() if v is not None},
+        )
+    )
+
+
+def timeline(*, session: Session, job_id: int, limit: int, after_id: int | None) -> list[JobEvent]:
+    stmt = select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id).limit(limit)
+    if after_id is not None:
+        stmt = stmt.where(JobEvent.id > after_id)
+    return list(session.scalars(stmt))

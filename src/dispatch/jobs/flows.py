@@ -1,0 +1,63 @@
+"""Job intake as a workflow: place the customer, record the job, dispatch if set to."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from dispatch.assignment import service as assignment
+from dispatch.auth.service import SYSTEM, Caller
+from dispatch.config import Settings
+from dispatch.database.core import Database
+from dispatch.errors import Conflict
+from dispatch.events import service as events
+from dispatch.geocoding import service as geocoding
+from dispatch.geocoding.service import Geocoded
+from dispatch.jobs import service as jobs
+from dispatch.jobs.models import Job
+from dispatch.jobs.schemas import JobCreate
+
+
+def place_customer(*, database: Database, settings: Settings, job_in: JobCreate) -> Geocoded | None:
+    """Runs before the write transaction: geocoding is a network call."""
+    customer = job_in.customer
+    if customer.lat is not None and customer.lon is not None:
+        return Geocoded(customer.lat, customer.lon, cached=True)
+    return geocoding.locate(database=database, settings=settings, address=customer.address)
+
+
+def receive(
+    *,
+    session: Session,
+    job_in: JobCreate,
+    placed: Geocoded | None,
+    caller: Caller,
+    now: datetime,
+    settings: Settings,
+) -> Job:
+    location = (placed.lat, placed.lon) if placed is not None else None
+    job = jobs.create(session=session, job_in=job_in, caller=caller, now=now, settings=settings, location=location)
+    if placed is not None and job_in.customer.lat is None:
+        geocoding.remember(session=session, address=job.customer_address, result=placed, now=now)
+        events.record(
+            session=session, job_id=job.id, type="geocoded", actor="system", now=now,
+            lat=placed.lat, lon=placed.lon, cached=placed.cached,
+        )
+    if settings.auto_dispatch:
+        auto_dispatch(session=session, job=job, now=now, settings=settings)
+    return job
+
+
+def auto_dispatch(*, session: Session, job: Job, now: datetime, settings: Settings) -> None:
+    """Dispatch without a dispatcher; if nobody qualifies, the job waits and the timeline says why."""
+    if job.lat is None:
+        return
+    try:
+        assignment.dispatch_job(session=session, job=job, caller=SYSTEM, now=now, settings=settings)
+    except Conflict as exc:  # nobody available, or lost every race: nothing was written
+        events.record(
+            session=session, job_id=job.id, type="dispatch_failed", actor=SYSTEM.actor, now=now,
+            reason=exc.extra.get("reason", exc.code), detail=exc.detail,
+        )
+

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlmodel import Field, SQLModel
+
+from dispatch.database.types import UTCDateTime
+from dispatch.jobs.lifecycle import JobStatus
+
+
+class Priority(str, enum.Enum):
+    low = "low"
+    normal = "normal"
+    high = "high"
+    emergency = "emergency"  # safety: gas, water leak, broken glass
+
+
+class ServiceTier(str, enum.Enum):
+    standard = "standard"
+    express = "express"
+
+
+def _enum(kind: type[enum.Enum]) -> Enum:
+    return Enum(kind, native_enum=False, length=20, validate_strings=True)
+
+
+class Job(SQLModel, table=True):
+    """A repair request and its work order."""
+
+    __tablename__ = "job"
+    __table_args__ = (
+        UniqueConstraint("outlet_id", "external_ref"),
+        CheckConstraint("(lat IS NULL) = (lon IS NULL)", name="coordinates_together"),
+        CheckConstraint(
+            "lat IS NULL OR (lat BETWEEN -90 AND 90 AND lon BETWEEN -180 AND 180)", name="coordinates"
+        ),
+        CheckConstraint("(technician_id IS NOT NULL) OR status IN ('new', 'unable', 'cancelled')", name="assigned_has_technician"),
+        Index("ix_job_status_due_at", "status", "due_at"),
+        Index("ix_job_due_at_id", "due_at", "id"),
+        Index("ix_job_technician_id_status", "technician_id", "status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    outlet_id: int | None = Field(default=None, sa_column=Column(Integer, ForeignKey("outlet.id"), nullable=True))
+    external_ref: str | None = Field(default=None, sa_column=Column(String(100), nullable=True))
+
+    customer_name: str = Field(sa_column=Column(String(200), nullable=False))
+    customer_phone: str | None = Field(default=None, sa_column=Column(String(40), nullable=True))
+    customer_address: str = Field(sa_column=Column(String(500), nullable=False))
+    lat: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    lon: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    needs_location: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="0"))
+
+    product_category: str = Field(sa_column=Column(String(64), nullable=False))
+    product_model: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+    product_serial: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+    product_batch: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+    product_purchased_on: date | None = Field(default=None, sa_column=Column(Date, nullable=True))
+
+    fault: str = Field(sa_column=Column(Text, nullable=False))
+    priority: Priority = Field(sa_column=Column(_enum(Priority), nullable=False))
+    service_tier: ServiceTier = Field(sa_column=Column(_enum(ServiceTier), nullable=False))
+
+    reported_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    received_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    due_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    at_risk_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    appointment_start: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    appointment_end: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+
+    status: JobStatus = Field(sa_column=Column(_enum(JobStatus), nullable=False))
+    technician_id: int | None = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("technician.id"), nullable=True)
+    )
+    assigned_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    completed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    cancelled_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+
+    created_by: str = Field(sa_column=Column(String(80), nullable=False))
+    updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    version: int = Field(default=1, sa_column=Column(Integer, nullable=False, server_default="1"))

@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, Field, StringConstraints, model_validator
+
+from dispatch.jobs.lifecycle import JobStatus
+from dispatch.jobs.models import Priority, ServiceTier
+from dispatch.schemas import (
+    Category,
+    Latitude,
+    Longitude,
+    Note,
+    Phone,
+    RequestBody,
+    ResponseBody,
+    ShortText,
+)
+from dispatch.sla.clock import SlaState
+
+Address = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500)]
+Fault = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+ExternalRef = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+ProductText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class Customer(RequestBody):
+    name: ShortText
+    phone: Phone | None = None
+    address: Address
+    lat: Latitude | None = None
+    lon: Longitude | None = None
+
+    @model_validator(mode="after")
+    def _both_coordinates(self) -> Customer:
+        if (self.lat is None) != (self.lon is None):
+            raise ValueError("send lat and lon together, or neither to have the address geocoded")
+        return self
+
+
+class Product(RequestBody):
+    category: Category
+    model: ProductText | None = None
+    serial: ProductText | None = None
+    batch: ProductText | None = None
+    purchased_on: date | None = None
+
+
+class AppointmentWindow(RequestBody):
+    start: AwareDatetime
+    end: AwareDatetime
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AppointmentWindow:
+        if self.end <= self.start:
+            raise ValueError("the appointment window must end after it starts")
+        return self
+
+
+class JobCreate(RequestBody):
+    customer: Customer
+    product: Product
+    fault: Fault
+    priority: Priority = Priority.normal
+    service_tier: ServiceTier = ServiceTier.standard
+    reported_at: AwareDatetime | None = Field(
+        default=None, description="When the customer first reported the fault; default: when received"
+    )
+    appointment: AppointmentWindow | None = None
+    external_ref: ExternalRef | None = Field(default=None, description="The outlet's own order number")
+
+
+class JobLocation(RequestBody):
+    lat: Latitude
+    lon: Longitude
+
+
+class StatusChange(RequestBody):
+    status: JobStatus
+    at: AwareDatetime = Field(description="Device time when it happened")
+    lat: Latitude | None = None
+    lon: Longitude | None = None
+    note: Note | None = None
+
+    @model_validator(mode="after")
+    def _both_coordinates(self) -> StatusChange:
+        if (self.lat is None) != (self.lon is None):
+            raise ValueError("send lat and lon together")
+        return self
+
+
+class AssignRequest(RequestBody):
+    technician_id: int = Field(ge=1)
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+
+class CustomerPublic(ResponseBody):
+    name: str
+    phone: str | None
+    address: str
+    lat: float | None
+    lon: float | None
+
+
+class ProductPublic(ResponseBody):
+    category: str
+    model: str | None
+    serial: str | None
+    batch: str | None
+    purchased_on: date | None
+
+
+class AppointmentPublic(ResponseBody):
+    start: datetime
+    end: datetime
+
+
+class SlaPublic(ResponseBody):
+    state: SlaState
+    due_at: datetime
+    at_risk_at: datetime
+    time_left_seconds: int = Field(description="Until the deadline; negative once late")
+
+
+class JobPublic(ResponseBody):
+    id: int
+    status: JobStatus
+    outlet_id: int | None
+    external_ref: str | None
+    customer: CustomerPublic
+    product: ProductPublic
+    fault: str
+    priority: Priority
+    service_tier: ServiceTier
+    reported_at: datetime
+    received_at: datetime
+    due_at: datetime
+    appointment: AppointmentPublic | None
+    needs_location: bool = Field(description="No coordinates yet: a dispatcher must set them")
+    technician_id: int | None
+    assigned_at: datetime | None
+    completed_at: datetime | None
+    cancelled_at: datetime | None
+    sla: SlaPublic
+    version: int
+    updated_at: datetime
+
+
+JobOrder = Literal["due_at", "-due_at"]

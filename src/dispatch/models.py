@@ -1,0 +1,14 @@
+"""Every table, imported in one place so Alembic and tests see the whole schema."""
+
+from sqlmodel import SQLModel
+
+from dispatch.auth.models import ApiKey
+from dispatch.events.models import JobEvent
+from dispatch.geocoding.models import GeocodeCacheEntry
+from dispatch.jobs.models import Job
+from dispatch.outlets.models import Outlet
+from dispatch.technicians.models import Technician, TechnicianSkill
+
+metadata = SQLModel.metadata
+
+__all__ = ["ApiKey", "GeocodeCacheEntry", "Job", "JobEvent", "Outlet", "Technician", "TechnicianSkill", "metadata"]

@@ -1,0 +1,82 @@
+"""Field types and base models shared by every domain's request and response bodies."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from typing import Annotated, Any, Generic, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False, examples=[52.2297])]
+Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False, examples=[21.0122])]
+
+
+def _normalise_category(value: str) -> str:
+    return " ".join(value.split()).lower()
+
+
+# A product category, also a technician's skill: compared case- and space-insensitively.
+Category = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
+    AfterValidator(_normalise_category),
+    Field(examples=["washing machine"]),
+]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Phone = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=40)]
+Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+
+
+class RequestBody(BaseModel):
+    """Bodies clients send: unknown fields and loosely typed values are refused, not guessed."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ResponseBody(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+T = TypeVar("T")
+
+
+class Page(ResponseBody, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(
+        default=None, description="Pass as `cursor` to get the next page; null on the last page."
+    )
+
+
+def encode_id_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_id_cursor(cursor: str | None) -> int | None:
+    """The id after which the next page starts; a cursor this API never gave out is a 422."""
+    if cursor is None:
+        return None
+    from dispatch.errors import Unprocessable
+
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, _, value = raw.partition(":")
+        if kind != "id":
+            raise ValueError(kind)
+        return int(value)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Unprocessable(
+            "cursor is not one this API gave out", code="invalid-cursor",
+            errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor", "type": "value_error"}],
+        ) from exc
+
+
+def id_page(model: type[ResponseBody], rows: list[Any], limit: int, convert: Callable[[Any], Any] | None = None) -> Any:
+    """A page of rows fetched with ``limit + 1`` (the extra row says there is a next page)."""
+    convert = convert or model.model_validate
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page[model](  # type: ignore[valid-type]
+        items=[convert(r) for r in rows],
+        next_cursor=encode_id_cursor(rows[-1].id) if more else None,
+    )

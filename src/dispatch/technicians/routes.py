@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from dispatch.auth.dependencies import allow
+from dispatch.auth.models import Role
+from dispatch.auth.service import Caller
+from dispatch.deps import CursorQuery, LimitQuery, NowDep, SessionDep, SettingsDep
+from dispatch.errors import NotFound, problem_responses
+from dispatch.schemas import Category, Page, decode_id_cursor, id_page
+from dispatch.technicians import service
+from dispatch.technicians.models import Technician
+from dispatch.technicians.schemas import LocationReport, TechnicianCreate, TechnicianPublic, TechnicianUpdate
+
+router = APIRouter(prefix="/v1/technicians", tags=["technicians"], responses=problem_responses(401, 403, 422))
+Dispatchers = Depends(allow(Role.dispatcher))
+Readers = allow(Role.dispatcher, Role.supervisor, Role.technician)
+
+
+def _public(session: SessionDep, technician: Technician, now: NowDep) -> TechnicianPublic:
+    skills = service.skills_of(session=session, technician_ids=[technician.id])[technician.id]  # type: ignore[index]
+    return service.to_public(technician, skills, now)
+
+
+def _own_or_any(caller: Caller, technician_id: int) -> None:
+    # A technician's key sees only its own technician; others are simply not there.
+    if caller.role is Role.technician and caller.technician_id != technician_id:
+        raise NotFound(f"technician {technician_id} not found", code="technician-not-found")
+
+
+@router.post("", status_code=201, response_model=TechnicianPublic, dependencies=[Dispatchers])
+def create_technician(body: TechnicianCreate, session: SessionDep, now: NowDep) -> TechnicianPublic:
+    return _public(session, service.create(session=session, technician_in=body, now=now), now)
+
+
+@router.get("", response_model=Page[TechnicianPublic],
+            dependencies=[Depends(allow(Role.dispatcher, Role.supervisor))])
+def list_technicians(
+    session: SessionDep,
+    now: NowDep,
+    skill: Annotated[Category | None, Query()] = None,
+    on_duty: bool | None = None,
+    active: bool | None = None,
+    home_branch: Annotated[str | None, Query(max_length=64)] = None,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> Page[TechnicianPublic]:
+    rows = service.list_technicians(
+        session=session, limit=limit + 1, after_id=decode_id_cursor(cursor),
+        skill=skill, on_duty=on_duty, active=active, home_branch=home_branch,
+    )
+    skills = service.skills_of(session=session, technician_ids=[t.id for t in rows])  # type: ignore[misc]
+    return id_page(TechnicianPublic, rows, limit, lambda t: service.to_public(t, skills[t.id], now))
+
+
+@router.get("/{technician_id}", response_model=TechnicianPublic, responses=problem_responses(404))
+def get_technician(
+    technician_id: int, session: SessionDep, now: NowDep, caller: Annotated[Caller, Depends(Readers)]
+) -> TechnicianPublic:
+    _own_or_any(caller, technician_id)
+    return _public(session, service.get(session=session, technician_id=technician_id), now)
+
+
+@router.patch("/{technician_id}", response_model=TechnicianPublic, dependencies=[Dispatchers],
+              responses=problem_responses(404))
+def update_technician(
+    technician_id: int, body: TechnicianUpdate, session: SessionDep, now: NowDep
+) -> TechnicianPublic:
+    technician = service.update_technician(session=session, technician_id=technician_id, technician_in=body, now=now)
+    return _public(session, technician, now)
+
+
+@router.post("/{technician_id}/location", response_model=TechnicianPublic, responses=problem_responses(404))
+def report_technician_location(
+    technician_id: int,
+    body: LocationReport,
+    session: SessionDep,
+    now: NowDep,
+    settings: SettingsDep,
+    caller: Annotated[Caller, Depends(allow(Role.technician, Role.dispatcher))],
+) -> TechnicianPublic:
+    _own_or_any(caller, technician_id)
+    technician = service.report_location(
+        session=session, technician_id=technician_id, report=body, now=now, skew_seconds=settings.clock_skew_seconds
+    )
+    return _public(session, technician, now)

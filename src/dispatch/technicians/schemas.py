@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+from datetime import datetime, time
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, AwareDatetime, Field, model_validator
+
+from dispatch.schemas import Category, Latitude, Longitude, Phone, RequestBody, ResponseBody, ShortText
+
+
+def _known_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r}") from exc
+    return value
+
+
+TimeZoneName = Annotated[str, Field(min_length=1, max_length=64, examples=["Europe/Warsaw"]), AfterValidator(_known_zone)]
+Skills = Annotated[list[Category], Field(min_length=1, max_length=50)]
+Capacity = Annotated[int, Field(ge=1, le=100)]
+BranchCode = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class Shift(RequestBody):
+    """Working hours in the technician's own time zone; an end before the start runs overnight."""
+
+    start: time = Field(examples=["08:00"])
+    end: time = Field(examples=["17:00"])
+    days: list[Annotated[int, Field(ge=1, le=7)]] = Field(
+        default=[1, 2, 3, 4, 5, 6, 7], min_length=1, max_length=7, description="ISO weekdays, 1 = Monday"
+    )
+    timezone: TimeZoneName = "UTC"
+
+    @model_validator(mode="after")
+    def _naive_times(self) -> Shift:
+        if self.start.tzinfo is not None or self.end.tzinfo is not None:
+            raise ValueError("shift times are local wall-clock times; give the zone in `timezone`")
+        return self
+
+
+class TechnicianCreate(RequestBody):
+    name: ShortText
+    phone: Phone | None = None
+    skills: Skills
+    lat: Latitude
+    lon: Longitude
+    capacity: Capacity = 3
+    on_duty: bool = True
+    active: bool = True
+    shift: Shift | None = None
+    home_branch: BranchCode | None = None
+
+
+class TechnicianUpdate(RequestBody):
+    """Every field optional; send only what changes. `shift: null` removes shift hours."""
+
+    name: ShortText | None = None
+    phone: Phone | None = None
+    skills: Skills | None = None
+    lat: Latitude | None = None
+    lon: Longitude | None = None
+    capacity: Capacity | None = None
+    on_duty: bool | None = None
+    active: bool | None = None
+    shift: Shift | None = None
+    home_branch: BranchCode | None = None
+
+    @model_validator(mode="after")
+    def _both_coordinates(self) -> TechnicianUpdate:
+        if (self.lat is None) != (self.lon is None):
+            raise ValueError("send lat and lon together")
+        return self
+
+
+class LocationReport(RequestBody):
+    lat: Latitude
+    lon: Longitude
+    at: AwareDatetime | None = Field(default=None, description="Device time of the fix; default: when received")
+
+
+class ShiftPublic(ResponseBody):
+    start: time
+    end: time
+    days: list[int]
+    timezone: str
+
+
+class TechnicianPublic(ResponseBody):
+    id: int
+    name: str
+    phone: str | None
+    skills: list[str]
+    lat: float
+    lon: float
+    location_at: datetime | None
+    capacity: int
+    open_jobs: int
+    on_duty: bool
+    active: bool
+    shift: ShiftPublic | None
+    home_branch: str | None
+    on_shift_now: bool
+    available_now: bool = Field(description="Active, on duty, on shift and under capacity right now")
+    created_at: datetime
+    updated_at: datetime

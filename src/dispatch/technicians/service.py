@@ -1,0 +1,246 @@
+"""Technicians: who they are, what they can repair, where they are, how busy they are."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from dispatch.clock import ensure_not_future
+from dispatch.errors import NotFound
+from dispatch.geo import lat_band
+from dispatch.technicians.models import Technician, TechnicianSkill
+from dispatch.technicians.schemas import (
+    LocationReport,
+    ShiftPublic,
+    TechnicianCreate,
+    TechnicianPublic,
+    TechnicianUpdate,
+)
+from dispatch.technicians.shifts import is_on_shift
+
+
+def get(*, session: Session, technician_id: int, for_update: bool = False) -> Technician:
+    stmt = select(Technician).where(Technician.id == technician_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    technician = session.scalar(stmt)
+    if technician is None:
+        raise NotFound(f"technician {technician_id} not found", code="technician-not-found")
+    return technician
+
+
+def skills_of(*, session: Session, technician_ids: list[int]) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {tid: [] for tid in technician_ids}
+    if not technician_ids:
+        return out
+    rows = session.execute(
+        select(TechnicianSkill.technician_id, TechnicianSkill.skill)
+        .where(TechnicianSkill.technician_id.in_(technician_ids))
+        .order_by(TechnicianSkill.technician_id, TechnicianSkill.skill)
+    )
+    for tid, skill in rows:
+        out[tid].append(skill)
+    return out
+
+
+def _write_skills(session: Session, technician: Technician, skills: list[str]) -> None:
+    session.execute(delete(TechnicianSkill).where(TechnicianSkill.technician_id == technician.id))
+    unique = sorted(set(skills))
+    session.execute(
+        insert(TechnicianSkill),
+        [
+            {
+                "technician_id": technician.id,
+                "skill": skill,
+                "lat_band": lat_band(technician.lat),
+                "lat": technician.lat,
+                "lon": technician.lon,
+            }
+            for skill in unique
+        ],
+    )
+
+
+def _move_skills(session: Session, technician: Technician) -> None:
+    session.execute(
+        update(TechnicianSkill)
+        .where(TechnicianSkill.technician_id == technician.id)
+        .values(lat_band=lat_band(technician.lat), lat=technician.lat, lon=technician.lon)
+    )
+
+
+def create(*, session: Session, technician_in: TechnicianCreate, now: datetime) -> Technician:
+    shift = technician_in.shift
+    technician = Technician(
+        name=technician_in.name,
+        phone=technician_in.phone,
+        lat=technician_in.lat,
+        lon=technician_in.lon,
+        location_at=now,
+        capacity=technician_in.capacity,
+        on_duty=technician_in.on_duty,
+        active=technician_in.active,
+        shift_start=shift.start if shift else None,
+        shift_end=shift.end if shift else None,
+        shift_days=_days(shift.days) if shift else None,
+        timezone=shift.timezone if shift else "UTC",
+        home_branch=technician_in.home_branch,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(technician)
+    session.flush()
+    _write_skills(session, technician, technician_in.skills)
+    return technician
+
+
+def _days(days: list[int]) -> str:
+    return "".join(str(d) for d in sorted(set(days)))
+
+
+def update_technician(
+    *, session: Session, technician_id: int, technician_in: TechnicianUpdate, now: datetime
+) -> Technician:
+    technician = get(session=session, technician_id=technician_id, for_update=True)
+    changes = technician_in.model_dump(exclude_unset=True)
+    for field in ("name", "phone", "capacity", "on_duty", "active", "home_branch"):
+        if field in changes:
+            setattr(technician, field, changes[field])
+    if "shift" in changes:
+        shift = technician_in.shift
+        technician.shift_start = shift.start if shift else None
+        technician.shift_end = shift.end if shift else None
+        technician.shift_days = _days(shift.days) if shift else None
+        technician.timezone = shift.timezone if shift else "UTC"
+    moved = changes.get("lat") is not None
+    if moved:
+        technician.lat, technician.lon = technician_in.lat, technician_in.lon  # type: ignore[assignment]
+        technician.location_at = now
+    technician.updated_at = now
+    session.flush()
+    if changes.get("skills") is not None:
+        _write_skills(session, technician, changes["skills"])
+    elif moved:
+        _move_skills(session, technician)
+    return technician
+
+
+def report_location(
+    *, session: Session, technician_id: int, report: LocationReport, now: datetime, skew_seconds: int
+) -> Technician:
+    """A phone's position. Reports that arrive late (queued offline) never overwrite newer ones."""
+    at = report.at or now
+    ensure_not_future(at, now=now, skew_seconds=skew_seconds, field=["at"])
+    technician = get(session=session, technician_id=technician_id, for_update=True)
+    if technician.location_at is not None and at <= technician.location_at:
+        return technician
+    technician.lat, technician.lon, technician.location_at = report.lat, report.lon, at
+    technician.updated_at = now
+    session.flush()
+    _move_skills(session, technician)
+    return technician
+
+
+def list_technicians(
+    *,
+    session: Session,
+    limit: int,
+    after_id: int | None,
+    skill: str | None = None,
+    on_duty: bool | None = None,
+    active: bool | None = None,
+    home_branch: str | None = None,
+) -> list[Technician]:
+    stmt = select(Technician).order_by(Technician.id).limit(limit)
+    if after_id is not None:
+        stmt = stmt.where(Technician.id > after_id)
+    if skill is not None:
+        stmt = stmt.where(
+            Technician.id.in_(select(TechnicianSkill.technician_id).where(TechnicianSkill.skill == skill))
+        )
+    if on_duty is not None:
+        stmt = stmt.where(Technician.on_duty == on_duty)
+    if active is not None:
+        stmt = stmt.where(Technician.active == active)
+    if home_branch is not None:
+        stmt = stmt.where(Technician.home_branch == home_branch)
+    return list(session.scalars(stmt))
+
+
+def on_shift_now(technician: Technician, now: datetime) -> bool:
+    return is_on_shift(
+        now,
+        start=technician.shift_start,
+        end=technician.shift_end,
+        days=technician.shift_days,
+        timezone=technician.timezone,
+    )
+
+
+def claim_capacity(*, session: Session, technician_id: int, require_on_duty: bool = True) -> bool:
+    """Take one unit of the technician's capacity, atomically.
+
+    The condition is re-checked by the database after waiting for any concurrent writer
+    (Read Committed on PostgreSQL, serialised writers on SQLite): zero rows means full.
+    """
+    conditions = [
+        Technician.id == technician_id,
+        Technician.open_jobs < Technician.capacity,
+        Technician.active.is_(True),
+    ]
+    if require_on_duty:
+        conditions.append(Technician.on_duty.is_(True))
+    result = session.execute(
+        update(Technician)
+        .where(*conditions)
+        .values(open_jobs=Technician.open_jobs + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def release_capacity(*, session: Session, technician_id: int) -> None:
+    session.execute(
+        update(Technician)
+        .where(Technician.id == technician_id, Technician.open_jobs > 0)
+        .values(open_jobs=Technician.open_jobs - 1)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def to_public(technician: Technician, skills: list[str], now: datetime) -> TechnicianPublic:
+    on_shift = on_shift_now(technician, now)
+    shift = (
+        ShiftPublic(
+            start=technician.shift_start,
+            end=technician.shift_end,
+            days=[int(d) for d in (technician.shift_days or "1234567")],
+            timezone=technician.timezone,
+        )
+        if technician.shift_start is not None and technician.shift_end is not None
+        else None
+    )
+    return TechnicianPublic(
+        id=technician.id,  # type: ignore[arg-type]
+        name=technician.name,
+        phone=technician.phone,
+        skills=skills,
+        lat=technician.lat,
+        lon=technician.lon,
+        location_at=technician.location_at,
+        capacity=technician.capacity,
+        open_jobs=technician.open_jobs,
+        on_duty=technician.on_duty,
+        active=technician.active,
+        shift=shift,
+        home_branch=technician.home_branch,
+        on_shift_now=on_shift,
+        available_now=technician.active
+        and technician.on_duty
+        and on_shift
+        and technician.open_jobs < technician.capacity,
+        created_at=technician.created_at,
+        updated_at=technician.updated_at,
+    )

@@ -1,0 +1,38 @@
+"""Shift hours: is a technician on shift at an instant? Pure functions of ``now``.
+
+Shifts are written in the technician's local time (what their contract says) and checked
+by converting "now" to that zone, so they stay right across DST changes. A shift whose end
+is before its start runs overnight and belongs to the day it starts on.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+
+def is_on_shift(
+    now: datetime,
+    *,
+    start: time | None,
+    end: time | None,
+    days: str | None,
+    timezone: str,
+) -> bool:
+    """``days`` holds ISO weekdays as digits ("12345" = Monday to Friday); None = every day."""
+    if start is None or end is None:
+        return True
+    local = now.astimezone(ZoneInfo(timezone))
+    clock = local.time().replace(tzinfo=None)
+    weekdays = days or "1234567"
+    if start < end:
+        return str(local.isoweekday()) in weekdays and start <= clock < end
+    if start == end:  # a 24-hour shift
+        return str(local.isoweekday()) in weekdays
+    # Overnight: the part after midnight belongs to yesterday's shift.
+    if clock >= start:
+        return str(local.isoweekday()) in weekdays
+    if clock < end:
+        yesterday = (local - timedelta(days=1)).isoweekday()
+        return str(yesterday) in weekdays
+    return False
