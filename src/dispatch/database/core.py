@@ -13,7 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.orm import Session
 
 from dispatch.config import Settings
@@ -70,13 +72,17 @@ def _install_sqlite_hooks(engine: Engine, synchronous: str) -> None:
         _finish(conn, "ROLLBACK")
 
 
+def ensure_sqlite_folder(url: str) -> None:
+    """The embedded default lives in a data folder that may not exist yet."""
+    database = make_url(url).database
+    if url.startswith("sqlite") and database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+
 def make_engine(settings: Settings) -> Engine:
     url = settings.resolved_database_url
     if url.startswith("sqlite"):
-        if url.startswith("sqlite:///") and ":memory:" not in url:
-            from pathlib import Path
-
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        ensure_sqlite_folder(url)
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 10},

@@ -6,6 +6,7 @@ from alembic import command
 from alembic.config import Config
 
 from dispatch.config import Settings
+from dispatch.database.core import ensure_sqlite_folder
 
 
 def alembic_config(settings: Settings) -> Config:
@@ -16,6 +17,7 @@ def alembic_config(settings: Settings) -> Config:
 
 
 def upgrade(settings: Settings, revision: str = "head") -> None:
+    ensure_sqlite_folder(settings.resolved_database_url)
     command.upgrade(alembic_config(settings), revision)
 
 

@@ -1,0 +1,144 @@
+"""The `dispatch` command: serve, migrate, keys, demo data, the committed OpenAPI spec."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from dispatch.auth.models import Role
+from dispatch.config import REPO_ROOT, Settings
+
+app = typer.Typer(help="Field repair dispatch and SLA service.", no_args_is_help=True, pretty_exceptions_enable=False)
+console = Console()
+
+OPENAPI_PATH = REPO_ROOT / "openapi" / "openapi.json"
+
+
+def _database(settings: Settings):  # type: ignore[no-untyped-def]
+    from dispatch.database.core import Database, make_engine
+
+    return Database(make_engine(settings))
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database (DATABASE_URL, default a SQLite file in ./data) to the latest schema."""
+    from dispatch.database import migrate as migrations
+
+    settings = Settings()
+    migrations.upgrade(settings)
+    console.print(f"[green]migrated[/] {_safe_url(settings.resolved_database_url)}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
+    migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate", help="Run migrations first")] = True,
+) -> None:
+    """Serve the API (docs at /docs)."""
+    import uvicorn
+
+    if migrate_first:
+        migrate()
+    uvicorn.run("dispatch.app:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level="info", access_log=False)
+
+
+@app.command("create-key")
+def create_key(
+    role: Annotated[Role, typer.Option(help="The key's role")],
+    technician_id: Annotated[Optional[int], typer.Option(help="For a technician key")] = None,  # noqa: UP007
+    outlet_id: Annotated[Optional[int], typer.Option(help="For an outlet key")] = None,  # noqa: UP007
+    name: Annotated[str, typer.Option(help="A label to recognise the key by")] = "",
+) -> None:
+    """Create an API key and print it once."""
+    from dispatch.auth import service as auth
+    from dispatch.clock import SystemClock
+    from dispatch.errors import DispatchError
+
+    settings = Settings()
+    database = _database(settings)
+    try:
+        with database.transaction() as session:
+            key, secret = auth.issue(
+                session=session, role=role, now=SystemClock().now(), name=name,
+                technician_id=technician_id, outlet_id=outlet_id,
+            )
+    except DispatchError as exc:
+        console.print(f"[red]error:[/] {exc.detail}")
+        raise typer.Exit(2) from exc
+    console.print(f"key {key.id} ({role.value}): [bold]{secret}[/]")
+    console.print("Store it now: only its hash is kept.")
+
+
+@app.command()
+def demo(
+    serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the API afterwards")] = True,
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+) -> None:
+    """Migrate, load a demo (technicians over Warsaw, open jobs, a key per role) and serve it."""
+    from dispatch import demo as demo_data
+
+    os.environ.setdefault("DISPATCH_AUTO_DISPATCH", "true")
+    migrate()
+    settings = Settings()
+    database = _database(settings)
+    keys = demo_data.load(database=database, settings=settings)
+    database.dispose()
+    if keys is None:
+        console.print("Demo data is already loaded; its keys were printed the first time.")
+    else:
+        # Plain lines, never truncated to the terminal's width: these are to be copied.
+        console.print("[bold]Demo API keys (shown once):[/]")
+        for role, bound, secret in keys:
+            console.print(f"  {role:<11} {bound:<18} {secret}", soft_wrap=True, highlight=False)
+        console.print(
+            f"Try: curl -H 'Authorization: Bearer {keys[1][2]}' http://{host}:{port}/v1/jobs",
+            soft_wrap=True, highlight=False,
+        )
+    if serve_after:
+        console.print(f"API docs: http://{host}:{port}/docs")
+        serve(host=host, port=port, workers=1, migrate_first=False)
+
+
+@app.command()
+def openapi(
+    check: Annotated[bool, typer.Option(help="Fail if the committed spec differs from the app")] = False,
+    out: Annotated[Path, typer.Option(help="Where the spec lives")] = OPENAPI_PATH,
+) -> None:
+    """Write (or check) the committed OpenAPI spec in openapi/."""
+    text = render_openapi()
+    if check:
+        if not out.exists() or out.read_text() != text:
+            console.print(f"[red]{out} is out of date[/]: run `dispatch openapi`")
+            raise typer.Exit(1)
+        console.print(f"{out} matches the app")
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    console.print(f"wrote {out}")
+
+
+def render_openapi() -> str:
+    from dispatch.app import create_app
+
+    spec = create_app(Settings(database_url="sqlite://")).openapi()
+    return json.dumps(spec, indent=2, sort_keys=True) + "\n"
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
