@@ -8,8 +8,8 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False, examples=[52.2297])]
-Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False, examples=[21.0122])]
+Latitude = Annotated[float, Field(strict=True, ge=-90, le=90, allow_inf_nan=False, examples=[52.2297])]
+Longitude = Annotated[float, Field(strict=True, ge=-180, le=180, allow_inf_nan=False, examples=[21.0122])]
 
 
 def _normalise_category(value: str) -> str:
@@ -29,9 +29,13 @@ Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 
 
 class RequestBody(BaseModel):
-    """Bodies clients send: unknown fields and loosely typed values are refused, not guessed."""
+    """Bodies clients send: unknown fields are refused, not ignored (a typo must not lose data).
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    Numbers and booleans are strict (``"52.1"`` or ``"yes"`` is a 422); timestamps and enums
+    arrive as JSON strings and are parsed.
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class ResponseBody(BaseModel):

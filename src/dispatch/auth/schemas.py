@@ -11,8 +11,8 @@ from dispatch.schemas import RequestBody, ResponseBody
 
 class ApiKeyCreate(RequestBody):
     role: Role
-    technician_id: int | None = Field(default=None, ge=1, description="Required for the technician role")
-    outlet_id: int | None = Field(default=None, ge=1, description="Required for the outlet role")
+    technician_id: int | None = Field(default=None, strict=True, ge=1, description="Required for the technician role")
+    outlet_id: int | None = Field(default=None, strict=True, ge=1, description="Required for the outlet role")
     name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] = ""
 
 

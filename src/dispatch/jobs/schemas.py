@@ -91,7 +91,7 @@ class StatusChange(RequestBody):
 
 
 class AssignRequest(RequestBody):
-    technician_id: int = Field(ge=1)
+    technician_id: int = Field(strict=True, ge=1)
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 
 

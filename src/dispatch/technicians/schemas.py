@@ -4,7 +4,7 @@ from datetime import datetime, time
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, AwareDatetime, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, Field, StrictBool, model_validator
 
 from dispatch.schemas import Category, Latitude, Longitude, Phone, RequestBody, ResponseBody, ShortText
 
@@ -19,7 +19,7 @@ def _known_zone(value: str) -> str:
 
 TimeZoneName = Annotated[str, Field(min_length=1, max_length=64, examples=["Europe/Warsaw"]), AfterValidator(_known_zone)]
 Skills = Annotated[list[Category], Field(min_length=1, max_length=50)]
-Capacity = Annotated[int, Field(ge=1, le=100)]
+Capacity = Annotated[int, Field(strict=True, ge=1, le=100)]
 BranchCode = Annotated[str, Field(min_length=1, max_length=64)]
 
 
@@ -28,7 +28,7 @@ class Shift(RequestBody):
 
     start: time = Field(examples=["08:00"])
     end: time = Field(examples=["17:00"])
-    days: list[Annotated[int, Field(ge=1, le=7)]] = Field(
+    days: list[Annotated[int, Field(strict=True, ge=1, le=7)]] = Field(
         default=[1, 2, 3, 4, 5, 6, 7], min_length=1, max_length=7, description="ISO weekdays, 1 = Monday"
     )
     timezone: TimeZoneName = "UTC"
@@ -47,8 +47,8 @@ class TechnicianCreate(RequestBody):
     lat: Latitude
     lon: Longitude
     capacity: Capacity = 3
-    on_duty: bool = True
-    active: bool = True
+    on_duty: StrictBool = True
+    active: StrictBool = True
     shift: Shift | None = None
     home_branch: BranchCode | None = None
 
@@ -62,8 +62,8 @@ class TechnicianUpdate(RequestBody):
     lat: Latitude | None = None
     lon: Longitude | None = None
     capacity: Capacity | None = None
-    on_duty: bool | None = None
-    active: bool | None = None
+    on_duty: StrictBool | None = None
+    active: StrictBool | None = None
     shift: Shift | None = None
     home_branch: BranchCode | None = None
 
