@@ -83,12 +83,9 @@ def make_engine(settings: Settings) -> Engine:
     url = settings.resolved_database_url
     if url.startswith("sqlite"):
         ensure_sqlite_folder(url)
-        engine = create_engine(
-            url,
-            connect_args={"check_same_thread": False, "timeout": 10},
-            pool_size=settings.db_pool_size,
-            max_overflow=20,
-        )
+        in_memory = make_url(url).database in (None, "", ":memory:")
+        pool_args = {} if in_memory else {"pool_size": settings.db_pool_size, "max_overflow": 20}
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10}, **pool_args)
         _install_sqlite_hooks(engine, settings.sqlite_synchronous)
         return engine
     return create_engine(

@@ -1,0 +1,184 @@
+"""Keys and roles: who may call what. The matrix is checked against every operation the app
+serves (its OpenAPI document, which FastAPI builds from the route table; no route of ours is
+hidden from it), so a new route cannot ship without deciding who may use it."""
+
+import pytest
+
+from dispatch.auth.models import Role
+from dispatch.auth.service import hash_key
+
+ALL = {r.value for r in Role}
+STAFF = {"admin", "dispatcher", "supervisor"}
+
+# (method, path) -> roles that get past the role check. Object-level checks (a technician's
+# own jobs, an outlet's own jobs) are tested separately.
+MATRIX: dict[tuple[str, str], set[str]] = {
+    ("GET", "/healthz"): {"anyone"},
+    ("GET", "/readyz"): {"anyone"},
+    ("POST", "/v1/api-keys"): {"admin"},
+    ("GET", "/v1/api-keys"): {"admin"},
+    ("DELETE", "/v1/api-keys/{key_id}"): {"admin"},
+    ("POST", "/v1/outlets"): {"admin"},
+    ("GET", "/v1/outlets"): STAFF,
+    ("GET", "/v1/outlets/{outlet_id}"): STAFF,
+    ("POST", "/v1/technicians"): {"admin", "dispatcher"},
+    ("GET", "/v1/technicians"): STAFF,
+    ("GET", "/v1/technicians/{technician_id}"): STAFF | {"technician"},
+    ("PATCH", "/v1/technicians/{technician_id}"): {"admin", "dispatcher"},
+    ("POST", "/v1/technicians/{technician_id}/location"): {"admin", "dispatcher", "technician"},
+    ("POST", "/v1/jobs"): {"admin", "dispatcher", "outlet"},
+    ("GET", "/v1/jobs"): ALL,
+    ("GET", "/v1/jobs/{job_id}"): ALL,
+    ("GET", "/v1/jobs/{job_id}/events"): ALL,
+    ("POST", "/v1/jobs/{job_id}/status"): STAFF | {"technician"},
+    ("POST", "/v1/jobs/{job_id}/location"): {"admin", "dispatcher"},
+    ("POST", "/v1/jobs/{job_id}/dispatch"): STAFF,
+    ("POST", "/v1/jobs/{job_id}/assign"): STAFF,
+}
+
+
+def _routes(app):
+    for path, operations in app.openapi()["paths"].items():
+        for method in operations:
+            yield method.upper(), path
+
+
+def test_every_route_is_in_the_role_matrix(api):
+    served = set(_routes(api.client.app))
+    assert served == set(MATRIX), (
+        f"routes missing from the matrix: {sorted(served - set(MATRIX))}; "
+        f"stale entries: {sorted(set(MATRIX) - served)}"
+    )
+
+
+def _call(api, method, path, headers):
+    url = path.format(key_id=1, outlet_id=1, technician_id=1, job_id=1)
+    return api.client.request(method, url, headers=headers, json={} if method in {"POST", "PATCH"} else None)
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(MATRIX))
+def test_roles_outside_the_matrix_are_refused(api, method, path):
+    allowed = MATRIX[(method, path)]
+    outlet = api.post("/v1/outlets", {"code": "o1", "name": "Outlet"}, who="admin").json()
+    tech = api.technician()
+    keys = {
+        **{role: api.headers(role) for role in ("admin", "dispatcher", "supervisor", "warehouse")},
+        "technician": api.as_technician(tech["id"]),
+        "outlet": api.as_outlet(outlet["id"]),
+    }
+    if "anyone" in allowed:
+        assert _call(api, method, path, {}).status_code == 200
+        return
+    r = _call(api, method, path, {})
+    assert r.status_code == 401, (method, path, r.status_code)
+    assert r.headers["www-authenticate"] == "Bearer"
+    for role, headers in keys.items():
+        r = _call(api, method, path, headers)
+        if role in allowed:
+            assert r.status_code not in (401, 403), (role, method, path, r.text)
+        else:
+            assert r.status_code == 403, (role, method, path, r.status_code, r.text)
+            assert r.json()["code"] == "role-not-allowed"
+
+
+def test_a_wrong_key_is_401_with_a_problem(api):
+    r = api.client.get("/v1/jobs", headers={"Authorization": "Bearer dsp_not-a-real-key"})
+    assert r.status_code == 401
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["code"] == "invalid-api-key"
+    r = api.client.get("/v1/jobs", headers={"Authorization": "Basic dXNlcjpwYXNz"})
+    assert r.status_code == 401
+
+
+def test_keys_are_stored_hashed_and_shown_once(api):
+    r = api.post("/v1/api-keys", {"role": "dispatcher", "name": "night shift"}, who="admin")
+    assert r.status_code == 201, r.text
+    created = r.json()
+    secret = created["key"]
+    assert secret.startswith("dsp_") and len(secret) > 40
+    listed = api.get("/v1/api-keys", who="admin").json()["items"]
+    assert all("key" not in k for k in listed)
+    from sqlalchemy import text
+
+    with api.database.engine.connect() as conn:
+        stored = conn.execute(text("SELECT key_hash FROM api_key WHERE id = :id"), {"id": created["id"]}).scalar()
+    assert stored == hash_key(secret) and secret not in stored
+    assert api.client.get("/v1/jobs", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
+
+
+def test_a_revoked_key_stops_working(api):
+    created = api.post("/v1/api-keys", {"role": "dispatcher"}, who="admin").json()
+    headers = {"Authorization": f"Bearer {created['key']}"}
+    assert api.client.get("/v1/jobs", headers=headers).status_code == 200
+    r = api.client.delete(f"/v1/api-keys/{created['id']}", headers=api.headers("admin"))
+    assert r.status_code == 200 and r.json()["revoked_at"] is not None
+    assert api.client.get("/v1/jobs", headers=headers).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"role": "technician"}, "key-binding-required"),
+        ({"role": "outlet"}, "key-binding-required"),
+        ({"role": "dispatcher", "technician_id": 1}, "key-binding-invalid"),
+        ({"role": "root"}, "validation-failed"),
+    ],
+)
+def test_bound_roles_need_exactly_their_binding(api, body, code):
+    r = api.post("/v1/api-keys", body, who="admin")
+    assert r.status_code == 422 and r.json()["code"] == code
+
+
+def test_a_key_for_an_unknown_technician_is_404(api):
+    r = api.post("/v1/api-keys", {"role": "technician", "technician_id": 42}, who="admin")
+    assert r.status_code == 404 and r.json()["code"] == "technician-not-found"
+
+
+def test_the_admin_key_from_the_environment_works_at_start_up(settings, clock, database):
+    from fastapi.testclient import TestClient
+
+    from dispatch.app import create_app
+
+    secret = "bootstrap-admin-key-0123456789"
+    settings.admin_key = secret
+    for _ in range(2):  # a restart confirms the same key, it does not duplicate it
+        with TestClient(create_app(settings, clock=clock, database=database)) as client:
+            r = client.post("/v1/outlets", json={"code": "o", "name": "O"} if _ == 0 else {"code": "p", "name": "P"},
+                            headers={"Authorization": f"Bearer {secret}"})
+            assert r.status_code == 201, r.text
+    with database.engine.connect() as conn:
+        from sqlalchemy import text
+
+        assert conn.execute(text("SELECT count(*) FROM api_key WHERE role = 'admin'")).scalar() == 1
+
+
+def test_an_outlet_is_created_with_its_key_shown_once(api):
+    r = api.post("/v1/outlets", {"code": "shop-7", "name": "Shop 7"}, who="admin")
+    assert r.status_code == 201
+    outlet = r.json()
+    job = api.client.post("/v1/jobs", json={
+        "customer": {"name": "A", "address": "Street 1", "lat": 52.0, "lon": 21.0},
+        "product": {"category": "oven"}, "fault": "no heat"},
+        headers={"Authorization": f"Bearer {outlet['api_key']}"})
+    assert job.status_code == 201 and job.json()["outlet_id"] == outlet["id"]
+    again = api.post("/v1/outlets", {"code": "shop-7", "name": "Shop 7 again"}, who="admin")
+    assert again.status_code == 409
+    assert "api_key" not in api.get(f"/v1/outlets/{outlet['id']}").json()
+
+
+def test_a_technician_sees_and_changes_only_their_own_jobs(api):
+    mine = api.technician(name="Me", lat=52.2320, lon=21.0070)
+    other = api.technician(name="Other", lat=52.40, lon=21.10)
+    my_job = api.job()
+    api.post(f"/v1/jobs/{my_job['id']}/dispatch")
+    their_job = api.job()
+    api.post(f"/v1/jobs/{their_job['id']}/dispatch")
+    assert api.get(f"/v1/jobs/{their_job['id']}").json()["technician_id"] == other["id"]
+    phone = api.as_technician(mine["id"])
+    assert [j["id"] for j in api.get("/v1/jobs", headers=phone).json()["items"]] == [my_job["id"]]
+    assert api.get(f"/v1/jobs/{their_job['id']}", headers=phone).status_code == 404
+    r = api.post(f"/v1/jobs/{their_job['id']}/status", {"status": "en_route", "at": "2026-03-10T09:00:00Z"}, headers=phone)
+    assert r.status_code == 404
+    assert api.get(f"/v1/jobs/{their_job['id']}").json()["status"] == "assigned"
+    assert api.get(f"/v1/technicians/{other['id']}", headers=phone).status_code == 404
+    assert api.get(f"/v1/technicians/{mine['id']}", headers=phone).status_code == 200

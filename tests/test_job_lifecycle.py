@@ -1,0 +1,119 @@
+"""A technician taps through a job on the phone; illegal moves are refused."""
+
+from datetime import timedelta
+
+import pytest
+
+from conftest import T0
+from dispatch.jobs.lifecycle import TRANSITIONS, JobStatus
+
+
+@pytest.fixture
+def assigned(api):
+    tech = api.technician(capacity=2)
+    job = api.job()
+    api.post(f"/v1/jobs/{job['id']}/dispatch")
+    return tech, job, api.as_technician(tech["id"])
+
+
+def _status(api, job_id, status, headers, at=None, **extra):
+    body = {"status": status, "at": (at or api.clock.now()).isoformat(), **extra}
+    return api.post(f"/v1/jobs/{job_id}/status", body, headers=headers)
+
+
+def test_a_technician_goes_en_route_arrives_and_completes(api, assigned):
+    tech, job, phone = assigned
+    assert _status(api, job["id"], "en_route", phone).json()["status"] == "en_route"
+    api.clock.advance(minutes=25)
+    on_site = _status(api, job["id"], "on_site", phone, lat=52.2319, lon=21.0067)
+    assert on_site.json()["status"] == "on_site"
+    api.clock.advance(hours=1)
+    done = _status(api, job["id"], "completed", phone, note="replaced the drum bearing").json()
+    assert done["status"] == "completed"
+    assert done["completed_at"] == (T0 + timedelta(minutes=85)).isoformat().replace("+00:00", "Z")
+    assert done["sla"]["state"] == "met"
+    assert api.get(f"/v1/technicians/{tech['id']}").json()["open_jobs"] == 0
+    events = api.get(f"/v1/jobs/{job['id']}/events").json()["items"]
+    assert [e["data"].get("to") for e in events if e["type"] == "status_changed"] == ["en_route", "on_site", "completed"]
+    assert events[-1]["data"]["note"] == "replaced the drum bearing"
+
+
+def test_a_job_completed_after_its_deadline_missed_it(api, assigned):
+    _, job, phone = assigned
+    api.clock.advance(hours=25)
+    _status(api, job["id"], "on_site", phone)
+    assert _status(api, job["id"], "completed", phone).json()["sla"]["state"] == "missed"
+
+
+@pytest.mark.parametrize("target", ["completed", "assigned", "new"])
+def test_illegal_moves_are_409_and_change_nothing(api, assigned, target):
+    _, job, phone = assigned
+    r = _status(api, job["id"], target, phone)
+    if target in ("assigned", "new"):
+        assert r.status_code == 422  # not something a phone may set at all
+        assert r.json()["code"] == "status-not-settable"
+    else:
+        assert r.status_code == 409
+        body = r.json()
+        assert body["code"] == "illegal-transition"
+        assert body["current_status"] == "assigned"
+        assert "completed" not in body["allowed"]
+    assert api.get(f"/v1/jobs/{job['id']}").json()["status"] == "assigned"
+
+
+def test_a_completed_job_cannot_move_again(api, assigned):
+    _, job, phone = assigned
+    for s in ("on_site", "completed"):
+        _status(api, job["id"], s, phone)
+    r = _status(api, job["id"], "en_route", phone)
+    assert r.status_code == 409 and r.json()["current_status"] == "completed"
+
+
+def test_unable_frees_the_technician_and_the_job_waits_for_another(api, assigned):
+    tech, job, phone = assigned
+    _status(api, job["id"], "en_route", phone)
+    r = _status(api, job["id"], "unable", phone, note="van broke down")
+    assert r.status_code == 200
+    assert r.json()["status"] == "unable" and r.json()["technician_id"] is None
+    assert api.get(f"/v1/technicians/{tech['id']}").json()["open_jobs"] == 0
+    # Off the technician's list now.
+    assert api.get(f"/v1/jobs/{job['id']}", headers=phone).status_code == 404
+    other = api.technician(name="Backup", lat=52.30, lon=21.0)
+    r = api.post(f"/v1/jobs/{job['id']}/dispatch")
+    assert r.status_code == 200, r.text
+    assert r.json()["technician_id"] in (tech["id"], other["id"])
+
+
+def test_a_dispatcher_cancels_a_job_and_capacity_comes_back(api, assigned):
+    tech, job, phone = assigned
+    body = {"status": "cancelled", "at": T0.isoformat(), "note": "customer fixed it"}
+    r = api.post(f"/v1/jobs/{job['id']}/status", body)
+    assert r.status_code == 200
+    assert r.json()["sla"]["state"] == "cancelled"
+    assert api.get(f"/v1/technicians/{tech['id']}").json()["open_jobs"] == 0
+
+
+def test_a_technician_cannot_cancel(api, assigned):
+    _, job, phone = assigned
+    r = _status(api, job["id"], "cancelled", phone)
+    assert r.status_code == 422 and r.json()["code"] == "status-not-settable"
+
+
+def test_a_device_time_from_the_future_is_refused(api, assigned):
+    _, job, phone = assigned
+    r = _status(api, job["id"], "en_route", phone, at=T0 + timedelta(hours=2))
+    assert r.status_code == 422 and r.json()["code"] == "timestamp-in-future"
+
+
+def test_a_status_update_needs_its_device_time(api, assigned):
+    _, job, phone = assigned
+    r = api.post(f"/v1/jobs/{job['id']}/status", {"status": "en_route"}, headers=phone)
+    assert r.status_code == 422
+    assert ["body", "at"] in [e["loc"] for e in r.json()["errors"]]
+
+
+def test_the_transition_table_has_no_way_out_of_a_finished_job():
+    assert TRANSITIONS[JobStatus.completed] == frozenset()
+    assert TRANSITIONS[JobStatus.cancelled] == frozenset()
+    for status, targets in TRANSITIONS.items():
+        assert status not in targets  # no transition to itself: a replayed tap is refused, not repeated
