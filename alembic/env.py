@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine, pool
+from sqlalchemy import create_engine, pool, text
 
 from dispatch.models import metadata
 
@@ -36,7 +36,23 @@ def run_migrations_online() -> None:
     engine.dispose()
 
 
+# Several app containers may start at once: on PostgreSQL only one migrates at a time.
+_MIGRATION_LOCK = 7_402_118
+
+
 def _run(connection) -> None:  # type: ignore[no-untyped-def]
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK})
+        connection.commit()
+    try:
+        _migrate(connection)
+    finally:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK})
+            connection.commit()
+
+
+def _migrate(connection) -> None:  # type: ignore[no-untyped-def]
     # Batch mode lets ALTER-heavy migrations run on SQLite too.
     context.configure(
         connection=connection,

@@ -21,6 +21,8 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("DATABASE_URL", "DISPATCH_DATABASE_URL")
     )
     photo_dir: Path | None = None
+    # Where the Alembic scripts are: the repository's alembic/ unless installed elsewhere.
+    migrations_dir: Path | None = None
     admin_key: str | None = None
 
     # SLA: the 24-hour promise, and when a job counts as at risk.
@@ -71,5 +73,5 @@ class Settings(BaseSettings):
         return self.photo_dir or self.data_dir / "photos"
 
     @property
-    def migrations_dir(self) -> Path:
-        return REPO_ROOT / "alembic"
+    def resolved_migrations_dir(self) -> Path:
+        return self.migrations_dir or REPO_ROOT / "alembic"

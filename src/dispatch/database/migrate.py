@@ -11,7 +11,7 @@ from dispatch.database.core import ensure_sqlite_folder
 
 def alembic_config(settings: Settings) -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", str(settings.migrations_dir))
+    cfg.set_main_option("script_location", str(settings.resolved_migrations_dir))
     cfg.set_main_option("sqlalchemy.url", settings.resolved_database_url.replace("%", "%%"))
     return cfg
 

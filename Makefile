@@ -1,0 +1,37 @@
+# Everything a developer or CI needs, from a clean clone, in its own virtual environment.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The suite runs on SQLite and then on this PostgreSQL (it creates and drops its own database).
+POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+.PHONY: demo serve test test-sqlite test-postgres openapi bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: $(BIN)/.installed  ## set up, load the Warsaw demo, print keys, serve on :8000
+	DISPATCH_AUTO_DISPATCH=true $(BIN)/dispatch demo
+
+serve: $(BIN)/.installed
+	$(BIN)/dispatch serve
+
+test: test-sqlite test-postgres  ## the whole suite, on SQLite and on PostgreSQL
+
+test-sqlite: $(BIN)/.installed
+	$(BIN)/python -m pytest -q
+
+test-postgres: $(BIN)/.installed
+	DISPATCH_TEST_DATABASE_URL=$(POSTGRES_URL) $(BIN)/python -m pytest -q
+
+openapi: $(BIN)/.installed  ## regenerate the committed spec
+	$(BIN)/dispatch openapi
+
+bench: $(BIN)/.installed
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) data .pytest_cache
