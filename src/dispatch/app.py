@@ -19,6 +19,7 @@ from dispatch.database.core import Database, make_engine
 from dispatch.errors import install_problem_handlers
 from dispatch.health.routes import router as health_router
 from dispatch.jobs.routes import router as jobs_router
+from dispatch.limits import BodySizeLimit
 from dispatch.outlets.routes import router as outlets_router
 from dispatch.technicians.routes import router as technicians_router
 
@@ -64,6 +65,7 @@ def create_app(
     app.state.clock = clock
     app.state.database = database
     install_problem_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     for router in (
         health_router,
         api_keys_router,

@@ -48,7 +48,8 @@ class Settings(BaseSettings):
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     db_pool_size: int = Field(default=10, ge=1)
 
-    max_page_size: int = Field(default=200, ge=1)
+    # JSON bodies are small; photo uploads get their own limit where they are accepted.
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
 
     @field_validator("admin_key")
     @classmethod

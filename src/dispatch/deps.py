@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -14,6 +14,7 @@ from dispatch.clock import Clock
 from dispatch.config import Settings
 from dispatch.database.core import Database
 from dispatch.errors import Conflict
+from dispatch.schemas import MAX_ID
 
 _READ_METHODS = {"GET", "HEAD", "OPTIONS"}
 
@@ -65,6 +66,10 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 NowDep = Annotated[datetime, Depends(get_now)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
+
+# Ids in paths and filters: 32-bit, positive.
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
 # Paging parameters shared by every collection: bounded pages, opaque cursors.
 LimitQuery = Annotated[int, Query(ge=1, le=200, description="Page size")]

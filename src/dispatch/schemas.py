@@ -6,13 +6,19 @@ import base64
 from collections.abc import Callable
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+# Ids are 32-bit integers in the database; anything outside is a 422, never a driver error.
+MAX_ID = 2_147_483_647
+Id = Annotated[int, Field(strict=True, ge=1, le=MAX_ID)]
 
 Latitude = Annotated[float, Field(strict=True, ge=-90, le=90, allow_inf_nan=False, examples=[52.2297])]
 Longitude = Annotated[float, Field(strict=True, ge=-180, le=180, allow_inf_nan=False, examples=[21.0122])]
 
 
 def _normalise_category(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
     return " ".join(value.split()).lower()
 
 
@@ -37,9 +43,27 @@ class RequestBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul_characters(cls, data: Any) -> Any:
+        # PostgreSQL cannot store NUL in text; no honest client sends one.
+        if _has_nul(data):
+            raise ValueError("text must not contain NUL characters")
+        return data
+
 
 class ResponseBody(BaseModel):
     model_config = ConfigDict(from_attributes=True)
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 T = TypeVar("T")
@@ -65,9 +89,10 @@ def decode_id_cursor(cursor: str | None) -> int | None:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         kind, _, value = raw.partition(":")
-        if kind != "id":
+        last_id = int(value)
+        if kind != "id" or not 0 <= last_id <= MAX_ID:
             raise ValueError(kind)
-        return int(value)
+        return last_id
     except (ValueError, UnicodeDecodeError) as exc:
         raise Unprocessable(
             "cursor is not one this API gave out", code="invalid-cursor",

@@ -9,7 +9,7 @@ from dispatch.assignment.schemas import DispatchResult
 from dispatch.auth.dependencies import allow
 from dispatch.auth.models import Role
 from dispatch.auth.service import Caller
-from dispatch.deps import NowDep, SessionDep, SettingsDep
+from dispatch.deps import IdPath, NowDep, SessionDep, SettingsDep
 from dispatch.errors import problem_responses
 from dispatch.jobs import service as jobs
 from dispatch.jobs.schemas import AssignRequest, JobPublic
@@ -20,7 +20,7 @@ Dispatcher = Annotated[Caller, Depends(allow(Role.dispatcher, Role.supervisor))]
 
 @router.post("/{job_id}/dispatch", response_model=DispatchResult)
 def dispatch_job(
-    job_id: int, session: SessionDep, settings: SettingsDep, now: NowDep, caller: Dispatcher
+    job_id: IdPath, session: SessionDep, settings: SettingsDep, now: NowDep, caller: Dispatcher
 ) -> DispatchResult:
     """Assign the nearest available technician: has the skill, is on duty and on shift, is under
     capacity, is active. 409 `no-technician-available` says why when nobody qualifies."""
@@ -35,7 +35,7 @@ def dispatch_job(
 
 
 @router.post("/{job_id}/assign", response_model=JobPublic)
-def assign_job(job_id: int, body: AssignRequest, session: SessionDep, now: NowDep, caller: Dispatcher) -> JobPublic:
+def assign_job(job_id: IdPath, body: AssignRequest, session: SessionDep, now: NowDep, caller: Dispatcher) -> JobPublic:
     """A dispatcher's own choice of technician, with a reason. Skill and shift may be overridden
     (the timeline says so); capacity and blocks may not."""
     job = service.assign(

@@ -5,7 +5,7 @@ from fastapi import APIRouter, Depends
 from dispatch.auth import service
 from dispatch.auth.dependencies import allow
 from dispatch.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic
-from dispatch.deps import CursorQuery, LimitQuery, NowDep, SessionDep
+from dispatch.deps import CursorQuery, IdPath, LimitQuery, NowDep, SessionDep
 from dispatch.errors import problem_responses
 from dispatch.schemas import Page, decode_id_cursor, id_page
 
@@ -34,5 +34,5 @@ def list_api_keys(
 
 
 @router.delete("/{key_id}", response_model=ApiKeyPublic, dependencies=[AdminOnly], responses=problem_responses(404))
-def revoke_api_key(key_id: int, session: SessionDep, now: NowDep) -> ApiKeyPublic:
+def revoke_api_key(key_id: IdPath, session: SessionDep, now: NowDep) -> ApiKeyPublic:
     return ApiKeyPublic.model_validate(service.revoke(session=session, key_id=key_id, now=now))

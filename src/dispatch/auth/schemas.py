@@ -6,13 +6,13 @@ from typing import Annotated
 from pydantic import Field, StringConstraints
 
 from dispatch.auth.models import Role
-from dispatch.schemas import RequestBody, ResponseBody
+from dispatch.schemas import Id, RequestBody, ResponseBody
 
 
 class ApiKeyCreate(RequestBody):
     role: Role
-    technician_id: int | None = Field(default=None, strict=True, ge=1, description="Required for the technician role")
-    outlet_id: int | None = Field(default=None, strict=True, ge=1, description="Required for the outlet role")
+    technician_id: Id | None = Field(default=None, description="Required for the technician role")
+    outlet_id: Id | None = Field(default=None, description="Required for the outlet role")
     name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] = ""
 
 

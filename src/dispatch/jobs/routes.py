@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from dispatch.auth.dependencies import CallerDep, allow
 from dispatch.auth.models import Role
 from dispatch.auth.service import Caller
-from dispatch.deps import CursorQuery, DatabaseDep, LimitQuery, NowDep, SessionDep, SettingsDep
+from dispatch.deps import CursorQuery, DatabaseDep, IdPath, IdQuery, LimitQuery, NowDep, SessionDep, SettingsDep
 from dispatch.errors import problem_responses
 from dispatch.events import service as events
 from dispatch.events.schemas import JobEventPublic
@@ -44,8 +44,8 @@ def list_jobs(
     caller: CallerDep,
     now: NowDep,
     status: Annotated[list[JobStatus] | None, Query(max_length=10)] = None,
-    technician_id: int | None = None,
-    outlet_id: int | None = None,
+    technician_id: IdQuery = None,
+    outlet_id: IdQuery = None,
     sla_state: SlaState | None = None,
     needs_location: bool | None = None,
     category: Annotated[Category | None, Query()] = None,
@@ -63,13 +63,13 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses=problem_responses(404))
-def get_job(job_id: int, session: SessionDep, caller: CallerDep, now: NowDep) -> JobPublic:
+def get_job(job_id: IdPath, session: SessionDep, caller: CallerDep, now: NowDep) -> JobPublic:
     return service.to_public(service.get(session=session, job_id=job_id, caller=caller), now)
 
 
 @router.get("/{job_id}/events", response_model=Page[JobEventPublic], responses=problem_responses(404))
 def list_job_events(
-    job_id: int, session: SessionDep, caller: CallerDep, limit: LimitQuery = 100, cursor: CursorQuery = None
+    job_id: IdPath, session: SessionDep, caller: CallerDep, limit: LimitQuery = 100, cursor: CursorQuery = None
 ) -> Page[JobEventPublic]:
     """The job's timeline, oldest first."""
     service.get(session=session, job_id=job_id, caller=caller)
@@ -79,7 +79,7 @@ def list_job_events(
 
 @router.post("/{job_id}/status", response_model=JobPublic, responses=problem_responses(404, 409))
 def change_job_status(
-    job_id: int,
+    job_id: IdPath,
     body: StatusChange,
     session: SessionDep,
     settings: SettingsDep,
@@ -94,7 +94,7 @@ def change_job_status(
 
 @router.post("/{job_id}/location", response_model=JobPublic, responses=problem_responses(404, 409))
 def set_job_location(
-    job_id: int,
+    job_id: IdPath,
     body: JobLocation,
     session: SessionDep,
     settings: SettingsDep,

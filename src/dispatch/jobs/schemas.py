@@ -8,6 +8,7 @@ from pydantic import AwareDatetime, Field, StringConstraints, model_validator
 from dispatch.jobs.lifecycle import JobStatus
 from dispatch.jobs.models import Priority, ServiceTier
 from dispatch.schemas import (
+    Id,
     Category,
     Latitude,
     Longitude,
@@ -91,7 +92,7 @@ class StatusChange(RequestBody):
 
 
 class AssignRequest(RequestBody):
-    technician_id: int = Field(strict=True, ge=1)
+    technician_id: Id
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 
 

@@ -35,6 +35,7 @@ from dispatch.jobs.schemas import (
     SlaPublic,
     StatusChange,
 )
+from dispatch.schemas import MAX_ID
 from dispatch.sla import clock as sla
 from dispatch.sla.clock import SlaState
 from dispatch.technicians import service as technicians
@@ -151,10 +152,10 @@ def _decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         due, job_id = raw.split("|")
-        due_at = datetime.fromisoformat(due)
-        if due_at.tzinfo is None:
-            raise ValueError("naive")
-        return due_at, int(job_id)
+        due_at, last_id = datetime.fromisoformat(due), int(job_id)
+        if due_at.tzinfo is None or not 0 <= last_id <= MAX_ID:
+            raise ValueError("not a cursor of ours")
+        return due_at, last_id
     except (ValueError, UnicodeDecodeError) as exc:
         raise Unprocessable(
             "cursor is not one this API gave out", code="invalid-cursor",

@@ -5,7 +5,7 @@ from fastapi import APIRouter, Depends
 from dispatch.auth import service as auth
 from dispatch.auth.dependencies import allow
 from dispatch.auth.models import Role
-from dispatch.deps import CursorQuery, LimitQuery, NowDep, SessionDep
+from dispatch.deps import CursorQuery, IdPath, LimitQuery, NowDep, SessionDep
 from dispatch.errors import problem_responses
 from dispatch.outlets import service
 from dispatch.outlets.schemas import OutletCreate, OutletCreated, OutletPublic
@@ -34,5 +34,5 @@ def list_outlets(
 
 @router.get("/{outlet_id}", response_model=OutletPublic,
             dependencies=[Depends(allow(Role.dispatcher, Role.supervisor))], responses=problem_responses(404))
-def get_outlet(outlet_id: int, session: SessionDep) -> OutletPublic:
+def get_outlet(outlet_id: IdPath, session: SessionDep) -> OutletPublic:
     return OutletPublic.model_validate(service.get(session=session, outlet_id=outlet_id))

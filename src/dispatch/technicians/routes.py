@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Query
 from dispatch.auth.dependencies import allow
 from dispatch.auth.models import Role
 from dispatch.auth.service import Caller
-from dispatch.deps import CursorQuery, LimitQuery, NowDep, SessionDep, SettingsDep
+from dispatch.deps import CursorQuery, IdPath, LimitQuery, NowDep, SessionDep, SettingsDep
 from dispatch.errors import NotFound, problem_responses
 from dispatch.schemas import Category, Page, decode_id_cursor, id_page
 from dispatch.technicians import service
@@ -43,7 +43,7 @@ def list_technicians(
     skill: Annotated[Category | None, Query()] = None,
     on_duty: bool | None = None,
     active: bool | None = None,
-    home_branch: Annotated[str | None, Query(max_length=64)] = None,
+    home_branch: Annotated[str | None, Query(max_length=64, pattern=r"^[^\x00]+$")] = None,
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
 ) -> Page[TechnicianPublic]:
@@ -57,7 +57,7 @@ def list_technicians(
 
 @router.get("/{technician_id}", response_model=TechnicianPublic, responses=problem_responses(404))
 def get_technician(
-    technician_id: int, session: SessionDep, now: NowDep, caller: Annotated[Caller, Depends(Readers)]
+    technician_id: IdPath, session: SessionDep, now: NowDep, caller: Annotated[Caller, Depends(Readers)]
 ) -> TechnicianPublic:
     _own_or_any(caller, technician_id)
     return _public(session, service.get(session=session, technician_id=technician_id), now)
@@ -66,7 +66,7 @@ def get_technician(
 @router.patch("/{technician_id}", response_model=TechnicianPublic, dependencies=[Dispatchers],
               responses=problem_responses(404))
 def update_technician(
-    technician_id: int, body: TechnicianUpdate, session: SessionDep, now: NowDep
+    technician_id: IdPath, body: TechnicianUpdate, session: SessionDep, now: NowDep
 ) -> TechnicianPublic:
     technician = service.update_technician(session=session, technician_id=technician_id, technician_in=body, now=now)
     return _public(session, technician, now)
@@ -74,7 +74,7 @@ def update_technician(
 
 @router.post("/{technician_id}/location", response_model=TechnicianPublic, responses=problem_responses(404))
 def report_technician_location(
-    technician_id: int,
+    technician_id: IdPath,
     body: LocationReport,
     session: SessionDep,
     now: NowDep,

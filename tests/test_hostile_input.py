@@ -1,0 +1,72 @@
+"""What a buggy integration or a hostile client sends gets a clear 4xx, never a 500."""
+
+import pytest
+
+from conftest import job_body
+
+
+@pytest.mark.parametrize("path", ["/v1/jobs/99999999999999999999", "/v1/jobs/0", "/v1/jobs/-1", "/v1/jobs/abc"])
+def test_ids_out_of_range_are_422(api, path):
+    r = api.get(path)
+    assert r.status_code == 422, r.text
+    assert r.json()["code"] == "validation-failed"
+
+
+def test_an_id_filter_out_of_range_is_422(api):
+    assert api.get("/v1/jobs", params={"technician_id": 2**40}).status_code == 422
+
+
+def test_an_assignment_to_a_huge_technician_id_is_422(api):
+    job = api.job()
+    r = api.post(f"/v1/jobs/{job['id']}/assign", {"technician_id": 2**63, "reason": "x"})
+    assert r.status_code == 422
+
+
+def test_nul_characters_in_text_are_refused(api):
+    r = api.post("/v1/jobs", job_body(fault="leaks\x00water"))
+    assert r.status_code == 422
+    r = api.get("/v1/jobs", params={"category": "oven\x00"})
+    assert r.status_code == 422
+    r = api.get("/v1/technicians", params={"home_branch": "\x00"})
+    assert r.status_code == 422
+
+
+def test_a_forged_cursor_is_422(api):
+    import base64
+
+    forged = base64.urlsafe_b64encode(b"id:99999999999999999999").decode()
+    assert api.get("/v1/technicians", params={"cursor": forged}).status_code == 422
+    forged = base64.urlsafe_b64encode(b"2026-01-01T00:00:00+00:00|99999999999999999999").decode()
+    assert api.get("/v1/jobs", params={"cursor": forged}).status_code == 422
+
+
+def test_a_body_over_the_limit_is_413_whether_declared_or_not(api):
+    big = b'{"fault": "' + b"x" * 300_000 + b'"}'
+    r = api.client.post("/v1/jobs", content=big, headers={**api.headers("dispatcher"), "content-type": "application/json"})
+    assert r.status_code == 413
+    assert r.json()["code"] == "too-large"
+
+    def chunks():
+        for _ in range(40):
+            yield b"x" * 10_000
+
+    r = api.client.post("/v1/jobs", content=chunks(), headers={**api.headers("dispatcher"), "content-type": "application/json"})
+    assert r.status_code == 413
+
+
+def test_not_json_at_all_is_422(api):
+    r = api.client.post("/v1/jobs", content=b"customer=1", headers={**api.headers("dispatcher"), "content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 422
+
+
+def test_nan_is_not_a_coordinate(api):
+    body = b'{"customer": {"name": "A", "address": "Street 1", "lat": NaN, "lon": 21.0}, "product": {"category": "oven"}, "fault": "x"}'
+    r = api.client.post("/v1/jobs", content=body, headers={**api.headers("dispatcher"), "content-type": "application/json"})
+    assert r.status_code == 422
+
+
+def test_an_unknown_route_and_a_wrong_method_are_problems(api):
+    r = api.get("/v1/nothing-here")
+    assert r.status_code == 404 and r.headers["content-type"].startswith("application/problem+json")
+    r = api.client.put("/v1/jobs", headers=api.headers("dispatcher"))
+    assert r.status_code == 405 and r.json()["code"] == "method-not-allowed"
