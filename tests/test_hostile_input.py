@@ -70,3 +70,35 @@ def test_an_unknown_route_and_a_wrong_method_are_problems(api):
     assert r.status_code == 404 and r.headers["content-type"].startswith("application/problem+json")
     r = api.client.put("/v1/jobs", headers=api.headers("dispatcher"))
     assert r.status_code == 405 and r.json()["code"] == "method-not-allowed"
+
+
+def test_a_timestamp_must_be_text_not_epoch_seconds(api):
+    tech = api.technician()
+    r = api.post(f"/v1/technicians/{tech['id']}/location", {"lat": 52.0, "lon": 21.0, "at": 0})
+    assert r.status_code == 422
+    assert api.post("/v1/jobs", job_body(reported_at=1_700_000_000)).status_code == 422
+
+
+def test_patch_refuses_null_for_fields_that_cannot_be_empty(api):
+    tech = api.technician(phone="+48 600 000 000")
+    for field in ("active", "name", "skills", "capacity", "on_duty"):
+        r = api.patch(f"/v1/technicians/{tech['id']}", {field: None})
+        assert r.status_code == 422, (field, r.text)
+    # ...while fields that may be cleared are cleared.
+    r = api.patch(f"/v1/technicians/{tech['id']}", {"phone": None})
+    assert r.status_code == 200 and r.json()["phone"] is None
+
+
+def test_shift_times_are_wall_clock_times_without_an_offset(api):
+    for bad in ("08:00+02:00", "8am", "24:00", 800):
+        body = {"name": "T", "skills": ["oven"], "lat": 52.0, "lon": 21.0,
+                "shift": {"start": bad, "end": "16:00", "timezone": "Europe/Warsaw"}}
+        assert api.post("/v1/technicians", body).status_code == 422, bad
+
+
+def test_numbers_must_be_numbers(api):
+    job = api.job()
+    r = api.post(f"/v1/jobs/{job['id']}/assign", {"technician_id": "1", "reason": "x"})
+    assert r.status_code == 422
+    r = api.post("/v1/technicians", {"name": "T", "skills": ["oven"], "lat": 52.0, "lon": 21.0, "capacity": True})
+    assert r.status_code == 422

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import time, timedelta
+from datetime import timedelta
 
 from sqlalchemy import func, select
 
@@ -67,8 +67,8 @@ def load(*, database: Database, settings: Settings, seed: int = 7) -> list[tuple
                     capacity=rng.choice([2, 3, 4]),
                     on_duty=rng.random() < 0.8,
                     shift=Shift(
-                        start=time(7, 0) if early else time(12, 0),
-                        end=time(15, 0) if early else time(20, 0),
+                        start="07:00" if early else "12:00",
+                        end="15:00" if early else "20:00",
                         days=[1, 2, 3, 4, 5, 6],
                         timezone=WARSAW,
                     )

@@ -7,6 +7,7 @@ Services raise these; routes never build HTTP errors themselves. Each error has 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -127,6 +128,20 @@ _HTTP_CODES = {
 }
 
 
+def _allowed_methods(app: FastAPI, path: str) -> list[str]:
+    table = getattr(app.state, "path_methods", None)
+    if table is None:
+        table = []
+        for template, operations in app.openapi()["paths"].items():
+            pattern = re.compile("^" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template)) + "$")
+            table.append((pattern, sorted(m.upper() for m in operations)))
+        app.state.path_methods = table
+    for pattern, methods in table:
+        if pattern.match(path):
+            return methods
+    return []
+
+
 def _jsonable_loc(loc: Any) -> list[str | int]:
     return [part if isinstance(part, (str, int)) else str(part) for part in loc]
 
@@ -161,6 +176,11 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
         if exc.headers:
             response.headers.update(exc.headers)
+        if exc.status_code == 405:
+            # The router only knows the one route it matched; list every method of the path.
+            allowed = _allowed_methods(app, request.url.path)
+            if allowed:
+                response.headers["Allow"] = ", ".join(allowed)
         return response
 
     @app.exception_handler(IntegrityError)

@@ -3,14 +3,56 @@
 from __future__ import annotations
 
 import base64
+import re
+from datetime import date, time
 from collections.abc import Callable
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
+
+def _json_number(value: Any) -> Any:
+    # JSON says 3 and 3.0 are the same integer; "3" and true are not numbers at all.
+    if isinstance(value, (str, bool, bytes)):
+        raise ValueError("must be a JSON number, not a string or boolean")
+    return value
+
+
+def _json_text(value: Any) -> Any:
+    # Timestamps and dates are ISO 8601 strings; a bare number is not silently epoch seconds.
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 string")
+    return value
+
+
+def _local_time(value: Any) -> Any:
+    if not isinstance(value, str) or not _LOCAL_TIME.fullmatch(value):
+        raise ValueError("must be a local wall-clock time HH:MM or HH:MM:SS, without an offset")
+    return value
+
+
+_LOCAL_TIME = re.compile(r"([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?")
 
 # Ids are 32-bit integers in the database; anything outside is a 422, never a driver error.
 MAX_ID = 2_147_483_647
-Id = Annotated[int, Field(strict=True, ge=1, le=MAX_ID)]
+Id = Annotated[int, BeforeValidator(_json_number), Field(ge=1, le=MAX_ID)]
+Count = Annotated[int, BeforeValidator(_json_number)]
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_json_text)]
+Day = Annotated[date, BeforeValidator(_json_text)]
+LocalTime = Annotated[
+    time,
+    BeforeValidator(_local_time),
+    WithJsonSchema({"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$", "examples": ["08:00"]}),
+]
 
 Latitude = Annotated[float, Field(strict=True, ge=-90, le=90, allow_inf_nan=False, examples=[52.2297])]
 Longitude = Annotated[float, Field(strict=True, ge=-180, le=180, allow_inf_nan=False, examples=[21.0122])]

@@ -14,7 +14,7 @@ from dispatch.errors import problem_responses
 from dispatch.jobs import service as jobs
 from dispatch.jobs.schemas import AssignRequest, JobPublic
 
-router = APIRouter(prefix="/v1/jobs", tags=["dispatch"], responses=problem_responses(401, 403, 404, 409, 422))
+router = APIRouter(prefix="/v1/jobs", tags=["dispatch"], responses=problem_responses(400, 401, 403, 404, 409, 413, 422))
 Dispatcher = Annotated[Caller, Depends(allow(Role.dispatcher, Role.supervisor))]
 
 

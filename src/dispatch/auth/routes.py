@@ -9,7 +9,7 @@ from dispatch.deps import CursorQuery, IdPath, LimitQuery, NowDep, SessionDep
 from dispatch.errors import problem_responses
 from dispatch.schemas import Page, decode_id_cursor, id_page
 
-router = APIRouter(prefix="/v1/api-keys", tags=["api keys"], responses=problem_responses(401, 403, 422))
+router = APIRouter(prefix="/v1/api-keys", tags=["api keys"], responses=problem_responses(400, 401, 403, 413, 422))
 AdminOnly = Depends(allow())
 
 

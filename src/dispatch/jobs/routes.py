@@ -17,7 +17,7 @@ from dispatch.jobs.schemas import JobCreate, JobLocation, JobOrder, JobPublic, S
 from dispatch.schemas import Category, Page, decode_id_cursor, id_page
 from dispatch.sla.clock import SlaState
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=problem_responses(401, 403, 422))
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=problem_responses(400, 401, 403, 413, 422))
 
 
 @router.post("", status_code=201, response_model=JobPublic, responses=problem_responses(409))

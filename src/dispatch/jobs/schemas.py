@@ -3,13 +3,14 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from dispatch.jobs.lifecycle import JobStatus
 from dispatch.jobs.models import Priority, ServiceTier
 from dispatch.schemas import (
     Id,
     Category,
+    Day,
     Latitude,
     Longitude,
     Note,
@@ -17,6 +18,7 @@ from dispatch.schemas import (
     RequestBody,
     ResponseBody,
     ShortText,
+    Timestamp,
 )
 from dispatch.sla.clock import SlaState
 
@@ -45,12 +47,12 @@ class Product(RequestBody):
     model: ProductText | None = None
     serial: ProductText | None = None
     batch: ProductText | None = None
-    purchased_on: date | None = None
+    purchased_on: Day | None = None
 
 
 class AppointmentWindow(RequestBody):
-    start: AwareDatetime
-    end: AwareDatetime
+    start: Timestamp
+    end: Timestamp
 
     @model_validator(mode="after")
     def _ordered(self) -> AppointmentWindow:
@@ -65,7 +67,7 @@ class JobCreate(RequestBody):
     fault: Fault
     priority: Priority = Priority.normal
     service_tier: ServiceTier = ServiceTier.standard
-    reported_at: AwareDatetime | None = Field(
+    reported_at: Timestamp | None = Field(
         default=None, description="When the customer first reported the fault; default: when received"
     )
     appointment: AppointmentWindow | None = None
@@ -77,9 +79,13 @@ class JobLocation(RequestBody):
     lon: Longitude
 
 
+# What a phone or a dispatcher may report; `new` and `assigned` come only from intake and dispatch.
+ReportedStatus = Literal["en_route", "on_site", "completed", "unable", "cancelled"]
+
+
 class StatusChange(RequestBody):
-    status: JobStatus
-    at: AwareDatetime = Field(description="Device time when it happened")
+    status: ReportedStatus = Field(description="Technicians report all but `cancelled`")
+    at: Timestamp = Field(description="Device time when it happened")
     lat: Latitude | None = None
     lon: Longitude | None = None
     note: Note | None = None

@@ -264,38 +264,39 @@ def change_status(
     allowed = TECHNICIAN_STATUSES if caller.role is Role.technician else DISPATCHER_STATUSES
     if caller.role not in (Role.technician, Role.dispatcher, Role.supervisor, Role.admin):
         raise Forbidden(f"a {caller.role.value} key may not change a job's status", code="role-not-allowed")
-    if change.status not in allowed:
+    target = JobStatus(change.status)
+    if target not in allowed:
         raise Unprocessable(
-            f"status {change.status.value!r} cannot be set here; use one of {sorted(s.value for s in allowed)}",
+            f"status {target.value!r} cannot be set here; use one of {sorted(s.value for s in allowed)}",
             code="status-not-settable",
             errors=[_field_error(["status"], "not a status this caller may set")],
         )
     ensure_not_future(change.at, now=now, skew_seconds=settings.clock_skew_seconds, field=["at"])
     job = get(session=session, job_id=job_id, caller=caller, for_update=True)
     current = job.status
-    if not can_move(current, change.status):
+    if not can_move(current, target):
         raise Conflict(
-            f"a job that is {current.value} cannot become {change.status.value}",
+            f"a job that is {current.value} cannot become {target.value}",
             code="illegal-transition",
             current_status=current.value,
             allowed=sorted(s.value for s in TRANSITIONS[current]),
         )
     technician_id = job.technician_id
-    if current in HOLDS_CAPACITY and change.status not in HOLDS_CAPACITY and technician_id is not None:
+    if current in HOLDS_CAPACITY and target not in HOLDS_CAPACITY and technician_id is not None:
         technicians.release_capacity(session=session, technician_id=technician_id)
-    job.status = change.status
-    if change.status is JobStatus.completed:
+    job.status = target
+    if target is JobStatus.completed:
         job.completed_at = change.at
-    elif change.status is JobStatus.cancelled:
+    elif target is JobStatus.cancelled:
         job.cancelled_at = now
-    elif change.status is JobStatus.unable:
+    elif target is JobStatus.unable:
         # Off the technician's list; the job waits to be dispatched again.
         job.technician_id = None
     _touch(job, now)
     session.flush()
     events.record(
         session=session, job_id=job.id, type="status_changed", actor=caller.actor, now=now,
-        occurred_at=change.at, **{"from": current.value}, to=change.status.value,
+        occurred_at=change.at, **{"from": current.value}, to=target.value,
         technician_id=technician_id, note=change.note, lat=change.lat, lon=change.lon,
     )
     return job

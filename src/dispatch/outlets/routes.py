@@ -11,7 +11,7 @@ from dispatch.outlets import service
 from dispatch.outlets.schemas import OutletCreate, OutletCreated, OutletPublic
 from dispatch.schemas import Page, decode_id_cursor, id_page
 
-router = APIRouter(prefix="/v1/outlets", tags=["outlets"], responses=problem_responses(401, 403, 422))
+router = APIRouter(prefix="/v1/outlets", tags=["outlets"], responses=problem_responses(400, 401, 403, 413, 422))
 
 
 @router.post("", status_code=201, response_model=OutletCreated, dependencies=[Depends(allow())],

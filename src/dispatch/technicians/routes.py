@@ -14,7 +14,7 @@ from dispatch.technicians import service
 from dispatch.technicians.models import Technician
 from dispatch.technicians.schemas import LocationReport, TechnicianCreate, TechnicianPublic, TechnicianUpdate
 
-router = APIRouter(prefix="/v1/technicians", tags=["technicians"], responses=problem_responses(401, 403, 422))
+router = APIRouter(prefix="/v1/technicians", tags=["technicians"], responses=problem_responses(400, 401, 403, 413, 422))
 Dispatchers = Depends(allow(Role.dispatcher))
 Readers = allow(Role.dispatcher, Role.supervisor, Role.technician)
 

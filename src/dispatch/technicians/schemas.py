@@ -4,9 +4,20 @@ from datetime import datetime, time
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, AwareDatetime, Field, StrictBool, model_validator
+from pydantic import AfterValidator, Field, StrictBool, model_validator
 
-from dispatch.schemas import Category, Latitude, Longitude, Phone, RequestBody, ResponseBody, ShortText
+from dispatch.schemas import (
+    Category,
+    Count,
+    Latitude,
+    LocalTime,
+    Longitude,
+    Phone,
+    RequestBody,
+    ResponseBody,
+    ShortText,
+    Timestamp,
+)
 
 
 def _known_zone(value: str) -> str:
@@ -19,25 +30,19 @@ def _known_zone(value: str) -> str:
 
 TimeZoneName = Annotated[str, Field(min_length=1, max_length=64, examples=["Europe/Warsaw"]), AfterValidator(_known_zone)]
 Skills = Annotated[list[Category], Field(min_length=1, max_length=50)]
-Capacity = Annotated[int, Field(strict=True, ge=1, le=100)]
+Capacity = Annotated[Count, Field(ge=1, le=100)]
 BranchCode = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 class Shift(RequestBody):
     """Working hours in the technician's own time zone; an end before the start runs overnight."""
 
-    start: time = Field(examples=["08:00"])
-    end: time = Field(examples=["17:00"])
-    days: list[Annotated[int, Field(strict=True, ge=1, le=7)]] = Field(
+    start: LocalTime
+    end: LocalTime
+    days: list[Annotated[Count, Field(ge=1, le=7)]] = Field(
         default=[1, 2, 3, 4, 5, 6, 7], min_length=1, max_length=7, description="ISO weekdays, 1 = Monday"
     )
     timezone: TimeZoneName = "UTC"
-
-    @model_validator(mode="after")
-    def _naive_times(self) -> Shift:
-        if self.start.tzinfo is not None or self.end.tzinfo is not None:
-            raise ValueError("shift times are local wall-clock times; give the zone in `timezone`")
-        return self
 
 
 class TechnicianCreate(RequestBody):
@@ -54,16 +59,18 @@ class TechnicianCreate(RequestBody):
 
 
 class TechnicianUpdate(RequestBody):
-    """Every field optional; send only what changes. `shift: null` removes shift hours."""
+    """Send only what changes. `phone`, `shift` and `home_branch` may be set to null to clear
+    them; the other fields cannot be null."""
 
-    name: ShortText | None = None
+    # Not Optional: leaving a field out changes nothing, but null is refused.
+    name: ShortText = None  # type: ignore[assignment]
     phone: Phone | None = None
-    skills: Skills | None = None
-    lat: Latitude | None = None
-    lon: Longitude | None = None
-    capacity: Capacity | None = None
-    on_duty: StrictBool | None = None
-    active: StrictBool | None = None
+    skills: Skills = None  # type: ignore[assignment]
+    lat: Latitude = None  # type: ignore[assignment]
+    lon: Longitude = None  # type: ignore[assignment]
+    capacity: Capacity = None  # type: ignore[assignment]
+    on_duty: StrictBool = None  # type: ignore[assignment]
+    active: StrictBool = None  # type: ignore[assignment]
     shift: Shift | None = None
     home_branch: BranchCode | None = None
 
@@ -77,7 +84,7 @@ class TechnicianUpdate(RequestBody):
 class LocationReport(RequestBody):
     lat: Latitude
     lon: Longitude
-    at: AwareDatetime | None = Field(default=None, description="Device time of the fix; default: when received")
+    at: Timestamp | None = Field(default=None, description="Device time of the fix; default: when received")
 
 
 class ShiftPublic(ResponseBody):
