@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-def _json_number(value: Any) -> Any:
+def json_number(value: Any) -> Any:
     # JSON says 3 and 3.0 are the same integer; "3" and true are not numbers at all.
     if isinstance(value, (str, bool, bytes)):
         raise ValueError("must be a JSON number, not a string or boolean")
@@ -44,8 +44,8 @@ _LOCAL_TIME = re.compile(r"([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?")
 
 # Ids are 32-bit integers in the database; anything outside is a 422, never a driver error.
 MAX_ID = 2_147_483_647
-Id = Annotated[int, BeforeValidator(_json_number), Field(ge=1, le=MAX_ID)]
-Count = Annotated[int, BeforeValidator(_json_number)]
+# Bounds go before the validator, or pydantic leaves them out of the JSON schema.
+Id = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(json_number)]
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_json_text)]
 Day = Annotated[date, BeforeValidator(_json_text)]
 LocalTime = Annotated[

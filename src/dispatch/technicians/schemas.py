@@ -1,14 +1,13 @@
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, Field, StrictBool, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, StrictBool, model_validator
 
 from dispatch.schemas import (
     Category,
-    Count,
     Latitude,
     LocalTime,
     Longitude,
@@ -17,6 +16,7 @@ from dispatch.schemas import (
     ResponseBody,
     ShortText,
     Timestamp,
+    json_number,
 )
 
 
@@ -30,7 +30,7 @@ def _known_zone(value: str) -> str:
 
 TimeZoneName = Annotated[str, Field(min_length=1, max_length=64, examples=["Europe/Warsaw"]), AfterValidator(_known_zone)]
 Skills = Annotated[list[Category], Field(min_length=1, max_length=50)]
-Capacity = Annotated[Count, Field(ge=1, le=100)]
+Capacity = Annotated[int, Field(ge=1, le=100), BeforeValidator(json_number)]
 BranchCode = Annotated[str, Field(min_length=1, max_length=64)]
 
 
@@ -39,7 +39,7 @@ class Shift(RequestBody):
 
     start: LocalTime
     end: LocalTime
-    days: list[Annotated[Count, Field(ge=1, le=7)]] = Field(
+    days: list[Annotated[int, Field(ge=1, le=7), BeforeValidator(json_number)]] = Field(
         default=[1, 2, 3, 4, 5, 6, 7], min_length=1, max_length=7, description="ISO weekdays, 1 = Monday"
     )
     timezone: TimeZoneName = "UTC"
@@ -88,8 +88,8 @@ class LocationReport(RequestBody):
 
 
 class ShiftPublic(ResponseBody):
-    start: time
-    end: time
+    start: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$", examples=["08:00"])
+    end: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$", examples=["16:00"])
     days: list[int]
     timezone: str
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, time
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
@@ -210,12 +210,16 @@ def release_capacity(*, session: Session, technician_id: int) -> None:
     )
 
 
+def _wall_clock(value: time) -> str:
+    return value.strftime("%H:%M:%S" if value.second else "%H:%M")
+
+
 def to_public(technician: Technician, skills: list[str], now: datetime) -> TechnicianPublic:
     on_shift = on_shift_now(technician, now)
     shift = (
         ShiftPublic(
-            start=technician.shift_start,
-            end=technician.shift_end,
+            start=_wall_clock(technician.shift_start),
+            end=_wall_clock(technician.shift_end),
             days=[int(d) for d in (technician.shift_days or "1234567")],
             timezone=technician.timezone,
         )
