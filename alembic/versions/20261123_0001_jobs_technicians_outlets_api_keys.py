@@ -119,6 +119,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_job_due_at_id', ['due_at', 'id'], unique=False)
         batch_op.create_index('ix_job_status_due_at', ['status', 'due_at'], unique=False)
         batch_op.create_index('ix_job_technician_id_status', ['technician_id', 'status'], unique=False)
+        batch_op.create_index('uq_job_external_ref_no_outlet', ['external_ref'], unique=True, sqlite_where=sa.text('outlet_id IS NULL'), postgresql_where=sa.text('outlet_id IS NULL'))
 
     op.create_table('technician_skill',
     sa.Column('technician_id', sa.Integer(), nullable=False),
@@ -158,6 +159,7 @@ def downgrade() -> None:
 
     op.drop_table('technician_skill')
     with op.batch_alter_table('job', schema=None) as batch_op:
+        batch_op.drop_index('uq_job_external_ref_no_outlet', sqlite_where=sa.text('outlet_id IS NULL'), postgresql_where=sa.text('outlet_id IS NULL'))
         batch_op.drop_index('ix_job_technician_id_status')
         batch_op.drop_index('ix_job_status_due_at')
         batch_op.drop_index('ix_job_due_at_id')

@@ -246,6 +246,8 @@ def assign(
         )
     if job.technician_id == technician_id:
         raise Conflict(f"job {job.id} is already assigned to technician {technician_id}", code="already-assigned")
+    previous = job.technician_id if job.status in HOLDS_CAPACITY else None
+    technicians.lock(session=session, technician_ids=[technician_id] + ([previous] if previous else []))
     technician = technicians.get(session=session, technician_id=technician_id)
     if not technician.active:
         raise Conflict(f"technician {technician_id} is blocked", code="technician-inactive")
@@ -254,8 +256,8 @@ def assign(
             f"technician {technician_id} is at capacity ({technician.capacity} open jobs)",
             code="technician-at-capacity",
         )
-    if job.status in HOLDS_CAPACITY and job.technician_id is not None:
-        technicians.release_capacity(session=session, technician_id=job.technician_id)
+    if previous is not None:
+        technicians.release_capacity(session=session, technician_id=previous)
     skills = technicians.skills_of(session=session, technician_ids=[technician_id])[technician_id]
     overrides: dict[str, Any] = {}
     if job.product_category not in skills:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dispatch.auth.models import BOUND_ROLES, ApiKey, Role
@@ -120,11 +121,19 @@ def list_keys(*, session: Session, limit: int, after_id: int | None) -> list[Api
 
 
 def ensure_admin_key(*, session: Session, secret: str, now: datetime) -> ApiKey:
-    """``DISPATCH_ADMIN_KEY`` creates (or confirms) an admin key at start-up."""
-    existing = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(secret)))
-    if existing is not None:
-        if existing.role is not Role.admin or existing.revoked_at is not None:
-            raise Unprocessable("DISPATCH_ADMIN_KEY matches a key that is not an active admin key")
-        return existing
-    key, _ = issue(session=session, role=Role.admin, now=now, name="bootstrap admin", secret=secret)
-    return key
+    """``DISPATCH_ADMIN_KEY`` creates (or confirms) an admin key at start-up.
+
+    Several workers start at once: whoever inserts second finds the first one's key."""
+    for _ in range(2):
+        existing = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(secret)))
+        if existing is not None:
+            if existing.role is not Role.admin or existing.revoked_at is not None:
+                raise Unprocessable("DISPATCH_ADMIN_KEY matches a key that is not an active admin key")
+            return existing
+        try:
+            with session.begin_nested():
+                key, _ = issue(session=session, role=Role.admin, now=now, name="bootstrap admin", secret=secret)
+            return key
+        except IntegrityError:
+            continue  # another worker created it between our look and our insert
+    raise RuntimeError("could not create or find the bootstrap admin key")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
+from geopy.adapters import URLLibAdapter
 from geopy.exc import GeopyError
 from geopy.geocoders import get_geocoder_for_service
 from sqlalchemy import select
@@ -44,7 +45,11 @@ def _key(address: str) -> str:
 @lru_cache(maxsize=8)
 def _geocoder(name: str, domain: str | None, scheme: str, timeout: float, user_agent: str):  # type: ignore[no-untyped-def]
     cls = get_geocoder_for_service(name)
-    kwargs: dict[str, object] = {"timeout": timeout, "user_agent": user_agent, "scheme": scheme}
+    # The standard library's HTTP client: one attempt per job (geopy's requests adapter retries
+    # time-outs, tripling the wait), and the same behaviour whatever else is installed.
+    kwargs: dict[str, object] = {
+        "timeout": timeout, "user_agent": user_agent, "scheme": scheme, "adapter_factory": URLLibAdapter,
+    }
     if domain:
         kwargs["domain"] = domain
     return cls(**kwargs)

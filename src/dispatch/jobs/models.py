@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlmodel import Field, SQLModel
 
@@ -53,6 +54,15 @@ class Job(SQLModel, table=True):
         Index("ix_job_status_due_at", "status", "due_at"),
         Index("ix_job_due_at_id", "due_at", "id"),
         Index("ix_job_technician_id_status", "technician_id", "status"),
+        # Jobs typed in by dispatchers have no outlet; NULLs never collide in the unique
+        # constraint above, so their order numbers need an index of their own.
+        Index(
+            "uq_job_external_ref_no_outlet",
+            "external_ref",
+            unique=True,
+            sqlite_where=text("outlet_id IS NULL"),
+            postgresql_where=text("outlet_id IS NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -179,6 +179,14 @@ def on_shift_now(technician: Technician, now: datetime) -> bool:
     )
 
 
+def lock(*, session: Session, technician_ids: list[int]) -> None:
+    """Lock technician rows in id order, so two transactions that touch the same technicians
+    (say, swapping two jobs between them) queue instead of deadlocking."""
+    session.execute(
+        select(Technician.id).where(Technician.id.in_(sorted(set(technician_ids)))).order_by(Technician.id).with_for_update()
+    ).all()
+
+
 def claim_capacity(*, session: Session, technician_id: int, require_on_duty: bool = True) -> bool:
     """Take one unit of the technician's capacity, atomically.
 

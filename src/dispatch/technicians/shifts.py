@@ -2,7 +2,8 @@
 
 Shifts are written in the technician's local time (what their contract says) and checked
 by converting "now" to that zone, so they stay right across DST changes. A shift whose end
-is before its start runs overnight and belongs to the day it starts on.
+is before its start runs overnight, one whose end equals its start runs 24 hours; either
+belongs to the day it starts on.
 """
 
 from __future__ import annotations
@@ -27,9 +28,8 @@ def is_on_shift(
     weekdays = days or "1234567"
     if start < end:
         return str(local.isoweekday()) in weekdays and start <= clock < end
-    if start == end:  # a 24-hour shift
-        return str(local.isoweekday()) in weekdays
-    # Overnight: the part after midnight belongs to yesterday's shift.
+    # Overnight (or 24 hours, when start == end): the part before the start time belongs to
+    # yesterday's shift.
     if clock >= start:
         return str(local.isoweekday()) in weekdays
     if clock < end:
