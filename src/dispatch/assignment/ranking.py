@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from enum import Enum
+from typing import Any, Protocol
 
 from dispatch.geo import SPHERE_ERROR, geodesic_km, haversine_km
 from dispatch.technicians.shifts import is_on_shift
@@ -42,9 +43,21 @@ class CandidateRow:
     timezone: str
 
 
+class Located(Protocol):
+    """What ranking needs of a row: who, where, and their shift."""
+
+    technician_id: int
+    lat: float
+    lon: float
+    shift_start: time | None
+    shift_end: time | None
+    shift_days: str | None
+    timezone: str
+
+
 @dataclass
 class Candidate:
-    row: CandidateRow
+    row: Any  # a CandidateRow, or any row that is Located
     estimate_km: float
     passed_over: PassedOver | None
     exact_km: float | None = None
@@ -59,6 +72,35 @@ class Candidate:
         return self.exact_km
 
 
+def _on_shift(row: Located, now: datetime) -> bool:
+    return is_on_shift(now, start=row.shift_start, end=row.shift_end, days=row.shift_days, timezone=row.timezone)
+
+
+def nearest(
+    rows: Iterable[Located], *, lat: float, lon: float, now: datetime, exclude: frozenset[int] = frozenset()
+) -> Candidate | None:
+    """The nearest on-shift technician among rows the database already found available
+    (active, on duty, under capacity). Shift hours are checked only as far as needed."""
+    by_estimate = sorted(
+        ((haversine_km(lat, lon, r.lat, r.lon), r.technician_id, r) for r in rows if r.technician_id not in exclude),
+        key=lambda t: (t[0], t[1]),
+    )
+    contenders: list[Candidate] = []
+    cutoff = None
+    for estimate, _, row in by_estimate:
+        if cutoff is not None and estimate > cutoff:
+            break
+        if not _on_shift(row, now):
+            continue
+        if cutoff is None:
+            # Anyone within the sphere's error of the best estimate may be nearest.
+            cutoff = estimate * (1 + SPHERE_ERROR) / (1 - SPHERE_ERROR) + 1e-6
+        contenders.append(Candidate(row=row, estimate_km=estimate, passed_over=None))
+    if not contenders:
+        return None
+    return min(contenders, key=lambda c: (c.distance_km(lat, lon), c.row.technician_id))
+
+
 def passed_over_reason(row: CandidateRow, now: datetime, exclude: frozenset[int]) -> PassedOver | None:
     if not row.active:
         return PassedOver.inactive
@@ -68,7 +110,7 @@ def passed_over_reason(row: CandidateRow, now: datetime, exclude: frozenset[int]
         return PassedOver.at_capacity
     if row.technician_id in exclude:
         return PassedOver.taken
-    if not is_on_shift(now, start=row.shift_start, end=row.shift_end, days=row.shift_days, timezone=row.timezone):
+    if not _on_shift(row, now):
         return PassedOver.off_shift
     return None
 
@@ -91,11 +133,8 @@ def rank(
     ]
     candidates.sort(key=lambda c: (c.estimate_km, c.row.technician_id))
     ranking = Ranking(lat=lat, lon=lon, candidates=candidates)
-    available = [c for c in candidates if c.available]
-    if not available:
-        return ranking
-    # Anyone whose estimate is within the sphere's error of the best estimate may be nearest.
-    cutoff = available[0].estimate_km * (1 + SPHERE_ERROR) / (1 - SPHERE_ERROR) + 1e-6
-    contenders = [c for c in available if c.estimate_km <= cutoff]
-    ranking.best = min(contenders, key=lambda c: (c.distance_km(lat, lon), c.row.technician_id))
+    best = nearest((c.row for c in candidates if c.available), lat=lat, lon=lon, now=now)
+    if best is not None:
+        ranking.best = next(c for c in candidates if c.row.technician_id == best.row.technician_id)
+        ranking.best.exact_km = best.exact_km
     return ranking

@@ -30,7 +30,10 @@ def dispatch_job(
         technician_id=outcome.technician_id,
         distance_km=outcome.distance_km,
         searched_radius_km=outcome.selection.radius_km,
-        candidates=service.shown_candidates(outcome.selection, settings),
+        candidates=service.explain(
+            session=session, lat=outcome.job.lat, lon=outcome.job.lon, skill=outcome.job.product_category,  # type: ignore[arg-type]
+            now=now, settings=settings, selection=outcome.selection,
+        ),
     )
 
 

@@ -7,14 +7,15 @@ the box until the nearest available one is provably inside it, and ranks only th
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import bindparam, case, func, select
 from sqlalchemy.orm import Session
 
-from dispatch.assignment.ranking import Candidate, CandidateRow, PassedOver, Ranking, rank
+from dispatch.assignment.ranking import Candidate, CandidateRow, PassedOver, Ranking, nearest, rank
 from dispatch.assignment.schemas import CandidatePublic
 from dispatch.auth.service import Caller
 from dispatch.config import Settings
@@ -39,12 +40,97 @@ class NoTechnicianAvailable(Conflict):
 
 @dataclass
 class Selection:
-    ranking: Ranking
+    best: Candidate | None
     radius_km: float | None  # None: the whole area was searched
+    queries: int = 1
 
-    @property
-    def best(self) -> Candidate | None:
-        return self.ranking.best
+
+# Who qualifies is decided in SQL where it can be (active, on duty, under capacity); shift hours
+# depend on each technician's time zone and are checked in Python on the few rows returned.
+_AVAILABLE = (
+    select(
+        TechnicianSkill.technician_id,
+        TechnicianSkill.lat,
+        TechnicianSkill.lon,
+        Technician.shift_start,
+        Technician.shift_end,
+        Technician.shift_days,
+        Technician.timezone,
+    )
+    .join(Technician, Technician.id == TechnicianSkill.technician_id)
+    .where(
+        TechnicianSkill.skill == bindparam("skill"),
+        Technician.active.is_(True),
+        Technician.on_duty.is_(True),
+        Technician.open_jobs < Technician.capacity,
+    )
+)
+_AVAILABLE_IN_BOX = _AVAILABLE.where(
+    TechnicianSkill.lat_band.in_(bindparam("bands", expanding=True)),
+    TechnicianSkill.lon.between(bindparam("min_lon"), bindparam("max_lon")),
+    TechnicianSkill.lat.between(bindparam("min_lat"), bindparam("max_lat")),
+)
+
+# Where the last search for a skill near a place ended, per 1-degree cell: the next search
+# nearby starts there instead of at the smallest box. A speed hint only: results never depend
+# on it, so it may differ between processes.
+_radius_hints: dict[tuple[str, int, int], float] = {}
+_MAX_HINTS = 50_000
+
+
+def _available_rows(session: Session, skill: str, box: Box | None) -> list[Any]:
+    if box is None:
+        return list(session.execute(_AVAILABLE, {"skill": skill}))
+    params = {
+        "skill": skill, "bands": list(box.bands), "min_lon": box.min_lon, "max_lon": box.max_lon,
+        "min_lat": box.min_lat, "max_lat": box.max_lat,
+    }
+    return list(session.execute(_AVAILABLE_IN_BOX, params))
+
+
+def find_nearest(
+    *,
+    session: Session,
+    lat: float,
+    lon: float,
+    skill: str,
+    now: datetime,
+    settings: Settings,
+    exclude: frozenset[int] = frozenset(),
+) -> Selection:
+    """The nearest available technician with ``skill``, searched in widening boxes."""
+    limit = settings.dispatch_max_radius_km
+    hint_key = (skill, math.floor(lat), math.floor(lon))
+    radius: float | None = max(settings.dispatch_first_radius_km, _radius_hints.get(hint_key, 0.0))
+    if limit is not None:
+        radius = min(radius, limit)
+    queries = 0
+    while True:
+        box = box_around(lat, lon, radius) if radius is not None else None
+        searched = radius if box is not None else None
+        queries += 1
+        best = nearest(_available_rows(session, skill, box), lat=lat, lon=lon, now=now, exclude=exclude)
+        if best is not None:
+            distance = best.distance_km(lat, lon)
+            if limit is not None and distance > limit:
+                return Selection(None, searched, queries)
+            if searched is None or distance <= searched:
+                if len(_radius_hints) >= _MAX_HINTS:
+                    _radius_hints.clear()
+                # Twice the distance found: the next search nearby most likely ends in one query.
+                _radius_hints[hint_key] = max(settings.dispatch_first_radius_km, 2 * distance)
+                return Selection(best, searched, queries)
+            # Someone is available but may not be the nearest: the box around their
+            # distance holds everyone nearer, so one more search is conclusive.
+            radius = distance * 1.0001 + 0.001
+            continue
+        if searched is None or (limit is not None and radius >= limit):
+            return Selection(None, searched, queries)
+        radius *= 4
+        if limit is not None:
+            radius = min(radius, limit)
+        elif radius > _WHOLE_AREA_KM:
+            radius = None
 
 
 _COLUMNS = (
@@ -63,7 +149,10 @@ _COLUMNS = (
 )
 
 
-def _rows(session: Session, skill: str, box: Box | None) -> list[CandidateRow]:
+def nearby(*, session: Session, lat: float, lon: float, skill: str, radius_km: float, now: datetime) -> Ranking:
+    """Everyone with the skill within ``radius_km``, available or not, and why not: what a
+    dispatcher sees beside a dispatch or a refusal. Not on the selection path."""
+    box = box_around(lat, lon, radius_km)
     stmt = (
         select(*_COLUMNS)
         .join(Technician, Technician.id == TechnicianSkill.technician_id)
@@ -75,47 +164,7 @@ def _rows(session: Session, skill: str, box: Box | None) -> list[CandidateRow]:
             TechnicianSkill.lon.between(box.min_lon, box.max_lon),
             TechnicianSkill.lat.between(box.min_lat, box.max_lat),
         )
-    return [CandidateRow(*row) for row in session.execute(stmt)]
-
-
-def find_nearest(
-    *,
-    session: Session,
-    lat: float,
-    lon: float,
-    skill: str,
-    now: datetime,
-    settings: Settings,
-    exclude: frozenset[int] = frozenset(),
-) -> Selection:
-    """The nearest available technician with ``skill``, and who else was near."""
-    radius: float | None = settings.dispatch_first_radius_km
-    limit = settings.dispatch_max_radius_km
-    if limit is not None:
-        radius = min(radius, limit)
-    while True:
-        box = box_around(lat, lon, radius) if radius is not None else None
-        searched = radius if box is not None else None
-        ranking = rank(_rows(session, skill, box), lat=lat, lon=lon, now=now, exclude=exclude)
-        best = ranking.best
-        if best is not None:
-            distance = best.distance_km(lat, lon)
-            if limit is not None and distance > limit:
-                ranking.best = None
-                return Selection(ranking, searched)
-            if searched is None or distance <= searched:
-                return Selection(ranking, searched)
-            # Someone is available but may not be the nearest: the box around their
-            # distance holds everyone nearer, so one more search is conclusive.
-            radius = distance * 1.0001 + 0.001
-            continue
-        if searched is None or (limit is not None and radius >= limit):
-            return Selection(ranking, searched)
-        radius *= 4
-        if limit is not None:
-            radius = min(radius, limit)
-        elif radius > _WHOLE_AREA_KM:
-            radius = None
+    return rank((CandidateRow(*row) for row in session.execute(stmt)), lat=lat, lon=lon, now=now)
 
 
 def explain_unavailable(*, session: Session, skill: str, settings: Settings) -> tuple[str, str]:
@@ -147,19 +196,34 @@ def explain_unavailable(*, session: Session, skill: str, settings: Settings) -> 
     return "none_on_shift", f"technicians with the skill {skill!r} are on duty but none is on shift now"
 
 
-def shown_candidates(selection: Selection, settings: Settings) -> list[CandidatePublic]:
-    ranking = selection.ranking
+# How far around the customer a refusal looks for technicians to explain.
+_EXPLAIN_RADIUS_KM = 100.0
+
+
+def explain(
+    *, session: Session, lat: float, lon: float, skill: str, now: datetime, settings: Settings,
+    selection: Selection | None = None,
+) -> list[CandidatePublic]:
+    """The nearest technicians with the skill, with their distances and why each was passed over:
+    within the area the search covered, or around the customer when nobody could go."""
+    chosen = selection.best if selection is not None else None
+    if chosen is not None:
+        radius = max(chosen.distance_km(lat, lon) * 1.001 + 0.01, selection.radius_km or 0.0)  # type: ignore[union-attr]
+    else:
+        radius = min(_EXPLAIN_RADIUS_KM, settings.dispatch_max_radius_km or _EXPLAIN_RADIUS_KM)
+    ranking = nearby(session=session, lat=lat, lon=lon, skill=skill, radius_km=radius, now=now)
+    chosen_id = chosen.row.technician_id if chosen is not None else None
     shown = ranking.candidates[: settings.dispatch_candidates_shown]
-    best = ranking.best
-    if best is not None and best not in shown:
-        shown = [best, *shown[:-1]]
+    if chosen_id is not None and all(c.row.technician_id != chosen_id for c in shown):
+        shown = [c for c in ranking.candidates if c.row.technician_id == chosen_id] + shown[:-1]
     out = [
         CandidatePublic(
             technician_id=c.row.technician_id,
             name=c.row.name,
-            distance_km=round(c.distance_km(ranking.lat, ranking.lon), 3),
+            distance_km=round(c.distance_km(lat, lon), 3),
             available=c.available,
-            passed_over=None if c is best else (c.passed_over or PassedOver.taken),
+            # Available but not chosen: someone nearer, or they lost a race for their last slot.
+            passed_over=None if c.row.technician_id == chosen_id else (c.passed_over or PassedOver.taken),
         )
         for c in shown
     ]
@@ -206,18 +270,18 @@ def dispatch_job(
         best = selection.best
         if best is None:
             reason, detail = explain_unavailable(session=session, skill=job.product_category, settings=settings)
+            nearest_ones = explain(
+                session=session, lat=job.lat, lon=job.lon, skill=job.product_category, now=now, settings=settings
+            )
             raise NoTechnicianAvailable(
-                detail,
-                reason=reason,
-                candidates=[c.model_dump(mode="json") for c in shown_candidates(selection, settings)],
+                detail, reason=reason, candidates=[c.model_dump(mode="json") for c in nearest_ones]
             )
         technician_id = best.row.technician_id
         if technicians.claim_capacity(session=session, technician_id=technician_id):
             distance = round(best.distance_km(job.lat, job.lon), 3)
             jobs.mark_assigned(
                 session=session, job=job, technician_id=technician_id, caller=caller, now=now,
-                how="dispatched", distance_km=distance, candidates_considered=len(selection.ranking.candidates),
-                searched_radius_km=selection.radius_km,
+                how="dispatched", distance_km=distance, searched_radius_km=selection.radius_km,
             )
             return Dispatched(job=job, technician_id=technician_id, distance_km=distance, selection=selection)
         exclude.add(technician_id)
