@@ -11,6 +11,9 @@ from sqlalchemy.orm import Session
 from dispatch.events.models import JobEvent
 
 
+_INSERT = insert(JobEvent)  # built once: recording is on every write path
+
+
 def record(
     *,
     session: Session,
@@ -22,14 +25,15 @@ def record(
     **data: Any,
 ) -> None:
     session.execute(
-        insert(JobEvent).values(
-            job_id=job_id,
-            type=type,
-            actor=actor,
-            occurred_at=occurred_at or now,
-            recorded_at=now,
-            data={k: v for k, v in data.items() if v is not None},
-        )
+        _INSERT,
+        {
+            "job_id": job_id,
+            "type": type,
+            "actor": actor,
+            "occurred_at": occurred_at or now,
+            "recorded_at": now,
+            "data": {k: v for k, v in data.items() if v is not None},
+        },
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, time
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from dispatch.clock import ensure_not_future
@@ -187,35 +187,38 @@ def lock(*, session: Session, technician_ids: list[int]) -> None:
     ).all()
 
 
+# Built once: dispatch runs these on every assignment.
+_CLAIM = (
+    update(Technician)
+    .where(
+        Technician.id == bindparam("technician_id"),
+        Technician.open_jobs < Technician.capacity,
+        Technician.active.is_(True),
+    )
+    .values(open_jobs=Technician.open_jobs + 1)
+    .execution_options(synchronize_session=False)
+)
+_CLAIM_ON_DUTY = _CLAIM.where(Technician.on_duty.is_(True))
+_RELEASE = (
+    update(Technician)
+    .where(Technician.id == bindparam("technician_id"), Technician.open_jobs > 0)
+    .values(open_jobs=Technician.open_jobs - 1)
+    .execution_options(synchronize_session=False)
+)
+
+
 def claim_capacity(*, session: Session, technician_id: int, require_on_duty: bool = True) -> bool:
     """Take one unit of the technician's capacity, atomically.
 
     The condition is re-checked by the database after waiting for any concurrent writer
     (Read Committed on PostgreSQL, serialised writers on SQLite): zero rows means full.
     """
-    conditions = [
-        Technician.id == technician_id,
-        Technician.open_jobs < Technician.capacity,
-        Technician.active.is_(True),
-    ]
-    if require_on_duty:
-        conditions.append(Technician.on_duty.is_(True))
-    result = session.execute(
-        update(Technician)
-        .where(*conditions)
-        .values(open_jobs=Technician.open_jobs + 1)
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount == 1
+    result = session.execute(_CLAIM_ON_DUTY if require_on_duty else _CLAIM, {"technician_id": technician_id})
+    return result.rowcount == 1  # type: ignore[attr-defined]
 
 
 def release_capacity(*, session: Session, technician_id: int) -> None:
-    session.execute(
-        update(Technician)
-        .where(Technician.id == technician_id, Technician.open_jobs > 0)
-        .values(open_jobs=Technician.open_jobs - 1)
-        .execution_options(synchronize_session=False)
-    )
+    session.execute(_RELEASE, {"technician_id": technician_id})
 
 
 def _wall_clock(value: time) -> str:
