@@ -172,7 +172,7 @@ def test_racing_dispatches_never_overbook_a_technician(settings, database, same_
     """10 technicians with room for one job each, 40 jobs dispatched at the same instant, each
     in its own transaction: exactly 10 win, one per technician; 30 get a clean conflict."""
     # Enough connections that all 40 transactions are truly in flight at once.
-    wide = Database(make_engine(settings.model_copy(update={"db_pool_size": 45})))
+    wide = Database(make_engine(settings.model_copy(update={"max_concurrent_requests": 41})))
     try:
         for round_ in range(4):
             skill = f"race {round_}"
@@ -654,3 +654,28 @@ def test_capacity_stays_consistent_through_any_sequence_of_dispatches_and_status
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
         ),
     )
+
+
+def test_a_burst_larger_than_the_worker_threads_waits_its_turn_instead_of_deadlocking(settings, database, tmp_path):
+    """Admitted requests are capped below the worker threads and the connection pool (here 2
+    requests, 10 threads, 6 + 8 connections), so 60 writes at once queue in the event loop.
+    Without the cap (checked by hand, on PostgreSQL) every thread ends up waiting for a pool
+    connection held by a request that needs a thread to commit, until the pool times out."""
+    with database.transaction() as session:
+        auth.ensure_admin_key(session=session, secret=ADMIN_KEY, now=datetime.now(UTC))
+    env = {
+        "DATABASE_URL": settings.database_url,
+        "DISPATCH_ADMIN_KEY": ADMIN_KEY,
+        "DISPATCH_DATA_DIR": str(tmp_path / "server-data"),
+        "DISPATCH_MAX_CONCURRENT_REQUESTS": "2",
+    }
+    with servers.running(env=env, log_dir=tmp_path, count=1, workers=1) as (server,):
+        with httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+                          timeout=60.0) as client:
+            responses = run_together([
+                lambda i=i: client.post("/v1/jobs", json=job_body(external_ref=f"BURST-{i}")) for i in range(60)
+            ])
+            # Health checks are never queued behind the burst.
+            assert client.get("/healthz").status_code == 200
+    _no_server_errors(*responses)
+    assert Counter(r.status_code for r in responses) == {201: 60}

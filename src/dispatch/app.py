@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
@@ -19,7 +20,7 @@ from dispatch.database.core import Database, make_engine
 from dispatch.errors import install_problem_handlers
 from dispatch.health.routes import router as health_router
 from dispatch.jobs.routes import router as jobs_router
-from dispatch.limits import BodySizeLimit
+from dispatch.limits import BodySizeLimit, ConcurrencyLimit
 from dispatch.outlets.routes import router as outlets_router
 from dispatch.technicians.routes import router as technicians_router
 
@@ -48,6 +49,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Enough worker threads that every admitted request can always get one.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.max_concurrent_requests + 8
         if settings.admin_key:
             with database.transaction() as session:
                 auth.ensure_admin_key(session=session, secret=settings.admin_key, now=clock.now())
@@ -64,8 +67,10 @@ def create_app(
     app.state.settings = settings
     app.state.clock = clock
     app.state.database = database
+    app.state.recent_keys = auth.RecentKeys(ttl=settings.auth_cache_seconds)
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ConcurrencyLimit, limit=settings.max_concurrent_requests)
     for router in (
         health_router,
         api_keys_router,

@@ -46,7 +46,13 @@ class Settings(BaseSettings):
 
     # SQLite only: FULL survives power loss with WAL; NORMAL is faster. SLA records live here.
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
-    db_pool_size: int = Field(default=10, ge=1)
+    # How long a key that authenticated is trusted without asking the database again; a
+    # revoked key stops working within this time on other app processes. 0 turns it off.
+    auth_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+
+    # Requests handled at once per process; more wait their turn without holding a thread.
+    # The database pool and the worker threads are sized from it.
+    max_concurrent_requests: int = Field(default=32, ge=1, le=1000)
 
     # JSON bodies are small; photo uploads get their own limit where they are accepted.
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)

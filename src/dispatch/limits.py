@@ -1,11 +1,18 @@
-"""Request size limits (OWASP API4): bodies larger than the limit are refused with 413
-before they are read into memory, whether or not the client declared a length."""
+"""Resource limits (OWASP API4).
+
+Bodies larger than the limit are refused with 413 before they are read into memory, whether
+or not the client declared a length. Requests in flight are capped per process: the rest wait
+in the event loop, holding no thread and no database connection, so a burst can never leave
+every worker thread waiting for a connection (or for SQLite's writer) that only a thread could
+give back.
+"""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import anyio
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -84,3 +91,22 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 return None
     return None
+
+
+class ConcurrencyLimit:
+    """At most ``limit`` requests are handled at once; health checks always get through."""
+
+    def __init__(self, app: ASGIApp, *, limit: int, exempt: frozenset[str] = frozenset({"/healthz", "/readyz"})) -> None:
+        self.app = app
+        self.limit = limit
+        self.exempt = exempt
+        self._semaphore: anyio.Semaphore | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") in self.exempt:
+            await self.app(scope, receive, send)
+            return
+        if self._semaphore is None:  # created inside the server's event loop
+            self._semaphore = anyio.Semaphore(self.limit)
+        async with self._semaphore:
+            await self.app(scope, receive, send)

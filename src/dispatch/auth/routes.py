@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
 from dispatch.auth import service
 from dispatch.auth.dependencies import allow
@@ -34,5 +34,9 @@ def list_api_keys(
 
 
 @router.delete("/{key_id}", response_model=ApiKeyPublic, dependencies=[AdminOnly], responses=problem_responses(404))
-def revoke_api_key(key_id: IdPath, session: SessionDep, now: NowDep) -> ApiKeyPublic:
-    return ApiKeyPublic.model_validate(service.revoke(session=session, key_id=key_id, now=now))
+def revoke_api_key(key_id: IdPath, request: Request, session: SessionDep, now: NowDep) -> ApiKeyPublic:
+    """Revoke a key. It stops working at once on this server and within
+    `DISPATCH_AUTH_CACHE_SECONDS` on the others."""
+    key = service.revoke(session=session, key_id=key_id, now=now)
+    request.app.state.recent_keys.forget(key_id)
+    return ApiKeyPublic.model_validate(key)

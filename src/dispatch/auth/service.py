@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -92,15 +93,47 @@ def issue(
     return key, secret
 
 
-def authenticate(*, session: Session, secret: str) -> Caller:
+def authenticate(*, session: Session, key_hash: str) -> Caller:
     row = session.execute(
         select(ApiKey.id, ApiKey.role, ApiKey.technician_id, ApiKey.outlet_id).where(
-            ApiKey.key_hash == hash_key(secret), ApiKey.revoked_at.is_(None)
+            ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None)
         )
     ).first()
     if row is None:
         raise Unauthorized("unknown or revoked API key", code="invalid-api-key")
     return Caller(key_id=row.id, role=Role(row.role), technician_id=row.technician_id, outlet_id=row.outlet_id)
+
+
+class RecentKeys:
+    """Keys that authenticated in the last few seconds, so most requests skip the lookup.
+
+    Only successful lookups are kept, for ``ttl`` seconds of the process's monotonic clock (not
+    the service clock: this is a cache, not a rule). A revoked key is dropped at once in the
+    process that revoked it and stops working everywhere within ``ttl``.
+    """
+
+    def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[float, Caller]] = {}
+
+    def get(self, key_hash: str) -> Caller | None:
+        entry = self._entries.get(key_hash)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, key_hash: str, caller: Caller) -> None:
+        if self.ttl <= 0:
+            return
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[key_hash] = (time.monotonic() + self.ttl, caller)
+
+    def forget(self, key_id: int) -> None:
+        for key_hash, (_, caller) in list(self._entries.items()):
+            if caller.key_id == key_id:
+                self._entries.pop(key_hash, None)
 
 
 def revoke(*, session: Session, key_id: int, now: datetime) -> ApiKey:

@@ -84,16 +84,17 @@ def make_engine(settings: Settings) -> Engine:
     if url.startswith("sqlite"):
         ensure_sqlite_folder(url)
         in_memory = make_url(url).database in (None, "", ":memory:")
-        pool_args = {} if in_memory else {"pool_size": settings.db_pool_size, "max_overflow": 20}
+        pool_args = {} if in_memory else _pool_size(settings)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10}, **pool_args)
         _install_sqlite_hooks(engine, settings.sqlite_synchronous)
         return engine
-    return create_engine(
-        url,
-        pool_size=settings.db_pool_size,
-        max_overflow=20,
-        pool_pre_ping=True,
-    )
+    return create_engine(url, pool_pre_ping=True, **_pool_size(settings))
+
+
+def _pool_size(settings: Settings) -> dict[str, int]:
+    # A request holds at most one connection at a time (the key check's is returned first);
+    # a few more cover the service's own background work.
+    return {"pool_size": settings.max_concurrent_requests + 4, "max_overflow": 8}
 
 
 class Database:
