@@ -36,6 +36,8 @@ from dispatch.auth.service import SYSTEM, Caller
 from dispatch.config import Settings
 from dispatch.database.core import Database, make_engine
 from dispatch.errors import Conflict
+from dispatch.geocoding.service import Geocoded
+from dispatch.jobs import flows
 from dispatch.jobs import service as jobs
 from dispatch.jobs.lifecycle import HOLDS_CAPACITY, REASSIGNABLE, TRANSITIONS, JobStatus
 from dispatch.jobs.models import Job
@@ -121,10 +123,10 @@ def add_jobs(database: Database, count: int, *, skill: str, settings: Settings, 
     with database.transaction() as session:
         for i in range(count):
             lat, lon = CUSTOMER if same_spot else (CUSTOMER[0] + 0.001 * (i % 7), CUSTOMER[1] - 0.001 * (i % 5))
-            job = jobs.create(
+            job = flows.receive(
                 session=session,
                 job_in=JobCreate.model_validate(job_body(product={"category": skill}, customer={"lat": lat, "lon": lon})),
-                caller=SYSTEM, now=now, settings=settings, location=(lat, lon),
+                placed=Geocoded(lat, lon, cached=True), caller=SYSTEM, now=now, settings=settings,
             )
             ids.append(job.id)
     return ids
@@ -185,7 +187,7 @@ def test_racing_dispatches_never_overbook_a_technician(settings, database, same_
                         outcome = assignment.dispatch(
                             session=session, job_id=job_id, caller=caller, now=T0, settings=settings
                         )
-                        technician_id = outcome.technician_id
+                        technician_id = outcome.choice.technician_id
                 except Conflict as exc:  # includes NoTechnicianAvailable: the clean 409
                     return "conflict", exc.code
                 return "assigned", technician_id
@@ -317,9 +319,9 @@ def test_concurrent_intake_from_services_in_their_own_transactions(settings, dat
 
     def intake(i: int) -> int:
         with database.transaction() as session:
-            job = jobs.create(
+            job = flows.receive(
                 session=session, job_in=JobCreate.model_validate(job_body(external_ref=f"SVC-{i}")),
-                caller=SYSTEM, now=T0, settings=settings, location=CUSTOMER,
+                placed=Geocoded(*CUSTOMER, cached=True), caller=SYSTEM, now=T0, settings=settings,
             )
             return job.id
 

@@ -25,14 +25,15 @@ def dispatch_job(
     """Assign the nearest available technician: has the skill, is on duty and on shift, is under
     capacity, is active. 409 `no-technician-available` says why when nobody qualifies."""
     outcome = service.dispatch(session=session, job_id=job_id, caller=caller, now=now, settings=settings)
+    job, choice = outcome.job, outcome.choice
     return DispatchResult(
-        job=jobs.to_public(outcome.job, now),
-        technician_id=outcome.technician_id,
-        distance_km=outcome.distance_km,
-        searched_radius_km=outcome.selection.radius_km,
+        job=jobs.to_public(job, now),
+        technician_id=choice.technician_id,
+        distance_km=choice.distance_km,
+        searched_radius_km=choice.selection.radius_km,
         candidates=service.explain(
-            session=session, lat=outcome.job.lat, lon=outcome.job.lon, skill=outcome.job.product_category,  # type: ignore[arg-type]
-            now=now, settings=settings, selection=outcome.selection,
+            session=session, lat=job.lat, lon=job.lon, skill=job.product_category,  # type: ignore[arg-type]
+            now=now, settings=settings, selection=choice.selection,
         ),
     )
 

@@ -232,11 +232,56 @@ def explain(
 
 
 @dataclass
-class Dispatched:
-    job: Job
+class Choice:
+    """A technician chosen and their capacity claimed, in the caller's transaction."""
+
     technician_id: int
     distance_km: float
     selection: Selection
+
+    @property
+    def details(self) -> dict[str, Any]:
+        """What the timeline records about the choice."""
+        return {
+            "technician_id": self.technician_id,
+            "distance_km": self.distance_km,
+            "searched_radius_km": self.selection.radius_km,
+        }
+
+
+def choose(
+    *, session: Session, lat: float, lon: float, skill: str, now: datetime, settings: Settings,
+    explain_refusal: bool = False,
+) -> Choice:
+    """Claim the nearest available technician, or raise ``NoTechnicianAvailable`` (with the
+    nearest candidates and why each was passed over, if ``explain_refusal``)."""
+    exclude: set[int] = set()
+    for _ in range(_MAX_CLAIM_ATTEMPTS):
+        selection = find_nearest(
+            session=session, lat=lat, lon=lon, skill=skill, now=now, settings=settings, exclude=frozenset(exclude)
+        )
+        best = selection.best
+        if best is None:
+            reason, detail = explain_unavailable(session=session, skill=skill, settings=settings)
+            candidates = (
+                [c.model_dump(mode="json") for c in explain(session=session, lat=lat, lon=lon, skill=skill, now=now,
+                                                            settings=settings)]
+                if explain_refusal
+                else []
+            )
+            raise NoTechnicianAvailable(detail, reason=reason, candidates=candidates)
+        technician_id = best.row.technician_id
+        if technicians.claim_capacity(session=session, technician_id=technician_id):
+            return Choice(technician_id, round(best.distance_km(lat, lon), 3), selection)
+        exclude.add(technician_id)  # lost a race for their last slot: the next nearest
+    raise Conflict("too many concurrent dispatches competed for the same technicians; retry",
+                   code="dispatch-contention")
+
+
+@dataclass
+class Dispatched:
+    job: Job
+    choice: Choice
 
 
 def dispatch(
@@ -244,11 +289,11 @@ def dispatch(
 ) -> Dispatched:
     """Assign the job to the nearest available technician, or raise ``NoTechnicianAvailable``."""
     job = jobs.get(session=session, job_id=job_id, caller=caller, for_update=True)
-    return dispatch_job(session=session, job=job, caller=caller, now=now, settings=settings)
+    return dispatch_job(session=session, job=job, caller=caller, now=now, settings=settings, explain_refusal=True)
 
 
 def dispatch_job(
-    *, session: Session, job: Job, caller: Caller, now: datetime, settings: Settings
+    *, session: Session, job: Job, caller: Caller, now: datetime, settings: Settings, explain_refusal: bool = False
 ) -> Dispatched:
     if job.status not in DISPATCHABLE:
         raise Conflict(
@@ -261,34 +306,14 @@ def dispatch_job(
             f"job {job.id} has no location yet; set it first (POST /v1/jobs/{job.id}/location)",
             code="job-needs-location",
         )
-    exclude: set[int] = set()
-    for _ in range(_MAX_CLAIM_ATTEMPTS):
-        selection = find_nearest(
-            session=session, lat=job.lat, lon=job.lon, skill=job.product_category,
-            now=now, settings=settings, exclude=frozenset(exclude),
-        )
-        best = selection.best
-        if best is None:
-            reason, detail = explain_unavailable(session=session, skill=job.product_category, settings=settings)
-            nearest_ones = explain(
-                session=session, lat=job.lat, lon=job.lon, skill=job.product_category, now=now, settings=settings
-            )
-            raise NoTechnicianAvailable(
-                detail, reason=reason, candidates=[c.model_dump(mode="json") for c in nearest_ones]
-            )
-        technician_id = best.row.technician_id
-        if technicians.claim_capacity(session=session, technician_id=technician_id):
-            distance = round(best.distance_km(job.lat, job.lon), 3)
-            jobs.mark_assigned(
-                session=session, job=job, technician_id=technician_id, caller=caller, now=now,
-                how="dispatched", distance_km=distance, searched_radius_km=selection.radius_km,
-            )
-            return Dispatched(job=job, technician_id=technician_id, distance_km=distance, selection=selection)
-        exclude.add(technician_id)
-    raise Conflict(
-        "too many concurrent dispatches competed for the same technicians; retry",
-        code="dispatch-contention",
+    choice = choose(
+        session=session, lat=job.lat, lon=job.lon, skill=job.product_category, now=now, settings=settings,
+        explain_refusal=explain_refusal,
     )
+    details = choice.details
+    jobs.mark_assigned(session=session, job=job, technician_id=details.pop("technician_id"), caller=caller, now=now,
+                       how="dispatched", **details)
+    return Dispatched(job=job, choice=choice)
 
 
 def assign(

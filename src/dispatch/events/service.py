@@ -42,3 +42,26 @@ def timeline(*, session: Session, job_id: int, limit: int, after_id: int | None)
     if after_id is not None:
         stmt = stmt.where(JobEvent.id > after_id)
     return list(session.scalars(stmt))
+
+
+def entry(type: str, actor: str, *, occurred_at: datetime | None = None, **data: Any) -> dict[str, Any]:
+    """One timeline entry, to be written with others by ``record_all``."""
+    return {"type": type, "actor": actor, "occurred_at": occurred_at, "data": data}
+
+
+def record_all(*, session: Session, job_id: int, now: datetime, entries: list[dict[str, Any]]) -> None:
+    """Several entries in one statement, in the order given."""
+    session.execute(
+        _INSERT,
+        [
+            {
+                "job_id": job_id,
+                "type": e["type"],
+                "actor": e["actor"],
+                "occurred_at": e["occurred_at"] or now,
+                "recorded_at": now,
+                "data": {k: v for k, v in e["data"].items() if v is not None},
+            }
+            for e in entries
+        ],
+    )

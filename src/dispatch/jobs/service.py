@@ -45,7 +45,7 @@ def _field_error(loc: list[str | int], msg: str) -> dict[str, Any]:
     return {"loc": ["body", *loc], "msg": msg, "type": "value_error"}
 
 
-def create(
+def new(
     *,
     session: Session,
     job_in: JobCreate,
@@ -54,8 +54,8 @@ def create(
     settings: Settings,
     location: tuple[float, float] | None,
 ) -> Job:
-    """Accept a repair request. ``location`` is the customer's position if known or geocoded;
-    without one the job is still accepted and flagged for a dispatcher to place."""
+    """A repair request, checked and ready to save. ``location`` is the customer's position if
+    known or geocoded; without one the job is still accepted and flagged for a dispatcher."""
     reported_at = job_in.reported_at or now
     ensure_not_future(reported_at, now=now, skew_seconds=settings.clock_skew_seconds, field=["reported_at"])
     if job_in.product.purchased_on is not None and job_in.product.purchased_on > (now + timedelta(days=1)).date():
@@ -80,7 +80,7 @@ def create(
         reported_at, completion_hours=settings.sla_completion_hours, at_risk_ratio=settings.sla_at_risk_ratio
     )
     customer, product = job_in.customer, job_in.product
-    job = Job(
+    return Job(
         outlet_id=outlet_id,
         external_ref=job_in.external_ref,
         customer_name=customer.name,
@@ -107,20 +107,29 @@ def create(
         created_by=caller.actor,
         updated_at=now,
     )
+
+
+def created_entry(job: Job) -> dict[str, Any]:
+    return events.entry(
+        "job_created", job.created_by, occurred_at=job.reported_at, due_at=job.due_at.isoformat(),
+        priority=job.priority.value, service_tier=job.service_tier.value,
+        product_category=job.product_category, external_ref=job.external_ref,
+    )
+
+
+def save_new(*, session: Session, job: Job, now: datetime, timeline: list[dict[str, Any]]) -> Job:
+    """Insert a new job and its first timeline entries (``job_created`` first)."""
     session.add(job)
     session.flush()
-    events.record(
-        session=session, job_id=job.id, type="job_created", actor=caller.actor, now=now,
-        occurred_at=reported_at, due_at=job.due_at.isoformat(), priority=job.priority.value,
-        service_tier=job.service_tier.value, product_category=job.product_category,
-        external_ref=job.external_ref,
-    )
-    if location is None:
-        events.record(
-            session=session, job_id=job.id, type="location_needed", actor="system", now=now,
-            address=job.customer_address,
-        )
+    events.record_all(session=session, job_id=job.id, now=now, entries=[created_entry(job), *timeline])  # type: ignore[arg-type]
     return job
+
+
+def assign_new(job: Job, *, technician_id: int, now: datetime) -> None:
+    """Give a job that is not saved yet to a technician whose capacity is already claimed."""
+    job.status = JobStatus.assigned
+    job.technician_id = technician_id
+    job.assigned_at = now
 
 
 def visible(caller: Caller) -> Select[tuple[Job]]:
