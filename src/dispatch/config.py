@@ -46,6 +46,10 @@ class Settings(BaseSettings):
 
     # SQLite only: FULL survives power loss with WAL; NORMAL is faster. SLA records live here.
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    # PostgreSQL: test each pooled connection before use. Costs a round trip per request; off,
+    # a request that meets a connection the server closed fails once and the pool is renewed.
+    db_pre_ping: bool = False
+
     # How long a key that authenticated is trusted without asking the database again; a
     # revoked key stops working within this time on other app processes. 0 turns it off.
     auth_cache_seconds: float = Field(default=5.0, ge=0, le=300)

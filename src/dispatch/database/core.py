@@ -88,7 +88,7 @@ def make_engine(settings: Settings) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10}, **pool_args)
         _install_sqlite_hooks(engine, settings.sqlite_synchronous)
         return engine
-    return create_engine(url, pool_pre_ping=True, **_pool_size(settings))
+    return create_engine(url, pool_pre_ping=settings.db_pre_ping, pool_recycle=1800, **_pool_size(settings))
 
 
 def _pool_size(settings: Settings) -> dict[str, int]:
@@ -103,13 +103,18 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.write_engine = engine.execution_options(**{WRITE_OPTION: True})
+        # Reads on PostgreSQL run in autocommit: under Read Committed every statement takes its
+        # own snapshot anyway, so a read transaction adds only the BEGIN and COMMIT round trips.
+        self.read_engine = (
+            engine.execution_options(isolation_level="AUTOCOMMIT") if engine.dialect.name == "postgresql" else engine
+        )
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
     def session(self, *, write: bool) -> Session:
-        return Session(bind=self.write_engine if write else self.engine, expire_on_commit=False)
+        return Session(bind=self.write_engine if write else self.read_engine, expire_on_commit=False)
 
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Session]:
