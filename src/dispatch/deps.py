@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -19,6 +19,7 @@ from dispatch.errors import Conflict
 from dispatch.schemas import MAX_ID
 
 _READ_METHODS = {"GET", "HEAD", "OPTIONS"}
+T = TypeVar("T")
 
 
 # Dependencies that do no I/O are `async def`: FastAPI runs sync ones on a worker thread,
@@ -42,55 +43,54 @@ async def get_now(request: Request) -> datetime:
     return request.app.state.clock.now()
 
 
-async def sqlite_writer_turn(request: Request) -> AsyncIterator[None]:
-    """On SQLite one write transaction runs at a time: writers wait for their turn here, in
-    the event loop, instead of holding a worker thread while they wait for the file lock.
-    Released only after the session below has committed."""
-    database: Database = request.app.state.database
-    if database.dialect != "sqlite" or request.method in _READ_METHODS:
-        yield
-        return
-    state = request.app.state
-    if getattr(state, "sqlite_writer", None) is None:
-        state.sqlite_writer = anyio.Lock()
-    async with state.sqlite_writer:
-        yield
+class UnitOfWork:
+    """The request's one transaction, run on one worker thread from first statement to commit.
 
-
-async def get_session(
-    request: Request, _turn: Annotated[None, Depends(sqlite_writer_turn, scope="function")]
-) -> AsyncIterator[Session]:
-    """The request's one transaction: committed before the response is sent.
-
-    Opening a session does no I/O (it connects on first use, inside the route's worker
-    thread); committing does, so it runs on a worker thread of its own.
+    Routes are ``async``: they parse, authorise and shape the response in the event loop and
+    hand the data work to ``run``, which opens a session, calls the service, commits and closes
+    in a single hop to a worker thread. On SQLite, write transactions also wait their turn here,
+    in the event loop, so no thread is held while another writer holds the file.
     """
+
+    def __init__(self, database: Database, *, write: bool, writer: anyio.Lock | None) -> None:
+        self.database = database
+        self.write = write
+        self.writer = writer
+
+    async def run(self, work: Callable[[Session], T]) -> T:
+        if self.writer is not None:
+            async with self.writer:
+                return await anyio.to_thread.run_sync(self._run, work)
+        return await anyio.to_thread.run_sync(self._run, work)
+
+    def _run(self, work: Callable[[Session], T]) -> T:
+        with self.database.session(write=self.write) as session:
+            try:
+                result = work(session)
+                session.commit()
+                return result
+            except DBAPIError as exc:
+                session.rollback()
+                if _is_retryable(exc):
+                    raise Conflict(
+                        "the request raced with another one; retry it", code="concurrent-update"
+                    ) from exc
+                raise
+            except BaseException:
+                session.rollback()
+                raise
+
+
+async def get_unit_of_work(request: Request) -> UnitOfWork:
     database: Database = request.app.state.database
-    session = database.session(write=request.method not in _READ_METHODS)
-    try:
-        yield session
-    except BaseException:
-        await anyio.to_thread.run_sync(_end, session, False)
-        raise
-    try:
-        await anyio.to_thread.run_sync(_end, session, True)
-    except DBAPIError as exc:
-        if _is_retryable(exc):
-            raise Conflict("the request raced with another one; retry it", code="concurrent-update") from exc
-        raise
-
-
-def _end(session: Session, commit: bool) -> None:
-    try:
-        if commit:
-            session.commit()
-        else:
-            session.rollback()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
+    write = request.method not in _READ_METHODS
+    writer = None
+    if write and database.dialect == "sqlite":
+        state = request.app.state
+        if getattr(state, "sqlite_writer", None) is None:  # created inside the server's event loop
+            state.sqlite_writer = anyio.Lock()
+        writer = state.sqlite_writer
+    return UnitOfWork(database, write=write, writer=writer)
 
 
 def _is_retryable(exc: DBAPIError) -> bool:
@@ -98,7 +98,7 @@ def _is_retryable(exc: DBAPIError) -> bool:
     return sqlstate in {"40001", "40P01"}
 
 
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+UnitOfWorkDep = Annotated[UnitOfWork, Depends(get_unit_of_work)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 NowDep = Annotated[datetime, Depends(get_now)]

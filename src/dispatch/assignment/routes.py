@@ -3,13 +3,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
+from sqlalchemy.orm import Session
 
 from dispatch.assignment import service
 from dispatch.assignment.schemas import DispatchResult
 from dispatch.auth.dependencies import allow
 from dispatch.auth.models import Role
 from dispatch.auth.service import Caller
-from dispatch.deps import IdPath, NowDep, SessionDep, SettingsDep
+from dispatch.deps import IdPath, NowDep, SettingsDep, UnitOfWorkDep
 from dispatch.errors import problem_responses
 from dispatch.jobs import service as jobs
 from dispatch.jobs.schemas import AssignRequest, JobPublic
@@ -19,30 +20,33 @@ Dispatcher = Annotated[Caller, Depends(allow(Role.dispatcher, Role.supervisor))]
 
 
 @router.post("/{job_id}/dispatch", response_model=DispatchResult)
-def dispatch_job(
-    job_id: IdPath, session: SessionDep, settings: SettingsDep, now: NowDep, caller: Dispatcher
+async def dispatch_job(
+    job_id: IdPath, uow: UnitOfWorkDep, settings: SettingsDep, now: NowDep, caller: Dispatcher
 ) -> DispatchResult:
     """Assign the nearest available technician: has the skill, is on duty and on shift, is under
     capacity, is active. 409 `no-technician-available` says why when nobody qualifies."""
-    outcome = service.dispatch(session=session, job_id=job_id, caller=caller, now=now, settings=settings)
-    job, choice = outcome.job, outcome.choice
-    return DispatchResult(
-        job=jobs.to_public(job, now),
-        technician_id=choice.technician_id,
-        distance_km=choice.distance_km,
-        searched_radius_km=choice.selection.radius_km,
-        candidates=service.explain(
-            session=session, lat=job.lat, lon=job.lon, skill=job.product_category,  # type: ignore[arg-type]
-            now=now, settings=settings, selection=choice.selection,
-        ),
-    )
+
+    def work(session: Session) -> DispatchResult:
+        outcome = service.dispatch(session=session, job_id=job_id, caller=caller, now=now, settings=settings)
+        job, choice = outcome.job, outcome.choice
+        return DispatchResult(
+            job=jobs.to_public(job, now),
+            technician_id=choice.technician_id,
+            distance_km=choice.distance_km,
+            searched_radius_km=choice.selection.radius_km,
+            candidates=service.explain(
+                session=session, lat=job.lat, lon=job.lon, skill=job.product_category,  # type: ignore[arg-type]
+                now=now, settings=settings, selection=choice.selection,
+            ),
+        )
+
+    return await uow.run(work)
 
 
 @router.post("/{job_id}/assign", response_model=JobPublic)
-def assign_job(job_id: IdPath, body: AssignRequest, session: SessionDep, now: NowDep, caller: Dispatcher) -> JobPublic:
+async def assign_job(job_id: IdPath, body: AssignRequest, uow: UnitOfWorkDep, now: NowDep, caller: Dispatcher) -> JobPublic:
     """A dispatcher's own choice of technician, with a reason. Skill and shift may be overridden
     (the timeline says so); capacity and blocks may not."""
-    job = service.assign(
+    return await uow.run(lambda session: jobs.to_public(service.assign(
         session=session, job_id=job_id, technician_id=body.technician_id, reason=body.reason, caller=caller, now=now
-    )
-    return jobs.to_public(job, now)
+    ), now))

@@ -19,12 +19,18 @@ from dispatch.jobs.models import Job
 from dispatch.jobs.schemas import JobCreate
 
 
-def place_customer(*, database: Database, settings: Settings, job_in: JobCreate) -> Geocoded | None:
-    """Runs before the write transaction: geocoding is a network call."""
+def given_location(job_in: JobCreate) -> Geocoded | None:
     customer = job_in.customer
     if customer.lat is not None and customer.lon is not None:
         return Geocoded(customer.lat, customer.lon, cached=True)
-    return geocoding.locate(database=database, settings=settings, address=customer.address)
+    return None
+
+
+def place_customer(*, database: Database, settings: Settings, job_in: JobCreate) -> Geocoded | None:
+    """Runs before the write transaction: geocoding is a network call."""
+    return given_location(job_in) or geocoding.locate(
+        database=database, settings=settings, address=job_in.customer.address
+    )
 
 
 def receive(

@@ -2,12 +2,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Response
+from sqlalchemy.orm import Session
 
 from dispatch.auth.dependencies import CallerDep, allow
 from dispatch.auth.models import Role
 from dispatch.auth.service import Caller
-from dispatch.deps import CursorQuery, DatabaseDep, IdPath, IdQuery, LimitQuery, NowDep, SessionDep, SettingsDep
+from dispatch.deps import CursorQuery, DatabaseDep, IdPath, IdQuery, LimitQuery, NowDep, SettingsDep, UnitOfWorkDep
 from dispatch.errors import problem_responses
 from dispatch.events import service as events
 from dispatch.events.schemas import JobEventPublic
@@ -21,26 +23,32 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=problem_responses
 
 
 @router.post("", status_code=201, response_model=JobPublic, responses=problem_responses(409))
-def create_job(
+async def create_job(
     body: JobCreate,
     response: Response,
     database: DatabaseDep,
     settings: SettingsDep,
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     now: NowDep,
     caller: Annotated[Caller, Depends(allow(Role.outlet, Role.dispatcher))],
 ) -> JobPublic:
     """Take a repair request. Without coordinates the address is geocoded; if that fails the job
     is still accepted with `needs_location: true` for a dispatcher to place."""
-    placed = flows.place_customer(database=database, settings=settings, job_in=body)
-    job = flows.receive(session=session, job_in=body, placed=placed, caller=caller, now=now, settings=settings)
+    placed = flows.given_location(body)
+    if placed is None:  # a network call: made before the transaction, never inside it
+        placed = await anyio.to_thread.run_sync(
+            lambda: flows.place_customer(database=database, settings=settings, job_in=body)
+        )
+    job = await uow.run(lambda session: service.to_public(
+        flows.receive(session=session, job_in=body, placed=placed, caller=caller, now=now, settings=settings), now
+    ))
     response.headers["Location"] = f"/v1/jobs/{job.id}"
-    return service.to_public(job, now)
+    return job
 
 
 @router.get("", response_model=Page[JobPublic])
-def list_jobs(
-    session: SessionDep,
+async def list_jobs(
+    uow: UnitOfWorkDep,
     caller: CallerDep,
     now: NowDep,
     status: Annotated[list[JobStatus] | None, Query(max_length=10)] = None,
@@ -54,55 +62,69 @@ def list_jobs(
     cursor: CursorQuery = None,
 ) -> Page[JobPublic]:
     """Jobs this key may see, most urgent (earliest due) first unless `order=-due_at`."""
-    rows, next_cursor = service.list_jobs(
-        session=session, caller=caller, now=now, limit=limit, cursor=cursor, order=order,
-        statuses=status, technician_id=technician_id, outlet_id=outlet_id, sla_state=sla_state,
-        needs_location=needs_location, category=category,
-    )
-    return Page[JobPublic](items=[service.to_public(j, now) for j in rows], next_cursor=next_cursor)
+
+    def work(session: Session) -> Page[JobPublic]:
+        rows, next_cursor = service.list_jobs(
+            session=session, caller=caller, now=now, limit=limit, cursor=cursor, order=order,
+            statuses=status, technician_id=technician_id, outlet_id=outlet_id, sla_state=sla_state,
+            needs_location=needs_location, category=category,
+        )
+        return Page[JobPublic](items=[service.to_public(j, now) for j in rows], next_cursor=next_cursor)
+
+    return await uow.run(work)
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses=problem_responses(404))
-def get_job(job_id: IdPath, session: SessionDep, caller: CallerDep, now: NowDep) -> JobPublic:
-    return service.to_public(service.get(session=session, job_id=job_id, caller=caller), now)
+async def get_job(job_id: IdPath, uow: UnitOfWorkDep, caller: CallerDep, now: NowDep) -> JobPublic:
+    return await uow.run(lambda session: service.to_public(service.get(session=session, job_id=job_id, caller=caller), now))
 
 
 @router.get("/{job_id}/events", response_model=Page[JobEventPublic], responses=problem_responses(404))
-def list_job_events(
-    job_id: IdPath, session: SessionDep, caller: CallerDep, limit: LimitQuery = 100, cursor: CursorQuery = None
+async def list_job_events(
+    job_id: IdPath, uow: UnitOfWorkDep, caller: CallerDep, limit: LimitQuery = 100, cursor: CursorQuery = None
 ) -> Page[JobEventPublic]:
     """The job's timeline, oldest first."""
-    service.get(session=session, job_id=job_id, caller=caller)
-    rows = events.timeline(session=session, job_id=job_id, limit=limit + 1, after_id=decode_id_cursor(cursor))
-    return id_page(JobEventPublic, rows, limit)
+    after_id = decode_id_cursor(cursor)
+
+    def work(session: Session) -> Page[JobEventPublic]:
+        service.get(session=session, job_id=job_id, caller=caller)
+        rows = events.timeline(session=session, job_id=job_id, limit=limit + 1, after_id=after_id)
+        return id_page(JobEventPublic, rows, limit)
+
+    return await uow.run(work)
 
 
 @router.post("/{job_id}/status", response_model=JobPublic, responses=problem_responses(404, 409))
-def change_job_status(
+async def change_job_status(
     job_id: IdPath,
     body: StatusChange,
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     settings: SettingsDep,
     now: NowDep,
     caller: Annotated[Caller, Depends(allow(Role.technician, Role.dispatcher, Role.supervisor))],
 ) -> JobPublic:
     """The technician's taps: `en_route`, `on_site`, `completed`, `unable`, with the device time.
     Dispatchers may also `cancel`. Illegal moves are 409."""
-    job = service.change_status(session=session, job_id=job_id, change=body, caller=caller, now=now, settings=settings)
-    return service.to_public(job, now)
+    return await uow.run(lambda session: service.to_public(
+        service.change_status(session=session, job_id=job_id, change=body, caller=caller, now=now, settings=settings), now
+    ))
 
 
 @router.post("/{job_id}/location", response_model=JobPublic, responses=problem_responses(404, 409))
-def set_job_location(
+async def set_job_location(
     job_id: IdPath,
     body: JobLocation,
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     settings: SettingsDep,
     now: NowDep,
     caller: Annotated[Caller, Depends(allow(Role.dispatcher))],
 ) -> JobPublic:
     """Place a job whose address could not be geocoded; auto-dispatch follows when it is on."""
-    job = service.set_location(session=session, job_id=job_id, lat=body.lat, lon=body.lon, caller=caller, now=now)
-    if settings.auto_dispatch and job.status is JobStatus.new:
-        flows.auto_dispatch(session=session, job=job, now=now, settings=settings)
-    return service.to_public(job, now)
+
+    def work(session: Session) -> JobPublic:
+        job = service.set_location(session=session, job_id=job_id, lat=body.lat, lon=body.lon, caller=caller, now=now)
+        if settings.auto_dispatch and job.status is JobStatus.new:
+            flows.auto_dispatch(session=session, job=job, now=now, settings=settings)
+        return service.to_public(job, now)
+
+    return await uow.run(work)

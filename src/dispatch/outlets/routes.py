@@ -5,34 +5,36 @@ from fastapi import APIRouter, Depends
 from dispatch.auth import service as auth
 from dispatch.auth.dependencies import allow
 from dispatch.auth.models import Role
-from dispatch.deps import CursorQuery, IdPath, LimitQuery, NowDep, SessionDep
+from dispatch.deps import CursorQuery, IdPath, LimitQuery, NowDep, UnitOfWorkDep
 from dispatch.errors import problem_responses
 from dispatch.outlets import service
 from dispatch.outlets.schemas import OutletCreate, OutletCreated, OutletPublic
 from dispatch.schemas import Page, decode_id_cursor, id_page
 
 router = APIRouter(prefix="/v1/outlets", tags=["outlets"], responses=problem_responses(400, 401, 403, 413, 422))
+Staff = Depends(allow(Role.dispatcher, Role.supervisor))
 
 
 @router.post("", status_code=201, response_model=OutletCreated, dependencies=[Depends(allow())],
              responses=problem_responses(409))
-def create_outlet(body: OutletCreate, session: SessionDep, now: NowDep) -> OutletCreated:
-    outlet = service.create(session=session, code=body.code, name=body.name, now=now)
-    _, secret = auth.issue(session=session, role=Role.outlet, outlet_id=outlet.id, now=now, name=f"outlet {outlet.code}")
-    return OutletCreated.model_validate({**OutletPublic.model_validate(outlet).model_dump(), "api_key": secret})
+async def create_outlet(body: OutletCreate, uow: UnitOfWorkDep, now: NowDep) -> OutletCreated:
+    def work(session):  # type: ignore[no-untyped-def]
+        outlet = service.create(session=session, code=body.code, name=body.name, now=now)
+        _, secret = auth.issue(session=session, role=Role.outlet, outlet_id=outlet.id, now=now,
+                               name=f"outlet {outlet.code}")
+        return OutletCreated.model_validate({**OutletPublic.model_validate(outlet).model_dump(), "api_key": secret})
+
+    return await uow.run(work)
 
 
-@router.get("", response_model=Page[OutletPublic], dependencies=[Depends(allow(Role.dispatcher, Role.supervisor))])
-def list_outlets(
-    session: SessionDep,
-    limit: LimitQuery = 50,
-    cursor: CursorQuery = None,
-) -> Page[OutletPublic]:
-    rows = service.list_outlets(session=session, limit=limit + 1, after_id=decode_id_cursor(cursor))
-    return id_page(OutletPublic, rows, limit)
+@router.get("", response_model=Page[OutletPublic], dependencies=[Staff])
+async def list_outlets(uow: UnitOfWorkDep, limit: LimitQuery = 50, cursor: CursorQuery = None) -> Page[OutletPublic]:
+    after_id = decode_id_cursor(cursor)
+    return await uow.run(
+        lambda session: id_page(OutletPublic, service.list_outlets(session=session, limit=limit + 1, after_id=after_id), limit)
+    )
 
 
-@router.get("/{outlet_id}", response_model=OutletPublic,
-            dependencies=[Depends(allow(Role.dispatcher, Role.supervisor))], responses=problem_responses(404))
-def get_outlet(outlet_id: IdPath, session: SessionDep) -> OutletPublic:
-    return OutletPublic.model_validate(service.get(session=session, outlet_id=outlet_id))
+@router.get("/{outlet_id}", response_model=OutletPublic, dependencies=[Staff], responses=problem_responses(404))
+async def get_outlet(outlet_id: IdPath, uow: UnitOfWorkDep) -> OutletPublic:
+    return await uow.run(lambda session: OutletPublic.model_validate(service.get(session=session, outlet_id=outlet_id)))

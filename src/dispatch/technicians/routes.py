@@ -3,11 +3,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
+from sqlalchemy.orm import Session
 
 from dispatch.auth.dependencies import allow
 from dispatch.auth.models import Role
 from dispatch.auth.service import Caller
-from dispatch.deps import CursorQuery, IdPath, LimitQuery, NowDep, SessionDep, SettingsDep
+from dispatch.deps import CursorQuery, IdPath, LimitQuery, NowDep, SettingsDep, UnitOfWorkDep
 from dispatch.errors import NotFound, problem_responses
 from dispatch.schemas import Category, Page, decode_id_cursor, id_page
 from dispatch.technicians import service
@@ -19,7 +20,7 @@ Dispatchers = Depends(allow(Role.dispatcher))
 Readers = allow(Role.dispatcher, Role.supervisor, Role.technician)
 
 
-def _public(session: SessionDep, technician: Technician, now: NowDep) -> TechnicianPublic:
+def _public(session: Session, technician: Technician, now: NowDep) -> TechnicianPublic:
     skills = service.skills_of(session=session, technician_ids=[technician.id])[technician.id]  # type: ignore[index]
     return service.to_public(technician, skills, now)
 
@@ -31,14 +32,13 @@ def _own_or_any(caller: Caller, technician_id: int) -> None:
 
 
 @router.post("", status_code=201, response_model=TechnicianPublic, dependencies=[Dispatchers])
-def create_technician(body: TechnicianCreate, session: SessionDep, now: NowDep) -> TechnicianPublic:
-    return _public(session, service.create(session=session, technician_in=body, now=now), now)
+async def create_technician(body: TechnicianCreate, uow: UnitOfWorkDep, now: NowDep) -> TechnicianPublic:
+    return await uow.run(lambda session: _public(session, service.create(session=session, technician_in=body, now=now), now))
 
 
-@router.get("", response_model=Page[TechnicianPublic],
-            dependencies=[Depends(allow(Role.dispatcher, Role.supervisor))])
-def list_technicians(
-    session: SessionDep,
+@router.get("", response_model=Page[TechnicianPublic], dependencies=[Depends(allow(Role.dispatcher, Role.supervisor))])
+async def list_technicians(
+    uow: UnitOfWorkDep,
     now: NowDep,
     skill: Annotated[Category | None, Query()] = None,
     on_duty: bool | None = None,
@@ -47,42 +47,47 @@ def list_technicians(
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
 ) -> Page[TechnicianPublic]:
-    rows = service.list_technicians(
-        session=session, limit=limit + 1, after_id=decode_id_cursor(cursor),
-        skill=skill, on_duty=on_duty, active=active, home_branch=home_branch,
-    )
-    skills = service.skills_of(session=session, technician_ids=[t.id for t in rows])  # type: ignore[misc]
-    return id_page(TechnicianPublic, rows, limit, lambda t: service.to_public(t, skills[t.id], now))
+    after_id = decode_id_cursor(cursor)
+
+    def work(session: Session) -> Page[TechnicianPublic]:
+        rows = service.list_technicians(
+            session=session, limit=limit + 1, after_id=after_id,
+            skill=skill, on_duty=on_duty, active=active, home_branch=home_branch,
+        )
+        skills = service.skills_of(session=session, technician_ids=[t.id for t in rows])  # type: ignore[misc]
+        return id_page(TechnicianPublic, rows, limit, lambda t: service.to_public(t, skills[t.id], now))
+
+    return await uow.run(work)
 
 
 @router.get("/{technician_id}", response_model=TechnicianPublic, responses=problem_responses(404))
-def get_technician(
-    technician_id: IdPath, session: SessionDep, now: NowDep, caller: Annotated[Caller, Depends(Readers)]
+async def get_technician(
+    technician_id: IdPath, uow: UnitOfWorkDep, now: NowDep, caller: Annotated[Caller, Depends(Readers)]
 ) -> TechnicianPublic:
     _own_or_any(caller, technician_id)
-    return _public(session, service.get(session=session, technician_id=technician_id), now)
+    return await uow.run(lambda session: _public(session, service.get(session=session, technician_id=technician_id), now))
 
 
 @router.patch("/{technician_id}", response_model=TechnicianPublic, dependencies=[Dispatchers],
               responses=problem_responses(404))
-def update_technician(
-    technician_id: IdPath, body: TechnicianUpdate, session: SessionDep, now: NowDep
+async def update_technician(
+    technician_id: IdPath, body: TechnicianUpdate, uow: UnitOfWorkDep, now: NowDep
 ) -> TechnicianPublic:
-    technician = service.update_technician(session=session, technician_id=technician_id, technician_in=body, now=now)
-    return _public(session, technician, now)
+    return await uow.run(lambda session: _public(
+        session, service.update_technician(session=session, technician_id=technician_id, technician_in=body, now=now), now
+    ))
 
 
 @router.post("/{technician_id}/location", response_model=TechnicianPublic, responses=problem_responses(404))
-def report_technician_location(
+async def report_technician_location(
     technician_id: IdPath,
     body: LocationReport,
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     now: NowDep,
     settings: SettingsDep,
     caller: Annotated[Caller, Depends(allow(Role.technician, Role.dispatcher))],
 ) -> TechnicianPublic:
     _own_or_any(caller, technician_id)
-    technician = service.report_location(
+    return await uow.run(lambda session: _public(session, service.report_location(
         session=session, technician_id=technician_id, report=body, now=now, skew_seconds=settings.clock_skew_seconds
-    )
-    return _public(session, technician, now)
+    ), now))
