@@ -94,6 +94,16 @@ class RequestBody(BaseModel):
         return data
 
 
+class WithOptionalPosition(RequestBody):
+    """A body whose optional ``lat`` and ``lon`` come together or not at all."""
+
+    @model_validator(mode="after")
+    def _lat_and_lon_together(self) -> WithOptionalPosition:
+        if (getattr(self, "lat", None) is None) != (getattr(self, "lon", None) is None):
+            raise ValueError("send lat and lon together, or neither")
+        return self
+
+
 class ResponseBody(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

@@ -19,6 +19,7 @@ from dispatch.schemas import (
     ResponseBody,
     ShortText,
     Timestamp,
+    WithOptionalPosition,
 )
 from dispatch.sla.clock import SlaState
 
@@ -28,18 +29,14 @@ ExternalRef = Annotated[str, StringConstraints(strip_whitespace=True, min_length
 ProductText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
-class Customer(RequestBody):
+class Customer(WithOptionalPosition):
+    """Without lat and lon, the address is geocoded."""
+
     name: ShortText
     phone: Phone | None = None
     address: Address
     lat: Latitude | None = None
     lon: Longitude | None = None
-
-    @model_validator(mode="after")
-    def _both_coordinates(self) -> Customer:
-        if (self.lat is None) != (self.lon is None):
-            raise ValueError("send lat and lon together, or neither to have the address geocoded")
-        return self
 
 
 class Product(RequestBody):
@@ -83,18 +80,12 @@ class JobLocation(RequestBody):
 ReportedStatus = Literal["en_route", "on_site", "completed", "unable", "cancelled"]
 
 
-class StatusChange(RequestBody):
+class StatusChange(WithOptionalPosition):
     status: ReportedStatus = Field(description="Technicians report all but `cancelled`")
     at: Timestamp = Field(description="Device time when it happened")
     lat: Latitude | None = None
     lon: Longitude | None = None
     note: Note | None = None
-
-    @model_validator(mode="after")
-    def _both_coordinates(self) -> StatusChange:
-        if (self.lat is None) != (self.lon is None):
-            raise ValueError("send lat and lon together")
-        return self
 
 
 class AssignRequest(RequestBody):

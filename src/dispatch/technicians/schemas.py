@@ -5,7 +5,7 @@ from typing import Annotated
 from functools import lru_cache
 from zoneinfo import available_timezones
 
-from pydantic import AfterValidator, BeforeValidator, Field, StrictBool, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, StrictBool
 
 from dispatch.schemas import (
     Category,
@@ -17,6 +17,7 @@ from dispatch.schemas import (
     ResponseBody,
     ShortText,
     Timestamp,
+    WithOptionalPosition,
     json_number,
 )
 
@@ -63,7 +64,7 @@ class TechnicianCreate(RequestBody):
     home_branch: BranchCode | None = None
 
 
-class TechnicianUpdate(RequestBody):
+class TechnicianUpdate(WithOptionalPosition):
     """Send only what changes. `phone`, `shift` and `home_branch` may be set to null to clear
     them; the other fields cannot be null."""
 
@@ -78,12 +79,6 @@ class TechnicianUpdate(RequestBody):
     active: StrictBool = None  # type: ignore[assignment]
     shift: Shift | None = None
     home_branch: BranchCode | None = None
-
-    @model_validator(mode="after")
-    def _both_coordinates(self) -> TechnicianUpdate:
-        if (self.lat is None) != (self.lon is None):
-            raise ValueError("send lat and lon together")
-        return self
 
 
 class LocationReport(RequestBody):
