@@ -1,0 +1,287 @@
+"""Tables for the terminal (rich) and for docs/benchmarks.md (markdown), and the targets."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import sqlite3
+import subprocess
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import create_engine, make_url, text
+
+BEGIN = "<!-- bench:begin (written by bench/run.py; edit outside these markers) -->"
+END = "<!-- bench:end -->"
+
+# The issue's targets.
+P50_MAX_MS = 1.0
+P99_MAX_MS = 5.0
+SCALING_MAX = 3.0
+INTAKE_RATIO_MIN = {"postgresql": 0.25, "sqlite": 0.15}
+INTAKE_P99_MAX_MS = 100.0
+
+
+def machine_facts(pg_url: str) -> dict[str, Any]:
+    facts: dict[str, Any] = {
+        "cores": os.cpu_count(),
+        "cpu": "",
+        "memory_gb": None,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "packages": {p: _version(p) for p in ("sqlalchemy", "fastapi", "uvicorn", "pydantic", "geopy", "psycopg")},
+    }
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                facts["cpu"] = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                facts["memory_gb"] = round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    try:
+        engine = create_engine(make_url(pg_url).set(drivername="postgresql+psycopg"))
+        with engine.connect() as conn:
+            facts["postgresql"] = conn.execute(text("SHOW server_version")).scalar()
+        engine.dispose()
+    except Exception as exc:  # noqa: BLE001 - a fact we could not read is reported as such
+        facts["postgresql"] = f"unavailable ({type(exc).__name__})"
+    try:
+        root = Path(__file__).resolve().parents[1]
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=root, capture_output=True, text=True).stdout.strip()
+        facts["commit"] = commit + (" + uncommitted changes in src/" if dirty else "")
+    except OSError:
+        facts["commit"] = "unknown"
+    return facts
+
+
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except Exception:  # noqa: BLE001
+        return "-"
+
+
+def _f(x: Any, digits: int = 2) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    if isinstance(x, float):
+        return f"{x:,.{digits}f}"
+    if isinstance(x, int):
+        return f"{x:,}"
+    return str(x)
+
+
+# --------------------------------------------------------------------------- selection
+
+
+def selection_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    head = ["DB", "layout", "N", "queries", "agree", "p50 ms", "p99 ms", "p50 / p50(1k)", "SELECTs",
+            "naive p50 ms (queries)", "naive / service", "GiST p50 ms", "GiST p99 ms", "GiST agree",
+            "service / GiST", "machine busy (cores)"]
+    by = {(r["dialect"], r["layout"], r["n"], r["approach"]): r for r in rows}
+    keys = sorted({(r["dialect"], r["layout"], r["n"]) for r in rows},
+                  key=lambda k: (k[0] != "sqlite", k[1] != "uniform", k[2]))
+    smallest = {}
+    for d, l, n in keys:
+        smallest.setdefault((d, l), n)
+    out = []
+    for d, l, n in keys:
+        s = by.get((d, l, n, "service"))
+        if s is None:
+            continue
+        base = by.get((d, l, smallest[(d, l)], "service"))
+        naive = by.get((d, l, n, "naive"))
+        gist = by.get((d, l, n, "gist"))
+        out.append([
+            d, l, _f(n), _f(s["queries"]), f"{s['agree']}/{s['checked']}",
+            _f(s["p50_ms"], 3), _f(s["p99_ms"], 3),
+            _f(s["p50_ms"] / base["p50_ms"], 2) if base else "—",
+            _f(s.get("selects_mean"), 2),
+            f"{_f(naive['p50_ms'], 1)} ({naive['queries']})" if naive else "—",
+            _f(naive["p50_ms"] / s["p50_ms"], 0) + "×" if naive else "—",
+            _f(gist["p50_ms"], 3) if gist else "—",
+            _f(gist["p99_ms"], 3) if gist else "—",
+            f"{gist['agree']}/{gist['checked']}" if gist else "—",
+            _f(s["p50_ms"] / gist["p50_ms"], 2) + "×" if gist else "—",
+            _f(s.get("machine_busy_cores"), 2),
+        ])
+    return head, out
+
+
+def selection_targets(rows: list[dict[str, Any]]) -> list[tuple[str, str, bool]]:
+    """(target, measured, met) for each database and layout at the largest N."""
+    out = []
+    services = [r for r in rows if r["approach"] == "service"]
+    if not services:
+        return out
+    agree = sum(r["agree"] for r in services)
+    checked = sum(r["checked"] for r in services)
+    out.append(("selection agrees with the oracle on every query (all DBs, layouts, N)",
+                f"{agree}/{checked}", agree == checked))
+    biggest = max(r["n"] for r in services)
+    smallest = min(r["n"] for r in services)
+    for r in sorted(services, key=lambda r: (r["dialect"] != "sqlite", r["layout"] != "uniform")):
+        if r["n"] != biggest:
+            continue
+        name = f"{r['dialect']}, {r['layout']}, N={biggest:,}"
+        out.append((f"p50 ≤ {P50_MAX_MS:g} ms ({name})", f"{r['p50_ms']:.3f} ms", r["p50_ms"] <= P50_MAX_MS))
+        out.append((f"p99 ≤ {P99_MAX_MS:g} ms ({name})", f"{r['p99_ms']:.3f} ms", r["p99_ms"] <= P99_MAX_MS))
+        base = next((b for b in services if b["dialect"] == r["dialect"] and b["layout"] == r["layout"]
+                     and b["n"] == smallest), None)
+        if base and smallest != biggest:
+            ratio = r["p50_ms"] / base["p50_ms"]
+            out.append((f"p50(N={biggest:,}) ≤ {SCALING_MAX:g} × p50(N={smallest:,}) ({r['dialect']}, {r['layout']})",
+                        f"{ratio:.2f}×", ratio <= SCALING_MAX))
+    return out
+
+
+# --------------------------------------------------------------------------- intake
+
+
+def intake_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    head = ["server", "rps", "p50 ms", "p99 ms", "max ms", "requests", "errors", "time-outs",
+            "dispatched", "server CPU", "CPU ms / request", "load-generator CPU", "machine busy (cores)",
+            "app / bare"]
+    out = []
+    for r in rows:
+        out.append([
+            r["server"], _f(r["rps"], 1), _f(r["p50_ms"], 1), _f(r["p99_ms"], 1), _f(r["max_ms"], 1),
+            _f(r["requests"]), _f(r["errors"]), _f(r["timeouts"]),
+            f"{r['assigned_share']:.1%}" if "ratio" in r and not math.isnan(r["assigned_share"]) else "—",
+            f"{r['server_cpu_share']:.0%}" if not math.isnan(r["server_cpu_share"]) else "—",
+            _f(r["server_cpu_share"] / r["rps"] * 1000, 2) if r["rps"] and not math.isnan(r["server_cpu_share"]) else "—",
+            f"{r['client_cpu_share']:.0%}" if not math.isnan(r["client_cpu_share"]) else "—",
+            _f(r.get("machine_busy_cores"), 2),
+            _f(r.get("ratio"), 3) if "ratio" in r else "",
+        ])
+    return head, out
+
+
+def intake_targets(rows: list[dict[str, Any]]) -> list[tuple[str, str, bool]]:
+    out = []
+    for r in rows:
+        if "ratio" not in r:
+            continue
+        dialect = "sqlite" if r["pair"].startswith("sqlite") else "postgresql"
+        official = dialect == "postgresql" or "FULL" in r["pair"]
+        tag = "" if official else " (extra row, not the target configuration)"
+        minimum = INTAKE_RATIO_MIN[dialect]
+        out.append((f"{r['pair']}: rps ≥ {minimum:g} × bare{tag}",
+                    f"{r['ratio']:.3f} ({r['rps']:.0f} / {r['bare_rps']:.0f} rps)", r["ratio"] >= minimum))
+        out.append((f"{r['pair']}: p99 ≤ {INTAKE_P99_MAX_MS:g} ms{tag}", f"{r['p99_ms']:.1f} ms",
+                    r["p99_ms"] <= INTAKE_P99_MAX_MS))
+        out.append((f"{r['pair']}: no errors or time-outs{tag}",
+                    f"{r['errors']} errors, {r['timeouts']} time-outs of {r['requests']:,}",
+                    r["errors"] == 0 and r["timeouts"] == 0))
+    return out
+
+
+# --------------------------------------------------------------------------- output
+
+
+def print_tables(console: Console, results: dict[str, Any]) -> None:
+    for title, (head, body) in (
+        ("Selection: nearest available technician (times per query, database included)",
+         selection_table(results["selection"])),
+        ("Intake: POST /v1/jobs with auto-dispatch vs a bare FastAPI endpoint", intake_table(results["intake_rows"])),
+    ):
+        if not body:
+            continue
+        table = Table(title=title, show_lines=False)
+        for h in head:
+            table.add_column(h, justify="left" if h in ("DB", "layout", "server") else "right")
+        for row in body:
+            table.add_row(*row)
+        console.print(table)
+    targets = selection_targets(results["selection"]) + intake_targets(results["intake_rows"])
+    if targets:
+        table = Table(title="Targets")
+        table.add_column("target")
+        table.add_column("measured", justify="right")
+        table.add_column("", justify="center")
+        for name, measured, met in targets:
+            table.add_row(name, measured, "[green]met[/]" if met else "[red]MISSED[/]")
+        console.print(table)
+    for r in results["selection"]:
+        for d in r.get("disagreements", []) or []:
+            console.print(f"[red]disagreement[/] {r['dialect']} {r['layout']} N={r['n']} {r['approach']}: {d}")
+    for r in results["intake_rows"]:
+        for e in r.get("error_samples", []) or []:
+            console.print(f"[red]error[/] {r['server']}: {e}")
+
+
+def _md(head: list[str], body: list[list[str]]) -> str:
+    align = ["---" if h in ("DB", "layout", "server", "target") else "---:" for h in head]
+    lines = ["| " + " | ".join(head) + " |", "| " + " | ".join(align) + " |"]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in body]
+    return "\n".join(lines)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    pk = m["packages"]
+    parts = [
+        BEGIN,
+        "",
+        f"Run: **{results['started']}** ({results['mode']} mode, {results['elapsed_s'] / 60:.1f} min), "
+        f"commit {m.get('commit', '?')}.",
+        "",
+        f"Machine: **{m['cores']} cores** ({m['cpu'] or 'unknown CPU'}), {m['memory_gb']} GB RAM, shared and noisy; "
+        f"{m['os']}. Python {m['python']}, SQLite {m['sqlite']}, PostgreSQL {m.get('postgresql')} "
+        f"(same machine, default configuration); SQLAlchemy {pk['sqlalchemy']}, FastAPI {pk['fastapi']}, "
+        f"uvicorn {pk['uvicorn']} (no uvloop/httptools), pydantic {pk['pydantic']}, geopy {pk['geopy']}, "
+        f"psycopg {pk['psycopg']}.",
+        "",
+    ]
+    if results["selection"]:
+        head, body = selection_table(results["selection"])
+        parts += [
+            f"### Selection ({results['queries']} queries per data set)",
+            "",
+            _md(head, body),
+            "",
+        ]
+    if results["intake_rows"]:
+        it = results["intake"]
+        head, body = intake_table(results["intake_rows"])
+        parts += [
+            f"### Intake ({it['clients']} concurrent clients, {it['seconds']:g} s measured per server after a "
+            f"warm-up, {it['technicians']:,} technicians)",
+            "",
+            _md(head, body),
+            "",
+        ]
+    targets = selection_targets(results["selection"]) + intake_targets(results["intake_rows"])
+    if targets:
+        parts += [
+            "### Targets",
+            "",
+            _md(["target", "measured", "result"],
+                [[n, v, "met" if ok else "**MISSED**"] for n, v, ok in targets]),
+            "",
+        ]
+    parts.append(END)
+    return "\n".join(parts)
+
+
+def write_docs(results: dict[str, Any], path: Path) -> None:
+    block = markdown(results)
+    if path.exists():
+        current = path.read_text()
+        if BEGIN in current and END in current:
+            before = current.split(BEGIN, 1)[0]
+            after = current.split(END, 1)[1]
+            path.write_text(before + block + after)
+            return
+        path.write_text(current.rstrip() + "\n\n" + block + "\n")
+        return
+    path.write_text("# Benchmarks\n\n" + block + "\n")
