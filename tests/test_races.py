@@ -38,7 +38,6 @@ from dispatch.database.core import Database, make_engine
 from dispatch.errors import Conflict
 from dispatch.geocoding.service import Geocoded
 from dispatch.jobs import flows
-from dispatch.jobs import service as jobs
 from dispatch.jobs.lifecycle import HOLDS_CAPACITY, REASSIGNABLE, TRANSITIONS, JobStatus
 from dispatch.jobs.models import Job
 from dispatch.jobs.schemas import JobCreate

@@ -12,7 +12,6 @@ from fastapi import Depends, Path, Query, Request
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from dispatch.clock import Clock
 from dispatch.config import Settings
 from dispatch.database.core import Database
 from dispatch.errors import Conflict
@@ -32,10 +31,6 @@ async def get_database(request: Request) -> Database:
 
 async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
-
-
-async def get_clock(request: Request) -> Clock:
-    return request.app.state.clock
 
 
 async def get_now(request: Request) -> datetime:
@@ -100,7 +95,6 @@ def _is_retryable(exc: DBAPIError) -> bool:
 
 UnitOfWorkDep = Annotated[UnitOfWork, Depends(get_unit_of_work)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-ClockDep = Annotated[Clock, Depends(get_clock)]
 NowDep = Annotated[datetime, Depends(get_now)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 

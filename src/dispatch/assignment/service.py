@@ -42,7 +42,6 @@ class NoTechnicianAvailable(Conflict):
 class Selection:
     best: Candidate | None
     radius_km: float | None  # None: the whole area was searched
-    queries: int = 1
 
 
 # Who qualifies is decided in SQL where it can be (active, on duty, under capacity); shift hours
@@ -104,28 +103,26 @@ def find_nearest(
     radius: float | None = max(settings.dispatch_first_radius_km, _radius_hints.get(hint_key, 0.0))
     if limit is not None:
         radius = min(radius, limit)
-    queries = 0
     while True:
         box = box_around(lat, lon, radius) if radius is not None else None
         searched = radius if box is not None else None
-        queries += 1
         best = nearest(_available_rows(session, skill, box), lat=lat, lon=lon, now=now, exclude=exclude)
         if best is not None:
             distance = best.distance_km(lat, lon)
             if limit is not None and distance > limit:
-                return Selection(None, searched, queries)
+                return Selection(None, searched)
             if searched is None or distance <= searched:
                 if len(_radius_hints) >= _MAX_HINTS:
                     _radius_hints.clear()
                 # Twice the distance found: the next search nearby most likely ends in one query.
                 _radius_hints[hint_key] = max(settings.dispatch_first_radius_km, 2 * distance)
-                return Selection(best, searched, queries)
+                return Selection(best, searched)
             # Someone is available but may not be the nearest: the box around their
             # distance holds everyone nearer, so one more search is conclusive.
             radius = distance * 1.0001 + 0.001
             continue
         if searched is None or (limit is not None and radius >= limit):
-            return Selection(None, searched, queries)
+            return Selection(None, searched)
         radius *= 4
         if limit is not None:
             radius = min(radius, limit)
