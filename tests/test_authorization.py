@@ -34,6 +34,27 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("POST", "/v1/jobs/{job_id}/location"): {"admin", "dispatcher"},
     ("POST", "/v1/jobs/{job_id}/dispatch"): STAFF,
     ("POST", "/v1/jobs/{job_id}/assign"): STAFF,
+    ("POST", "/v1/jobs/{job_id}/parts"): STAFF | {"technician"},
+    ("GET", "/v1/jobs/{job_id}/parts"): ALL,
+    ("POST", "/v1/jobs/{job_id}/parts/{line_id}/release"): STAFF | {"technician"},
+    ("POST", "/v1/jobs/{job_id}/parts/{line_id}/return"): {"admin", "dispatcher", "technician", "warehouse"},
+    ("POST", "/v1/locations"): {"admin", "warehouse"},
+    ("GET", "/v1/locations"): STAFF | {"warehouse"},
+    ("GET", "/v1/locations/{code}"): STAFF | {"warehouse"},
+    ("GET", "/v1/locations/{code}/stock"): STAFF | {"warehouse"},
+    ("GET", "/v1/locations/{code}/stock/{sku}"): STAFF | {"warehouse"},
+    ("PUT", "/v1/locations/{code}/stock/{sku}"): {"admin", "warehouse"},
+    ("GET", "/v1/locations/{code}/stock/{sku}/movements"): STAFF | {"warehouse"},
+    ("POST", "/v1/locations/{code}/receipts"): {"admin", "warehouse"},
+    ("POST", "/v1/parts"): {"admin", "warehouse"},
+    ("GET", "/v1/parts"): STAFF | {"warehouse", "technician"},
+    ("GET", "/v1/parts/{sku}"): STAFF | {"warehouse", "technician"},
+    ("GET", "/v1/parts/{sku}/availability"): STAFF | {"warehouse", "technician"},
+    ("POST", "/v1/shipments"): {"admin", "warehouse"},
+    ("GET", "/v1/shipments"): STAFF | {"warehouse"},
+    ("GET", "/v1/shipments/{shipment_id}"): STAFF | {"warehouse"},
+    ("POST", "/v1/shipments/{shipment_id}/receive"): {"admin", "warehouse"},
+    ("GET", "/v1/backorders"): STAFF | {"warehouse"},
 }
 
 
@@ -52,8 +73,8 @@ def test_every_route_is_in_the_role_matrix(api):
 
 
 def _call(api, method, path, headers):
-    url = path.format(key_id=1, outlet_id=1, technician_id=1, job_id=1)
-    return api.client.request(method, url, headers=headers, json={} if method in {"POST", "PATCH"} else None)
+    url = path.format(key_id=1, outlet_id=1, technician_id=1, job_id=1, line_id=1, shipment_id=1, code="C1", sku="S1")
+    return api.client.request(method, url, headers=headers, json={} if method in {"POST", "PATCH", "PUT"} else None)
 
 
 @pytest.mark.parametrize(("method", "path"), sorted(MATRIX))

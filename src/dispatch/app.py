@@ -11,6 +11,13 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from dispatch import __version__
+from dispatch.parts.routes import (
+    backorders_router,
+    job_parts_router,
+    locations_router,
+    parts_router,
+    shipments_router,
+)
 from dispatch.assignment.routes import router as assignment_router
 from dispatch.auth import service as auth
 from dispatch.auth.routes import router as api_keys_router
@@ -78,6 +85,11 @@ def create_app(
         technicians_router,
         jobs_router,
         assignment_router,
+        job_parts_router,
+        locations_router,
+        parts_router,
+        shipments_router,
+        backorders_router,
     ):
         app.include_router(router)
 

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     dispatch_first_radius_km: float = Field(default=5.0, gt=0)
     dispatch_max_radius_km: float | None = Field(default=None, gt=0)
     dispatch_candidates_shown: int = Field(default=10, ge=1, le=100)
+    # A branch created without its own delivery time gets this: central warehouse to branch.
+    parts_delivery_hours: float = Field(default=8.0, ge=0)
 
     # Geocoding through geopy; None means jobs without coordinates wait for a dispatcher.
     geocoder: Literal["nominatim"] | None = None

@@ -294,7 +294,7 @@ def dispatch_job(
 ) -> Dispatched:
     if job.status not in DISPATCHABLE:
         raise Conflict(
-            f"job {job.id} is {job.status.value}; only new or unable jobs are dispatched",
+            f"job {job.id} is {job.status.value}; only new, unable or ready jobs are dispatched",
             code="job-not-dispatchable",
             current_status=job.status.value,
         )
@@ -326,7 +326,7 @@ def assign(
     job = jobs.get(session=session, job_id=job_id, caller=caller, for_update=True)
     if job.status not in REASSIGNABLE:
         raise Conflict(
-            f"job {job.id} is {job.status.value}; it can be assigned only while new, unable or assigned",
+            f"job {job.id} is {job.status.value}; it can be assigned only while new, unable, ready or assigned",
             code="job-not-assignable",
             current_status=job.status.value,
         )

@@ -16,7 +16,8 @@ from dispatch.geocoding import service as geocoding
 from dispatch.geocoding.service import Geocoded
 from dispatch.jobs import service as jobs
 from dispatch.jobs.models import Job
-from dispatch.jobs.schemas import JobCreate
+from dispatch.jobs.schemas import JobCreate, StatusChange
+from dispatch.parts import service as parts
 
 
 def given_location(job_in: JobCreate) -> Geocoded | None:
@@ -81,3 +82,15 @@ def auto_dispatch(*, session: Session, job: Job, now: datetime, settings: Settin
             session=session, job_id=job.id, type="dispatch_failed", actor=SYSTEM.actor, now=now,
             reason=exc.extra.get("reason", exc.code), detail=exc.detail,
         )
+
+
+def change_status(
+    *, session: Session, job_id: int, change: StatusChange, caller: Caller, now: datetime, settings: Settings
+) -> Job:
+    """A status change, and what it does to the job's parts: completing consumes them,
+    cancelling gives them back (and the freed stock fills other jobs' backorders)."""
+    if change.status in ("completed", "cancelled"):
+        parts.lock_parts_of_job(session, job_id)  # part locks come before the job's (see parts.service)
+    job = jobs.change_status(session=session, job_id=job_id, change=change, caller=caller, now=now, settings=settings)
+    parts.settle(session=session, job=job, now=now, actor=caller.actor, settings=settings)
+    return job

@@ -12,28 +12,41 @@ class JobStatus(str, enum.Enum):
     on_site = "on_site"
     completed = "completed"
     unable = "unable"  # the technician could not do it; waiting to be dispatched again
+    waiting_parts = "waiting_parts"  # a part is backordered or on its way; nobody is sent yet
+    ready = "ready"  # the parts are in; waiting for a technician to be sent back
     cancelled = "cancelled"
 
 
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
-    JobStatus.new: frozenset({JobStatus.assigned, JobStatus.cancelled}),
+    JobStatus.new: frozenset({JobStatus.assigned, JobStatus.waiting_parts, JobStatus.cancelled}),
     # A technician who forgets to tap "en route" may still arrive.
     JobStatus.assigned: frozenset(
-        {JobStatus.en_route, JobStatus.on_site, JobStatus.unable, JobStatus.cancelled}
+        {JobStatus.en_route, JobStatus.on_site, JobStatus.unable, JobStatus.waiting_parts, JobStatus.cancelled}
     ),
-    JobStatus.en_route: frozenset({JobStatus.on_site, JobStatus.unable, JobStatus.cancelled}),
-    JobStatus.on_site: frozenset({JobStatus.completed, JobStatus.unable, JobStatus.cancelled}),
-    JobStatus.unable: frozenset({JobStatus.assigned, JobStatus.cancelled}),
+    JobStatus.en_route: frozenset(
+        {JobStatus.on_site, JobStatus.unable, JobStatus.waiting_parts, JobStatus.cancelled}
+    ),
+    JobStatus.on_site: frozenset(
+        {JobStatus.completed, JobStatus.unable, JobStatus.waiting_parts, JobStatus.cancelled}
+    ),
+    JobStatus.unable: frozenset({JobStatus.assigned, JobStatus.waiting_parts, JobStatus.cancelled}),
+    # Left only by the parts arriving (sent back, or ready when nobody can go) or a cancellation.
+    JobStatus.waiting_parts: frozenset({JobStatus.assigned, JobStatus.ready, JobStatus.cancelled}),
+    JobStatus.ready: frozenset({JobStatus.assigned, JobStatus.waiting_parts, JobStatus.cancelled}),
     JobStatus.completed: frozenset(),
     JobStatus.cancelled: frozenset(),
 }
 
 # Statuses a job may be dispatched (or assigned by hand) from.
-DISPATCHABLE = frozenset({JobStatus.new, JobStatus.unable})
+DISPATCHABLE = frozenset({JobStatus.new, JobStatus.unable, JobStatus.ready})
 # A dispatcher may also move a job to another technician before they set off.
 REASSIGNABLE = DISPATCHABLE | {JobStatus.assigned}
 # While in these, the job holds one unit of its technician's capacity.
 HOLDS_CAPACITY = frozenset({JobStatus.assigned, JobStatus.en_route, JobStatus.on_site})
+# A part request that leaves anything backordered or in transit parks the job in waiting_parts.
+WAITS_FOR_PARTS_FROM = frozenset(
+    {JobStatus.new, JobStatus.assigned, JobStatus.en_route, JobStatus.on_site, JobStatus.unable, JobStatus.ready}
+)
 OPEN = frozenset(set(JobStatus) - {JobStatus.completed, JobStatus.cancelled})
 # What a technician reports from the phone; dispatchers may also cancel.
 TECHNICIAN_STATUSES = frozenset(

@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import enum
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     CheckConstraint,
     Column,
@@ -50,7 +52,9 @@ class Job(SQLModel, table=True):
         CheckConstraint(
             "lat IS NULL OR (lat BETWEEN -90 AND 90 AND lon BETWEEN -180 AND 180)", name="coordinates"
         ),
-        CheckConstraint("(technician_id IS NOT NULL) OR status IN ('new', 'unable', 'cancelled')", name="assigned_has_technician"),
+        CheckConstraint("(technician_id IS NOT NULL) OR status IN ('new', 'unable', 'cancelled', 'waiting_parts', 'ready')",
+            name="assigned_has_technician",
+        ),
         Index("ix_job_status_due_at", "status", "due_at"),
         Index("ix_job_due_at_id", "due_at", "id"),
         Index("ix_job_technician_id_status", "technician_id", "status"),
@@ -100,6 +104,12 @@ class Job(SQLModel, table=True):
     assigned_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     completed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     cancelled_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+
+    # Parts still to come (backordered or in transit): what, and when the last should arrive.
+    waiting_for_parts: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    parts_eta: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    # Why the deadline is expected to be missed before it comes (e.g. a part arrives too late).
+    predicted_breach: str | None = Field(default=None, sa_column=Column(String(40), nullable=True))
 
     created_by: str = Field(sa_column=Column(String(80), nullable=False))
     updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

@@ -106,7 +106,7 @@ async def change_job_status(
     """The technician's taps: `en_route`, `on_site`, `completed`, `unable`, with the device time.
     Dispatchers may also `cancel`. Illegal moves are 409."""
     return await uow.run(lambda session: service.to_public(
-        service.change_status(session=session, job_id=job_id, change=body, caller=caller, now=now, settings=settings), now
+        flows.change_status(session=session, job_id=job_id, change=body, caller=caller, now=now, settings=settings), now
     ))
 
 

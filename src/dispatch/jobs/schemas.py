@@ -119,6 +119,18 @@ class SlaPublic(ResponseBody):
     due_at: datetime
     at_risk_at: datetime
     time_left_seconds: int = Field(description="Until the deadline; negative once late")
+    predicted_breach: str | None = Field(
+        None, description="Why the deadline is expected to be missed before it comes, e.g. `parts_eta_after_due`"
+    )
+
+
+class PartWaitPublic(ResponseBody):
+    """A part the job is waiting for."""
+
+    sku: str
+    quantity: int
+    state: Literal["backordered", "in_transit"]
+    eta: datetime | None
 
 
 class JobPublic(ResponseBody):
@@ -141,6 +153,10 @@ class JobPublic(ResponseBody):
     completed_at: datetime | None
     cancelled_at: datetime | None
     sla: SlaPublic
+    waiting_for_parts: list[PartWaitPublic] = Field(
+        default_factory=list, description="Parts backordered or on their way; the job waits for these"
+    )
+    parts_eta: datetime | None = Field(None, description="When the last part the job waits for should arrive")
     version: int
     updated_at: datetime
 

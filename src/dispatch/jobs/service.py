@@ -31,6 +31,7 @@ from dispatch.jobs.schemas import (
     JobCreate,
     JobOrder,
     JobPublic,
+    PartWaitPublic,
     ProductPublic,
     SlaPublic,
     StatusChange,
@@ -177,8 +178,10 @@ def sla_condition(state: SlaState, now: datetime) -> Any:
     open_ = Job.status.in_(list(OPEN))
     return {
         SlaState.breached: and_(open_, Job.due_at <= now),
-        SlaState.at_risk: and_(open_, Job.at_risk_at <= now, Job.due_at > now),
-        SlaState.on_track: and_(open_, Job.at_risk_at > now),
+        SlaState.at_risk: and_(
+            open_, Job.due_at > now, or_(Job.at_risk_at <= now, Job.predicted_breach.is_not(None))
+        ),
+        SlaState.on_track: and_(open_, Job.at_risk_at > now, Job.predicted_breach.is_(None)),
         SlaState.met: and_(Job.status == JobStatus.completed, Job.completed_at <= Job.due_at),
         SlaState.missed: and_(Job.status == JobStatus.completed, Job.completed_at > Job.due_at),
         SlaState.cancelled: Job.status == JobStatus.cancelled,
@@ -233,13 +236,21 @@ def set_location(
     if job.status not in OPEN:
         raise Conflict(f"job {job_id} is {job.status.value}; its location is final", code="job-closed")
     job.lat, job.lon, job.needs_location = lat, lon, False
-    _touch(job, now)
+    touch(job, now)
     session.flush()
     events.record(session=session, job_id=job.id, type="location_set", actor=caller.actor, now=now, lat=lat, lon=lon)
     return job
 
 
-def _touch(job: Job, now: datetime) -> None:
+def lock(*, session: Session, job_id: int) -> Job:
+    """Lock a job row for the system's own changes (no caller, so no visibility rule)."""
+    job = session.scalar(select(Job).where(Job.id == job_id).with_for_update().execution_options(populate_existing=True))
+    if job is None:
+        raise NotFound(f"job {job_id} not found", code="job-not-found")
+    return job
+
+
+def touch(job: Job, now: datetime) -> None:
     job.updated_at = now
     job.version += 1
 
@@ -259,7 +270,7 @@ def mark_assigned(
     job.technician_id = technician_id
     job.status = JobStatus.assigned
     job.assigned_at = now
-    _touch(job, now)
+    touch(job, now)
     session.flush()
     events.record(
         session=session, job_id=job.id, type=how, actor=caller.actor, now=now,
@@ -300,7 +311,7 @@ def change_status(
     elif target is JobStatus.unable:
         # Off the technician's list; the job waits to be dispatched again.
         job.technician_id = None
-    _touch(job, now)
+    touch(job, now)
     session.flush()
     events.record(
         session=session, job_id=job.id, type="status_changed", actor=caller.actor, now=now,
@@ -313,7 +324,7 @@ def change_status(
 def to_public(job: Job, now: datetime) -> JobPublic:
     state = sla.state(
         now, due_at=job.due_at, at_risk_at=job.at_risk_at, completed_at=job.completed_at,
-        cancelled=job.status is JobStatus.cancelled,
+        cancelled=job.status is JobStatus.cancelled, predicted_breach=job.predicted_breach is not None,
     )
     end = job.completed_at or job.cancelled_at or now
     return JobPublic(
@@ -346,7 +357,10 @@ def to_public(job: Job, now: datetime) -> JobPublic:
         sla=SlaPublic(
             state=state, due_at=job.due_at, at_risk_at=job.at_risk_at,
             time_left_seconds=int((job.due_at - end).total_seconds()),
+            predicted_breach=job.predicted_breach if job.status in OPEN else None,
         ),
+        waiting_for_parts=[PartWaitPublic.model_validate(w) for w in job.waiting_for_parts or []],
+        parts_eta=job.parts_eta,
         version=job.version,
         updated_at=job.updated_at,
     )

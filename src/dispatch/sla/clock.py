@@ -1,7 +1,8 @@
 """SLA deadlines and states as pure functions of the clock.
 
 The 24-hour promise: a job is due ``completion_hours`` after the customer reported it. It is
-``at_risk`` once ``at_risk_ratio`` of the allowed time has gone, ``breached`` at the deadline,
+``at_risk`` once ``at_risk_ratio`` of the allowed time has gone or a breach is predicted (say, a
+part arrives after the deadline), ``breached`` at the deadline,
 and once finished it either ``met`` or ``missed`` its deadline.
 """
 
@@ -42,6 +43,7 @@ def state(
     at_risk_at: datetime,
     completed_at: datetime | None,
     cancelled: bool = False,
+    predicted_breach: bool = False,
 ) -> SlaState:
     if cancelled:
         return SlaState.cancelled
@@ -49,6 +51,6 @@ def state(
         return SlaState.met if completed_at <= due_at else SlaState.missed
     if now >= due_at:
         return SlaState.breached
-    if now >= at_risk_at:
+    if now >= at_risk_at or predicted_breach:
         return SlaState.at_risk
     return SlaState.on_track
