@@ -42,6 +42,9 @@ from dispatch.jobs.lifecycle import HOLDS_CAPACITY, REASSIGNABLE, TRANSITIONS, J
 from dispatch.jobs.models import Job
 from dispatch.jobs.schemas import JobCreate
 from dispatch.models import metadata
+from dispatch.parts import service as parts, stock
+from dispatch.parts.models import JobPart, JobPartState, Location, Stock, StockMovement
+from dispatch.parts.schemas import LocationCreate, PartCreate
 from dispatch.technicians import service as technicians
 from dispatch.technicians.models import Technician
 from dispatch.technicians.schemas import TechnicianCreate
@@ -680,3 +683,113 @@ def test_a_burst_larger_than_the_worker_threads_waits_its_turn_instead_of_deadlo
             assert client.get("/healthz").status_code == 200
     _no_server_errors(*responses)
     assert Counter(r.status_code for r in responses) == {201: 60}
+
+
+# 4. Stock under races: no oversell, ever ----------------------------------------------------
+
+
+def add_stocked_part(database: Database, settings: Settings, *, sku: str, on_hand: int) -> None:
+    """One branch holding ``on_hand`` of a new part; no central warehouse to ship from."""
+    with database.transaction() as session:
+        if session.scalar(select(Location.id).where(Location.code == "RACE-BR")) is None:
+            stock.create_location(session=session, location_in=LocationCreate(
+                code="RACE-BR", name="Race branch", kind="branch", lat=CUSTOMER[0], lon=CUSTOMER[1]),
+                settings=settings, now=T0)
+        stock.create_part(session=session, part_in=PartCreate(sku=sku, name=sku, lead_time_hours=48), now=T0)
+        parts.set_stock(session=session, code="RACE-BR", sku=sku, on_hand=on_hand, note=None, caller=SYSTEM,
+                        now=T0, settings=settings)
+
+
+def stock_problems(database: Database) -> list[str]:
+    """Everything wrong with stock bookkeeping: levels out of bounds, levels that the ledger
+    does not add up to, or reservations that the job part lines do not account for."""
+    with database.transaction(write=False) as session:
+        levels = session.execute(select(Stock.location_id, Stock.part_id, Stock.on_hand, Stock.reserved)).all()
+        ledger = {
+            (row.location_id, row.part_id): (row.on_hand, row.reserved)
+            for row in session.execute(
+                select(StockMovement.location_id, StockMovement.part_id,
+                       func.sum(StockMovement.on_hand_change).label("on_hand"),
+                       func.sum(StockMovement.reserved_change).label("reserved"))
+                .group_by(StockMovement.location_id, StockMovement.part_id)
+            )
+        }
+        held = dict(
+            ((row.location_id, row.part_id), row.quantity)
+            for row in session.execute(
+                select(JobPart.location_id, JobPart.part_id, func.sum(JobPart.quantity).label("quantity"))
+                .where(JobPart.state == JobPartState.reserved)
+                .group_by(JobPart.location_id, JobPart.part_id)
+            )
+        )
+    problems = []
+    for location_id, part_id, on_hand, reserved in levels:
+        key = (location_id, part_id)
+        if not 0 <= reserved <= on_hand:
+            problems.append(f"{key}: reserved={reserved} on_hand={on_hand}")
+        if ledger.get(key, (0, 0)) != (on_hand, reserved):
+            problems.append(f"{key}: ledger says {ledger.get(key)} but stock is {(on_hand, reserved)}")
+        if held.get(key, 0) != reserved:
+            problems.append(f"{key}: {held.get(key, 0)} reserved by job lines but stock says {reserved}")
+    return problems
+
+
+def _part_states(database: Database, job_ids: list[int]) -> Counter[str]:
+    with database.transaction(write=False) as session:
+        return Counter(state.value for state in session.scalars(select(JobPart.state).where(JobPart.job_id.in_(job_ids))))
+
+
+def test_fifty_phones_asking_for_the_last_ten_parts_get_ten_reservations_and_forty_backorders(api, settings):
+    """In one app (SQLite serialises writers, PostgreSQL row locks): 50 requests at once."""
+    add_stocked_part(api.database, settings, sku="RACE-1", on_hand=10)
+    job_ids = add_jobs(api.database, 50, skill="washing machine", settings=settings)
+    responses = run_together([
+        lambda j=j: api.post(f"/v1/jobs/{j}/parts", {"sku": "RACE-1", "quantity": 1}) for j in job_ids
+    ])
+    _no_server_errors(*responses)
+    assert Counter(r.status_code for r in responses) == {201: 50}, [r.text[:200] for r in responses if r.status_code != 201][:3]
+    assert Counter(r.json()["state"] for r in responses) == {"reserved": 10, "backordered": 40}
+    assert _part_states(api.database, job_ids) == {"reserved": 10, "backordered": 40}
+    problems = stock_problems(api.database)
+    assert not problems, problems
+
+
+@pytest.mark.postgres_only
+def test_racing_part_requests_across_app_processes_never_oversell(settings, database, app_servers):
+    """50 POST /parts for a part with 10 in stock, over two servers (four worker processes) with
+    receipts landing in the middle: every piece goes to exactly one job, and nothing is a 5xx."""
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    clients = [httpx.Client(base_url=s.base_url, headers=headers, timeout=30.0) for s in app_servers]
+    try:
+        now = datetime.now(UTC)
+        add_stocked_part(database, settings, sku="RACE-HTTP", on_hand=10)
+        job_ids = add_jobs(database, 50, skill="washing machine", settings=settings, now=now)
+        responses = run_together([
+            lambda j=j, c=clients[i % len(clients)]: c.post(f"/v1/jobs/{j}/parts", json={"sku": "RACE-HTTP", "quantity": 1})
+            for i, j in enumerate(job_ids)
+        ])
+        _no_server_errors(*responses)
+        assert Counter(r.status_code for r in responses) == {201: 50}, [r.text[:300] for r in responses if r.status_code != 201][:3]
+        assert _part_states(database, job_ids) == {"reserved": 10, "backordered": 40}
+
+        # Goods arrive in five receipts at once while the phones ask for 10 more parts.
+        more_jobs = add_jobs(database, 10, skill="washing machine", settings=settings, now=now)
+        calls = [
+            lambda c=clients[i % 2]: c.post("/v1/locations/RACE-BR/receipts", json={"sku": "RACE-HTTP", "quantity": 6})
+            for i in range(5)
+        ] + [
+            lambda j=j, c=clients[i % 2]: c.post(f"/v1/jobs/{j}/parts", json={"sku": "RACE-HTTP", "quantity": 1})
+            for i, j in enumerate(more_jobs)
+        ]
+        responses = run_together(calls)
+        _no_server_errors(*responses)
+        assert all(r.status_code == 201 for r in responses), [r.text[:300] for r in responses if r.status_code != 201][:3]
+        # 10 + 30 received = 40 pieces for 60 requests: 40 reserved, 20 still on backorder.
+        assert _part_states(database, job_ids + more_jobs) == {"reserved": 40, "backordered": 20}
+        problems = stock_problems(database)
+        assert not problems, problems
+    finally:
+        for client in clients:
+            client.close()
+    for server in app_servers:
+        assert "Traceback" not in server.log_tail(100_000), server.log_tail()

@@ -100,7 +100,7 @@ def upgrade() -> None:
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('note', sa.String(length=500), nullable=True),
     sa.CheckConstraint("state <> 'backordered' OR location_id IS NULL", name=op.f('ck_job_part_backorder_has_no_location')),
-    sa.CheckConstraint("state = 'backordered' OR location_id IS NOT NULL", name=op.f('ck_job_part_held_has_location')),
+    sa.CheckConstraint("state IN ('backordered', 'released') OR location_id IS NOT NULL", name=op.f('ck_job_part_held_has_location')),
     sa.CheckConstraint('quantity > 0', name=op.f('ck_job_part_quantity_positive')),
     sa.ForeignKeyConstraint(['job_id'], ['job.id'], name=op.f('fk_job_part_job_id_job')),
     sa.ForeignKeyConstraint(['location_id'], ['location.id'], name=op.f('fk_job_part_location_id_location')),

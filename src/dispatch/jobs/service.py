@@ -242,12 +242,14 @@ def set_location(
     return job
 
 
-def lock(*, session: Session, job_id: int) -> Job:
-    """Lock a job row for the system's own changes (no caller, so no visibility rule)."""
-    job = session.scalar(select(Job).where(Job.id == job_id).with_for_update().execution_options(populate_existing=True))
-    if job is None:
-        raise NotFound(f"job {job_id} not found", code="job-not-found")
-    return job
+def lock_all(*, session: Session, job_ids: list[int]) -> list[Job]:
+    """Lock job rows in id order for the system's own changes (no caller, so no visibility rule)."""
+    if not job_ids:
+        return []
+    return list(session.scalars(
+        select(Job).where(Job.id.in_(sorted(set(job_ids)))).order_by(Job.id).with_for_update()
+        .execution_options(populate_existing=True)
+    ))
 
 
 def touch(job: Job, now: datetime) -> None:

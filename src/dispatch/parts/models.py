@@ -173,7 +173,7 @@ class JobPart(SQLModel, table=True):
     __table_args__ = (
         CheckConstraint("quantity > 0", name="quantity_positive"),
         CheckConstraint("state <> 'backordered' OR location_id IS NULL", name="backorder_has_no_location"),
-        CheckConstraint("state = 'backordered' OR location_id IS NOT NULL", name="held_has_location"),
+        CheckConstraint("state IN ('backordered', 'released') OR location_id IS NOT NULL", name="held_has_location"),
         Index("ix_job_part_job_id", "job_id"),
         # Filling backorders starts here: one SKU's open backorders (ordered by the job's deadline).
         Index(

@@ -279,9 +279,9 @@ async def list_shipments(
                        if to_location else None)
         rows = service.shipments(session=session, part_id=part_id, to_location_id=location_id, status=status,
                                  limit=limit + 1, after_id=after_id)
-        page = id_page(ShipmentPublic, rows, limit, lambda s: s)
-        page.items = _shipments_public(session, page.items)
-        return page
+        more = len(rows) > limit
+        return Page[ShipmentPublic](items=_shipments_public(session, rows[:limit]),
+                                    next_cursor=encode_id_cursor(rows[limit - 1].id) if more else None)
 
     return await uow.run(work)
 
@@ -321,12 +321,12 @@ async def list_backorders(
         part_id = stock.part(session=session, sku=sku, field=("query", "sku")).id if sku else None
         rows = service.backorders(session=session, part_id=part_id, limit=limit + 1, after_id=after_id)
         _, skus = service.codes(session, set(), {line.part_id for line, _ in rows})
-        page = id_page(BackorderPublic, [line for line, _ in rows], limit, lambda line: line)
-        due = {line.id: job.due_at for line, job in rows}
-        page.items = [BackorderPublic(id=line.id, job_id=line.job_id, sku=skus[line.part_id], quantity=line.quantity,
-                                      eta=line.eta, job_due_at=due[line.id], requested_at=line.requested_at)
-                      for line in page.items]
-        return page
+        more = len(rows) > limit
+        return Page[BackorderPublic](items=[
+            BackorderPublic(id=line.id, job_id=line.job_id, sku=skus[line.part_id], quantity=line.quantity,
+                            eta=line.eta, job_due_at=job.due_at, requested_at=line.requested_at)
+            for line, job in rows[:limit]
+        ], next_cursor=encode_id_cursor(rows[limit - 1][0].id) if more else None)
 
     return await uow.run(work)
 

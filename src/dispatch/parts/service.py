@@ -260,13 +260,17 @@ def fill_backorders(*, session: Session, location: Location, part: Part, why: Wh
         return 0, 0
     level = stock.level(session, location.id, part.id)  # type: ignore[arg-type]
     free = level.on_hand - level.reserved if level else 0
-    filled: list[JobPart] = []
-    jobs_touched: dict[int, Job] = {}
+    # The backorders this stock will reach, and their jobs locked in id order (as everywhere),
+    # so two fills of different parts for the same jobs queue instead of deadlocking.
+    reached, left = [], free
     for line in backorders:
-        if free <= 0:
+        if left <= 0:
             break
-        if line.job_id not in jobs_touched:
-            jobs_touched[line.job_id] = jobs.lock(session=session, job_id=line.job_id)
+        reached.append(line)
+        left -= line.quantity
+    jobs_touched = {job.id: job for job in jobs.lock_all(session=session, job_ids=[b.job_id for b in reached])}
+    filled: list[JobPart] = []
+    for line in reached:
         job = jobs_touched[line.job_id]
         target = line
         if line.quantity > free:
@@ -276,7 +280,7 @@ def fill_backorders(*, session: Session, location: Location, part: Part, why: Wh
                              requested_by=line.requested_by, requested_at=line.requested_at, updated_at=why.now,
                              note=line.note)
             session.add(target)
-        if not _hold(session, target, location, job, replace(why, job_id=job.id)):
+        if not _hold(session, target, location, job, replace(why, job_id=job.id)):  # type: ignore[arg-type]
             break  # cannot happen while the part lock is held; stop rather than guess
         target.updated_at = why.now
         free -= target.quantity
@@ -284,8 +288,8 @@ def fill_backorders(*, session: Session, location: Location, part: Part, why: Wh
     session.flush()
     for target in filled:
         _record_line(session, jobs_touched[target.job_id], target, part, why.actor, why.now)
-    for job in jobs_touched.values():
-        refresh(session=session, job=job, now=why.now, actor=why.actor, settings=settings)
+    for job_id in sorted(jobs_touched):
+        refresh(session=session, job=jobs_touched[job_id], now=why.now, actor=why.actor, settings=settings)
     return len(filled), sum(t.quantity for t in filled)
 
 
@@ -377,10 +381,9 @@ def receive_shipment(*, session: Session, shipment_id: int, caller: Caller, now:
         select(JobPart).where(JobPart.shipment_id == shipment.id, JobPart.state == JobPartState.in_transit)
         .order_by(JobPart.job_id, JobPart.id)
     ))
-    touched: dict[int, Job] = {}
+    touched = {job.id: job for job in jobs.lock_all(session=session, job_ids=[line.job_id for line in carried])}
     for line in carried:
-        job = touched.get(line.job_id) or jobs.lock(session=session, job_id=line.job_id)
-        touched[line.job_id] = job
+        job = touched[line.job_id]
         stock.move(session, location_id=destination.id, part_id=part.id, reserved=line.quantity,  # type: ignore[arg-type]
                    reason=MovementReason.reserved, why=replace(why, job_id=line.job_id))
         line.state, line.eta, line.updated_at = JobPartState.reserved, None, now

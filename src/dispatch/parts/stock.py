@@ -97,14 +97,16 @@ def list_parts(*, session: Session, limit: int, after_id: int | None, category: 
         stmt = stmt.where(Part.id > after_id)
     if category is None:
         return list(session.scalars(stmt.limit(limit)))
-    # Categories are a short JSON list; filtering them in Python keeps one query for both databases.
+    # Categories are a short JSON list; filtering them in Python, a batch at a time, keeps one
+    # query shape for both databases (a catalogue is thousands of rows, not millions).
     found: list[Part] = []
-    for part in session.scalars(stmt.execution_options(yield_per=500)):
-        if category in part.categories:
-            found.append(part)
-            if len(found) == limit:
-                break
-    return found
+    while len(found) < limit:
+        batch = list(session.scalars(stmt.limit(500)))
+        found += [p for p in batch if category in p.categories]
+        if len(batch) < 500:
+            break
+        stmt = stmt.where(Part.id > batch[-1].id)
+    return found[:limit]
 
 
 def part(*, session: Session, sku: str, field: Loc | None = None, for_update: bool = False) -> Part:
