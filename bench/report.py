@@ -185,6 +185,58 @@ def intake_targets(rows: list[dict[str, Any]]) -> list[tuple[str, str, bool]]:
     return out
 
 
+# --------------------------------------------------------------------------- parts
+
+
+def _states(r: dict[str, Any]) -> list[str]:
+    shares = r.get("state_shares") or {}
+    return [f"{shares.get(k, 0.0):.0%}" for k in ("reserved", "in_transit", "backordered")]
+
+
+def reservation_table(parts: dict[str, Any] | None) -> tuple[list[str], list[list[str]]]:
+    head = ["DB", "workload", "rps", "p50 ms", "p99 ms", "max ms", "requests", "non-2xx", "time-outs",
+            "reserved", "in transit", "backordered", "server CPU", "CPU ms / request", "load-generator CPU",
+            "machine busy (cores)", "rps / stocked 20 SKUs"]
+    out: list[list[str]] = []
+    if not parts:
+        return head, out
+    rows = parts["reservation"]
+    base = {r["dialect"]: r["rps"] for r in rows if r["workload"] == "stocked, 20 SKUs"}
+    for r in rows:
+        b = base.get(r["dialect"])
+        out.append([
+            r["dialect"], r["workload"], _f(r["rps"], 1), _f(r["p50_ms"], 1), _f(r["p99_ms"], 1), _f(r["max_ms"], 1),
+            _f(r["requests"]), _f(r["errors"]), _f(r["timeouts"]), *_states(r),
+            f"{r['server_cpu_share']:.0%}" if not math.isnan(r["server_cpu_share"]) else "—",
+            _f(r["server_cpu_share"] / r["rps"] * 1000, 2) if r["rps"] and not math.isnan(r["server_cpu_share"]) else "—",
+            f"{r['client_cpu_share']:.0%}" if not math.isnan(r["client_cpu_share"]) else "—",
+            _f(r.get("machine_busy_cores"), 2),
+            _f(r["rps"] / b, 2) if b else "—",
+        ])
+    return head, out
+
+
+def backorders_table(parts: dict[str, Any] | None) -> tuple[list[str], list[list[str]]]:
+    head = ["DB", "receipt at", "backorders", "pieces received", "receipts", "wall s (median)", "wall s (min–max)",
+            "ms / backorder", "server CPU s", "filled", "most urgent first", "stock adds up", "jobs afterwards",
+            "machine busy (cores)", "other requests: p50 ms before", "slowest ms during (requests)"]
+    out: list[list[str]] = []
+    if not parts:
+        return head, out
+    for r in parts["backorders"]:
+        out.append([
+            r["dialect"], f"{r['at']} ({r['kind']})", _f(r["backorders"]), _f(r["received"]), _f(r["receipts"]),
+            _f(r["wall_s"], 2), f"{r['wall_min_s']:.2f}–{r['wall_max_s']:.2f}", _f(r["ms_per_backorder"], 2),
+            _f(r["server_cpu_s"], 2), " / ".join(_f(x) for x in r["filled"]),
+            "yes" if r["in_due_order"] else "**NO**", "yes" if r["stock_ok"] else "**NO**",
+            ", ".join(f"{k} {v:,}" for k, v in sorted((r.get("job_statuses") or {}).items())),
+            _f(r.get("machine_busy_cores"), 2),
+            _f(r.get("probe_before_p50_ms"), 1),
+            f"{_f(r['probe_during_max_ms'], 0)} ({r['probe_during']})" if "probe_during" in r else "—",
+        ])
+    return head, out
+
+
 # --------------------------------------------------------------------------- output
 
 
@@ -193,12 +245,14 @@ def print_tables(console: Console, results: dict[str, Any]) -> None:
         ("Selection: nearest available technician (times per query, database included)",
          selection_table(results["selection"])),
         ("Intake: POST /v1/jobs with auto-dispatch vs a bare FastAPI endpoint", intake_table(results["intake_rows"])),
+        ("Parts: POST /v1/jobs/{id}/parts, a different job per request", reservation_table(results.get("parts"))),
+        ("Parts: one receipt fills the backorders", backorders_table(results.get("parts"))),
     ):
         if not body:
             continue
         table = Table(title=title, show_lines=False)
         for h in head:
-            table.add_column(h, justify="left" if h in ("DB", "layout", "server") else "right")
+            table.add_column(h, justify="left" if h in _LEFT else "right")
         for row in body:
             table.add_row(*row)
         console.print(table)
@@ -217,10 +271,20 @@ def print_tables(console: Console, results: dict[str, Any]) -> None:
     for r in results["intake_rows"]:
         for e in r.get("error_samples", []) or []:
             console.print(f"[red]error[/] {r['server']}: {e}")
+    for r in (results.get("parts") or {}).get("reservation", []):
+        for e in r.get("error_samples", []) or []:
+            console.print(f"[red]error[/] parts {r['dialect']} {r['workload']}: {e}")
+    for r in (results.get("parts") or {}).get("backorder_receipts", []):
+        if not r["check"].get("ok"):
+            console.print(f"[red]check failed[/] receipt {r['dialect']} at {r['at']} #{r['rep'] + 1}: "
+                          f"{r.get('error') or r['check']}")
+
+
+_LEFT = ("DB", "layout", "server", "workload", "receipt at", "jobs afterwards", "target")
 
 
 def _md(head: list[str], body: list[list[str]]) -> str:
-    align = ["---" if h in ("DB", "layout", "server", "target") else "---:" for h in head]
+    align = ["---" if h in _LEFT else "---:" for h in head]
     lines = ["| " + " | ".join(head) + " |", "| " + " | ".join(align) + " |"]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in body]
     return "\n".join(lines)
@@ -256,6 +320,25 @@ def markdown(results: dict[str, Any]) -> str:
         parts += [
             f"### Intake ({it['clients']} concurrent clients, {it['seconds']:g} s measured per server after a "
             f"warm-up, {it['technicians']:,} technicians)",
+            "",
+            _md(head, body),
+            "",
+        ]
+    pr = results.get("parts")
+    if pr:
+        c = pr["config"]
+        head, body = reservation_table(pr)
+        parts += [
+            f"### Parts: reservations ({c['clients']} concurrent clients, {c['seconds']:g} s measured per workload "
+            f"after a {c['warmup']:g} s warm-up, a different job per request)",
+            "",
+            _md(head, body),
+            "",
+        ]
+        head, body = backorders_table(pr)
+        parts += [
+            f"### Parts: one receipt fills {c['backorders']:,} backorders ({c['receipts']} receipt(s) per row, "
+            "each on fresh jobs and a fresh SKU)",
             "",
             _md(head, body),
             "",

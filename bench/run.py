@@ -1,12 +1,14 @@
-"""Dispatch benchmarks: selection (nearest available technician) and intake (POST /v1/jobs).
+"""Dispatch benchmarks: selection (nearest available technician), intake (POST /v1/jobs) and
+parts (POST /v1/jobs/{id}/parts; 1,000 backorders filled by one receipt).
 
     .venv/bin/python bench/run.py --quick      # smoke run: small N, few queries, short loads
     .venv/bin/python bench/run.py              # the full run (N = 1,000 / 10,000 / 100,000)
+    .venv/bin/python bench/run.py --only parts # one section (selection, intake, parts; comma-separated)
 
 Everything is measured in one run, on SQLite and on PostgreSQL, so the ratios in the tables
 compare numbers taken on the same (shared, noisy) machine minutes apart. Raw results go to
-bench/results/<time>.json; the tables go to the terminal and, for a full run (or with
---write-docs), between the markers in docs/benchmarks.md.
+bench/results/<time>.json; the tables go to the terminal and, for a full run of every section
+(or with --write-docs), between the markers in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from sqlalchemy import create_engine, make_url, text  # noqa: E402
 
 import datagen  # noqa: E402
 import intake  # noqa: E402
+import parts  # noqa: E402
 import report  # noqa: E402
 import selection  # noqa: E402
 from stats import CpuMeter  # noqa: E402
@@ -52,14 +55,34 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--queries", type=int, default=None, help="selection queries per data set (default 300; quick 60)")
     p.add_argument("--skip-selection", action="store_true")
     p.add_argument("--skip-intake", action="store_true")
+    p.add_argument("--skip-parts", action="store_true")
+    p.add_argument("--only", default=None, help="run only these sections: comma-separated selection, intake, parts")
     p.add_argument("--intake-seconds", type=float, default=None, help="measured seconds per server (default 15; quick 3)")
     p.add_argument("--intake-technicians", type=int, default=None, help="default 10,000; quick 2,000")
     p.add_argument("--clients", type=int, default=16)
+    p.add_argument("--parts-seconds", type=float, default=None,
+                   help="parts: measured seconds per reservation workload (default 15; quick 3)")
+    p.add_argument("--parts-clients", type=int, default=8, help="parts: concurrent reservation clients")
+    p.add_argument("--parts-jobs", type=int, default=None,
+                   help="parts: jobs prepared per reservation workload (default 5,000; quick 1,000)")
+    p.add_argument("--backorders", type=int, default=None, help="parts: backorders one receipt fills (default 1,000; quick 200)")
+    p.add_argument("--backorder-receipts", type=int, default=None,
+                   help="parts: receipts measured per database and location, each on fresh backorders (default 3; quick 1)")
+    p.add_argument("--receipt-at", default="branch,central", help="parts: where the receipt lands: branch, central")
     p.add_argument("--seed", type=int, default=20261123)
-    p.add_argument("--write-docs", action="store_true", help="also write docs/benchmarks.md after a quick run")
+    p.add_argument("--write-docs", action="store_true",
+                   help="also write docs/benchmarks.md after a quick run or a run of some sections only")
     p.add_argument("--no-docs", action="store_true", help="never write docs/benchmarks.md")
     p.add_argument("--keep", action="store_true", help="keep the scratch databases and files")
-    return p.parse_args()
+    args = p.parse_args()
+    sections = {"selection", "intake", "parts"}
+    if args.only:
+        chosen = {x.strip() for x in args.only.split(",") if x.strip()}
+        if chosen - sections:
+            p.error(f"--only takes {', '.join(sorted(sections))}")
+        for name in sections - chosen:
+            setattr(args, f"skip_{name}", True)
+    return args
 
 
 def naive_limit(n: int, queries: int) -> int:
@@ -240,6 +263,46 @@ def run_intake(args: argparse.Namespace, scratch: Scratch, n_techs: int, seconds
     return rows
 
 
+# --------------------------------------------------------------------------- parts
+
+
+def run_parts(args: argparse.Namespace, scratch: Scratch) -> dict[str, Any]:
+    dbs = [d.strip() for d in args.dbs.split(",") if d.strip()]
+    cfg = {
+        "clients": args.parts_clients,
+        "seconds": args.parts_seconds or (3.0 if args.quick else 15.0),
+        "warmup": 1.0 if args.quick else 3.0,
+        "jobs_per_workload": args.parts_jobs or (1000 if args.quick else 5000),
+        # Scarce stock: enough that the runs see all three outcomes (own or other branch, shipped, backorder).
+        "scarce_per_branch": 2 if args.quick else 10,
+        "scarce_central": 10 if args.quick else 50,
+        "backorders": args.backorders or (200 if args.quick else 1000),
+        "receipts": args.backorder_receipts or (1 if args.quick else 3),
+        "receipt_at": [parts.CENTRAL[0] if x.strip() == "central" else "WAW"
+                       for x in args.receipt_at.split(",") if x.strip()],
+    }
+    logs = scratch.dir / "logs"
+    logs.mkdir(exist_ok=True)
+    say = console.print
+    reservation: list[dict[str, Any]] = []
+    backorders: list[dict[str, Any]] = []
+    for dialect in dbs:
+        url = scratch.sqlite("parts") if dialect == "sqlite" else scratch.postgres("dispatch_bench_parts")
+        reservation += parts.run_reservation(
+            dialect=dialect, url=url, data_dir=scratch.dir, logs=logs, seed=args.seed, clients=cfg["clients"],
+            warmup=cfg["warmup"], seconds=cfg["seconds"], jobs_per_workload=cfg["jobs_per_workload"],
+            scarce_per_branch=cfg["scarce_per_branch"], scarce_central=cfg["scarce_central"], say=say,
+        )
+    for dialect in dbs:
+        make = scratch.sqlite if dialect == "sqlite" else (lambda name: scratch.postgres("dispatch_bench_" + name))
+        backorders += parts.run_backorders(
+            dialect=dialect, make_url=make, data_dir=scratch.dir, logs=logs, seed=args.seed,
+            count=cfg["backorders"], reps=cfg["receipts"], where=cfg["receipt_at"], say=say,
+        )
+    return {"config": cfg, "reservation": reservation, "backorder_receipts": backorders,
+            "backorders": parts.summarise_backorders(backorders)}
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -256,7 +319,7 @@ def main() -> int:
         "started": started.isoformat(timespec="seconds"), "mode": "quick" if args.quick else "full",
         "machine": report.machine_facts(args.pg_url), "sizes": sizes, "queries": queries,
         "intake": {"technicians": n_intake, "seconds": seconds, "clients": args.clients},
-        "selection": [], "intake_rows": [],
+        "selection": [], "intake_rows": [], "parts": None,
     }
     try:
         if not args.skip_selection:
@@ -265,6 +328,9 @@ def main() -> int:
         if not args.skip_intake:
             console.rule("intake")
             results["intake_rows"] = run_intake(args, scratch, n_intake, seconds)
+        if not args.skip_parts:
+            console.rule("parts")
+            results["parts"] = run_parts(args, scratch)
     finally:
         scratch.cleanup()
     results["elapsed_s"] = time.perf_counter() - t0
@@ -273,9 +339,12 @@ def main() -> int:
     out = out_dir / f"{started.strftime('%Y%m%dT%H%M%SZ')}-{results['mode']}.json"
     out.write_text(json.dumps(results, indent=1, default=str))
     report.print_tables(console, results)
-    if not args.no_docs and (not args.quick or args.write_docs):
+    every_section = not (args.skip_selection or args.skip_intake or args.skip_parts)
+    if not args.no_docs and ((not args.quick and every_section) or args.write_docs):
         report.write_docs(results, BENCH_DIR.parent / "docs" / "benchmarks.md")
         console.print("[green]wrote[/] docs/benchmarks.md")
+    elif not args.no_docs and not args.quick:
+        console.print("[yellow]docs/benchmarks.md not written[/]: only some sections ran (--write-docs to write anyway)")
     console.print(f"raw results: {out.relative_to(BENCH_DIR.parent)}; {results['elapsed_s'] / 60:.1f} min")
     return 0
 

@@ -109,6 +109,48 @@ def demo(
         serve(host=host, port=port, workers=1, migrate_first=False)
 
 
+@app.command("import-parts")
+def import_parts(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True,
+                                         help="CSV with columns sku,name,categories,lead_time_hours")],
+) -> None:
+    """Import the parts catalogue from CSV: new SKUs are created, known ones updated. All or nothing."""
+    from dispatch.clock import SystemClock
+    from dispatch.parts import imports
+
+    database = _database(Settings())
+    try:
+        with imports.progress_bar() as progress:
+            result = imports.import_parts(database, file, now=SystemClock().now(), progress=progress)
+    finally:
+        database.dispose()
+    imports.print_report(result, console)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command("import-stock")
+def import_stock(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True,
+                                         help="CSV with columns location,sku,on_hand")],
+) -> None:
+    """Set stock levels from CSV, each row as a stock count (ledger, reservations, backorders). All or nothing."""
+    from dispatch.clock import SystemClock
+    from dispatch.parts import imports
+
+    settings = Settings()
+    database = _database(settings)
+    try:
+        with imports.progress_bar() as progress:
+            result = imports.import_stock(database, file, settings=settings, now=SystemClock().now(),
+                                          progress=progress)
+    finally:
+        database.dispose()
+    imports.print_report(result, console)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
 @app.command()
 def openapi(
     check: Annotated[bool, typer.Option(help="Fail if the committed spec differs from the app")] = False,
