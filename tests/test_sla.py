@@ -7,12 +7,15 @@ from __future__ import annotations
 import csv
 import io
 import threading
+import time as time_module
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 from conftest import PG_URL, T0
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from dispatch.app import create_app
 from dispatch.config import Settings
 from dispatch.database.core import Database, make_engine
 from dispatch.events.models import JobEvent
@@ -471,3 +474,17 @@ def test_on_postgresql_a_watcher_skips_a_job_someone_holds_and_fires_it_next_pas
         assert watch(api).fired == 3
     finally:
         holder.dispose()
+
+
+def test_the_embedded_watcher_runs_inside_the_app_and_catches_up_when_it_starts(api, settings):
+    job = api.job()
+    api.clock.advance(hours=25)  # the server was down through the whole deadline
+    app = create_app(settings.model_copy(update={"sla_watcher_in_app": True, "sla_watcher_interval_seconds": 60}),
+                     clock=api.clock, database=api.database)
+    with TestClient(app):
+        # The first pass starts with the app; wait for it (bounded), the clock does not move.
+        for _ in range(200):
+            if len([t for t in timeline(api, job["id"]) if t.startswith("sla_")]) == 3:
+                break
+            time_module.sleep(0.05)
+    assert [t for t in timeline(api, job["id"]) if t.startswith("sla_")] == ["sla_warning", "sla_at_risk", "sla_breached"]

@@ -123,7 +123,7 @@ def _seed_policies() -> None:
 def _backfill_jobs() -> None:
     """Jobs received before this revision keep the deadlines they had (completion only, as the
     service then promised) and get the checkpoints the watcher needs for them."""
-    seconds = ("CAST((julianday(completed_at) - julianday(reported_at)) * 86400 AS INTEGER)"
+    seconds = ("CAST(ROUND((julianday(completed_at) - julianday(reported_at)) * 86400) AS INTEGER)"
                if op.get_bind().dialect.name == "sqlite"
                else "CAST(EXTRACT(EPOCH FROM completed_at - reported_at) AS INTEGER)")
     op.execute(f"""
