@@ -488,3 +488,37 @@ def test_the_embedded_watcher_runs_inside_the_app_and_catches_up_when_it_starts(
                 break
             time_module.sleep(0.05)
     assert [t for t in timeline(api, job["id"]) if t.startswith("sla_")] == ["sla_warning", "sla_at_risk", "sla_breached"]
+
+
+def test_dispatch_worker_once_fires_what_is_due_and_a_second_run_finds_nothing(api, monkeypatch):
+    from typer.testing import CliRunner
+
+    from dispatch.cli import app as cli
+
+    job = api.job()  # reported at T0, months before the real clock the command uses
+    monkeypatch.setenv("DATABASE_URL", api.database.engine.url.render_as_string(hide_password=False))
+    first = CliRunner().invoke(cli, ["worker", "--once"])
+    assert first.exit_code == 0, first.output
+    assert "fired 3" in first.output
+    second = CliRunner().invoke(cli, ["worker", "--once"])
+    assert "fired 0" in second.output
+    assert [t for t in timeline(api, job["id"]) if t.startswith("sla_")] == ["sla_warning", "sla_at_risk", "sla_breached"]
+
+
+def test_the_at_risk_queue_pages_through_every_job_once_in_order(api):
+    made = [api.job(reported_at=(T0 - timedelta(hours=h)).isoformat(), priority=p)
+            for h, p in ((20, "normal"), (23, "normal"), (1, "emergency"), (19, "high"), (30, "normal"))]
+    api.clock.advance(minutes=31)  # the emergency passes 50 % of its 2 h arrival target
+    api.job()  # on track: not listed
+    seen, cursor = [], None
+    while True:
+        page = api.get("/v1/sla/at-risk", params={"limit": 2, **({"cursor": cursor} if cursor else {})}).json()
+        seen += [(i["job_id"], i["time_left_seconds"]) for i in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert [job_id for job_id, _ in seen] == [made[i]["id"] for i in (2, 4, 1, 0, 3)]
+    assert [left for _, left in seen][1:] == sorted(left for _, left in seen[1:])
+    assert api.get("/v1/sla/at-risk", params={"cursor": "bm90LWEtY3Vyc29y"}).status_code == 422
+    breached = api.get("/v1/sla/at-risk", params={"breached_only": "true"}).json()["items"]
+    assert [i["job_id"] for i in breached] == [made[4]["id"]]
