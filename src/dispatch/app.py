@@ -30,6 +30,7 @@ from dispatch.jobs.routes import router as jobs_router
 from dispatch.limits import BodySizeLimit, ConcurrencyLimit
 from dispatch.outlets.routes import router as outlets_router
 from dispatch.technicians.routes import router as technicians_router
+from dispatch.web import routes as web
 
 log = logging.getLogger(__name__)
 
@@ -92,5 +93,6 @@ def create_app(
         backorders_router,
     ):
         app.include_router(router)
+    web.mount(app)
 
     return app
