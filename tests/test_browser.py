@@ -9,9 +9,10 @@ import io
 import os
 import secrets
 import struct
+import time
 import zlib
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,9 @@ LAUNCH_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync",
 ]
-PHONE = {"viewport": {"width": 360, "height": 780}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
-DESKTOP = {"viewport": {"width": 1366, "height": 900}}
+PHONE = {"viewport": {"width": 360, "height": 780}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True,
+         "timezone_id": "Europe/Warsaw", "locale": "en-GB"}
+DESKTOP = {"viewport": {"width": 1366, "height": 900}, "timezone_id": "UTC", "locale": "en-GB"}
 TIMEOUT_MS = 15_000
 
 
@@ -120,6 +122,14 @@ def tiny_png() -> bytes:
     return body.getvalue()
 
 
+def server_status_becomes(service: Service, job_id: int, status: str, timeout: float = 10.0) -> None:
+    """The phone sends in the background: wait (bounded) until the server has the job there."""
+    deadline = time.monotonic() + timeout
+    while (current := service.get(f"/v1/jobs/{job_id}")["status"]) != status:
+        assert time.monotonic() < deadline, f"job {job_id} is still {current}, expected {status}"
+        time.sleep(0.1)
+
+
 def status_changes(service: Service, job_id: int) -> list[dict[str, Any]]:
     events = service.get(f"/v1/jobs/{job_id}/events?limit=200")["items"]
     return [e for e in events if e["type"] == "status_changed"]
@@ -134,7 +144,17 @@ def test_a_dispatcher_signs_in_and_dispatches_a_job_to_the_nearest_technician(se
     near = service.technician("Anna Nowak", lat=52.2310, lon=21.0100, home_branch="WAW-C")
     service.technician("Piotr Off", lat=52.2450, lon=21.0300, home_branch="WAW-N", on_duty=False)
     job = service.job(customer={"name": "Maria Dąbrowska", "phone": "+48 22 555 01 77"}, external_ref="ORD-1001")
-    service.job(customer={"name": "Jan Kowalski", "phone": "+48 22 555 09 09"})
+    now = datetime.now(UTC)
+    late = service.job(customer={"name": "Jan Kowalski", "phone": "+48 22 555 09 09"},
+                       reported_at=(now - timedelta(hours=24, minutes=1)).isoformat())
+    risky = service.job(customer={"name": "Ewa Lis", "phone": "+48 22 555 08 08"},
+                        reported_at=(now - timedelta(hours=20)).isoformat())
+    # A job waiting for a part nobody has: backordered with the supplier's lead time.
+    service.post("/v1/locations", {"code": "CENTRAL", "name": "Central", "kind": "central", "lat": 51.76, "lon": 19.46})
+    service.post("/v1/parts", {"sku": "BELT-1200", "name": "Drum belt", "categories": ["washing machine"],
+                               "lead_time_hours": 72})
+    waiting = service.job(customer={"name": "Olga Wrona", "phone": "+48 22 555 07 07"})
+    service.post(f"/v1/jobs/{waiting['id']}/parts", {"sku": "BELT-1200", "quantity": 1})
     key = service.key("dispatcher")
 
     context = browser.new_context(**DESKTOP)
@@ -143,15 +163,23 @@ def test_a_dispatcher_signs_in_and_dispatches_a_job_to_the_nearest_technician(se
     sign_in(page, service.base_url + "/console/", key)
 
     board = page.locator("#board tbody")
-    expect(board.locator("tr")).to_have_count(2)
-    expect(board).to_contain_text("Maria Dąbrowska")
-    expect(page.locator("#at-risk-panel")).to_contain_text("Nothing at risk")
+    expect(board.locator("tr")).to_have_count(4)
+    # Most urgent first: the late one, then the one at risk.
+    expect(board.locator("tr").nth(0)).to_contain_text(f"#{late['id']}")
+    expect(board.locator("tr").nth(0)).to_contain_text("Breached")
+    expect(board.locator("tr").nth(1)).to_contain_text("At risk")
+    expect(page.locator("#at-risk-panel")).to_contain_text("Jan Kowalski")
+    expect(page.locator("#at-risk-panel")).to_contain_text("Ewa Lis")
+    if datetime.fromisoformat(late["due_at"]).date() == now.date():  # the browser's day is UTC's (DESKTOP)
+        expect(page.locator("#breaches-panel")).to_contain_text(f"#{late['id']}")
+    expect(page.locator("#parts-panel")).to_contain_text("1× BELT-1200 backordered")
+    shot(page, "console-board")
+    assert risky["sla"]["state"] == "at_risk"
     # Search by part of the phone number narrows the board to one job.
     page.get_by_label("Customer phone or order no.").fill("5550177")
     page.get_by_role("button", name="Search").click()
     expect(board.locator("tr")).to_have_count(1)
     expect(board).to_contain_text("ORD-1001")
-    shot(page, "console-board")
 
     board.get_by_role("link", name=f"#{job['id']}").click()
     expect(page.locator("#job-title")).to_contain_text(f"Job #{job['id']}")
@@ -330,6 +358,35 @@ def test_the_console_and_the_phone_app_pass_an_accessibility_check_and_work_from
         pytest.fail("the En route button cannot be reached with Tab")
     page.keyboard.press("Enter")
     expect(card.locator("[data-status]")).to_have_text("En route")
-    expect(page.locator("#outbox")).to_have_count(0)
-    assert service.get(f"/v1/jobs/{job['id']}")["status"] == "en_route"
+    server_status_becomes(service, job["id"], "en_route")
     phone.close()
+
+
+def test_a_technician_asks_for_a_part_nobody_has_and_the_job_waits_for_it(service, browser):
+    from playwright.sync_api import expect
+
+    tech = service.technician("Anna Nowak")
+    job = service.job()
+    service.post(f"/v1/jobs/{job['id']}/assign", {"technician_id": tech["id"], "reason": "regular customer"})
+    service.post("/v1/locations", {"code": "CENTRAL", "name": "Central", "kind": "central", "lat": 51.76, "lon": 19.46})
+    service.post("/v1/parts", {"sku": "BELT-1200", "name": "Drum belt", "categories": ["washing machine"],
+                               "lead_time_hours": 72})
+
+    context = browser.new_context(**PHONE)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    sign_in(page, service.base_url + "/tech/", service.key("technician", technician_id=tech["id"]))
+    card = page.locator(f"#job-{job['id']}")
+    card.get_by_role("button", name=f"On site, job {job['id']}").click()
+    card.get_by_role("button", name=f"Needs parts, job {job['id']}").click()
+    card.get_by_label("Part number (SKU)").fill("BELT-1200")
+    card.get_by_label("Quantity").fill("2")
+    shot(page, "tech-parts-360")
+    card.get_by_role("button", name="Ask for part").click()
+    server_status_becomes(service, job["id"], "waiting_parts")
+    expect(card.locator("[data-status]")).to_have_text("Waiting for parts")
+    expect(page.locator("#refused")).to_have_count(0)
+
+    lines = service.get(f"/v1/jobs/{job['id']}/parts")["items"]
+    assert [(line["sku"], line["quantity"], line["state"]) for line in lines] == [("BELT-1200", 2, "backordered")]
+    context.close()

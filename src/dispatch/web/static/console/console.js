@@ -287,7 +287,7 @@ async function refreshPanels(token) {
     `${j.sla.time_left_seconds < 0 ? "late by" : "left"} ${duration(Math.abs(j.sla.time_left_seconds))} · ${STATUS_LABELS[j.status] || j.status}`)),
   "Nothing at risk.");
   const today = [...breached, ...missed].filter((j) => new Date(j.due_at) >= startOfDay);
-  fill("breaches-panel", today.map((j) => jobLine(j, `due ${when(j.due_at)} · ${techName(j.technician_id)}`)), "No breaches today.");
+  fill("breaches-panel", today.map((j) => jobLine(j, `due ${when(j.due_at)} · ${j.technician_id == null ? "unassigned" : techName(j.technician_id)}`)), "No breaches today.");
   fill("parts-panel", waiting.map((j) => jobLine(j,
     (j.waiting_for_parts || []).map((p) => `${p.quantity}× ${p.sku} ${p.state === "in_transit" ? "on its way" : "backordered"}${p.eta ? ", ETA " + when(p.eta) : ""}`).join("; ") ||
     (j.parts_eta ? `ETA ${when(j.parts_eta)}` : "no ETA"))),
@@ -396,7 +396,9 @@ async function renderJobInfo(id, info, token) {
         `${l.quantity}× ${l.sku} — ${l.state}${l.location ? " at " + l.location : ""}${l.eta ? " · ETA " + when(l.eta) : ""}`)))
         : h("p", { class: "muted" }, "No parts requested.")),
     visits ? section("job-visits", "Visits", visits.length ? h("ul", {}, visits.map((v) => h("li", {},
-      `Visit ${v.number ?? v.id}: ${v.status ?? ""} ${v.reason ? "· " + v.reason : ""} ${v.started_at ? "· " + when(v.started_at) : ""}`)))
+      [`Visit ${v.number ?? v.id}`, v.return_visit ? "return visit" : null, (v.reason || "").replaceAll("_", " "),
+        v.outcome ? v.outcome.replaceAll("_", " ") : "in progress", v.technician_id ? techName(v.technician_id) : null,
+        v.on_site_at ? `on site ${when(v.on_site_at)}` : null].filter(Boolean).join(" · "))))
       : h("p", { class: "muted" }, "No visits yet.")) : null,
     photos ? section("job-photos", "Photos", photos.length ? h("div", { class: "thumbs" }, photos.map(photoThumb)) : h("p", { class: "muted" }, "No photos yet.")) : null,
     callbacks ? section("job-callbacks", "Callbacks", callbacks.length ? h("ul", {}, callbacks.map((cb) => h("li", {},
@@ -413,7 +415,7 @@ async function renderJobInfo(id, info, token) {
 
 function photoThumb(photo) {
   const img = h("img", { alt: `Photo ${photo.id}${photo.taken_at ? " taken " + when(photo.taken_at) : ""}`, loading: "lazy" });
-  const url = photo.url || photo.content_url || `/v1/photos/${photo.id}/content`;
+  const url = photo.thumbnail_url || photo.url || `/v1/jobs/${photo.job_id}/photos/${photo.id}/thumbnail`;
   // The image needs the key, which an <img src> cannot send: fetch it and show a blob.
   fetch(url, { headers: { Authorization: `Bearer ${api.key}` } })
     .then((r) => (r.ok ? r.blob() : null))
@@ -489,10 +491,14 @@ function renderActions(id, job, token) {
 
   // Return visit (issue: visits); a 404 says the server does not have it yet.
   const rvOut = result("return-visit-result");
-  const rvReason = h("input", { id: "rv-reason", required: true, maxlength: 500 });
+  const rvReason = h("select", { id: "rv-reason", required: true },
+    [["callback_not_fixed", "Callback: not fixed"], ["compliance_failed", "Compliance review failed"],
+      ["fault_returned", "The fault came back"], ["customer_request", "The customer asked"], ["other", "Other"]]
+      .map(([v, t]) => h("option", { value: v }, t)));
+  const rvNote = h("input", { id: "rv-note", maxlength: 2000 });
   const returnForm = h("form", { id: "return-visit-form", onsubmit: async (e) => {
     e.preventDefault();
-    const answer = await call("POST", `/v1/jobs/${id}/return-visits`, { reason: rvReason.value });
+    const answer = await call("POST", `/v1/jobs/${id}/return-visits`, rvNote.value.trim() ? { reason: rvReason.value, note: rvNote.value.trim() } : { reason: rvReason.value });
     if (answer.status === 404 && !answer.data?.code?.startsWith("job")) { say(rvOut, "Return visits are not available on this server yet.", true); return; }
     if (!answer.ok) { say(rvOut, problemText(answer), true); return; }
     say(rvOut, "Return visit requested; the job is open again.");
@@ -500,6 +506,7 @@ function renderActions(id, job, token) {
   } },
   h("h3", {}, "Request a return visit"),
   h("label", { for: "rv-reason" }, "Reason"), rvReason,
+  h("label", { for: "rv-note" }, "Note"), rvNote,
   h("div", { class: "row" }, h("button", { type: "submit" }, "Request return visit")), rvOut);
 
   // Callback: reached? fixed? satisfied 1-5?
