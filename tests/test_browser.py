@@ -189,6 +189,8 @@ def test_a_dispatcher_signs_in_and_dispatches_a_job_to_the_nearest_technician(se
     expect(page.locator("#candidates")).to_contain_text("Piotr Off")
     expect(page.locator("#candidates")).to_contain_text("off duty")
     expect(page.locator("#job-summary")).to_contain_text("Assigned")
+    expect(page.get_by_role("button", name="Dispatch nearest")).to_be_disabled()  # assigned now
+    expect(page.get_by_role("button", name="Assign", exact=True)).to_be_enabled()  # may still move it
     shot(page, "console-job")
 
     server = service.get(f"/v1/jobs/{job['id']}")

@@ -409,8 +409,22 @@ async function renderJobInfo(id, info, token) {
         h("time", { datetime: e.occurred_at, title: `recorded ${when(e.recorded_at)}` }, when(e.occurred_at)),
         h("span", {}, h("strong", {}, e.type.replaceAll("_", " ")), ` by ${e.actor}`, h("div", { class: "muted" }, describeEvent(e))))))),
   ].filter(Boolean));
+  enableActions(job);
   updated();
   return job;
+}
+
+// The lifecycle's rules (jobs/lifecycle.py): which actions make sense in this status. The server
+// still decides; this only saves a dispatcher a click that would be refused.
+const DISPATCHABLE = ["new", "unable", "ready"];
+const REASSIGNABLE = [...DISPATCHABLE, "assigned"];
+const REOPENABLE = ["completed", "closed"];
+
+function enableActions(job) {
+  const set = (id, on) => { const b = document.querySelector(`#${id} button[type=submit]`); if (b) b.disabled = !on; };
+  set("dispatch-form", DISPATCHABLE.includes(job.status));
+  set("assign-form", REASSIGNABLE.includes(job.status));
+  set("return-visit-form", REOPENABLE.includes(job.status));
 }
 
 function photoThumb(photo) {
@@ -533,7 +547,9 @@ function renderActions(id, job, token) {
   h("label", { for: "cb-note" }, "Note"), cbNote,
   h("div", { class: "row" }, h("button", { type: "submit" }, "Record callback")), cbOut);
 
-  return h("aside", { class: "actions panel", "aria-label": "Actions" }, dispatchForm, assignForm, returnForm, callbackForm);
+  const aside = h("aside", { class: "actions panel", "aria-label": "Actions" }, dispatchForm, assignForm, returnForm, callbackForm);
+  queueMicrotask(() => enableActions(job));
+  return aside;
 }
 
 // ---------------------------------------------------------------------------------------------
