@@ -392,3 +392,34 @@ def test_a_technician_asks_for_a_part_nobody_has_and_the_job_waits_for_it(servic
     lines = service.get(f"/v1/jobs/{job['id']}/parts")["items"]
     assert [(line["sku"], line["quantity"], line["state"]) for line in lines] == [("BELT-1200", 2, "backordered")]
     context.close()
+
+
+def test_taps_the_office_refuses_after_the_fact_are_shown_as_not_accepted(service, browser):
+    from playwright.sync_api import expect
+
+    tech = service.technician("Anna Nowak")
+    job = service.job()
+    service.post(f"/v1/jobs/{job['id']}/assign", {"technician_id": tech["id"], "reason": "regular customer"})
+
+    context = browser.new_context(**PHONE)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    sign_in(page, service.base_url + "/tech/", service.key("technician", technician_id=tech["id"]))
+    card = page.locator(f"#job-{job['id']}")
+    expect(card).to_contain_text("Assigned")
+
+    context.set_offline(True)
+    card.get_by_role("button", name=f"En route, job {job['id']}").click()
+    expect(page.locator("#outbox-title")).to_have_text("1 waiting to be sent")
+    # Meanwhile the office cancels the job (the customer called).
+    service.post(f"/v1/jobs/{job['id']}/status", {"status": "cancelled", "at": datetime.now(UTC).isoformat()})
+    context.set_offline(False)
+
+    expect(page.locator("#outbox")).to_have_count(0)
+    expect(page.locator("#refused")).to_contain_text("En route — job")
+    expect(page.locator("#refused")).to_contain_text("cancelled cannot become en_route")
+    expect(page.locator(f"#job-{job['id']}")).to_have_count(0)  # off the list once the server is asked again
+    shot(page, "tech-refused-360")
+    assert service.get(f"/v1/jobs/{job['id']}")["status"] == "cancelled"
+    assert [e["data"]["to"] for e in status_changes(service, job["id"])] == ["cancelled"]
+    context.close()

@@ -170,40 +170,50 @@ async function send() {
   if (sending || !api || !navigator.onLine) return;
   sending = true;
   try {
-    for (const action of await outbox.all()) {
-      let answer;
-      try { answer = await request(action); } catch (err) {
-        if (err instanceof NetworkError) break; // no signal: keep it and everything after it
-        throw err;
-      }
-      if (answer.status === 401) { localStorage.removeItem(KEY_STORE); break; }
-      // The server is busy or down: try again later, still in order.
-      if (answer.status >= 500 || answer.status === 429 || answer.status === 408) break;
-      if (answer.ok && action.kind === "photo") {
-        // The sign-off waiting for this photo learns its id.
-        for (const later of await outbox.all()) {
-          if (later.kind === "signoff" && later.photo_ref === action.id) {
-            later.body = { ...later.body, photo_id: answer.data.id };
-            await outbox.put(later);
-          }
-        }
-      }
-      if (!answer.ok && !alreadyDone(action, answer)) {
-        // Refused for good (409, 422, 404 …): say so and go on with the rest.
-        const refused = JSON.parse(localStorage.getItem(REFUSED_STORE) || "[]");
-        refused.push({ what: describe(action), why: problemText(answer) });
-        localStorage.setItem(REFUSED_STORE, JSON.stringify(refused.slice(-20)));
-      }
-      await outbox.remove(action.seq);
-      pending = await outbox.all();
-      paint();
-    }
+    // One sender across tabs too (Web Locks), so two open tabs never send the same action.
+    if (navigator.locks) await navigator.locks.request("dispatch-tech-outbox", { ifAvailable: true }, (lock) => (lock ? drain() : null));
+    else await drain();
   } finally {
     sending = false;
     pending = await outbox.all();
     paint();
   }
   if (!pending.length) refreshJobs();
+}
+
+// Oldest first, one at a time, until the outbox is empty or the way is blocked; taps made
+// meanwhile join the end of the line and go in the same run.
+async function drain() {
+  for (;;) {
+    const [action] = await outbox.all();
+    if (!action || !navigator.onLine) return;
+    let answer;
+    try { answer = await request(action); } catch (err) {
+      if (err instanceof NetworkError) return; // no signal: keep it and everything after it
+      throw err;
+    }
+    if (answer.status === 401) { localStorage.removeItem(KEY_STORE); return; }
+    // The server is busy or down: try again later, still in order.
+    if (answer.status >= 500 || answer.status === 429 || answer.status === 408) return;
+    if (answer.ok && action.kind === "photo") {
+      // The sign-off waiting for this photo learns its id.
+      for (const later of await outbox.all()) {
+        if (later.kind === "signoff" && later.photo_ref === action.id) {
+          later.body = { ...later.body, photo_id: answer.data.id };
+          await outbox.put(later);
+        }
+      }
+    }
+    if (!answer.ok && !alreadyDone(action, answer)) {
+      // Refused for good (409, 422, 404 …): say so and go on with the rest.
+      const refused = JSON.parse(localStorage.getItem(REFUSED_STORE) || "[]");
+      refused.push({ what: describe(action), why: problemText(answer) });
+      localStorage.setItem(REFUSED_STORE, JSON.stringify(refused.slice(-20)));
+    }
+    await outbox.remove(action.seq);
+    pending = await outbox.all();
+    paint();
+  }
 }
 
 window.addEventListener("online", () => { paint(); send(); });
