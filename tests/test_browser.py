@@ -199,8 +199,14 @@ def test_a_dispatcher_signs_in_and_dispatches_a_job_to_the_nearest_technician(se
     context.close()
 
 
-def test_the_kpi_page_says_so_when_the_server_has_no_metrics(service, browser):
+def test_the_kpi_page_shows_the_24_hour_rate_and_where_the_time_went_or_says_it_cannot(service, browser):
     from playwright.sync_api import expect
+
+    tech = service.technician("Anna Nowak")
+    job = service.job()
+    service.post(f"/v1/jobs/{job['id']}/assign", {"technician_id": tech["id"], "reason": "regular customer"})
+    for step in ("en_route", "on_site", "completed"):
+        service.post(f"/v1/jobs/{job['id']}/status", {"status": step, "at": datetime.now(UTC).isoformat()})
 
     context = browser.new_context(**DESKTOP)
     page = context.new_page()
@@ -209,7 +215,9 @@ def test_the_kpi_page_says_so_when_the_server_has_no_metrics(service, browser):
     expect(page.locator("#board")).to_be_visible()
     page.get_by_role("link", name="KPIs").click()
     if service.has("get", "/v1/metrics"):
-        expect(page.locator("#kpi-tiles")).to_be_visible()
+        expect(page.locator("#kpi-completion_rate_24h")).to_contain_text("100.0 %")
+        expect(page.locator("#kpi-stages")).to_contain_text("Waiting for parts")
+        expect(page.locator("#kpi-charts figure").first).to_contain_text("24-hour completion rate by day")
     else:
         expect(page.locator("#kpi-absent")).to_contain_text("not available")
     shot(page, "console-kpis")

@@ -262,10 +262,20 @@ async function listJobs(query) {
   return answer.ok ? answer.data.items : [];
 }
 
+// An item of GET /v1/sla/at-risk, in the shape the panels draw (a job's).
+function fromAtRisk(item) {
+  if (item.customer) return item;
+  return {
+    id: item.job_id, status: item.status, technician_id: item.technician_id, due_at: item.due_at,
+    customer: { name: item.customer_name, address: item.customer_address },
+    sla: { state: item.state, time_left_seconds: item.time_left_seconds, reasons: item.reasons },
+  };
+}
+
 async function atRiskJobs() {
   if (optional.atRisk !== false) {
     const answer = await call("GET", "/v1/sla/at-risk?limit=50");
-    if (answer.ok) return answer.data.items || [];
+    if (answer.ok) return (answer.data.items || []).map(fromAtRisk);
     if (answer.status === 404 || answer.status === 405) optional.atRisk = false;
   }
   // Not on this server yet: the same list from the jobs' own SLA states.
@@ -591,7 +601,10 @@ function collectSeries(data, prefix = "", out = []) {
 async function showKpis() {
   const token = viewToken;
   main.replaceChildren(h("h2", {}, "KPIs"), h("p", { class: "muted" }, "Loading…"));
-  const answer = await call("GET", "/v1/metrics");
+  const since = new Date(Date.now() - 30 * 86400e3).toISOString().slice(0, 10);
+  const [answer, daily] = await Promise.all([
+    call("GET", `/v1/metrics?since=${since}`), call("GET", `/v1/metrics?since=${since}&interval=day`),
+  ]);
   if (token !== viewToken) return;
   if (!answer.ok) {
     main.replaceChildren(h("h2", {}, "KPIs"), h("p", { class: "notice", id: "kpi-absent" },
@@ -599,30 +612,101 @@ async function showKpis() {
         answer.status === 403 ? "KPIs need a supervisor (or admin) key." : problemText(answer)));
     return;
   }
-  const tiles = collectTiles(answer.data);
-  const series = collectSeries(answer.data);
+  if (Array.isArray(answer.data.rows)) return showMetricRows(answer.data, daily.ok ? daily.data : null);
+  return showAnyMetrics(answer.data);
+}
+
+const STAGES = [["dispatch", "Waiting for dispatch"], ["assigned", "Waiting for the technician to set off"],
+  ["travel", "Travel"], ["on_site", "On site"], ["parts", "Waiting for parts"], ["customer", "Waiting for the customer"]];
+const KPI_FIELDS = [
+  ["completion_rate_24h", "Completed within 24 h"], ["jobs", "Jobs reported"], ["completed", "Completed"],
+  ["open", "Still open"], ["mean_hours_to_complete", "Mean hours to complete"], ["p90_hours_to_complete", "90th percentile hours"],
+  ["first_time_fix_rate", "First-time fix"], ["return_visit_rate", "Return visits"], ["satisfaction_mean", "Satisfaction (1–5)"],
+  ["callback_reach_rate", "Callbacks reached"], ["compliance_rate", "Compliance"], ["authenticity_rate", "Authentic photos"],
+];
+
+function tile(key, text, value, id) {
+  return h("div", { class: "tile", id }, h("div", { class: "value" }, value == null ? "—" : formatValue(key, value)),
+    h("div", { class: "label" }, text));
+}
+
+// GET /v1/metrics as the SLA work serves it: {since, until, rows: [{period, group, jobs, …}]}.
+async function showMetricRows(totals, daily) {
+  if (!totals.rows.length) {
+    main.replaceChildren(h("h2", {}, "KPIs"), h("p", { class: "notice", id: "kpi-empty" }, `No jobs reported from ${totals.since} to ${totals.until}.`));
+    return;
+  }
+  const row = totals.rows[0];
+  const known = new Set(KPI_FIELDS.map(([k]) => k));
+  const extra = Object.entries(row).filter(([k, v]) => typeof v === "number" && !known.has(k) && !/^(completed_within_24h|cancelled)$/.test(k));
+  const tiles = h("div", { class: "tiles", id: "kpi-tiles" },
+    KPI_FIELDS.filter(([k]) => k in row).map(([k, text]) => tile(k, text, row[k], `kpi-${k}`)),
+    extra.map(([k, v]) => tile(k, label(k), v)));
+  const compliance = (row.sla_compliance || []).length ? h("section", { class: "panel", "aria-labelledby": "compliance-title" },
+    h("h3", { id: "compliance-title" }, "SLA compliance by policy"),
+    h("table", {}, h("thead", {}, h("tr", {}, ["Policy", "Deadline", "Met", "Missed", "Compliance"].map((c) => h("th", { scope: "col" }, c)))),
+      h("tbody", {}, row.sla_compliance.map((c) => h("tr", {}, h("td", {}, c.policy), h("td", {}, c.deadline.replaceAll("_", " ")),
+        h("td", {}, c.met), h("td", {}, c.missed), h("td", {}, c.compliance == null ? "—" : formatValue("rate", c.compliance)))))))
+    : null;
+  // Where the time went: hours per job in each stage, as bars with their numbers written out.
+  const perJob = row.hours_per_job || {};
+  const most = Math.max(0.001, ...STAGES.map(([k]) => perJob[k] || 0));
+  const bars = h("section", { class: "panel", id: "kpi-stages", "aria-labelledby": "stages-title" },
+    h("h3", { id: "stages-title" }, "Where the time went (hours per job)"),
+    h("ul", { class: "bars" }, STAGES.map(([k, text]) => {
+      const bar = h("span", { class: `bar stage-${k}` });
+      bar.style.width = `${((perJob[k] || 0) / most) * 100}%`;
+      return h("li", {}, h("span", { class: "bar-label" }, text), h("span", { class: "bar-track" }, bar),
+        h("span", { class: "bar-value" }, perJob[k] == null ? "—" : perJob[k].toFixed(1)));
+    })));
   const charts = h("div", { id: "kpi-charts" });
   main.replaceChildren(h("h2", {}, "KPIs"),
-    h("div", { class: "tiles", id: "kpi-tiles" }, tiles.map(([k, v]) => h("div", { class: "tile" },
-      h("div", { class: "value" }, formatValue(k, v)), h("div", { class: "label" }, label(k))))),
-    charts);
-  if (!series.length) return;
+    h("p", { class: "muted" }, `From ${totals.since} to ${totals.until} (UTC days), jobs by the day they were reported.`),
+    tiles, h("div", { class: "job-grid" }, bars, compliance), charts);
+  if (!daily?.rows?.length) return;
+  // Every day of the period on the x axis, days without jobs as gaps.
+  const byDay = new Map(daily.rows.filter((r) => r.period).map((r) => [r.period.slice(0, 10), r]));
+  const xs = []; const days = [];
+  for (let t = Date.parse(`${daily.since}T00:00:00Z`); t < Date.parse(`${daily.until}T00:00:00Z`); t += 86400e3) {
+    xs.push(t / 1000);
+    days.push(byDay.get(new Date(t).toISOString().slice(0, 10)) || {});
+  }
+  await chart(charts, "24-hour completion rate by day", xs,
+    [["Completed within 24 h", days.map((r) => r.completion_rate_24h ?? null)]], (v) => `${Math.round(v * 100)}%`, [0, 1]);
+  const rates = KPI_FIELDS.map(([k]) => k).filter((k) => /rate|satisfaction/.test(k) && k !== "completion_rate_24h" && days.some((r) => r[k] != null));
+  if (rates.length) await chart(charts, "Quality by day", xs, rates.map((k) => [label(k), days.map((r) => r[k] ?? null)]));
+  await chart(charts, "Where the time went by day (hours per job)", xs,
+    STAGES.map(([k, text]) => [text, days.map((r) => r.hours_per_job?.[k] ?? null)]));
+}
+
+const PALETTE = ["#0b4f8a", "#b35c00", "#1b7a34", "#8a1b5e", "#4a4a4a", "#006d77"];
+
+async function chart(parent, title, xs, series, format, range) {
   const { default: uPlot } = await import("/ui/vendor/uplot-1.6.31/uPlot.esm.js");
-  const palette = ["#0b4f8a", "#b35c00", "#1b7a34", "#8a1b5e", "#4a4a4a"];
+  const box = h("figure", { class: "chart" }, h("figcaption", {}, h("strong", {}, title)));
+  parent.append(box);
+  // eslint-disable-next-line no-new
+  new uPlot({
+    width: Math.min(960, main.clientWidth - 40), height: 240,
+    series: [{}, ...series.map(([name], i) => ({ label: name, stroke: PALETTE[i % PALETTE.length], width: 2, points: { show: true, size: 6 } }))],
+    axes: [{}, format ? { values: (u, vals) => vals.map(format) } : {}],
+    scales: { x: { time: true }, ...(range ? { y: { range } } : {}) },
+  }, [xs, ...series.map(([, ys]) => ys)], box);
+}
+
+// Any other shape: numbers as tiles, lists of rows with a time key as charts.
+async function showAnyMetrics(data) {
+  const tiles = collectTiles(data);
+  const series = collectSeries(data);
+  const charts = h("div", { id: "kpi-charts" });
+  main.replaceChildren(h("h2", {}, "KPIs"),
+    h("div", { class: "tiles", id: "kpi-tiles" }, tiles.map(([k, v]) => tile(k, label(k), v))),
+    charts);
   for (const s of series) {
     const numeric = Object.keys(s.rows[0]).filter((k) => k !== s.timeKey && typeof s.rows[0][k] === "number");
-    if (!numeric.length) continue;
     const xs = s.rows.map((r) => Date.parse(r[s.timeKey]) / 1000);
-    if (xs.some(Number.isNaN)) continue;
-    const box = h("figure", { class: "chart" }, h("figcaption", {}, h("strong", {}, label(s.key))));
-    charts.append(box);
-    const width = Math.min(900, main.clientWidth - 40);
-    // eslint-disable-next-line no-new
-    new uPlot({
-      width, height: 240,
-      series: [{}, ...numeric.map((k, i) => ({ label: label(k), stroke: palette[i % palette.length], width: 2 }))],
-      axes: [{}, { values: (u, vals) => vals.map((v) => (numeric.some((k) => PERCENT_HINT.test(k)) && v <= 1 ? `${Math.round(v * 100)}%` : v)) }],
-    }, [xs, ...numeric.map((k) => s.rows.map((r) => r[k]))], box);
+    if (!numeric.length || xs.some(Number.isNaN)) continue;
+    await chart(charts, label(s.key), xs, numeric.map((k) => [label(k), s.rows.map((r) => r[k])]));
   }
 }
 
