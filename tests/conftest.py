@@ -28,6 +28,7 @@ from dispatch.config import Settings
 from dispatch.database import migrate
 from dispatch.database.core import Database, make_engine
 from dispatch.models import metadata
+from dispatch.sla import policies
 
 PG_URL = os.environ.get("DISPATCH_TEST_DATABASE_URL")
 # A Tuesday, 10:00 in Warsaw: inside the usual shift hours.
@@ -95,6 +96,8 @@ def database(settings: Settings) -> Iterator[Database]:
         tables = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
         with db.engine.begin() as conn:
             conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        with db.transaction() as session:  # the migration's seed went with the truncation
+            policies.restore_defaults(session, T0)
     db.dispose()
 
 

@@ -55,6 +55,14 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("GET", "/v1/shipments/{shipment_id}"): STAFF | {"warehouse"},
     ("POST", "/v1/shipments/{shipment_id}/receive"): {"admin", "warehouse"},
     ("GET", "/v1/backorders"): STAFF | {"warehouse"},
+    ("GET", "/v1/sla/policies"): STAFF,
+    ("PUT", "/v1/sla/policies/{name}"): {"admin"},
+    ("GET", "/v1/sla/at-risk"): STAFF | {"technician", "outlet"},
+    ("GET", "/v1/sla/escalations"): STAFF,
+    ("POST", "/v1/sla/escalations/{escalation_id}/acknowledge"): STAFF,
+    ("POST", "/v1/jobs/{job_id}/sla/pause"): STAFF,
+    ("POST", "/v1/jobs/{job_id}/sla/resume"): STAFF,
+    ("GET", "/v1/metrics"): STAFF,
 }
 
 
@@ -73,7 +81,8 @@ def test_every_route_is_in_the_role_matrix(api):
 
 
 def _call(api, method, path, headers):
-    url = path.format(key_id=1, outlet_id=1, technician_id=1, job_id=1, line_id=1, shipment_id=1, code="C1", sku="S1")
+    url = path.format(key_id=1, outlet_id=1, technician_id=1, job_id=1, line_id=1, shipment_id=1, code="C1", sku="S1",
+                      escalation_id=1, name="standard")
     return api.client.request(method, url, headers=headers, json={} if method in {"POST", "PATCH", "PUT"} else None)
 
 

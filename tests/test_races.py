@@ -45,6 +45,7 @@ from dispatch.models import metadata
 from dispatch.parts import service as parts, stock
 from dispatch.parts.models import JobPart, JobPartState, Location, Stock, StockMovement
 from dispatch.parts.schemas import LocationCreate, PartCreate
+from dispatch.sla import policies
 from dispatch.technicians import service as technicians
 from dispatch.technicians.models import Technician
 from dispatch.technicians.schemas import TechnicianCreate
@@ -522,6 +523,7 @@ def _reset(database: Database) -> None:
     with database.transaction() as session:
         for table in reversed(metadata.sorted_tables):
             session.execute(delete(table))
+        policies.restore_defaults(session, T0)
 
 
 def test_capacity_stays_consistent_through_any_sequence_of_dispatches_and_status_changes(api):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,7 +29,11 @@ from dispatch.errors import install_problem_handlers
 from dispatch.health.routes import router as health_router
 from dispatch.jobs.routes import router as jobs_router
 from dispatch.limits import BodySizeLimit, ConcurrencyLimit
+from dispatch.metrics.routes import router as metrics_router
 from dispatch.outlets.routes import router as outlets_router
+from dispatch.sla import watcher
+from dispatch.sla.routes import job_sla_router
+from dispatch.sla.routes import router as sla_router
 from dispatch.technicians.routes import router as technicians_router
 from dispatch.web import routes as web
 
@@ -62,7 +67,13 @@ def create_app(
         if settings.admin_key:
             with database.transaction() as session:
                 auth.ensure_admin_key(session=session, secret=settings.admin_key, now=clock.now())
+        stop = asyncio.Event()
+        # The embedded default watches SLAs in the app; production runs `dispatch worker`.
+        watching = asyncio.create_task(watcher.watch(database, clock.now, settings, stop)) if settings.sla_watcher_in_app else None
         yield
+        if watching is not None:
+            stop.set()
+            await watching
         database.dispose()
 
     app = FastAPI(
@@ -91,6 +102,9 @@ def create_app(
         parts_router,
         shipments_router,
         backorders_router,
+        sla_router,
+        job_sla_router,
+        metrics_router,
     ):
         app.include_router(router)
     web.mount(app)

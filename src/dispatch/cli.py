@@ -41,14 +41,52 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
     migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate", help="Run migrations first")] = True,
+    watcher: Annotated[bool, typer.Option("--watcher/--no-watcher",
+                                          help="Watch SLAs in this process (off when `dispatch worker` runs)")] = True,
 ) -> None:
-    """Serve the API (docs at /docs)."""
+    """Serve the API (docs at /docs), with the SLA watcher inside unless told otherwise."""
+    import os
+
     import uvicorn
 
     if migrate_first:
         migrate()
+    os.environ["DISPATCH_SLA_WATCHER_IN_APP"] = "true" if watcher else "false"
     uvicorn.run("dispatch.app:create_app", factory=True, host=host, port=port, workers=workers,
                 log_level="info", access_log=False)
+
+
+@app.command()
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="One pass, then exit (for cron or a test)")] = False,
+) -> None:
+    """The SLA watcher on its own, for production: run one or more beside `dispatch serve
+    --no-watcher`. Several against one PostgreSQL never record a checkpoint twice."""
+    import asyncio
+    import logging
+    import signal
+
+    from dispatch.clock import SystemClock
+    from dispatch.sla import watcher as sla_watcher
+
+    settings = Settings()
+    database = _database(settings)
+    clock = SystemClock()
+    if once:
+        result = sla_watcher.run_pass(database, clock.now, settings)
+        console.print(f"fired {result.fired}, predicted {result.predicted}, cleared {result.cleared} "
+                      f"in {result.seconds:.2f}s")
+        return
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await sla_watcher.watch(database, clock.now, settings, stop)
+
+    asyncio.run(main())
 
 
 @app.command("create-key")

@@ -25,9 +25,15 @@ class Settings(BaseSettings):
     migrations_dir: Path | None = None
     admin_key: str | None = None
 
-    # SLA: the 24-hour promise, and when a job counts as at risk.
-    sla_completion_hours: float = Field(default=24.0, gt=0)
-    sla_at_risk_ratio: float = Field(default=0.75, gt=0, lt=1)
+    # SLA targets are policies in the database (GET/PUT /v1/sla/policies). These tune the watcher:
+    # how often it looks, and what its breach predictions assume.
+    sla_watcher_interval_seconds: float = Field(default=30.0, gt=0)
+    # Run the watcher inside `dispatch serve` (the embedded default); production runs
+    # `dispatch worker` processes instead and turns this off.
+    sla_watcher_in_app: bool = False
+    sla_travel_speed_kmh: float = Field(default=30.0, gt=0)
+    # The time one job takes a technician, travel included, for the "more work than time" prediction.
+    sla_hours_per_job: float = Field(default=1.5, gt=0)
     # How far in the future a device or outlet clock may be before its timestamp is refused.
     clock_skew_seconds: int = Field(default=300, ge=0)
 

@@ -8,11 +8,12 @@ from dispatch.geocoding.models import GeocodeCacheEntry
 from dispatch.jobs.models import Job
 from dispatch.outlets.models import Outlet
 from dispatch.parts.models import JobPart, Location, Part, Shipment, Stock, StockMovement
+from dispatch.sla.models import SlaCheckpoint, SlaPause, SlaPolicy
 from dispatch.technicians.models import Technician, TechnicianSkill
 
 metadata = SQLModel.metadata
 
 __all__ = [
-    "ApiKey", "GeocodeCacheEntry", "Job", "JobEvent", "JobPart", "Location", "Outlet", "Part", "Shipment", "Stock",
-    "StockMovement", "Technician", "TechnicianSkill", "metadata",
+    "ApiKey", "GeocodeCacheEntry", "Job", "JobEvent", "JobPart", "Location", "Outlet", "Part", "Shipment", "SlaCheckpoint",
+    "SlaPause", "SlaPolicy", "Stock", "StockMovement", "Technician", "TechnicianSkill", "metadata",
 ]

@@ -18,6 +18,7 @@ from dispatch.jobs import service as jobs
 from dispatch.jobs.models import Job
 from dispatch.jobs.schemas import JobCreate, StatusChange
 from dispatch.parts import service as parts
+from dispatch.sla import service as sla
 
 
 def given_location(job_in: JobCreate) -> Geocoded | None:
@@ -87,10 +88,14 @@ def auto_dispatch(*, session: Session, job: Job, now: datetime, settings: Settin
 def change_status(
     *, session: Session, job_id: int, change: StatusChange, caller: Caller, now: datetime, settings: Settings
 ) -> Job:
-    """A status change, and what it does to the job's parts: completing consumes them,
-    cancelling gives them back (and the freed stock fills other jobs' backorders)."""
+    """A status change, what it does to the job's parts (completing consumes them, cancelling
+    gives them back and the freed stock fills other jobs' backorders), and to its SLA: any news
+    from the job ends a pause, arriving meets or misses the arrival target."""
     if change.status in ("completed", "cancelled"):
         parts.lock_parts_of_job(session, job_id)  # part locks come before the job's (see parts.service)
     job = jobs.change_status(session=session, job_id=job_id, change=change, caller=caller, now=now, settings=settings)
+    if job.paused_at is not None:
+        sla.resume_locked(session, job, actor=caller.actor, now=now)
+    sla.after_status_change(session, job, at=change.at, now=now)
     parts.settle(session=session, job=job, now=now, actor=caller.actor, settings=settings)
     return job

@@ -58,6 +58,10 @@ class Job(SQLModel, table=True):
         Index("ix_job_status_due_at", "status", "due_at"),
         Index("ix_job_due_at_id", "due_at", "id"),
         Index("ix_job_technician_id_status", "technician_id", "status"),
+        # The at-risk queue: open jobs (only they have a next deadline), emergencies first.
+        Index("ix_job_sla_queue", "urgency", "next_due_at", "id",
+              sqlite_where=text("next_due_at IS NOT NULL"), postgresql_where=text("next_due_at IS NOT NULL")),
+        Index("ix_job_reported_at", "reported_at"),
         # Jobs typed in by dispatchers have no outlet; NULLs never collide in the unique
         # constraint above, so their order numbers need an index of their own.
         Index(
@@ -110,6 +114,31 @@ class Job(SQLModel, table=True):
     parts_eta: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     # Why the deadline is expected to be missed before it comes (e.g. a part arrives too late).
     predicted_breach: str | None = Field(default=None, sa_column=Column(String(40), nullable=True))
+
+    # The SLA the job is held to (see dispatch.sla): which policy, every deadline that applies,
+    # and the next one due. Deadlines are fixed at intake and moved only by pauses.
+    sla_policy: str = Field(default="standard", sa_column=Column(String(20), nullable=False, server_default="standard"))
+    arrival_due_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    arrival_at_risk_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    arrived_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    arrival_missed: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="0"))
+    # NULL once the job is finished: only open jobs are in the at-risk queue.
+    next_due_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    next_at_risk_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    # 0 for emergencies, which go first in every queue; 1 for everything else.
+    urgency: int = Field(default=1, sa_column=Column(Integer, nullable=False, server_default="1"))
+    paused_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+
+    # Where the time went: seconds spent in each stage, added up at every status change.
+    status_since: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    seconds_dispatch: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    seconds_assigned: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    seconds_travel: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    seconds_on_site: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    seconds_parts: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    seconds_customer: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    # From reported_at to completed_at, set at completion: the KPIs add these up.
+    resolution_seconds: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
 
     created_by: str = Field(sa_column=Column(String(80), nullable=False))
     updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

@@ -114,14 +114,36 @@ class AppointmentPublic(ResponseBody):
     end: datetime
 
 
-class SlaPublic(ResponseBody):
-    state: SlaState
+class DeadlinePublic(ResponseBody):
+    """One target of the job's SLA policy."""
+
+    deadline: Literal["arrival", "completion"]
     due_at: datetime
     at_risk_at: datetime
-    time_left_seconds: int = Field(description="Until the deadline; negative once late")
+    done_at: datetime | None = Field(description="When the technician arrived, or the job was completed")
+    outcome: Literal["pending", "met", "missed"]
+
+
+class SlaPublic(ResponseBody):
+    policy: str = Field(description="The SLA policy the job is held to: standard, express or emergency")
+    state: SlaState
+    due_at: datetime = Field(description="The completion deadline")
+    at_risk_at: datetime
+    deadlines: list[DeadlinePublic] = Field(description="Every deadline that applies")
+    next_deadline: Literal["arrival", "completion"] | None = Field(
+        description="The deadline the job is racing now; none once finished"
+    )
+    next_due_at: datetime | None
+    time_left_seconds: int = Field(description="Until the next deadline (the completion deadline once finished); negative once late")
+    reasons: list[str] = Field(
+        default_factory=list,
+        description="Why the job is at risk or breached: deadline_passed, arrival_missed, no_show, time_elapsed, "
+        "or a predicted breach",
+    )
     predicted_breach: str | None = Field(
         None, description="Why the deadline is expected to be missed before it comes, e.g. `parts_eta_after_due`"
     )
+    paused_since: datetime | None = Field(None, description="The SLA clock is stopped (a pause the policy allows)")
 
 
 class PartWaitPublic(ResponseBody):

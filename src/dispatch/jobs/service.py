@@ -6,7 +6,7 @@ import base64
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from dispatch.auth.models import Role
@@ -27,6 +27,7 @@ from dispatch.jobs.lifecycle import (
 from dispatch.jobs.models import Job
 from dispatch.jobs.schemas import (
     AppointmentPublic,
+    DeadlinePublic,
     CustomerPublic,
     JobCreate,
     JobOrder,
@@ -38,6 +39,8 @@ from dispatch.jobs.schemas import (
 )
 from dispatch.schemas import MAX_ID
 from dispatch.sla import clock as sla
+from dispatch.sla import policies
+from dispatch.sla.models import SlaCheckpoint
 from dispatch.sla.clock import SlaState
 from dispatch.technicians import service as technicians
 
@@ -77,11 +80,8 @@ def new(
                 code="duplicate-external-ref",
                 job_id=existing,
             )
-    deadlines = sla.deadlines(
-        reported_at, completion_hours=settings.sla_completion_hours, at_risk_ratio=settings.sla_at_risk_ratio
-    )
     customer, product = job_in.customer, job_in.product
-    return Job(
+    job = Job(
         outlet_id=outlet_id,
         external_ref=job_in.external_ref,
         customer_name=customer.name,
@@ -100,35 +100,70 @@ def new(
         service_tier=job_in.service_tier,
         reported_at=reported_at,
         received_at=now,
-        due_at=deadlines.due_at,
-        at_risk_at=deadlines.at_risk_at,
         appointment_start=job_in.appointment.start if job_in.appointment else None,
         appointment_end=job_in.appointment.end if job_in.appointment else None,
         status=JobStatus.new,
+        status_since=now,
         created_by=caller.actor,
         updated_at=now,
     )
+    policies.apply(job, sla_plan(session, job))
+    return job
+
+
+def sla_plan(session: Session, job: Job) -> policies.Plan:
+    policy = policies.get(session, policies.policy_name_for(job.priority, job.service_tier))
+    return policies.plan(policy, reported_at=job.reported_at, appointment_end=job.appointment_end)
 
 
 def created_entry(job: Job) -> dict[str, Any]:
     return events.entry(
         "job_created", job.created_by, occurred_at=job.reported_at, due_at=job.due_at.isoformat(),
+        arrival_due_at=job.arrival_due_at.isoformat() if job.arrival_due_at else None, sla_policy=job.sla_policy,
         priority=job.priority.value, service_tier=job.service_tier.value,
         product_category=job.product_category, external_ref=job.external_ref,
     )
 
 
 def save_new(*, session: Session, job: Job, now: datetime, timeline: list[dict[str, Any]]) -> Job:
-    """Insert a new job and its first timeline entries (``job_created`` first)."""
+    """Insert a new job, its SLA checkpoints and its first timeline entries (``job_created`` first)."""
     session.add(job)
     session.flush()
+    session.execute(insert(SlaCheckpoint), policies.checkpoint_rows(job.id, sla_plan(session, job)))  # type: ignore[arg-type]
     events.record_all(session=session, job_id=job.id, now=now, entries=[created_entry(job), *timeline])  # type: ignore[arg-type]
     return job
 
 
+# Which stage of "where the time went" each status counts towards (docs/sla.md).
+STAGE_OF: dict[JobStatus, str] = {
+    JobStatus.new: "seconds_dispatch",
+    JobStatus.unable: "seconds_dispatch",
+    JobStatus.ready: "seconds_dispatch",
+    JobStatus.assigned: "seconds_assigned",
+    JobStatus.en_route: "seconds_travel",
+    JobStatus.on_site: "seconds_on_site",
+    JobStatus.waiting_parts: "seconds_parts",
+}
+
+
+def count_time(job: Job, now: datetime) -> None:
+    """Add the time since the last change to its stage: the customer's while the clock is paused."""
+    stage = "seconds_customer" if job.paused_at is not None else STAGE_OF.get(job.status)
+    if stage is not None and job.status_since is not None:
+        spent = int((now - job.status_since).total_seconds())
+        setattr(job, stage, getattr(job, stage) + max(spent, 0))
+    job.status_since = now
+
+
+def set_status(job: Job, target: JobStatus, now: datetime) -> None:
+    """Every status change goes through here, so the time in each stage adds up."""
+    count_time(job, now)
+    job.status = target
+
+
 def assign_new(job: Job, *, technician_id: int, now: datetime) -> None:
     """Give a job that is not saved yet to a technician whose capacity is already claimed."""
-    job.status = JobStatus.assigned
+    set_status(job, JobStatus.assigned, now)
     job.technician_id = technician_id
     job.assigned_at = now
 
@@ -173,21 +208,6 @@ def _decode_cursor(cursor: str) -> tuple[datetime, int]:
         ) from exc
 
 
-def sla_condition(state: SlaState, now: datetime) -> Any:
-    """The SQL form of ``sla.clock.state`` so lists can filter by SLA state in the database."""
-    open_ = Job.status.in_(list(OPEN))
-    return {
-        SlaState.breached: and_(open_, Job.due_at <= now),
-        SlaState.at_risk: and_(
-            open_, Job.due_at > now, or_(Job.at_risk_at <= now, Job.predicted_breach.is_not(None))
-        ),
-        SlaState.on_track: and_(open_, Job.at_risk_at > now, Job.predicted_breach.is_(None)),
-        SlaState.met: and_(Job.status == JobStatus.completed, Job.completed_at <= Job.due_at),
-        SlaState.missed: and_(Job.status == JobStatus.completed, Job.completed_at > Job.due_at),
-        SlaState.cancelled: Job.status == JobStatus.cancelled,
-    }[state]
-
-
 def list_jobs(
     *,
     session: Session,
@@ -213,7 +233,7 @@ def list_jobs(
     if outlet_id is not None:
         stmt = stmt.where(Job.outlet_id == outlet_id)
     if sla_state is not None:
-        stmt = stmt.where(sla_condition(sla_state, now))
+        stmt = stmt.where(sla.condition(sla_state, now))
     if needs_location is not None:
         stmt = stmt.where(Job.needs_location == needs_location)
     if category is not None:
@@ -301,7 +321,7 @@ def mark_assigned(
     """Record an assignment whose capacity the caller has already claimed."""
     previous = job.technician_id
     job.technician_id = technician_id
-    job.status = JobStatus.assigned
+    set_status(job, JobStatus.assigned, now)
     job.assigned_at = now
     touch(job, now)
     session.flush()
@@ -336,7 +356,7 @@ def change_status(
     technician_id = job.technician_id
     if current in HOLDS_CAPACITY and target not in HOLDS_CAPACITY and technician_id is not None:
         technicians.release_capacity(session=session, technician_id=technician_id)
-    job.status = target
+    set_status(job, target, now)
     if target is JobStatus.completed:
         job.completed_at = change.at
     elif target is JobStatus.cancelled:
@@ -354,12 +374,33 @@ def change_status(
     return job
 
 
-def to_public(job: Job, now: datetime) -> JobPublic:
-    state = sla.state(
-        now, due_at=job.due_at, at_risk_at=job.at_risk_at, completed_at=job.completed_at,
-        cancelled=job.status is JobStatus.cancelled, predicted_breach=job.predicted_breach is not None,
+def sla_public(job: Job, now: datetime) -> SlaPublic:
+    deadlines = []
+    if job.arrival_due_at is not None and job.arrival_at_risk_at is not None:
+        deadlines.append(DeadlinePublic(
+            deadline="arrival", due_at=job.arrival_due_at, at_risk_at=job.arrival_at_risk_at, done_at=job.arrived_at,
+            outcome="pending" if job.arrived_at is None else ("missed" if job.arrival_missed else "met"),
+        ))
+    deadlines.append(DeadlinePublic(
+        deadline="completion", due_at=job.due_at, at_risk_at=job.at_risk_at, done_at=job.completed_at,
+        outcome="pending" if job.completed_at is None else ("missed" if job.completed_at > job.due_at else "met"),
+    ))
+    is_open = job.status in OPEN and job.next_due_at is not None
+    if is_open:
+        next_deadline = "arrival" if job.next_due_at == job.arrival_due_at and job.arrived_at is None else "completion"
+        time_left = job.next_due_at - (min(now, job.paused_at) if job.paused_at else now)  # type: ignore[operator]
+    else:
+        next_deadline = None
+        time_left = job.due_at - (job.completed_at or job.cancelled_at or now)
+    return SlaPublic(
+        policy=job.sla_policy, state=sla.state(job, now), due_at=job.due_at, at_risk_at=job.at_risk_at,
+        deadlines=deadlines, next_deadline=next_deadline, next_due_at=job.next_due_at if is_open else None,  # type: ignore[arg-type]
+        time_left_seconds=int(time_left.total_seconds()), reasons=sla.reasons(job, now),
+        predicted_breach=job.predicted_breach if job.status in OPEN else None, paused_since=job.paused_at,
     )
-    end = job.completed_at or job.cancelled_at or now
+
+
+def to_public(job: Job, now: datetime) -> JobPublic:
     return JobPublic(
         id=job.id,  # type: ignore[arg-type]
         status=job.status,
@@ -387,11 +428,7 @@ def to_public(job: Job, now: datetime) -> JobPublic:
         assigned_at=job.assigned_at,
         completed_at=job.completed_at,
         cancelled_at=job.cancelled_at,
-        sla=SlaPublic(
-            state=state, due_at=job.due_at, at_risk_at=job.at_risk_at,
-            time_left_seconds=int((job.due_at - end).total_seconds()),
-            predicted_breach=job.predicted_breach if job.status in OPEN else None,
-        ),
+        sla=sla_public(job, now),
         waiting_for_parts=[PartWaitPublic.model_validate(w) for w in job.waiting_for_parts or []],
         parts_eta=job.parts_eta,
         version=job.version,

@@ -208,7 +208,7 @@ def _park(session: Session, job: Job, now: datetime, actor: str) -> None:
     previous = job.status
     if previous in HOLDS_CAPACITY and job.technician_id is not None:
         technicians.release_capacity(session=session, technician_id=job.technician_id)
-    job.status = JobStatus.waiting_parts
+    jobs.set_status(job, JobStatus.waiting_parts, now)
     events.record(session=session, job_id=job.id, type="status_changed", actor=actor, now=now,  # type: ignore[arg-type]
                   **{"from": previous.value}, to=JobStatus.waiting_parts.value, technician_id=job.technician_id,
                   parts_eta=job.parts_eta.isoformat() if job.parts_eta else None)
@@ -238,7 +238,8 @@ def send_back(*, session: Session, job: Job, now: datetime, settings: Settings) 
             return
     else:
         reason = "job-needs-location"
-    job.status, job.technician_id = JobStatus.ready, None
+    jobs.set_status(job, JobStatus.ready, now)
+    job.technician_id = None
     events.record(session=session, job_id=job.id, type="status_changed", actor=SYSTEM.actor, now=now,  # type: ignore[arg-type]
                   **{"from": JobStatus.waiting_parts.value}, to=JobStatus.ready.value,
                   previous_technician_id=previous, reason=reason)

@@ -1,0 +1,202 @@
+"""The SLA rules that act on a job: arrival and completion against the deadlines, pauses, the
+at-risk queue and the supervisors' escalations. Plain functions over a session; they flush,
+never commit. The clock rules themselves are in ``sla.clock``; firing checkpoints and
+predicting breaches in ``sla.watcher``."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from dispatch.auth.service import Caller
+from dispatch.errors import Conflict, NotFound, Unprocessable
+from dispatch.events import service as events
+from dispatch.jobs import service as jobs
+from dispatch.jobs.lifecycle import OPEN, JobStatus
+from dispatch.jobs.models import Job
+from dispatch.schemas import MAX_ID
+from dispatch.sla import clock, policies
+from dispatch.sla.models import Audience, Deadline, SlaCheckpoint, SlaPause
+
+
+def resolve(session: Session, job_id: int, now: datetime, deadlines: list[Deadline] | None = None) -> None:
+    """A deadline that is met (or a job that ends) makes its pending checkpoints moot."""
+    stmt = update(SlaCheckpoint).where(
+        SlaCheckpoint.job_id == job_id, SlaCheckpoint.fired_at.is_(None), SlaCheckpoint.resolved_at.is_(None)
+    )
+    if deadlines is not None:
+        stmt = stmt.where(SlaCheckpoint.deadline.in_([d.value for d in deadlines]))
+    session.execute(stmt.values(resolved_at=now).execution_options(synchronize_session=False))
+
+
+def after_status_change(session: Session, job: Job, *, at: datetime, now: datetime) -> None:
+    """Hold a job's new status against its deadlines. ``at`` is when it happened (device time)."""
+    if job.status is JobStatus.on_site and job.arrived_at is None:
+        job.arrived_at = at
+        job.arrival_missed = job.arrival_due_at is not None and at > job.arrival_due_at
+        policies.set_next(job)
+        resolve(session, job.id, now, [Deadline.arrival, Deadline.appointment])  # type: ignore[arg-type]
+        if job.arrival_missed:
+            events.record(session=session, job_id=job.id, type="sla_arrival_missed", actor="system", now=now,  # type: ignore[arg-type]
+                          occurred_at=at, arrival_due_at=job.arrival_due_at.isoformat())  # type: ignore[union-attr]
+    elif job.status is JobStatus.completed:
+        job.resolution_seconds = int((job.completed_at - job.reported_at).total_seconds())  # type: ignore[operator]
+        job.next_due_at = job.next_at_risk_at = None
+        resolve(session, job.id, now)  # type: ignore[arg-type]
+    elif job.status is JobStatus.cancelled:
+        job.next_due_at = job.next_at_risk_at = None
+        resolve(session, job.id, now)  # type: ignore[arg-type]
+    session.flush()
+
+
+# --- pauses --------------------------------------------------------------------------------
+
+
+def pause(*, session: Session, job_id: int, reason: str, note: str | None, caller: Caller, now: datetime) -> Job:
+    job = jobs.get(session=session, job_id=job_id, caller=caller, for_update=True)
+    policy = policies.get(session, job.sla_policy)
+    if reason not in policy.pause_reasons:
+        raise Unprocessable(
+            f"the {policy.name.value} policy does not let the clock stop for {reason!r}",
+            code="pause-not-allowed", allowed=list(policy.pause_reasons),
+            errors=[{"loc": ["body", "reason"], "msg": "not a pause reason of this job's policy", "type": "value_error"}],
+        )
+    if job.status not in OPEN:
+        raise Conflict(f"job {job_id} is {job.status.value}; its clock has stopped for good", code="job-closed")
+    if job.paused_at is not None:
+        raise Conflict(f"job {job_id}'s clock is already paused", code="already-paused", paused_since=job.paused_at.isoformat())
+    jobs.count_time(job, now)
+    job.paused_at = now
+    jobs.touch(job, now)
+    session.add(SlaPause(job_id=job.id, reason=reason, note=note, started_at=now, started_by=caller.actor))  # type: ignore[arg-type]
+    session.flush()
+    events.record(session=session, job_id=job.id, type="sla_paused", actor=caller.actor, now=now, reason=reason, note=note)  # type: ignore[arg-type]
+    return job
+
+
+def resume(*, session: Session, job_id: int, caller: Caller, now: datetime) -> Job:
+    job = jobs.get(session=session, job_id=job_id, caller=caller, for_update=True)
+    if job.paused_at is None:
+        raise Conflict(f"job {job_id}'s clock is not paused", code="not-paused")
+    resume_locked(session, job, actor=caller.actor, now=now)
+    return job
+
+
+def resume_locked(session: Session, job: Job, *, actor: str, now: datetime) -> None:
+    """Start the clock again: every deadline not yet met moves on by the counted time paused."""
+    started = job.paused_at
+    assert started is not None
+    hours_of = policies.calendar(policies.get(session, job.sla_policy))
+    paused = policies.counted(started, now, hours_of)
+
+    def later(moment: datetime) -> datetime:
+        return moment + paused if hours_of is None else policies.after(moment, paused.total_seconds() / 3600, hours_of)
+
+    jobs.count_time(job, now)  # the pause is the customer's time
+    job.paused_at = None
+    if job.completed_at is None:
+        job.due_at, job.at_risk_at = later(job.due_at), later(job.at_risk_at)
+    if job.arrival_due_at is not None and job.arrived_at is None:
+        job.arrival_due_at, job.arrival_at_risk_at = later(job.arrival_due_at), later(job.arrival_at_risk_at)  # type: ignore[arg-type]
+    policies.set_next(job)
+    # The appointment is a fixed time agreed with the customer: a pause does not move it.
+    for checkpoint in policies.pending_checkpoints(session, job.id):  # type: ignore[arg-type]
+        if checkpoint.deadline is not Deadline.appointment:
+            checkpoint.fires_at = later(checkpoint.fires_at)
+    pause_row = session.scalar(select(SlaPause).where(SlaPause.job_id == job.id, SlaPause.ended_at.is_(None)))
+    if pause_row is not None:
+        pause_row.ended_at, pause_row.ended_by = now, actor
+    jobs.touch(job, now)
+    session.flush()
+    events.record(session=session, job_id=job.id, type="sla_resumed", actor=actor, now=now,  # type: ignore[arg-type]
+                  paused_seconds=int(paused.total_seconds()), due_at=job.due_at.isoformat(),
+                  arrival_due_at=job.arrival_due_at.isoformat() if job.arrival_due_at else None)
+
+
+# --- the at-risk queue ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AtRisk:
+    job: Job
+    reasons: list[str]
+
+
+def _encode(job: Job) -> str:
+    raw = f"{job.urgency}|{job.next_due_at.isoformat()}|{job.id}".encode()  # type: ignore[union-attr]
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> tuple[int, datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        urgency, due, job_id = raw.split("|")
+        due_at = datetime.fromisoformat(due)
+        if due_at.tzinfo is None or not 0 <= int(job_id) <= MAX_ID or int(urgency) not in (0, 1):
+            raise ValueError("not a cursor of ours")
+        return int(urgency), due_at, int(job_id)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Unprocessable(
+            "cursor is not one this API gave out", code="invalid-cursor",
+            errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor", "type": "value_error"}],
+        ) from exc
+
+
+def at_risk(
+    *, session: Session, caller: Caller, now: datetime, limit: int, cursor: str | None = None,
+    breached_only: bool = False, technician_id: int | None = None,
+) -> tuple[list[AtRisk], str | None]:
+    """Open jobs at risk or breached: emergencies first, then the nearest deadline (the most
+    overdue first). Walks the (urgency, next_due_at, id) index, so a page costs the same
+    however many jobs are open."""
+    stmt = jobs.visible(caller).where(clock.at_risk_or_breached_sql(now))
+    if breached_only:
+        stmt = stmt.where(clock.breached_sql(now))
+    if technician_id is not None:
+        stmt = stmt.where(Job.technician_id == technician_id)
+    if cursor is not None:
+        urgency, due_at, last_id = _decode(cursor)
+        stmt = stmt.where(or_(
+            Job.urgency > urgency,
+            and_(Job.urgency == urgency, Job.next_due_at > due_at),
+            and_(Job.urgency == urgency, Job.next_due_at == due_at, Job.id > last_id),
+        ))
+    stmt = stmt.order_by(Job.urgency, Job.next_due_at, Job.id).limit(limit + 1)
+    rows = list(session.scalars(stmt))
+    next_cursor = _encode(rows[limit - 1]) if len(rows) > limit else None
+    return [AtRisk(job, clock.reasons(job, now)) for job in rows[:limit]], next_cursor
+
+
+# --- escalations ---------------------------------------------------------------------------
+
+
+def escalations(
+    *, session: Session, audience: Audience, limit: int, after_id: int | None, include_acknowledged: bool = False
+) -> list[SlaCheckpoint]:
+    stmt = select(SlaCheckpoint).where(SlaCheckpoint.audience == audience, SlaCheckpoint.fired_at.is_not(None))
+    if not include_acknowledged:
+        stmt = stmt.where(SlaCheckpoint.acknowledged_at.is_(None))
+    if after_id is not None:
+        stmt = stmt.where(SlaCheckpoint.id > after_id)
+    return list(session.scalars(stmt.order_by(SlaCheckpoint.id).limit(limit)))
+
+
+def acknowledge(*, session: Session, checkpoint_id: int, caller: Caller, now: datetime, note: str | None) -> SlaCheckpoint:
+    checkpoint = session.scalar(
+        select(SlaCheckpoint).where(SlaCheckpoint.id == checkpoint_id, SlaCheckpoint.fired_at.is_not(None))
+        .with_for_update()
+    )
+    if checkpoint is None:
+        raise NotFound(f"escalation {checkpoint_id} not found", code="escalation-not-found")
+    if checkpoint.acknowledged_at is not None:
+        raise Conflict(f"escalation {checkpoint_id} was acknowledged by {checkpoint.acknowledged_by}",
+                       code="already-acknowledged")
+    checkpoint.acknowledged_at, checkpoint.acknowledged_by = now, caller.actor
+    session.flush()
+    events.record(session=session, job_id=checkpoint.job_id, type="sla_escalation_acknowledged", actor=caller.actor,
+                  now=now, escalation_id=checkpoint.id, note=note)
+    return checkpoint

@@ -1,0 +1,231 @@
+"""The SLA watcher: fires each checkpoint once, and predicts breaches before they happen.
+
+Firing is a conditional UPDATE (``fired_at IS NULL AND resolved_at IS NULL``) in the same
+transaction as the timeline event it produces, so a checkpoint is recorded exactly once however
+many watchers run, and a watcher that was down fires everything it missed when it starts
+(the event's ``occurred_at`` is the moment the job became at risk, not the moment we noticed).
+
+Lock order is the one every status change uses: the job row first, then its checkpoints. On
+PostgreSQL a watcher skips jobs another transaction holds (SKIP LOCKED) and fires them on its
+next pass; only one watcher at a time predicts breaches (an advisory lock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, select, text, update
+from sqlalchemy.orm import Session
+
+from dispatch.assignment import service as assignment
+from dispatch.auth.service import SYSTEM
+from dispatch.config import Settings
+from dispatch.database.core import Database
+from dispatch.events import service as events
+from dispatch.geo import haversine_km
+from dispatch.jobs.lifecycle import DISPATCHABLE, HOLDS_CAPACITY, OPEN
+from dispatch.jobs.models import Job
+from dispatch.sla.models import Level, SlaCheckpoint
+from dispatch.technicians.models import Technician
+
+log = logging.getLogger(__name__)
+
+BATCH = 1000
+EVENT_OF = {
+    Level.warning: "sla_warning",
+    Level.at_risk: "sla_at_risk",
+    Level.breached: "sla_breached",
+    Level.no_show: "sla_no_show",
+}
+# Predictions this watcher owns; others (parts late) belong to the parts domain.
+OVERLOADED = "technician_overloaded"
+UNREACHABLE = "cannot_arrive_in_time"
+OURS = (OVERLOADED, UNREACHABLE)
+_PREDICT_LOCK = 0x5_1A_0001  # pg advisory lock key: one predictor at a time
+
+
+def fire_due(session: Session, now: datetime, *, batch: int = BATCH) -> int:
+    """Fire up to ``batch`` due checkpoints, each with its timeline event. Returns how many."""
+    due = list(session.execute(
+        select(SlaCheckpoint.id, SlaCheckpoint.job_id)
+        .join(Job, Job.id == SlaCheckpoint.job_id)
+        .where(SlaCheckpoint.fires_at <= now, SlaCheckpoint.fired_at.is_(None), SlaCheckpoint.resolved_at.is_(None),
+               Job.paused_at.is_(None))  # a paused job's checkpoints move when it resumes
+        .order_by(SlaCheckpoint.fires_at, SlaCheckpoint.id)
+        .limit(batch)
+    ))
+    if not due:
+        return 0
+    locked = set(session.scalars(
+        select(Job.id).where(Job.id.in_(sorted({job_id for _, job_id in due}))).order_by(Job.id)
+        .with_for_update(skip_locked=True)
+    ))
+    ids = [cid for cid, job_id in due if job_id in locked]
+    if not ids:
+        return 0
+    fired = list(session.execute(
+        update(SlaCheckpoint)
+        .where(SlaCheckpoint.id.in_(ids), SlaCheckpoint.fired_at.is_(None), SlaCheckpoint.resolved_at.is_(None))
+        .values(fired_at=now)
+        .returning(SlaCheckpoint.id, SlaCheckpoint.job_id, SlaCheckpoint.deadline, SlaCheckpoint.level,
+                   SlaCheckpoint.ratio, SlaCheckpoint.audience, SlaCheckpoint.fires_at)
+        .execution_options(synchronize_session=False)
+    ))
+    if fired:
+        session.execute(events._INSERT, [
+            {"job_id": row.job_id, "type": EVENT_OF[Level(row.level)], "actor": SYSTEM.actor,
+             "occurred_at": row.fires_at, "recorded_at": now,
+             "data": {k: v for k, v in {
+                 "checkpoint_id": row.id, "deadline": str(getattr(row.deadline, "value", row.deadline)),
+                 "ratio": row.ratio, "notify": str(getattr(row.audience, "value", row.audience)),
+             }.items() if v is not None}}
+            for row in sorted(fired, key=lambda r: (r.job_id, r.fires_at, r.id))
+        ])
+    return len(fired)
+
+
+@dataclass
+class Predictions:
+    set: int = 0
+    cleared: int = 0
+
+
+def _overloaded(session: Session, now: datetime, settings: Settings) -> set[int]:
+    """Jobs whose technician cannot get through the work ahead of them in time: taking their
+    jobs in deadline order, each costing ``sla_hours_per_job``, the job ends after its deadline."""
+    per_job = timedelta(hours=settings.sla_hours_per_job)
+    rows = session.execute(
+        select(Job.id, Job.technician_id, Job.next_due_at)
+        .where(Job.status.in_([s.value for s in HOLDS_CAPACITY]), Job.technician_id.is_not(None),
+               Job.next_due_at.is_not(None), Job.paused_at.is_(None))
+        .order_by(Job.technician_id, Job.next_due_at, Job.id)
+    )
+    late: set[int] = set()
+    technician, finish = None, now
+    for job_id, technician_id, next_due_at in rows:
+        if technician_id != technician:
+            technician, finish = technician_id, now
+        finish += per_job
+        if finish > next_due_at:
+            late.add(job_id)
+    return late
+
+
+def _unreachable(session: Session, now: datetime, settings: Settings) -> set[int]:
+    """Jobs with an arrival deadline still ahead that nobody can reach in time at the
+    configured travel speed: the assigned technician from where they are, or, for a job
+    nobody has yet, the nearest available technician."""
+    speed = settings.sla_travel_speed_kmh
+    rows = session.execute(
+        select(Job.id, Job.status, Job.lat, Job.lon, Job.product_category, Job.arrival_due_at,
+               Technician.lat, Technician.lon)
+        .outerjoin(Technician, Technician.id == Job.technician_id)
+        .where(Job.arrival_due_at.is_not(None), Job.arrived_at.is_(None), Job.arrival_due_at > now,
+               Job.status.in_([s.value for s in OPEN]), Job.paused_at.is_(None), Job.lat.is_not(None))
+    )
+    late: set[int] = set()
+    for job_id, status, lat, lon, skill, arrival_due_at, tech_lat, tech_lon in rows:
+        hours_left = (arrival_due_at - now).total_seconds() / 3600
+        if status in HOLDS_CAPACITY and tech_lat is not None:
+            distance = haversine_km(tech_lat, tech_lon, lat, lon)
+        elif status in DISPATCHABLE:
+            best = assignment.find_nearest(session=session, lat=lat, lon=lon, skill=skill, now=now, settings=settings)
+            if best.best is None:
+                late.add(job_id)
+                continue
+            distance = best.best.distance_km(lat, lon)
+        else:
+            continue
+        if distance / speed > hours_left:
+            late.add(job_id)
+    return late
+
+
+def predict(session: Session, now: datetime, settings: Settings) -> Predictions | None:
+    """Set and clear this watcher's breach predictions. None if another watcher is at it."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres and not session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _PREDICT_LOCK}):
+        return None
+    wanted: dict[int, str] = {job_id: UNREACHABLE for job_id in _unreachable(session, now, settings)}
+    for job_id in _overloaded(session, now, settings):
+        wanted.setdefault(job_id, OVERLOADED)
+    current = dict(session.execute(
+        select(Job.id, Job.predicted_breach).where(Job.predicted_breach.in_(OURS))
+    ).all())
+    result = Predictions()
+    for job_id in sorted(set(wanted) | set(current)):
+        reason, had = wanted.get(job_id), current.get(job_id)
+        if reason == had:
+            continue
+        # Conditional: a reason of another domain (a late part) is never overwritten.
+        changed = session.execute(
+            update(Job).where(Job.id == job_id, or_(Job.predicted_breach.is_(None), Job.predicted_breach.in_(OURS)))
+            .values(predicted_breach=reason, version=Job.version + 1, updated_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if not changed:
+            continue
+        if reason is None:
+            result.cleared += 1
+            events.record(session=session, job_id=job_id, type="breach_no_longer_predicted", actor=SYSTEM.actor,
+                          now=now, reason=had)
+        else:
+            result.set += 1
+            events.record(session=session, job_id=job_id, type="breach_predicted", actor=SYSTEM.actor, now=now,
+                          reason=reason)
+    return result
+
+
+@dataclass
+class Pass:
+    fired: int
+    predicted: int
+    cleared: int
+    seconds: float
+
+
+def run_pass(database: Database, now: Callable[[], datetime], settings: Settings) -> Pass:
+    """One full pass: every due checkpoint (in batches, each its own transaction), then predictions."""
+    started = time.perf_counter()
+    fired = 0
+    while True:
+        with database.transaction() as session:
+            count = fire_due(session, now())
+        fired += count
+        if count < BATCH:
+            break
+    with database.transaction() as session:
+        predictions = predict(session, now(), settings) or Predictions()
+    return Pass(fired, predictions.set, predictions.cleared, time.perf_counter() - started)
+
+
+async def watch(database: Database, now: Callable[[], datetime], settings: Settings,
+                stop: asyncio.Event | None = None) -> None:
+    """Run passes forever (until ``stop``), catching up first. Errors are logged and retried:
+    a watcher that dies quietly is how breaches get lost."""
+    stop = stop or asyncio.Event()
+    while not stop.is_set():
+        try:
+            result: Any = await asyncio.to_thread(run_pass, database, now, settings)
+            if result.fired or result.predicted or result.cleared:
+                log.info("sla watcher: fired %d, predicted %d, cleared %d in %.2fs",
+                         result.fired, result.predicted, result.cleared, result.seconds)
+        except Exception:
+            log.exception("sla watcher pass failed; retrying")
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=settings.sla_watcher_interval_seconds)
+        except TimeoutError:
+            pass
+
+
+def pending_count(session: Session) -> int:
+    return session.scalar(
+        select(func.count()).select_from(SlaCheckpoint)
+        .where(SlaCheckpoint.fired_at.is_(None), SlaCheckpoint.resolved_at.is_(None))
+    ) or 0
