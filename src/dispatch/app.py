@@ -35,6 +35,7 @@ from dispatch.sla import watcher
 from dispatch.sla.routes import job_sla_router
 from dispatch.sla.routes import router as sla_router
 from dispatch.technicians.routes import router as technicians_router
+from dispatch.web import routes as web
 
 log = logging.getLogger(__name__)
 
@@ -106,5 +107,6 @@ def create_app(
         metrics_router,
     ):
         app.include_router(router)
+    web.mount(app)
 
     return app

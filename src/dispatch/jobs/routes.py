@@ -15,7 +15,7 @@ from dispatch.events import service as events
 from dispatch.events.schemas import JobEventPublic
 from dispatch.jobs import flows, service
 from dispatch.jobs.lifecycle import JobStatus
-from dispatch.jobs.schemas import JobCreate, JobLocation, JobOrder, JobPublic, StatusChange
+from dispatch.jobs.schemas import BranchFilter, JobCreate, JobSearch, JobLocation, JobOrder, JobPublic, StatusChange
 from dispatch.schemas import Category, Page, decode_id_cursor, id_page
 from dispatch.sla.clock import SlaState
 
@@ -57,6 +57,10 @@ async def list_jobs(
     sla_state: SlaState | None = None,
     needs_location: bool | None = None,
     category: Annotated[Category | None, Query()] = None,
+    branch: Annotated[BranchFilter | None, Query(description="Jobs assigned to technicians of this home branch")] = None,
+    q: Annotated[JobSearch | None, Query(
+        description="Search: the outlet's order number (`external_ref`), or part of the customer's phone number"
+    )] = None,
     order: JobOrder = "due_at",
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
@@ -67,7 +71,7 @@ async def list_jobs(
         rows, next_cursor = service.list_jobs(
             session=session, caller=caller, now=now, limit=limit, cursor=cursor, order=order,
             statuses=status, technician_id=technician_id, outlet_id=outlet_id, sla_state=sla_state,
-            needs_location=needs_location, category=category,
+            needs_location=needs_location, category=category, branch=branch, search=q,
         )
         return Page[JobPublic](items=[service.to_public(j, now) for j in rows], next_cursor=next_cursor)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from dispatch.jobs.lifecycle import JobStatus
 from dispatch.jobs.models import Priority, ServiceTier
@@ -184,3 +184,18 @@ class JobPublic(ResponseBody):
 
 
 JobOrder = Literal["due_at", "-due_at"]
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+# Query filters on the job list (the console's search box and branch filter).
+JobSearch = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), AfterValidator(_no_nul)
+]
+BranchFilter = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), AfterValidator(_no_nul)
+]

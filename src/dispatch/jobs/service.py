@@ -6,7 +6,7 @@ import base64
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, insert, or_, select
+from sqlalchemy import Select, and_, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from dispatch.auth.models import Role
@@ -222,6 +222,8 @@ def list_jobs(
     sla_state: SlaState | None = None,
     needs_location: bool | None = None,
     category: str | None = None,
+    branch: str | None = None,
+    search: str | None = None,
 ) -> tuple[list[Job], str | None]:
     stmt = visible(caller)
     if statuses:
@@ -236,6 +238,10 @@ def list_jobs(
         stmt = stmt.where(Job.needs_location == needs_location)
     if category is not None:
         stmt = stmt.where(Job.product_category == category)
+    if branch is not None:
+        stmt = stmt.where(Job.technician_id.in_(technicians.ids_in_branch(branch)))
+    if search is not None:
+        stmt = stmt.where(search_condition(search))
     descending = order == "-due_at"
     if cursor is not None:
         due_at, last_id = _decode_cursor(cursor)
@@ -247,6 +253,31 @@ def list_jobs(
     rows = list(session.scalars(stmt.limit(limit + 1)))
     next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
     return rows[:limit], next_cursor
+
+
+_PHONE_SEPARATORS = (" ", "-", "(", ")", ".", "/")
+
+
+def _digits_only(column: Any) -> Any:
+    for separator in _PHONE_SEPARATORS:
+        column = func.replace(column, separator, "")
+    return column
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def search_condition(text: str) -> Any:
+    """The console's search box: the outlet's order number exactly, or part of the customer's
+    phone number with spaces, dashes, dots and brackets ignored on both sides."""
+    number = text
+    for separator in _PHONE_SEPARATORS:
+        number = number.replace(separator, "")
+    conditions = [Job.external_ref == text]
+    if len(number) >= 3:
+        conditions.append(_digits_only(Job.customer_phone).like(f"%{_like_escape(number)}%", escape="\\"))
+    return or_(*conditions)
 
 
 def set_location(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, time
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import Select, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from dispatch.clock import ensure_not_future
@@ -167,6 +167,11 @@ def list_technicians(
     if home_branch is not None:
         stmt = stmt.where(Technician.home_branch == home_branch)
     return list(session.scalars(stmt))
+
+
+def ids_in_branch(branch: str) -> Select[tuple[int]]:
+    """A subquery: the technicians whose home branch this is."""
+    return select(Technician.id).where(Technician.home_branch == branch)
 
 
 def on_shift_now(technician: Technician, now: datetime) -> bool:

@@ -1,0 +1,96 @@
+// The one way both apps talk to the service: JSON over /v1 with `Authorization: Bearer <key>`.
+// Answers are {status, ok, data}; a network failure throws NetworkError so callers can queue.
+
+export class NetworkError extends Error {}
+
+export class Api {
+  constructor(key) {
+    this.key = key;
+  }
+
+  async request(method, path, { body, form, headers = {} } = {}) {
+    const init = { method, headers: { Accept: "application/json", ...headers } };
+    if (this.key) init.headers.Authorization = `Bearer ${this.key}`;
+    if (form) {
+      init.body = form; // multipart: the browser sets the boundary
+    } else if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(path, init);
+    } catch (err) {
+      throw new NetworkError(String(err));
+    }
+    let data = null;
+    const type = response.headers.get("content-type") || "";
+    if (type.includes("json")) {
+      try { data = await response.json(); } catch { data = null; }
+    }
+    return { status: response.status, ok: response.ok, data };
+  }
+
+  get(path) { return this.request("GET", path); }
+  post(path, body, headers) { return this.request("POST", path, { body, headers }); }
+}
+
+// A problem details body as one line for a person.
+export function problemText(answer) {
+  const d = answer && answer.data;
+  if (!d) return `HTTP ${answer ? answer.status : "?"}`;
+  if (Array.isArray(d.errors) && d.errors.length) {
+    return `${d.detail || d.title || "Refused"}: ` +
+      d.errors.map((e) => `${(e.loc || []).filter((x) => x !== "body").join(".")} ${e.msg}`).join("; ");
+  }
+  return d.detail || d.title || `HTTP ${answer.status}`;
+}
+
+export function uuid() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40; b[8] = (b[8] & 0x3f) | 0x80;
+  const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+// Small DOM helper: h("div", {class: "x", onclick}, child, "text", ...)
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on") && typeof v === "function") el.addEventListener(k.slice(2), v);
+    else if (k === "class") el.className = v;
+    else if (k === "dataset") Object.assign(el.dataset, v);
+    else if (v === true) el.setAttribute(k, "");
+    else el.setAttribute(k, v);
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+export function duration(seconds) {
+  const sign = seconds < 0 ? "−" : "";
+  let s = Math.abs(Math.trunc(seconds));
+  const d = Math.floor(s / 86400); s -= d * 86400;
+  const hh = Math.floor(s / 3600); s -= hh * 3600;
+  const mm = Math.floor(s / 60); s -= mm * 60;
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${sign}${d ? d + "d " : ""}${pad(hh)}:${pad(mm)}:${pad(s)}`;
+}
+
+export function when(iso) {
+  if (!iso) return "—";
+  const t = new Date(iso);
+  return t.toLocaleString(undefined, { dateStyle: "short", timeStyle: "short" });
+}
+
+export const STATUS_LABELS = {
+  new: "New", assigned: "Assigned", en_route: "En route", on_site: "On site", completed: "Completed",
+  unable: "Unable", waiting_parts: "Waiting for parts", ready: "Parts in", cancelled: "Cancelled", closed: "Closed",
+};
+export const SLA_LABELS = { on_track: "On track", at_risk: "At risk", breached: "Breached", met: "Met", missed: "Missed", cancelled: "Cancelled" };
+export const OPEN_STATUSES = ["new", "assigned", "en_route", "on_site", "unable", "waiting_parts", "ready"];

@@ -1,0 +1,433 @@
+"""End to end in a real browser: the dispatcher console and the technician app, served by the
+real app under uvicorn, driven by Playwright in the system's headless Chromium.
+
+Screenshots go to ``DISPATCH_TEST_ARTIFACTS`` (default ``test-artifacts/``, ignored by git)."""
+
+from __future__ import annotations
+
+import io
+import os
+import secrets
+import struct
+import time
+import zlib
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import PG_URL, job_body
+from servers import running
+
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs the system Chromium at /usr/bin/chromium (apt-get install chromium)"),
+]
+ARTIFACTS = Path(os.environ.get("DISPATCH_TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts"))
+LAUNCH_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]
+PHONE = {"viewport": {"width": 360, "height": 780}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True,
+         "timezone_id": "Europe/Warsaw", "locale": "en-GB"}
+DESKTOP = {"viewport": {"width": 1366, "height": 900}, "timezone_id": "UTC", "locale": "en-GB"}
+TIMEOUT_MS = 15_000
+
+
+class Service:
+    """The running app, and the admin's HTTP client for setting the scene and checking results."""
+
+    def __init__(self, base_url: str, admin_key: str) -> None:
+        self.base_url = base_url
+        self.http = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {admin_key}"}, timeout=10)
+
+    def post(self, path: str, body: Any) -> dict[str, Any]:
+        r = self.http.post(path, json=body)
+        assert r.status_code in (200, 201), r.text
+        return r.json()
+
+    def get(self, path: str) -> dict[str, Any]:
+        r = self.http.get(path)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def key(self, role: str, **bound: int) -> str:
+        return self.post("/v1/api-keys", {"role": role, **bound})["key"]
+
+    def technician(self, name: str, **fields: Any) -> dict[str, Any]:
+        body = {"name": name, "phone": "+48 600 100 200", "skills": ["washing machine"],
+                "lat": 52.2297, "lon": 21.0122, "capacity": 3}
+        body.update(fields)
+        return self.post("/v1/technicians", body)
+
+    def job(self, **fields: Any) -> dict[str, Any]:
+        return self.post("/v1/jobs", job_body(**fields))
+
+    def has(self, method: str, path: str) -> bool:
+        return method.lower() in self.get("/openapi.json")["paths"].get(path, {})
+
+
+@pytest.fixture
+def service(settings, database, tmp_path) -> Iterator[Service]:
+    """The real app in a uvicorn process on the test database (the `database` fixture cleans up)."""
+    admin_key = secrets.token_urlsafe(24)
+    env = {
+        "DATABASE_URL": settings.database_url,
+        "DISPATCH_ADMIN_KEY": admin_key,
+        "DISPATCH_DATA_DIR": str(tmp_path),
+        "DISPATCH_AUTO_DISPATCH": "false",
+        "DISPATCH_SQLITE_SYNCHRONOUS": "NORMAL",
+    }
+    with running(env=env, log_dir=tmp_path) as (server,):
+        svc = Service(server.base_url, admin_key)
+        yield svc
+        svc.http.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+def shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    suffix = "postgres" if PG_URL else "sqlite"
+    page.screenshot(path=str(ARTIFACTS / f"{name}-{suffix}.png"), full_page=True)
+
+
+def sign_in(page: Any, url: str, key: str) -> None:
+    page.goto(url)
+    page.get_by_label("key").fill(key)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def tiny_png() -> bytes:
+    """A 4x4 PNG, made here so the test needs no image library."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    raw = b"".join(b"\x00" + b"\x2a\x6f\xb0" * 4 for _ in range(4))
+    body = io.BytesIO()
+    body.write(b"\x89PNG\r\n\x1a\n")
+    body.write(chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 8, 2, 0, 0, 0)))
+    body.write(chunk(b"IDAT", zlib.compress(raw)))
+    body.write(chunk(b"IEND", b""))
+    return body.getvalue()
+
+
+def server_status_becomes(service: Service, job_id: int, status: str, timeout: float = 10.0) -> None:
+    """The phone sends in the background: wait (bounded) until the server has the job there."""
+    deadline = time.monotonic() + timeout
+    while (current := service.get(f"/v1/jobs/{job_id}")["status"]) != status:
+        assert time.monotonic() < deadline, f"job {job_id} is still {current}, expected {status}"
+        time.sleep(0.1)
+
+
+def status_changes(service: Service, job_id: int) -> list[dict[str, Any]]:
+    events = service.get(f"/v1/jobs/{job_id}/events?limit=200")["items"]
+    return [e for e in events if e["type"] == "status_changed"]
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_dispatcher_signs_in_and_dispatches_a_job_to_the_nearest_technician(service, browser):
+    from playwright.sync_api import expect
+
+    near = service.technician("Anna Nowak", lat=52.2310, lon=21.0100, home_branch="WAW-C")
+    service.technician("Piotr Off", lat=52.2450, lon=21.0300, home_branch="WAW-N", on_duty=False)
+    job = service.job(customer={"name": "Maria Dąbrowska", "phone": "+48 22 555 01 77"}, external_ref="ORD-1001")
+    now = datetime.now(UTC)
+    late = service.job(customer={"name": "Jan Kowalski", "phone": "+48 22 555 09 09"},
+                       reported_at=(now - timedelta(hours=24, minutes=1)).isoformat())
+    risky = service.job(customer={"name": "Ewa Lis", "phone": "+48 22 555 08 08"},
+                        reported_at=(now - timedelta(hours=20)).isoformat())
+    # A job waiting for a part nobody has: backordered with the supplier's lead time.
+    service.post("/v1/locations", {"code": "CENTRAL", "name": "Central", "kind": "central", "lat": 51.76, "lon": 19.46})
+    service.post("/v1/parts", {"sku": "BELT-1200", "name": "Drum belt", "categories": ["washing machine"],
+                               "lead_time_hours": 72})
+    waiting = service.job(customer={"name": "Olga Wrona", "phone": "+48 22 555 07 07"})
+    service.post(f"/v1/jobs/{waiting['id']}/parts", {"sku": "BELT-1200", "quantity": 1})
+    key = service.key("dispatcher")
+
+    context = browser.new_context(**DESKTOP)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    sign_in(page, service.base_url + "/console/", key)
+
+    board = page.locator("#board tbody")
+    expect(board.locator("tr")).to_have_count(4)
+    # Most urgent first: the late one, then the one at risk.
+    expect(board.locator("tr").nth(0)).to_contain_text(f"#{late['id']}")
+    expect(board.locator("tr").nth(0)).to_contain_text("Breached")
+    expect(board.locator("tr").nth(1)).to_contain_text("At risk")
+    expect(page.locator("#at-risk-panel")).to_contain_text("Jan Kowalski")
+    expect(page.locator("#at-risk-panel")).to_contain_text("Ewa Lis")
+    if datetime.fromisoformat(late["due_at"]).date() == now.date():  # the browser's day is UTC's (DESKTOP)
+        expect(page.locator("#breaches-panel")).to_contain_text(f"#{late['id']}")
+    expect(page.locator("#parts-panel")).to_contain_text("1× BELT-1200 backordered")
+    shot(page, "console-board")
+    assert risky["sla"]["state"] == "at_risk"
+    # Search by part of the phone number narrows the board to one job.
+    page.get_by_label("Customer phone or order no.").fill("5550177")
+    page.get_by_role("button", name="Search").click()
+    expect(board.locator("tr")).to_have_count(1)
+    expect(board).to_contain_text("ORD-1001")
+
+    board.get_by_role("link", name=f"#{job['id']}").click()
+    expect(page.locator("#job-title")).to_contain_text(f"Job #{job['id']}")
+    expect(page.locator("#job-timeline")).to_contain_text("created")
+    page.get_by_role("button", name="Dispatch nearest").click()
+    expect(page.locator("#dispatch-chosen")).to_contain_text("Sent Anna Nowak")
+    expect(page.locator("#candidates")).to_contain_text("Piotr Off")
+    expect(page.locator("#candidates")).to_contain_text("off duty")
+    expect(page.locator("#job-summary")).to_contain_text("Assigned")
+    expect(page.get_by_role("button", name="Dispatch nearest")).to_be_disabled()  # assigned now
+    expect(page.get_by_role("button", name="Assign", exact=True)).to_be_enabled()  # may still move it
+    shot(page, "console-job")
+
+    server = service.get(f"/v1/jobs/{job['id']}")
+    assert server["status"] == "assigned"
+    assert server["technician_id"] == near["id"]
+    context.close()
+
+
+def test_the_kpi_page_shows_the_24_hour_rate_and_where_the_time_went_or_says_it_cannot(service, browser):
+    from playwright.sync_api import expect
+
+    tech = service.technician("Anna Nowak")
+    job = service.job()
+    service.post(f"/v1/jobs/{job['id']}/assign", {"technician_id": tech["id"], "reason": "regular customer"})
+    for step in ("en_route", "on_site", "completed"):
+        service.post(f"/v1/jobs/{job['id']}/status", {"status": step, "at": datetime.now(UTC).isoformat()})
+
+    context = browser.new_context(**DESKTOP)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    sign_in(page, service.base_url + "/console/", service.key("supervisor"))
+    expect(page.locator("#board")).to_be_visible()
+    page.get_by_role("link", name="KPIs").click()
+    if service.has("get", "/v1/metrics"):
+        expect(page.locator("#kpi-completion_rate_24h")).to_contain_text("100.0 %")
+        expect(page.locator("#kpi-stages")).to_contain_text("Waiting for parts")
+        expect(page.locator("#kpi-charts figure").first).to_contain_text("24-hour completion rate by day")
+    else:
+        expect(page.locator("#kpi-absent")).to_contain_text("not available")
+    shot(page, "console-kpis")
+    context.close()
+
+
+def test_a_technician_completes_a_job_on_the_phone(service, browser):
+    from playwright.sync_api import expect
+
+    tech = service.technician("Anna Nowak")
+    job = service.job()
+    service.post(f"/v1/jobs/{job['id']}/assign", {"technician_id": tech["id"], "reason": "regular customer"})
+    key = service.key("technician", technician_id=tech["id"])
+    with_photo = service.has("post", "/v1/jobs/{job_id}/photos")
+    with_signoff = service.has("post", "/v1/jobs/{job_id}/signoff")
+
+    context = browser.new_context(**PHONE)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    sign_in(page, service.base_url + "/tech/", key)
+    card = page.locator(f"#job-{job['id']}")
+    expect(card).to_contain_text("Maria Dąbrowska")
+    expect(card.get_by_role("link", name="Call Maria Dąbrowska")).to_have_attribute("href", "tel:+48225550100")
+    expect(card.get_by_role("link", name="Navigate to Marszałkowska 104, Warszawa")).to_have_attribute(
+        "href", "https://www.google.com/maps/dir/?api=1&destination=52.2319%2C21.0067")
+    shot(page, "tech-jobs-360")
+
+    card.get_by_role("button", name=f"En route, job {job['id']}").click()
+    expect(card.locator("[data-status]")).to_have_text("En route")
+    expect(page.locator("#outbox")).to_have_count(0)
+    card.get_by_role("button", name=f"On site, job {job['id']}").click()
+    expect(card.get_by_role("button", name=f"Done, job {job['id']}")).to_be_enabled()
+    card.get_by_role("button", name=f"Done, job {job['id']}").click()
+    if with_photo:
+        card.get_by_label("Sign-off photo").set_input_files(
+            {"name": "signoff.png", "mimeType": "image/png", "buffer": tiny_png()})
+    if with_signoff:
+        card.get_by_label("Signed by").fill("Maria Dąbrowska")
+    shot(page, "tech-signoff-360")
+    card.get_by_role("button", name="Complete job").click()
+    expect(page.locator(f"#job-{job['id']}")).to_have_count(0)
+    expect(page.locator("#outbox")).to_have_count(0)
+    expect(page.locator("#refused")).to_have_count(0)
+
+    server = service.get(f"/v1/jobs/{job['id']}")
+    assert server["status"] in ("completed", "closed")
+    assert [e["data"]["to"] for e in status_changes(service, job["id"])] == ["en_route", "on_site", "completed"]
+    context.close()
+
+
+def test_taps_made_offline_are_queued_shown_and_sent_once_in_order_when_the_signal_returns(service, browser):
+    from playwright.sync_api import expect
+
+    tech = service.technician("Anna Nowak")
+    job = service.job()
+    service.post(f"/v1/jobs/{job['id']}/assign", {"technician_id": tech["id"], "reason": "regular customer"})
+    key = service.key("technician", technician_id=tech["id"])
+
+    context = browser.new_context(**PHONE)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    sign_in(page, service.base_url + "/tech/", key)
+    card = page.locator(f"#job-{job['id']}")
+    expect(card).to_contain_text("Assigned")
+    page.evaluate("navigator.serviceWorker.ready.then(() => true)")  # the shell is cached
+
+    context.set_offline(True)
+    expect(page.locator("#connection")).to_have_text("Offline")
+    card.get_by_role("button", name=f"En route, job {job['id']}").click()
+    card.get_by_role("button", name=f"On site, job {job['id']}").click()
+    expect(page.locator("#outbox-title")).to_have_text("2 waiting to be sent")
+    expect(page.locator("#outbox li")).to_have_count(2)
+    expect(card.locator("[data-status]")).to_have_text("On site")
+    # The app opens again with no signal: the shell from the service worker, the jobs and the
+    # outbox from the phone's own storage.
+    page.reload()
+    expect(page.locator("#outbox-title")).to_have_text("2 waiting to be sent")
+    expect(page.locator(f"#job-{job['id']}")).to_contain_text("On site")
+    shot(page, "tech-offline-360")
+    assert service.get(f"/v1/jobs/{job['id']}")["status"] == "assigned"  # nothing got through
+
+    context.set_offline(False)
+    expect(page.locator("#outbox")).to_have_count(0)
+    expect(page.locator("#connection")).to_have_text("Online")
+    expect(page.locator("#refused")).to_have_count(0)
+    shot(page, "tech-back-online-360")
+
+    server = service.get(f"/v1/jobs/{job['id']}")
+    assert server["status"] == "on_site"
+    changes = status_changes(service, job["id"])
+    assert [(e["data"]["from"], e["data"]["to"]) for e in changes] == [("assigned", "en_route"), ("en_route", "on_site")]
+    # Each carries the phone's time of the tap, before the server heard of it.
+    for e in changes:
+        assert datetime.fromisoformat(e["occurred_at"]) < datetime.fromisoformat(e["recorded_at"])
+    # Nothing more is sent later (no duplicates from a second flush).
+    page.wait_for_timeout(6000)
+    assert len(status_changes(service, job["id"])) == 2
+    context.close()
+
+
+AXE = Path(__file__).resolve().parent / "vendor" / "axe-core-4.10.3" / "axe.min.js"
+
+
+def serious_accessibility_problems(page: Any) -> list[str]:
+    """axe-core's serious and critical findings (labels, contrast, names, landmarks …)."""
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+    assert result["testEngine"]["name"] == "axe-core" and result["passes"], "axe did not run"
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes']][:3]}"
+        for v in result["violations"] if v["impact"] in ("serious", "critical")
+    ]
+
+
+def test_the_console_and_the_phone_app_pass_an_accessibility_check_and_work_from_the_keyboard(service, browser):
+    from playwright.sync_api import expect
+
+    tech = service.technician("Anna Nowak")
+    job = service.job()
+    service.post(f"/v1/jobs/{job['id']}/assign", {"technician_id": tech["id"], "reason": "regular customer"})
+
+    # axe is injected as an inline script, which the pages' CSP rightly forbids: bypass it here.
+    console = browser.new_context(**DESKTOP, bypass_csp=True)
+    page = console.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    sign_in(page, service.base_url + "/console/", service.key("dispatcher"))
+    expect(page.locator("#board tbody tr")).to_have_count(1)
+    assert serious_accessibility_problems(page) == []
+    page.goto(service.base_url + f"/console/#/jobs/{job['id']}")
+    expect(page.locator("#job-timeline")).to_contain_text("assigned")
+    assert serious_accessibility_problems(page) == []
+    console.close()
+
+    phone = browser.new_context(**PHONE, bypass_csp=True)
+    page = phone.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    sign_in(page, service.base_url + "/tech/", service.key("technician", technician_id=tech["id"]))
+    card = page.locator(f"#job-{job['id']}")
+    expect(card).to_contain_text("Assigned")
+    assert serious_accessibility_problems(page) == []
+    # Keyboard only: Tab to "En route" and press Enter.
+    en_route = card.get_by_role("button", name=f"En route, job {job['id']}")
+    for _ in range(20):
+        page.keyboard.press("Tab")
+        if en_route.evaluate("el => el === document.activeElement"):
+            break
+    else:
+        pytest.fail("the En route button cannot be reached with Tab")
+    page.keyboard.press("Enter")
+    expect(card.locator("[data-status]")).to_have_text("En route")
+    server_status_becomes(service, job["id"], "en_route")
+    phone.close()
+
+
+def test_a_technician_asks_for_a_part_nobody_has_and_the_job_waits_for_it(service, browser):
+    from playwright.sync_api import expect
+
+    tech = service.technician("Anna Nowak")
+    job = service.job()
+    service.post(f"/v1/jobs/{job['id']}/assign", {"technician_id": tech["id"], "reason": "regular customer"})
+    service.post("/v1/locations", {"code": "CENTRAL", "name": "Central", "kind": "central", "lat": 51.76, "lon": 19.46})
+    service.post("/v1/parts", {"sku": "BELT-1200", "name": "Drum belt", "categories": ["washing machine"],
+                               "lead_time_hours": 72})
+
+    context = browser.new_context(**PHONE)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    sign_in(page, service.base_url + "/tech/", service.key("technician", technician_id=tech["id"]))
+    card = page.locator(f"#job-{job['id']}")
+    card.get_by_role("button", name=f"On site, job {job['id']}").click()
+    card.get_by_role("button", name=f"Needs parts, job {job['id']}").click()
+    card.get_by_label("Part number (SKU)").fill("BELT-1200")
+    card.get_by_label("Quantity").fill("2")
+    shot(page, "tech-parts-360")
+    card.get_by_role("button", name="Ask for part").click()
+    server_status_becomes(service, job["id"], "waiting_parts")
+    expect(card.locator("[data-status]")).to_have_text("Waiting for parts")
+    expect(page.locator("#refused")).to_have_count(0)
+
+    lines = service.get(f"/v1/jobs/{job['id']}/parts")["items"]
+    assert [(line["sku"], line["quantity"], line["state"]) for line in lines] == [("BELT-1200", 2, "backordered")]
+    context.close()
+
+
+def test_taps_the_office_refuses_after_the_fact_are_shown_as_not_accepted(service, browser):
+    from playwright.sync_api import expect
+
+    tech = service.technician("Anna Nowak")
+    job = service.job()
+    service.post(f"/v1/jobs/{job['id']}/assign", {"technician_id": tech["id"], "reason": "regular customer"})
+
+    context = browser.new_context(**PHONE)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    sign_in(page, service.base_url + "/tech/", service.key("technician", technician_id=tech["id"]))
+    card = page.locator(f"#job-{job['id']}")
+    expect(card).to_contain_text("Assigned")
+
+    context.set_offline(True)
+    card.get_by_role("button", name=f"En route, job {job['id']}").click()
+    expect(page.locator("#outbox-title")).to_have_text("1 waiting to be sent")
+    # Meanwhile the office cancels the job (the customer called).
+    service.post(f"/v1/jobs/{job['id']}/status", {"status": "cancelled", "at": datetime.now(UTC).isoformat()})
+    context.set_offline(False)
+
+    expect(page.locator("#outbox")).to_have_count(0)
+    expect(page.locator("#refused")).to_contain_text("En route — job")
+    expect(page.locator("#refused")).to_contain_text("cancelled cannot become en_route")
+    expect(page.locator(f"#job-{job['id']}")).to_have_count(0)  # off the list once the server is asked again
+    shot(page, "tech-refused-360")
+    assert service.get(f"/v1/jobs/{job['id']}")["status"] == "cancelled"
+    assert [e["data"]["to"] for e in status_changes(service, job["id"])] == ["cancelled"]
+    context.close()
