@@ -55,6 +55,9 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("GET", "/v1/shipments/{shipment_id}"): STAFF | {"warehouse"},
     ("POST", "/v1/shipments/{shipment_id}/receive"): {"admin", "warehouse"},
     ("GET", "/v1/backorders"): STAFF | {"warehouse"},
+    # Proof of work (issue 5)
+    ("GET", "/v1/jobs/{job_id}/visits"): ALL,
+    ("POST", "/v1/jobs/{job_id}/return-visits"): STAFF,
 }
 
 

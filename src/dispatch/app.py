@@ -30,6 +30,7 @@ from dispatch.jobs.routes import router as jobs_router
 from dispatch.limits import BodySizeLimit, ConcurrencyLimit
 from dispatch.outlets.routes import router as outlets_router
 from dispatch.technicians.routes import router as technicians_router
+from dispatch.visits.routes import router as visits_router
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ def create_app(
         parts_router,
         shipments_router,
         backorders_router,
+        visits_router,
     ):
         app.include_router(router)
 

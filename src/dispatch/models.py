@@ -9,10 +9,14 @@ from dispatch.jobs.models import Job
 from dispatch.outlets.models import Outlet
 from dispatch.parts.models import JobPart, Location, Part, Shipment, Stock, StockMovement
 from dispatch.technicians.models import Technician, TechnicianSkill
+from dispatch.visits.models import Visit
+from dispatch.photos.models import Photo
+from dispatch.closeout.models import ComplianceReview, JobCallback, SignOff
 
 metadata = SQLModel.metadata
 
 __all__ = [
     "ApiKey", "GeocodeCacheEntry", "Job", "JobEvent", "JobPart", "Location", "Outlet", "Part", "Shipment", "Stock",
     "StockMovement", "Technician", "TechnicianSkill", "metadata",
+    "Visit", "Photo", "SignOff", "JobCallback", "ComplianceReview",
 ]

@@ -18,6 +18,7 @@ from dispatch.jobs import service as jobs
 from dispatch.jobs.models import Job
 from dispatch.jobs.schemas import JobCreate, StatusChange
 from dispatch.parts import service as parts
+from dispatch.visits import service as visits
 
 
 def given_location(job_in: JobCreate) -> Geocoded | None:
@@ -87,10 +88,18 @@ def auto_dispatch(*, session: Session, job: Job, now: datetime, settings: Settin
 def change_status(
     *, session: Session, job_id: int, change: StatusChange, caller: Caller, now: datetime, settings: Settings
 ) -> Job:
-    """A status change, and what it does to the job's parts: completing consumes them,
-    cancelling gives them back (and the freed stock fills other jobs' backorders)."""
+    """A status change, and what it does to the job's parts (completing consumes them,
+    cancelling gives them back, and the freed stock fills other jobs' backorders) and visits."""
     if change.status in ("completed", "cancelled"):
         parts.lock_parts_of_job(session, job_id)  # part locks come before the job's (see parts.service)
     job = jobs.change_status(session=session, job_id=job_id, change=change, caller=caller, now=now, settings=settings)
+    visits.track(session=session, job=job, technician_id=job.technician_id or _holder(session, job_id), at=change.at,
+                 actor=caller.actor, now=now, outcome=change.outcome, note=change.note)
     parts.settle(session=session, job=job, now=now, actor=caller.actor, settings=settings)
     return job
+
+
+def _holder(session: Session, job_id: int) -> int | None:
+    """Who held the job before an ``unable`` cleared it: the visit in progress says."""
+    visit = visits.current(session, job_id)
+    return visit.technician_id if visit is not None else None

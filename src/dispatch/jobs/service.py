@@ -17,6 +17,7 @@ from dispatch.errors import Conflict, NotFound, Unprocessable
 from dispatch.events import service as events
 from dispatch.jobs.lifecycle import (
     DISPATCHER_STATUSES,
+    FINISHED,
     HOLDS_CAPACITY,
     OPEN,
     TECHNICIAN_STATUSES,
@@ -182,8 +183,8 @@ def sla_condition(state: SlaState, now: datetime) -> Any:
             open_, Job.due_at > now, or_(Job.at_risk_at <= now, Job.predicted_breach.is_not(None))
         ),
         SlaState.on_track: and_(open_, Job.at_risk_at > now, Job.predicted_breach.is_(None)),
-        SlaState.met: and_(Job.status == JobStatus.completed, Job.completed_at <= Job.due_at),
-        SlaState.missed: and_(Job.status == JobStatus.completed, Job.completed_at > Job.due_at),
+        SlaState.met: and_(Job.status.in_(list(FINISHED)), Job.completed_at <= Job.due_at),
+        SlaState.missed: and_(Job.status.in_(list(FINISHED)), Job.completed_at > Job.due_at),
         SlaState.cancelled: Job.status == JobStatus.cancelled,
     }[state]
 
@@ -356,10 +357,12 @@ def to_public(job: Job, now: datetime) -> JobPublic:
         assigned_at=job.assigned_at,
         completed_at=job.completed_at,
         cancelled_at=job.cancelled_at,
+        closed_at=job.closed_at,
         sla=SlaPublic(
             state=state, due_at=job.due_at, at_risk_at=job.at_risk_at,
             time_left_seconds=int((job.due_at - end).total_seconds()),
             predicted_breach=job.predicted_breach if job.status in OPEN else None,
+            return_visits=job.return_visits,
         ),
         waiting_for_parts=[PartWaitPublic.model_validate(w) for w in job.waiting_for_parts or []],
         parts_eta=job.parts_eta,
