@@ -21,6 +21,7 @@ from dispatch.parts.routes import (
 from dispatch.assignment.routes import router as assignment_router
 from dispatch.auth import service as auth
 from dispatch.auth.routes import router as api_keys_router
+from dispatch.closeout.routes import router as closeout_router
 from dispatch.clock import Clock, SystemClock
 from dispatch.config import Settings
 from dispatch.database.core import Database, make_engine
@@ -29,6 +30,8 @@ from dispatch.health.routes import router as health_router
 from dispatch.jobs.routes import router as jobs_router
 from dispatch.limits import BodySizeLimit, ConcurrencyLimit
 from dispatch.outlets.routes import router as outlets_router
+from dispatch.photos.routes import MULTIPART_ALLOWANCE, UPLOAD_PATH
+from dispatch.photos.routes import router as photos_router
 from dispatch.technicians.routes import router as technicians_router
 from dispatch.visits.routes import router as visits_router
 
@@ -77,7 +80,8 @@ def create_app(
     app.state.database = database
     app.state.recent_keys = auth.RecentKeys(ttl=settings.auth_cache_seconds)
     install_problem_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
+                       larger={("POST", UPLOAD_PATH): settings.photo_max_bytes + MULTIPART_ALLOWANCE})
     app.add_middleware(ConcurrencyLimit, limit=settings.max_concurrent_requests)
     for router in (
         health_router,
@@ -92,6 +96,8 @@ def create_app(
         shipments_router,
         backorders_router,
         visits_router,
+        photos_router,
+        closeout_router,
     ):
         app.include_router(router)
 
