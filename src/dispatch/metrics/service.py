@@ -16,8 +16,8 @@ from typing import Any, Literal
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from dispatch.jobs.lifecycle import OPEN, JobStatus
 from dispatch.closeout.models import JobCallback
+from dispatch.jobs.lifecycle import OPEN, JobStatus
 from dispatch.jobs.models import Job
 from dispatch.technicians.models import Technician
 from dispatch.visits.models import Visit, VisitOutcome
