@@ -88,13 +88,18 @@ def service(settings, database, tmp_path) -> Iterator[Service]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+def playwright() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
-        yield chromium
-        chromium.close()
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright) -> Iterator[Any]:
+    chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
+    yield chromium
+    chromium.close()
 
 
 def shot(page: Any, name: str) -> None:
@@ -431,3 +436,51 @@ def test_taps_the_office_refuses_after_the_fact_are_shown_as_not_accepted(servic
     assert service.get(f"/v1/jobs/{job['id']}")["status"] == "cancelled"
     assert [e["data"]["to"] for e in status_changes(service, job["id"])] == ["cancelled"]
     context.close()
+
+
+def test_an_answer_lost_on_the_way_back_is_retried_with_the_same_key_and_counted_once(service, browser):
+    from playwright.sync_api import expect
+
+    tech = service.technician("Anna Nowak")
+    job = service.job()
+    service.post(f"/v1/jobs/{job['id']}/assign", {"technician_id": tech["id"], "reason": "regular customer"})
+
+    context = browser.new_context(**PHONE)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    attempts: list[str | None] = []
+
+    def lose_the_first_answer(route: Any) -> None:
+        attempts.append(route.request.headers.get("idempotency-key"))
+        if len(attempts) == 1:
+            route.fetch()  # the server does it …
+            route.abort("connectionreset")  # … but the phone never hears back
+        else:
+            route.continue_()
+
+    page.route(f"**/v1/jobs/{job['id']}/status", lose_the_first_answer)
+    sign_in(page, service.base_url + "/tech/", service.key("technician", technician_id=tech["id"]))
+    card = page.locator(f"#job-{job['id']}")
+    card.get_by_role("button", name=f"En route, job {job['id']}").click()
+    expect(page.locator("#outbox-title")).to_have_text("1 waiting to be sent")
+    expect(page.locator("#outbox")).to_have_count(0)  # the next round sends it again
+    expect(page.locator("#refused")).to_have_count(0)
+
+    assert len(attempts) == 2 and attempts[0] == attempts[1] and attempts[0], attempts
+    assert [e["data"]["to"] for e in status_changes(service, job["id"])] == ["en_route"]
+    context.close()
+
+
+def test_chromium_finds_the_technician_app_installable(service, playwright, tmp_path):
+    # A real profile (not an incognito-like context), as installing needs one.
+    context = playwright.chromium.launch_persistent_context(
+        str(tmp_path / "profile"), executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True, **PHONE)
+    try:
+        page = context.new_page()
+        page.goto(service.base_url + "/tech/")
+        assert page.evaluate("navigator.serviceWorker.ready.then((r) => r.active.scriptURL)").endswith("/tech/sw.js")
+        cdp = context.new_cdp_session(page)
+        assert cdp.send("Page.getAppManifest").get("errors") == []
+        assert cdp.send("Page.getInstallabilityErrors")["installabilityErrors"] == []
+    finally:
+        context.close()
