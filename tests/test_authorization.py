@@ -63,6 +63,19 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("POST", "/v1/jobs/{job_id}/sla/pause"): STAFF,
     ("POST", "/v1/jobs/{job_id}/sla/resume"): STAFF,
     ("GET", "/v1/metrics"): STAFF,
+    # Proof of work (issue 5)
+    ("GET", "/v1/jobs/{job_id}/visits"): ALL,
+    ("POST", "/v1/jobs/{job_id}/return-visits"): STAFF,
+    ("POST", "/v1/jobs/{job_id}/photos"): {"admin", "technician"},
+    ("GET", "/v1/jobs/{job_id}/photos"): STAFF | {"technician"},
+    ("GET", "/v1/jobs/{job_id}/photos/{photo_id}"): STAFF | {"technician"},
+    ("GET", "/v1/jobs/{job_id}/photos/{photo_id}/image"): STAFF | {"technician"},
+    ("GET", "/v1/jobs/{job_id}/photos/{photo_id}/thumbnail"): STAFF | {"technician"},
+    ("POST", "/v1/jobs/{job_id}/signoff"): {"admin", "technician"},
+    ("POST", "/v1/jobs/{job_id}/callbacks"): STAFF,
+    ("GET", "/v1/jobs/{job_id}/callbacks"): STAFF,
+    ("POST", "/v1/jobs/{job_id}/compliance-reviews"): {"admin", "supervisor"},
+    ("GET", "/v1/jobs/{job_id}/closeout"): STAFF | {"technician"},
 }
 
 
@@ -82,7 +95,7 @@ def test_every_route_is_in_the_role_matrix(api):
 
 def _call(api, method, path, headers):
     url = path.format(key_id=1, outlet_id=1, technician_id=1, job_id=1, line_id=1, shipment_id=1, code="C1", sku="S1",
-                      escalation_id=1, name="standard")
+                      escalation_id=1, name="standard", photo_id=1)
     return api.client.request(method, url, headers=headers, json={} if method in {"POST", "PATCH", "PUT"} else None)
 
 

@@ -174,8 +174,8 @@ def test_every_change_is_on_the_timeline_with_device_and_server_time(api):
                  headers=api.as_technician(tech["id"]))
     assert r.status_code == 200, r.text
     events = api.get(f"/v1/jobs/{job['id']}/events").json()["items"]
-    assert [e["type"] for e in events] == ["job_created", "dispatched", "status_changed"]
-    created, dispatched, moved = events
+    assert [e["type"] for e in events] == ["job_created", "dispatched", "status_changed", "visit_started"]
+    created, dispatched, moved, _ = events
     assert created["occurred_at"] == (T0 - timedelta(hours=1)).isoformat().replace("+00:00", "Z")
     assert created["recorded_at"] == T0.isoformat().replace("+00:00", "Z")
     assert dispatched["data"]["technician_id"] == tech["id"]

@@ -171,8 +171,9 @@ def test_only_the_central_warehouse_has_it_so_it_ships_to_the_branch_and_the_tec
     assert stock_of(api, "WAW-S")["reserved"] == 1
     steps = [(e["type"], e["data"].get("to")) for e in timeline(api, job["id"])]
     assert steps == [
-        ("job_created", None), ("dispatched", None), ("status_changed", "on_site"), ("parts_in_transit", None),
-        ("status_changed", "waiting_parts"), ("parts_arrived", None), ("sent_back", None),
+        ("job_created", None), ("dispatched", None), ("status_changed", "on_site"), ("visit_started", None),
+        ("parts_in_transit", None), ("status_changed", "waiting_parts"), ("visit_ended", None), ("parts_arrived", None),
+        ("sent_back", None),
     ]
     sent_back = [e for e in timeline(api, job["id"]) if e["type"] == "sent_back"][0]
     assert sent_back["data"]["technician_id"] == tech["id"] and sent_back["data"]["continuity"] is True

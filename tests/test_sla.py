@@ -353,6 +353,11 @@ def test_a_contract_on_business_hours_gives_deadlines_on_its_calendar(api):
         "completion_hours": 8, "business_hours": {"timezone": "Europe/Warsaw", "days": "12345",
                                                   "opens": "16:00", "closes": "08:00"}})
     assert bad.status_code == 422
+    for zone in ("Mars/Olympus", "0", "Europe"):
+        r = api.client.put("/v1/sla/policies/standard", headers=api.headers("admin"), json={
+            "completion_hours": 8, "business_hours": {"timezone": zone, "days": "12345",
+                                                      "opens": "08:00", "closes": "16:00"}})
+        assert r.status_code == 422, zone
 
 
 # --- predicted breaches --------------------------------------------------------------------

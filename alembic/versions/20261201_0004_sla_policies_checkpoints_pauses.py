@@ -15,7 +15,7 @@ from alembic import op
 
 
 revision: str = '0004'
-down_revision: str | None = '0002'  # re-chained onto 0003 (visits) when that lands
+down_revision: str | None = '0003'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -22,6 +22,7 @@ from dispatch.parts.routes import (
 from dispatch.assignment.routes import router as assignment_router
 from dispatch.auth import service as auth
 from dispatch.auth.routes import router as api_keys_router
+from dispatch.closeout.routes import router as closeout_router
 from dispatch.clock import Clock, SystemClock
 from dispatch.config import Settings
 from dispatch.database.core import Database, make_engine
@@ -34,8 +35,11 @@ from dispatch.outlets.routes import router as outlets_router
 from dispatch.sla import watcher
 from dispatch.sla.routes import job_sla_router
 from dispatch.sla.routes import router as sla_router
-from dispatch.technicians.routes import router as technicians_router
 from dispatch.web import routes as web
+from dispatch.photos.routes import MULTIPART_ALLOWANCE, UPLOAD_PATH
+from dispatch.photos.routes import router as photos_router
+from dispatch.technicians.routes import router as technicians_router
+from dispatch.visits.routes import router as visits_router
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +92,8 @@ def create_app(
     app.state.database = database
     app.state.recent_keys = auth.RecentKeys(ttl=settings.auth_cache_seconds)
     install_problem_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
+                       larger={("POST", UPLOAD_PATH): settings.photo_max_bytes + MULTIPART_ALLOWANCE})
     app.add_middleware(ConcurrencyLimit, limit=settings.max_concurrent_requests)
     for router in (
         health_router,
@@ -105,6 +110,9 @@ def create_app(
         sla_router,
         job_sla_router,
         metrics_router,
+        visits_router,
+        photos_router,
+        closeout_router,
     ):
         app.include_router(router)
     web.mount(app)

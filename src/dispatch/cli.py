@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -92,8 +92,8 @@ def worker(
 @app.command("create-key")
 def create_key(
     role: Annotated[Role, typer.Option(help="The key's role")],
-    technician_id: Annotated[Optional[int], typer.Option(help="For a technician key")] = None,  # noqa: UP007
-    outlet_id: Annotated[Optional[int], typer.Option(help="For an outlet key")] = None,  # noqa: UP007
+    technician_id: Annotated[int | None, typer.Option(help="For a technician key")] = None,
+    outlet_id: Annotated[int | None, typer.Option(help="For an outlet key")] = None,
     name: Annotated[str, typer.Option(help="A label to recognise the key by")] = "",
 ) -> None:
     """Create an API key and print it once."""
@@ -187,6 +187,33 @@ def import_stock(
     imports.print_report(result, console)
     if not result.ok:
         raise typer.Exit(1)
+
+
+@app.command("sweep-photos")
+def sweep_photos(
+    older_than_minutes: Annotated[float, typer.Option(min=0, help="Leave files younger than this alone: an upload "
+                                                                  "may be between storing its file and its row")] = 60,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be removed")] = False,
+) -> None:
+    """Remove photo files no photo record points at (left by uploads whose database write failed)."""
+    from datetime import timedelta
+
+    from dispatch.clock import SystemClock
+    from dispatch.photos import service as photos
+    from dispatch.photos.storage import LocalPhotoStore
+
+    settings = Settings()
+    database = _database(settings)
+    try:
+        with database.transaction(write=False) as session:
+            removed = photos.sweep(session=session, store=LocalPhotoStore(settings.resolved_photo_dir),
+                                   now=SystemClock().now(), grace=timedelta(minutes=older_than_minutes),
+                                   dry_run=dry_run)
+    finally:
+        database.dispose()
+    for key in removed:
+        console.print(key)
+    console.print(f"{'would remove' if dry_run else 'removed'} {len(removed)} file(s) from {settings.resolved_photo_dir}")
 
 
 @app.command()

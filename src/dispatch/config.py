@@ -69,6 +69,16 @@ class Settings(BaseSettings):
     # JSON bodies are small; photo uploads get their own limit where they are accepted.
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
 
+    # Sign-off photos (issue 5): upload limits, and how close in place and time a photo's own
+    # EXIF must be to the visit to be `verified`.
+    photo_max_bytes: int = Field(default=15 * 1024 * 1024, ge=1024, le=200 * 1024 * 1024)
+    photo_max_pixels: int = Field(default=50_000_000, ge=10_000, le=200_000_000)
+    photo_max_distance_m: float = Field(default=250.0, gt=0)
+    photo_time_slack_minutes: float = Field(default=30.0, ge=0)
+    photo_thumbnail_px: int = Field(default=320, ge=32, le=2048)
+    # An unreached customer is called again after this long.
+    callback_retry_minutes: float = Field(default=120.0, gt=0)
+
     @field_validator("admin_key")
     @classmethod
     def _admin_key_is_strong(cls, value: str | None) -> str | None:

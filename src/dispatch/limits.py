@@ -10,6 +10,7 @@ give back.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import anyio
@@ -28,17 +29,28 @@ class BodyTooLarge(HTTPException):
 
 
 class BodySizeLimit:
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    """``larger`` gives (method, path pattern) -> limit for the few routes that take files."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int,
+                 larger: dict[tuple[str, str], int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = [(method, re.compile(pattern), limit) for (method, pattern), limit in (larger or {}).items()]
+
+    def _limit(self, scope: Scope) -> int:
+        for method, pattern, limit in self.larger:
+            if scope.get("method") == method and pattern.fullmatch(scope.get("path", "")):
+                return limit
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self._limit(scope)
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_bytes:
-            await self._refuse(scope, send)
+        if declared is not None and declared > max_bytes:
+            await self._refuse(scope, send, max_bytes)
             return
         seen = 0
         started = False
@@ -48,8 +60,8 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise BodyTooLarge(self.max_bytes)
+                if seen > max_bytes:
+                    raise BodyTooLarge(max_bytes)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -62,14 +74,14 @@ class BodySizeLimit:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._refuse(scope, send)
+                await self._refuse(scope, send, max_bytes)
 
-    async def _refuse(self, scope: Scope, send: Send) -> None:
+    async def _refuse(self, scope: Scope, send: Send, max_bytes: int) -> None:
         body: dict[str, Any] = {
             "type": PROBLEM_TYPE_BASE + "too-large",
             "title": "Request too large",
             "status": 413,
-            "detail": f"the request body is larger than {self.max_bytes} bytes",
+            "detail": f"the request body is larger than {max_bytes} bytes",
             "code": "too-large",
             "instance": scope.get("path", ""),
         }

@@ -10,10 +10,14 @@ from dispatch.outlets.models import Outlet
 from dispatch.parts.models import JobPart, Location, Part, Shipment, Stock, StockMovement
 from dispatch.sla.models import SlaCheckpoint, SlaPause, SlaPolicy
 from dispatch.technicians.models import Technician, TechnicianSkill
+from dispatch.visits.models import Visit
+from dispatch.photos.models import Photo
+from dispatch.closeout.models import ComplianceReview, JobCallback, SignOff
 
 metadata = SQLModel.metadata
 
 __all__ = [
-    "ApiKey", "GeocodeCacheEntry", "Job", "JobEvent", "JobPart", "Location", "Outlet", "Part", "Shipment", "SlaCheckpoint",
-    "SlaPause", "SlaPolicy", "Stock", "StockMovement", "Technician", "TechnicianSkill", "metadata",
+    "ApiKey", "ComplianceReview", "GeocodeCacheEntry", "Job", "JobCallback", "JobEvent", "JobPart", "Location",
+    "Outlet", "Part", "Photo", "Shipment", "SignOff", "SlaCheckpoint", "SlaPause", "SlaPolicy", "Stock",
+    "StockMovement", "Technician", "TechnicianSkill", "Visit", "metadata",
 ]

@@ -19,6 +19,7 @@ from dispatch.jobs.models import Job
 from dispatch.jobs.schemas import JobCreate, StatusChange
 from dispatch.parts import service as parts
 from dispatch.sla import service as sla
+from dispatch.visits import service as visits
 
 
 def given_location(job_in: JobCreate) -> Geocoded | None:
@@ -88,14 +89,22 @@ def auto_dispatch(*, session: Session, job: Job, now: datetime, settings: Settin
 def change_status(
     *, session: Session, job_id: int, change: StatusChange, caller: Caller, now: datetime, settings: Settings
 ) -> Job:
-    """A status change, what it does to the job's parts (completing consumes them, cancelling
-    gives them back and the freed stock fills other jobs' backorders), and to its SLA: any news
-    from the job ends a pause, arriving meets or misses the arrival target."""
+    """A status change, and what it does to the job's parts (completing consumes them,
+    cancelling gives them back and the freed stock fills other jobs' backorders), its visits,
+    and its SLA: any news from the job ends a pause, arriving meets or misses the arrival target."""
     if change.status in ("completed", "cancelled"):
         parts.lock_parts_of_job(session, job_id)  # part locks come before the job's (see parts.service)
     job = jobs.change_status(session=session, job_id=job_id, change=change, caller=caller, now=now, settings=settings)
     if job.paused_at is not None:
         sla.resume_locked(session, job, actor=caller.actor, now=now)
     sla.after_status_change(session, job, at=change.at, now=now)
+    visits.track(session=session, job=job, technician_id=job.technician_id or _holder(session, job_id), at=change.at,
+                 actor=caller.actor, now=now, outcome=change.outcome, note=change.note)
     parts.settle(session=session, job=job, now=now, actor=caller.actor, settings=settings)
     return job
+
+
+def _holder(session: Session, job_id: int) -> int | None:
+    """Who held the job before an ``unable`` cleared it: the visit in progress says."""
+    visit = visits.current(session, job_id)
+    return visit.technician_id if visit is not None else None

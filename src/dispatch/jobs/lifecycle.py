@@ -15,6 +15,7 @@ class JobStatus(str, enum.Enum):
     waiting_parts = "waiting_parts"  # a part is backordered or on its way; nobody is sent yet
     ready = "ready"  # the parts are in; waiting for a technician to be sent back
     cancelled = "cancelled"
+    closed = "closed"  # completed, called back (fixed) and compliant; only a return visit reopens it
 
 
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
@@ -35,6 +36,9 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.ready: frozenset({JobStatus.assigned, JobStatus.waiting_parts, JobStatus.cancelled}),
     JobStatus.completed: frozenset(),
     JobStatus.cancelled: frozenset(),
+    # Closing a completed job, and reopening a completed or closed one for a return visit, are
+    # not status changes anyone reports: the closeout and visits domains do them by their rules.
+    JobStatus.closed: frozenset(),
 }
 
 # Statuses a job may be dispatched (or assigned by hand) from.
@@ -47,7 +51,9 @@ HOLDS_CAPACITY = frozenset({JobStatus.assigned, JobStatus.en_route, JobStatus.on
 WAITS_FOR_PARTS_FROM = frozenset(
     {JobStatus.new, JobStatus.assigned, JobStatus.en_route, JobStatus.on_site, JobStatus.unable, JobStatus.ready}
 )
-OPEN = frozenset(set(JobStatus) - {JobStatus.completed, JobStatus.cancelled})
+OPEN = frozenset(set(JobStatus) - {JobStatus.completed, JobStatus.cancelled, JobStatus.closed})
+# Done and finished with: the SLA outcome (met or missed) is final for these.
+FINISHED = frozenset({JobStatus.completed, JobStatus.closed})
 # What a technician reports from the phone; dispatchers may also cancel.
 TECHNICIAN_STATUSES = frozenset(
     {JobStatus.en_route, JobStatus.on_site, JobStatus.completed, JobStatus.unable}

@@ -108,6 +108,10 @@ class Job(SQLModel, table=True):
     assigned_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     completed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     cancelled_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    # Proof of work (issue 5): closed once the callback says fixed and compliance passes;
+    # return visits reopen a completed or closed job and are counted here.
+    closed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    return_visits: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
 
     # Parts still to come (backordered or in transit): what, and when the last should arrive.
     waiting_for_parts: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON, nullable=True))

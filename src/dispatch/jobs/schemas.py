@@ -86,6 +86,15 @@ class StatusChange(WithOptionalPosition):
     lat: Latitude | None = None
     lon: Longitude | None = None
     note: Note | None = None
+    outcome: Literal["not_fixed", "customer_absent"] | None = Field(
+        None, description="With `unable`: how the visit ended (default `not_fixed`)"
+    )
+
+    @model_validator(mode="after")
+    def _outcome_only_when_unable(self) -> StatusChange:
+        if self.outcome is not None and self.status != "unable":
+            raise ValueError("outcome is given only with status `unable`")
+        return self
 
 
 class AssignRequest(RequestBody):
@@ -144,6 +153,9 @@ class SlaPublic(ResponseBody):
         None, description="Why the deadline is expected to be missed before it comes, e.g. `parts_eta_after_due`"
     )
     paused_since: datetime | None = Field(None, description="The SLA clock is stopped (a pause the policy allows)")
+    return_visits: int = Field(
+        0, description="Times the job was reopened after completion; the deadline stays the first one"
+    )
 
 
 class PartWaitPublic(ResponseBody):
@@ -174,6 +186,7 @@ class JobPublic(ResponseBody):
     assigned_at: datetime | None
     completed_at: datetime | None
     cancelled_at: datetime | None
+    closed_at: datetime | None = None
     sla: SlaPublic
     waiting_for_parts: list[PartWaitPublic] = Field(
         default_factory=list, description="Parts backordered or on their way; the job waits for these"

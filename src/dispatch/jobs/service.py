@@ -17,6 +17,7 @@ from dispatch.errors import Conflict, NotFound, Unprocessable
 from dispatch.events import service as events
 from dispatch.jobs.lifecycle import (
     DISPATCHER_STATUSES,
+    FINISHED,
     HOLDS_CAPACITY,
     OPEN,
     TECHNICIAN_STATUSES,
@@ -395,7 +396,7 @@ def sla_public(job: Job, now: datetime) -> SlaPublic:
     return SlaPublic(
         policy=job.sla_policy, state=sla.state(job, now), due_at=job.due_at, at_risk_at=job.at_risk_at,
         deadlines=deadlines, next_deadline=next_deadline, next_due_at=job.next_due_at if is_open else None,  # type: ignore[arg-type]
-        time_left_seconds=int(time_left.total_seconds()), reasons=sla.reasons(job, now),
+        time_left_seconds=int(time_left.total_seconds()), reasons=sla.reasons(job, now), return_visits=job.return_visits,
         predicted_breach=job.predicted_breach if job.status in OPEN else None, paused_since=job.paused_at,
     )
 
@@ -428,6 +429,7 @@ def to_public(job: Job, now: datetime) -> JobPublic:
         assigned_at=job.assigned_at,
         completed_at=job.completed_at,
         cancelled_at=job.cancelled_at,
+        closed_at=job.closed_at,
         sla=sla_public(job, now),
         waiting_for_parts=[PartWaitPublic.model_validate(w) for w in job.waiting_for_parts or []],
         parts_eta=job.parts_eta,

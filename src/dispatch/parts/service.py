@@ -39,6 +39,7 @@ from dispatch.parts.models import (
 from dispatch.parts.schemas import PartRequestCreate, ShipmentCreate
 from dispatch.parts.stock import Why
 from dispatch.technicians import service as technicians
+from dispatch.visits import service as visits
 
 PARTS_LATE = "parts_eta_after_due"
 
@@ -212,6 +213,7 @@ def _park(session: Session, job: Job, now: datetime, actor: str) -> None:
     events.record(session=session, job_id=job.id, type="status_changed", actor=actor, now=now,  # type: ignore[arg-type]
                   **{"from": previous.value}, to=JobStatus.waiting_parts.value, technician_id=job.technician_id,
                   parts_eta=job.parts_eta.isoformat() if job.parts_eta else None)
+    visits.track(session=session, job=job, technician_id=job.technician_id, at=now, actor=actor, now=now)  # needs_parts
 
 
 def send_back(*, session: Session, job: Job, now: datetime, settings: Settings) -> None:

@@ -10,6 +10,7 @@ from dispatch.jobs.models import Priority
 from dispatch.schemas import LocalTime, Note, RequestBody, ResponseBody
 from dispatch.sla.models import Audience, Deadline, Level, PolicyName
 from dispatch.sla.policies import PAUSE_REASONS
+from dispatch.technicians.schemas import TimeZoneName
 
 PauseReason = Literal["customer_requested_later", "customer_unreachable"]
 assert set(PauseReason.__args__) == set(PAUSE_REASONS)  # type: ignore[attr-defined]
@@ -31,7 +32,7 @@ class WarningIn(RequestBody):
 class BusinessHoursSpec(RequestBody):
     """Counted time on a calendar, in the service centre's time zone."""
 
-    timezone: str = Field(min_length=1, max_length=64, examples=["Europe/Warsaw"])
+    timezone: TimeZoneName
     days: Weekdays = Field(description="ISO weekdays as digits, 12345 = Monday to Friday", examples=["12345"])
     opens: LocalTime
     closes: LocalTime

@@ -53,6 +53,13 @@ def after_status_change(session: Session, job: Job, *, at: datetime, now: dateti
     session.flush()
 
 
+def reopened(job: Job) -> None:
+    """A return visit: the job races its completion deadline again, the first one (the fault was
+    not fixed within it after all), so a late return shows as breached at once."""
+    job.resolution_seconds = None
+    policies.set_next(job)
+
+
 # --- pauses --------------------------------------------------------------------------------
 
 

@@ -1,0 +1,230 @@
+"""Closing a job: sign-off, callbacks, compliance reviews, and the rule that closes.
+
+A completed job **closes by itself** the moment its last condition is met (see
+docs/decisions.md): the customer's callback says fixed, and the latest visit passes compliance
+(a sign-off, its photo present and not a `mismatch` unless a supervisor accepted it, no failed
+review). ``closing`` says what is still missing, for the console and for ``GET .../closeout``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from dispatch.auth.service import SYSTEM, Caller
+from dispatch.closeout.models import ComplianceReview, JobCallback, SignOff
+from dispatch.config import Settings
+from dispatch.errors import Conflict, Unprocessable
+from dispatch.events import service as events
+from dispatch.jobs import service as jobs
+from dispatch.jobs.lifecycle import JobStatus
+from dispatch.jobs.models import Job
+from dispatch.photos.models import Photo, PhotoVerdict
+from dispatch.visits import service as visits
+from dispatch.visits.models import Visit, VisitOutcome
+
+SIGNABLE = (JobStatus.on_site, JobStatus.completed)
+
+
+def _field(name: str, msg: str) -> dict[str, object]:
+    return {"loc": ["body", name], "msg": msg, "type": "value_error"}
+
+
+# --- what closing needs ----------------------------------------------------------------------
+
+
+@dataclass
+class Closing:
+    """Where a job stands on the way to closed. ``missing`` uses stable codes:
+    ``job-not-completed``, ``signoff``, ``photo-mismatch``, ``compliance-review-failed``,
+    ``callback``, ``callback-not-fixed``."""
+
+    visit: Visit | None
+    signoff: SignOff | None = None
+    photo: Photo | None = None
+    review: ComplianceReview | None = None
+    callback: JobCallback | None = None  # the last one that reached the customer
+    unreached_attempts: int = 0
+    retry_after: datetime | None = None
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def compliant(self) -> bool:
+        return not {"signoff", "photo-mismatch", "compliance-review-failed"} & set(self.missing)
+
+
+def _completed_visit(session: Session, job: Job) -> Visit | None:
+    visit = visits.latest(session, job.id)  # type: ignore[arg-type]
+    return visit if visit is not None and visit.outcome is VisitOutcome.fixed else None
+
+
+def closing(session: Session, job: Job) -> Closing:
+    if job.status not in (JobStatus.completed, JobStatus.closed):
+        return Closing(visit=visits.latest(session, job.id), missing=["job-not-completed"])  # type: ignore[arg-type]
+    visit = _completed_visit(session, job)
+    state = Closing(visit=visit)
+    if visit is None:  # completed before visits were recorded
+        state.missing = ["signoff", "callback"]
+        return state
+    state.signoff = session.scalar(select(SignOff).where(SignOff.visit_id == visit.id))
+    state.photo = session.get(Photo, state.signoff.photo_id) if state.signoff else None
+    state.review = session.scalar(
+        select(ComplianceReview).where(ComplianceReview.visit_id == visit.id)
+        .order_by(ComplianceReview.id.desc()).limit(1)
+    )
+    calls = list(session.scalars(select(JobCallback).where(JobCallback.visit_id == visit.id).order_by(JobCallback.id)))
+    reached = [c for c in calls if c.reached]
+    state.callback = reached[-1] if reached else None
+    state.unreached_attempts = sum(1 for c in calls if not c.reached)
+    if calls and not calls[-1].reached:
+        state.retry_after = calls[-1].retry_after
+    if state.signoff is None:
+        state.missing.append("signoff")
+    elif state.photo is not None and state.photo.verdict is PhotoVerdict.mismatch and not (
+        state.review is not None and state.review.passed
+    ):
+        state.missing.append("photo-mismatch")
+    if state.review is not None and not state.review.passed:
+        state.missing.append("compliance-review-failed")
+    if state.callback is None:
+        state.missing.append("callback")
+    elif not state.callback.fixed:
+        state.missing.append("callback-not-fixed")
+    return state
+
+
+def close_if_ready(*, session: Session, job: Job, now: datetime) -> bool:
+    """Close a completed job whose conditions are all met. The caller holds the job's lock."""
+    if job.status is not JobStatus.completed:
+        return False
+    state = closing(session, job)
+    if state.missing:
+        return False
+    job.status, job.closed_at = JobStatus.closed, now
+    jobs.touch(job, now)
+    session.flush()
+    events.record(
+        session=session, job_id=job.id, type="job_closed", actor=SYSTEM.actor, now=now,  # type: ignore[arg-type]
+        visit_number=state.visit.number if state.visit else None,
+        signoff_id=state.signoff.id if state.signoff else None,
+        photo_verdict=state.photo.verdict.value if state.photo else None,
+        satisfaction=state.callback.satisfaction if state.callback else None,
+    )
+    return True
+
+
+def get_closing(*, session: Session, job_id: int, caller: Caller) -> tuple[Job, Closing]:
+    job = jobs.get(session=session, job_id=job_id, caller=caller)
+    return job, closing(session, job)
+
+
+# --- sign-off --------------------------------------------------------------------------------
+
+
+def sign_off(
+    *, session: Session, job_id: int, signer_name: str, photo_id: int, caller: Caller, now: datetime
+) -> tuple[Job, SignOff]:
+    """The customer signs off the visit, with a photo of this job taken on site."""
+    job = jobs.get(session=session, job_id=job_id, caller=caller, for_update=True)
+    if job.status not in SIGNABLE:
+        raise Conflict(f"job {job_id} is {job.status.value}; the customer signs off on site or once it is completed",
+                       code="not-signable", current_status=job.status.value)
+    visit = visits.require_visit(session, job)
+    photo = session.get(Photo, photo_id)
+    if photo is None or photo.job_id != job_id:
+        raise Unprocessable(f"photo {photo_id} is not a photo of job {job_id}", code="photo-not-of-job",
+                            errors=[_field("photo_id", "not a photo of this job")])
+    if session.scalar(select(SignOff.id).where(SignOff.visit_id == visit.id)) is not None:
+        raise Conflict(f"visit {visit.number} of job {job_id} is signed off already", code="already-signed-off")
+    signoff = SignOff(job_id=job_id, visit_id=visit.id, photo_id=photo_id, signer_name=signer_name,  # type: ignore[arg-type]
+                      signed_at=now, recorded_by=caller.actor)
+    session.add(signoff)
+    session.flush()
+    events.record(session=session, job_id=job_id, type="signed_off", actor=caller.actor, now=now,
+                  signer_name=signer_name, photo_id=photo_id, photo_verdict=photo.verdict.value,
+                  visit_number=visit.number)
+    close_if_ready(session=session, job=job, now=now)
+    return job, signoff
+
+
+# --- callbacks -------------------------------------------------------------------------------
+
+
+def record_callback(
+    *, session: Session, job_id: int, reached: bool, fixed: bool | None, satisfaction: int | None, note: str | None,
+    caller: Caller, now: datetime, settings: Settings,
+) -> tuple[Job, JobCallback]:
+    """A call to the customer after the job was completed. Unreached: try again after
+    ``DISPATCH_CALLBACK_RETRY_MINUTES``. Reached and fixed: the job closes if it is compliant.
+    Reached and not fixed: it needs a return visit (``POST .../return-visits``)."""
+    if not reached and (fixed is not None or satisfaction is not None):
+        raise Unprocessable("a customer who was not reached gave no answers", code="unreached-with-answers",
+                            errors=[_field("fixed" if fixed is not None else "satisfaction", "only when reached")])
+    if reached and fixed is None:
+        raise Unprocessable("say whether the customer says it is fixed", code="fixed-required",
+                            errors=[_field("fixed", "required when reached")])
+    job = jobs.get(session=session, job_id=job_id, caller=caller, for_update=True)
+    if job.status is not JobStatus.completed:
+        raise Conflict(f"job {job_id} is {job.status.value}; customers are called back once it is completed",
+                       code="not-completed", current_status=job.status.value)
+    visit = _completed_visit(session, job) or visits.latest(session, job_id)
+    if visit is None:
+        raise Conflict(f"job {job_id} has had no visit", code="no-visit")
+    attempt = (session.scalar(select(func.count()).select_from(JobCallback).where(JobCallback.visit_id == visit.id))
+               or 0) + 1
+    callback = JobCallback(
+        job_id=job_id, visit_id=visit.id, attempt=attempt, reached=reached, fixed=fixed,  # type: ignore[arg-type]
+        satisfaction=satisfaction, note=note, called_at=now, called_by=caller.actor,
+        retry_after=None if reached else now + timedelta(minutes=settings.callback_retry_minutes),
+    )
+    session.add(callback)
+    session.flush()
+    events.record(session=session, job_id=job_id, type="callback", actor=caller.actor, now=now,
+                  attempt=attempt, reached=reached, fixed=fixed, satisfaction=satisfaction, note=note,
+                  retry_after=callback.retry_after.isoformat() if callback.retry_after else None,
+                  visit_number=visit.number)
+    close_if_ready(session=session, job=job, now=now)
+    return job, callback
+
+
+def callbacks_of(*, session: Session, job_id: int, caller: Caller) -> list[JobCallback]:
+    jobs.get(session=session, job_id=job_id, caller=caller)
+    return list(session.scalars(select(JobCallback).where(JobCallback.job_id == job_id).order_by(JobCallback.id)))
+
+
+# --- compliance review -----------------------------------------------------------------------
+
+
+def review(
+    *, session: Session, job_id: int, passed: bool, reason: str | None, caller: Caller, now: datetime
+) -> tuple[Job, ComplianceReview]:
+    """A supervisor's verdict on the latest completed visit's proof of work. Failing needs a
+    reason and blocks closing (or, on a closed job, calls for a return visit); passing also
+    accepts a photo whose EXIF did not match (the supervisor checked it by eye)."""
+    if not passed and not reason:
+        raise Unprocessable("a failed review needs a reason", code="reason-required",
+                            errors=[_field("reason", "required when the review fails")])
+    job = jobs.get(session=session, job_id=job_id, caller=caller, for_update=True)
+    visit = _completed_visit(session, job) if job.status in (JobStatus.completed, JobStatus.closed) else None
+    if visit is None:
+        raise Conflict(f"job {job_id} is {job.status.value}; reviews are of completed work", code="not-completed",
+                       current_status=job.status.value)
+    entry = ComplianceReview(job_id=job_id, visit_id=visit.id, passed=passed, reason=reason,  # type: ignore[arg-type]
+                             reviewed_by=caller.actor, reviewed_at=now)
+    session.add(entry)
+    session.flush()
+    events.record(session=session, job_id=job_id, type="compliance_reviewed", actor=caller.actor, now=now,
+                  passed=passed, reason=reason, visit_number=visit.number)
+    close_if_ready(session=session, job=job, now=now)
+    return job, entry
+
+
+def reviews_of(*, session: Session, job_id: int, caller: Caller) -> list[ComplianceReview]:
+    jobs.get(session=session, job_id=job_id, caller=caller)
+    return list(session.scalars(
+        select(ComplianceReview).where(ComplianceReview.job_id == job_id).order_by(ComplianceReview.id)
+    ))
+

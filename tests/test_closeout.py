@@ -1,0 +1,196 @@
+"""Closing a job: the customer signs off with a photo, is called back, and a supervisor may
+review. A completed job closes by itself once the callback says fixed and the proof of work is
+compliant; what is missing is always visible. A failed callback or review leads to a return visit."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from conftest import T0
+from proof import KRAKOW, good_photo, image_bytes, on_site, tap, upload
+
+from dispatch.visits import service as visits
+
+
+def completed_with_photo(api, photo=None):
+    tech, job, phone = on_site(api)
+    r = upload(api, job["id"], photo or good_photo(api), phone)
+    assert r.status_code == 201, r.text
+    api.clock.advance(minutes=5)
+    tap(api, job["id"], "completed", phone)
+    return tech, job, phone, r.json()
+
+
+def sign(api, job_id, photo_id, phone, name="Maria Dąbrowska"):
+    return api.post(f"/v1/jobs/{job_id}/signoff", {"signer_name": name, "photo_id": photo_id}, headers=phone)
+
+
+def call(api, job_id, **body):
+    return api.post(f"/v1/jobs/{job_id}/callbacks", {"reached": True, "fixed": True, "satisfaction": 5, **body})
+
+
+def closeout(api, job_id, who="dispatcher"):
+    r = api.get(f"/v1/jobs/{job_id}/closeout", who=who)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def status_of(api, job_id):
+    return api.get(f"/v1/jobs/{job_id}").json()["status"]
+
+
+def test_signed_off_called_back_fixed_and_compliant_closes_by_itself(api):
+    _, job, phone, photo = completed_with_photo(api)
+    assert closeout(api, job["id"])["missing"] == ["signoff", "callback"]
+    r = sign(api, job["id"], photo["id"], phone)
+    assert r.status_code == 201, r.text
+    assert (r.json()["visit_number"], r.json()["photo_verdict"], r.json()["job_status"]) == (1, "verified", "completed")
+    api.clock.advance(hours=2)
+    r = call(api, job["id"], note="Works, thank you")
+    assert r.status_code == 201, r.text
+    assert (r.json()["job_status"], r.json()["missing"], r.json()["attempt"]) == ("closed", [], 1)
+    closed = api.get(f"/v1/jobs/{job['id']}").json()
+    assert closed["status"] == "closed" and closed["closed_at"] is not None
+    assert closed["sla"]["state"] == "met"  # closing keeps the completion's verdict
+    state = closeout(api, job["id"])
+    assert (state["compliant"], state["signer_name"], state["satisfaction"]) == (True, "Maria Dąbrowska", 5)
+    types = [e["type"] for e in api.get(f"/v1/jobs/{job['id']}/events").json()["items"]]
+    for expected in ("visit_started", "photo_uploaded", "photo_verdict", "visit_ended", "signed_off", "callback",
+                     "job_closed"):
+        assert expected in types
+    assert [j["id"] for j in api.get("/v1/jobs", params={"status": "closed"}).json()["items"]] == [job["id"]]
+    assert [j["id"] for j in api.get("/v1/jobs", params={"sla_state": "met"}).json()["items"]] == [job["id"]]
+    # A closed job takes no more photos, calls or sign-offs.
+    assert upload(api, job["id"], image_bytes(colour=(1, 1, 1)), phone).json()["code"] == "job-closed"
+    assert call(api, job["id"]).json()["code"] == "not-completed"
+
+
+def test_the_callback_may_come_first_and_the_sign_off_closes_it(api):
+    _, job, phone, photo = completed_with_photo(api)
+    assert call(api, job["id"]).json()["missing"] == ["signoff"]
+    assert status_of(api, job["id"]) == "completed"
+    assert sign(api, job["id"], photo["id"], phone).json()["job_status"] == "closed"
+
+
+def test_an_unreached_customer_is_called_again_later_and_the_attempts_are_counted(api):
+    _, job, phone, photo = completed_with_photo(api)
+    sign(api, job["id"], photo["id"], phone)
+    r = api.post(f"/v1/jobs/{job['id']}/callbacks", {"reached": False, "note": "voicemail"})
+    assert r.status_code == 201, r.text
+    assert r.json()["retry_after"] == (api.clock.now() + timedelta(minutes=120)).isoformat().replace("+00:00", "Z")
+    assert r.json()["missing"] == ["callback"]
+    api.clock.advance(hours=2)
+    assert api.post(f"/v1/jobs/{job['id']}/callbacks", {"reached": False}).json()["attempt"] == 2
+    state = closeout(api, job["id"])
+    assert state["unreached_attempts"] == 2 and state["retry_after"] is not None
+    assert call(api, job["id"]).json()["job_status"] == "closed"
+    calls = api.get(f"/v1/jobs/{job['id']}/callbacks").json()["items"]
+    assert [(c["attempt"], c["reached"]) for c in calls] == [(1, False), (2, False), (3, True)]
+
+
+def test_callback_answers_are_checked(api):
+    _, job, _, _ = completed_with_photo(api)
+    bad = [
+        ({"reached": False, "fixed": True}, "unreached-with-answers"),
+        ({"reached": False, "satisfaction": 3}, "unreached-with-answers"),
+        ({"reached": True}, "fixed-required"),
+        ({"reached": True, "fixed": True, "satisfaction": 6}, "validation-failed"),
+        ({"reached": True, "fixed": True, "satisfaction": 0}, "validation-failed"),
+        ({"reached": "yes", "fixed": True}, "validation-failed"),
+    ]
+    for body, code in bad:
+        r = api.post(f"/v1/jobs/{job['id']}/callbacks", body)
+        assert r.status_code == 422 and r.json()["code"] == code, (body, r.text)
+    assert api.get(f"/v1/jobs/{job['id']}/callbacks").json()["items"] == []
+
+
+def test_customers_are_called_back_only_once_the_job_is_completed(api):
+    _, job, _phone = on_site(api)
+    r = call(api, job["id"])
+    assert r.status_code == 409 and r.json()["code"] == "not-completed"
+    assert closeout(api, job["id"])["missing"] == ["job-not-completed"]
+
+
+def test_not_fixed_on_the_callback_means_a_return_visit_with_its_own_sign_off(api):
+    tech, job, phone, photo = completed_with_photo(api)
+    sign(api, job["id"], photo["id"], phone)
+    r = call(api, job["id"], fixed=False, satisfaction=2, note="Still leaks")
+    assert (r.json()["job_status"], r.json()["missing"]) == ("completed", ["callback-not-fixed"])
+    back = api.post(f"/v1/jobs/{job['id']}/return-visits", {"reason": "callback_not_fixed"}).json()
+    assert (back["job"]["status"], back["job"]["technician_id"]) == ("assigned", tech["id"])
+    tap(api, job["id"], "on_site", phone)
+    second = upload(api, job["id"], image_bytes(gps=(52.2319, 21.0067), gps_time=api.clock.now(), colour=(3, 3, 3)),
+                    phone).json()
+    assert second["visit_number"] == 2
+    tap(api, job["id"], "completed", phone)
+    # The second visit needs its own sign-off and callback: the first ones were about the first.
+    assert closeout(api, job["id"])["missing"] == ["signoff", "callback"]
+    assert sign(api, job["id"], second["id"], phone).status_code == 201
+    assert call(api, job["id"]).json()["job_status"] == "closed"
+    with api.database.transaction(write=False) as session:
+        rates = visits.fix_rates(session, T0, T0 + timedelta(days=1))
+    assert (rates.jobs, rates.first_time_fixed, rates.with_return_visit) == (1, 0, 1)
+    assert api.get(f"/v1/jobs/{job['id']}").json()["sla"]["return_visits"] == 1
+
+
+def test_a_photo_that_does_not_match_keeps_the_job_open_until_a_supervisor_accepts_it(api):
+    _, job, phone, photo = completed_with_photo(api, image_bytes(gps=KRAKOW, gps_time=T0))
+    assert photo["verdict"] == "mismatch"
+    assert sign(api, job["id"], photo["id"], phone).json()["photo_verdict"] == "mismatch"
+    assert call(api, job["id"]).json()["missing"] == ["photo-mismatch"]
+    assert closeout(api, job["id"])["compliant"] is False
+    r = api.post(f"/v1/jobs/{job['id']}/compliance-reviews", {"passed": True}, who="supervisor")
+    assert r.status_code == 201, r.text
+    assert (r.json()["job_status"], r.json()["missing"]) == ("closed", [])
+
+
+def test_a_failed_compliance_review_needs_a_reason_blocks_closing_and_leads_to_a_return_visit(api):
+    _, job, phone, photo = completed_with_photo(api)
+    sign(api, job["id"], photo["id"], phone)
+    r = api.post(f"/v1/jobs/{job['id']}/compliance-reviews", {"passed": False}, who="supervisor")
+    assert r.status_code == 422 and r.json()["code"] == "reason-required"
+    r = api.post(f"/v1/jobs/{job['id']}/compliance-reviews",
+                 {"passed": False, "reason": "The photo shows a different appliance"}, who="supervisor")
+    assert r.status_code == 201 and r.json()["missing"] == ["compliance-review-failed", "callback"]
+    assert call(api, job["id"]).json()["job_status"] == "completed"
+    assert api.post(f"/v1/jobs/{job['id']}/compliance-reviews", {"passed": True}, who="dispatcher").status_code == 403
+    r = api.post(f"/v1/jobs/{job['id']}/return-visits", {"reason": "compliance_failed"})
+    assert r.status_code == 201 and r.json()["visit"]["reason"] == "compliance_failed"
+    types = [e["type"] for e in api.get(f"/v1/jobs/{job['id']}/events").json()["items"]]
+    assert "compliance_reviewed" in types and "return_visit_planned" in types
+
+
+def test_a_fault_that_returns_after_closing_reopens_the_job(api):
+    _, job, phone, photo = completed_with_photo(api)
+    sign(api, job["id"], photo["id"], phone)
+    call(api, job["id"])
+    assert status_of(api, job["id"]) == "closed"
+    api.clock.advance(days=30)
+    body = api.post(f"/v1/jobs/{job['id']}/return-visits", {"reason": "fault_returned", "note": "Leaks again"}).json()
+    assert body["job"]["closed_at"] is None and body["job"]["completed_at"] is None
+    assert body["job"]["sla"]["state"] == "breached"  # the first deadline stands: the fault was not fixed in time
+
+
+def test_sign_off_rules(api):
+    _, job, phone, photo = completed_with_photo(api)
+    _, other_job, other_phone = on_site(api, name="Other", lat=52.2318, lon=21.0066)
+    other_photo = upload(api, other_job["id"], image_bytes(colour=(7, 7, 7)), other_phone).json()
+    r = sign(api, job["id"], other_photo["id"], phone)
+    assert r.status_code == 422 and r.json()["code"] == "photo-not-of-job"
+    assert sign(api, job["id"], 999_999, phone).json()["code"] == "photo-not-of-job"
+    assert sign(api, job["id"], photo["id"], phone, name="  ").status_code == 422
+    assert sign(api, job["id"], photo["id"], phone).status_code == 201
+    r = sign(api, job["id"], photo["id"], phone)
+    assert r.status_code == 409 and r.json()["code"] == "already-signed-off"
+    assert sign(api, job["id"], photo["id"], other_phone).status_code == 404  # not their job
+    fresh = api.job()
+    api.technician(name="Third", lat=52.2319, lon=21.0067)
+    api.post(f"/v1/jobs/{fresh['id']}/dispatch")
+    r = api.post(f"/v1/jobs/{fresh['id']}/signoff", {"signer_name": "X", "photo_id": photo["id"]})
+    assert r.status_code == 403  # dispatchers do not sign for customers
+
+
+def test_reviews_are_of_completed_work(api):
+    _, job, _ = on_site(api)
+    r = api.post(f"/v1/jobs/{job['id']}/compliance-reviews", {"passed": True}, who="supervisor")
+    assert r.status_code == 409 and r.json()["code"] == "not-completed"
