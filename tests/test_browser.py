@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import secrets
 import struct
 import time
@@ -270,6 +271,12 @@ def test_a_technician_completes_a_job_on_the_phone(service, browser):
     server = service.get(f"/v1/jobs/{job['id']}")
     assert server["status"] in ("completed", "closed")
     assert [e["data"]["to"] for e in status_changes(service, job["id"])] == ["en_route", "on_site", "completed"]
+    if with_photo and with_signoff:
+        photos = service.get(f"/v1/jobs/{job['id']}/photos")["items"]
+        assert len(photos) == 1 and photos[0]["format"] == "png"
+        closeout = service.get(f"/v1/jobs/{job['id']}/closeout")
+        assert (closeout["signer_name"], closeout["photo_id"]) == ("Maria Dąbrowska", photos[0]["id"])
+        assert "signoff" not in closeout["missing"]
     context.close()
 
 
@@ -484,3 +491,44 @@ def test_chromium_finds_the_technician_app_installable(service, playwright, tmp_
         assert cdp.send("Page.getInstallabilityErrors")["installabilityErrors"] == []
     finally:
         context.close()
+
+
+def test_a_dispatcher_sees_the_visit_and_photo_calls_back_and_sends_the_technician_back(service, browser):
+    from playwright.sync_api import expect
+
+    if not (service.has("post", "/v1/jobs/{job_id}/callbacks") and service.has("post", "/v1/jobs/{job_id}/photos")):
+        pytest.skip("this server has no photos or callbacks yet")
+    tech = service.technician("Anna Nowak")
+    job = service.job()
+    jid = job["id"]
+    service.post(f"/v1/jobs/{jid}/assign", {"technician_id": tech["id"], "reason": "regular customer"})
+    for step in ("en_route", "on_site"):
+        service.post(f"/v1/jobs/{jid}/status", {"status": step, "at": datetime.now(UTC).isoformat()})
+    r = service.http.post(f"/v1/jobs/{jid}/photos", files={"file": ("signoff.png", tiny_png(), "image/png")})
+    assert r.status_code == 201, r.text
+    service.post(f"/v1/jobs/{jid}/signoff", {"signer_name": "Maria Dąbrowska", "photo_id": r.json()["id"]})
+    service.post(f"/v1/jobs/{jid}/status", {"status": "completed", "at": datetime.now(UTC).isoformat()})
+
+    context = browser.new_context(**DESKTOP)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    sign_in(page, service.base_url + "/console/", service.key("dispatcher"))
+    expect(page.locator("#board")).to_be_visible()
+    page.goto(service.base_url + f"/console/#/jobs/{jid}")
+    expect(page.locator("#job-visits")).to_contain_text("Visit 1")
+    expect(page.locator("#job-photos img")).to_have_attribute("src", re.compile(r"^blob:"))
+    expect(page.get_by_role("button", name="Dispatch nearest")).to_be_disabled()
+
+    page.get_by_label("Satisfaction (1–5)").select_option("5")
+    page.get_by_role("button", name="Record callback").click()
+    expect(page.locator("#callback-result")).to_contain_text("Callback recorded")
+    expect(page.locator("#job-callbacks")).to_contain_text("reached · fixed · 5/5")
+    expect(page.locator("#job-summary")).to_contain_text("Closed")
+    shot(page, "console-job-closed")
+
+    page.get_by_label("Reason", exact=True).nth(1).select_option("fault_returned")
+    page.get_by_role("button", name="Request return visit").click()
+    expect(page.locator("#return-visit-result")).to_contain_text("Return visit requested")
+    expect(page.locator("#job-visits")).to_contain_text("Visit 2")
+    assert service.get(f"/v1/jobs/{jid}")["status"] in ("assigned", "ready")
+    context.close()
