@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import secrets
 import struct
 import time
@@ -88,13 +89,18 @@ def service(settings, database, tmp_path) -> Iterator[Service]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+def playwright() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
-        yield chromium
-        chromium.close()
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright) -> Iterator[Any]:
+    chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
+    yield chromium
+    chromium.close()
 
 
 def shot(page: Any, name: str) -> None:
@@ -265,6 +271,12 @@ def test_a_technician_completes_a_job_on_the_phone(service, browser):
     server = service.get(f"/v1/jobs/{job['id']}")
     assert server["status"] in ("completed", "closed")
     assert [e["data"]["to"] for e in status_changes(service, job["id"])] == ["en_route", "on_site", "completed"]
+    if with_photo and with_signoff:
+        photos = service.get(f"/v1/jobs/{job['id']}/photos")["items"]
+        assert len(photos) == 1 and photos[0]["format"] == "png"
+        closeout = service.get(f"/v1/jobs/{job['id']}/closeout")
+        assert (closeout["signer_name"], closeout["photo_id"]) == ("Maria Dąbrowska", photos[0]["id"])
+        assert "signoff" not in closeout["missing"]
     context.close()
 
 
@@ -430,4 +442,93 @@ def test_taps_the_office_refuses_after_the_fact_are_shown_as_not_accepted(servic
     shot(page, "tech-refused-360")
     assert service.get(f"/v1/jobs/{job['id']}")["status"] == "cancelled"
     assert [e["data"]["to"] for e in status_changes(service, job["id"])] == ["cancelled"]
+    context.close()
+
+
+def test_an_answer_lost_on_the_way_back_is_retried_with_the_same_key_and_counted_once(service, browser):
+    from playwright.sync_api import expect
+
+    tech = service.technician("Anna Nowak")
+    job = service.job()
+    service.post(f"/v1/jobs/{job['id']}/assign", {"technician_id": tech["id"], "reason": "regular customer"})
+
+    context = browser.new_context(**PHONE)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    attempts: list[str | None] = []
+
+    def lose_the_first_answer(route: Any) -> None:
+        attempts.append(route.request.headers.get("idempotency-key"))
+        if len(attempts) == 1:
+            route.fetch()  # the server does it …
+            route.abort("connectionreset")  # … but the phone never hears back
+        else:
+            route.continue_()
+
+    page.route(f"**/v1/jobs/{job['id']}/status", lose_the_first_answer)
+    sign_in(page, service.base_url + "/tech/", service.key("technician", technician_id=tech["id"]))
+    card = page.locator(f"#job-{job['id']}")
+    card.get_by_role("button", name=f"En route, job {job['id']}").click()
+    expect(page.locator("#outbox-title")).to_have_text("1 waiting to be sent")
+    expect(page.locator("#outbox")).to_have_count(0)  # the next round sends it again
+    expect(page.locator("#refused")).to_have_count(0)
+
+    assert len(attempts) == 2 and attempts[0] == attempts[1] and attempts[0], attempts
+    assert [e["data"]["to"] for e in status_changes(service, job["id"])] == ["en_route"]
+    context.close()
+
+
+def test_chromium_finds_the_technician_app_installable(service, playwright, tmp_path):
+    # A real profile (not an incognito-like context), as installing needs one.
+    context = playwright.chromium.launch_persistent_context(
+        str(tmp_path / "profile"), executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True, **PHONE)
+    try:
+        page = context.new_page()
+        page.goto(service.base_url + "/tech/")
+        assert page.evaluate("navigator.serviceWorker.ready.then((r) => r.active.scriptURL)").endswith("/tech/sw.js")
+        cdp = context.new_cdp_session(page)
+        assert cdp.send("Page.getAppManifest").get("errors") == []
+        assert cdp.send("Page.getInstallabilityErrors")["installabilityErrors"] == []
+    finally:
+        context.close()
+
+
+def test_a_dispatcher_sees_the_visit_and_photo_calls_back_and_sends_the_technician_back(service, browser):
+    from playwright.sync_api import expect
+
+    if not (service.has("post", "/v1/jobs/{job_id}/callbacks") and service.has("post", "/v1/jobs/{job_id}/photos")):
+        pytest.skip("this server has no photos or callbacks yet")
+    tech = service.technician("Anna Nowak")
+    job = service.job()
+    jid = job["id"]
+    service.post(f"/v1/jobs/{jid}/assign", {"technician_id": tech["id"], "reason": "regular customer"})
+    for step in ("en_route", "on_site"):
+        service.post(f"/v1/jobs/{jid}/status", {"status": step, "at": datetime.now(UTC).isoformat()})
+    r = service.http.post(f"/v1/jobs/{jid}/photos", files={"file": ("signoff.png", tiny_png(), "image/png")})
+    assert r.status_code == 201, r.text
+    service.post(f"/v1/jobs/{jid}/signoff", {"signer_name": "Maria Dąbrowska", "photo_id": r.json()["id"]})
+    service.post(f"/v1/jobs/{jid}/status", {"status": "completed", "at": datetime.now(UTC).isoformat()})
+
+    context = browser.new_context(**DESKTOP)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    sign_in(page, service.base_url + "/console/", service.key("dispatcher"))
+    expect(page.locator("#board")).to_be_visible()
+    page.goto(service.base_url + f"/console/#/jobs/{jid}")
+    expect(page.locator("#job-visits")).to_contain_text("Visit 1")
+    expect(page.locator("#job-photos img")).to_have_attribute("src", re.compile(r"^blob:"))
+    expect(page.get_by_role("button", name="Dispatch nearest")).to_be_disabled()
+
+    page.get_by_label("Satisfaction (1–5)").select_option("5")
+    page.get_by_role("button", name="Record callback").click()
+    expect(page.locator("#callback-result")).to_contain_text("Callback recorded")
+    expect(page.locator("#job-callbacks")).to_contain_text("reached · fixed · 5/5")
+    expect(page.locator("#job-summary")).to_contain_text("Closed")
+    shot(page, "console-job-closed")
+
+    page.get_by_label("Reason", exact=True).nth(1).select_option("fault_returned")
+    page.get_by_role("button", name="Request return visit").click()
+    expect(page.locator("#return-visit-result")).to_contain_text("Return visit requested")
+    expect(page.locator("#job-visits")).to_contain_text("Visit 2")
+    assert service.get(f"/v1/jobs/{jid}")["status"] in ("assigned", "ready")
     context.close()

@@ -29,6 +29,9 @@ def test_the_technician_app_is_installable(api):
     assert manifest.status_code == 200
     assert manifest.headers["content-type"].startswith("application/manifest+json")
     assert manifest.json()["start_url"] == "/tech/"
+    for icon in manifest.json()["icons"]:
+        assert api.client.get(icon["src"]).status_code == 200, icon
+    assert {"192x192", "512x512"} <= {icon["sizes"] for icon in manifest.json()["icons"]}
     worker = api.client.get("/tech/sw.js")
     assert worker.status_code == 200
     assert worker.headers["content-type"].startswith("text/javascript")

@@ -383,7 +383,8 @@ async function renderJobInfo(id, info, token) {
         ["Status", STATUS_LABELS[job.status] || job.status],
         ["SLA", h("span", {}, slaBadge(job.sla), job.sla.predicted_breach ? ` (predicted: ${job.sla.predicted_breach})` : "")],
         ["Due", when(job.due_at)],
-        ["Time left", countdown],
+        OPEN_STATUSES.includes(job.status) ? ["Time left", countdown]
+          : ["Finished", job.completed_at ? `completed ${when(job.completed_at)}` : when(job.cancelled_at)],
         ["Technician", techName(job.technician_id)],
         ["Priority", `${job.priority} · ${job.service_tier}`],
         ["Fault", job.fault],

@@ -1,9 +1,9 @@
 // Service worker: keeps the app shell so the app opens with no connection. API calls are
 // never cached here; the app keeps its own copy of the job list and its outbox.
-const SHELL = "tech-shell-v1";
+const SHELL = "tech-shell-v2";
 const FILES = [
   "/tech/", "/tech/index.html", "/tech/tech.css", "/tech/tech.js", "/tech/outbox.js",
-  "/tech/manifest.webmanifest", "/tech/icon.svg", "/ui/common/api.js", "/ui/common/base.css",
+  "/tech/manifest.webmanifest", "/tech/icon.svg", "/tech/icon-192.png", "/tech/icon-512.png", "/ui/common/api.js", "/ui/common/base.css",
 ];
 
 self.addEventListener("install", (event) => {

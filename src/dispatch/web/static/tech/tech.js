@@ -1,7 +1,7 @@
 // Technician app: my jobs in order, call and navigate, big status buttons, sign-off photo, parts.
 // Every action goes through the outbox first, so a tap with no signal is kept and sent later,
 // once, in order, with the device time it happened.
-import { Api, NetworkError, STATUS_LABELS, SLA_LABELS, duration, h, problemText, uuid, when } from "/ui/common/api.js";
+import { Api, NetworkError, STATUS_LABELS, SLA_LABELS, h, multipartFile, problemText, uuid, when } from "/ui/common/api.js";
 import { outbox } from "/tech/outbox.js";
 
 const KEY_STORE = "dispatch.tech.key";
@@ -151,11 +151,8 @@ function request(action) {
     case "status": return api.request("POST", `${base}/status`, { body: { ...action.body, at: action.at }, headers });
     case "part": return api.request("POST", `${base}/parts`, { body: action.body, headers });
     case "signoff": return api.request("POST", `${base}/signoff`, { body: action.body, headers });
-    case "photo": {
-      const form = new FormData();
-      form.append("file", action.blob, action.filename || "signoff.jpg");
-      return api.request("POST", `${base}/photos`, { form, headers });
-    }
+    case "photo":
+      return api.request("POST", `${base}/photos`, { raw: multipartFile("file", action.blob, action.filename, action.id), headers });
     default: throw new Error(`unknown action ${action.kind}`);
   }
 }
@@ -193,8 +190,10 @@ async function drain() {
       throw err;
     }
     if (answer.status === 401) { localStorage.removeItem(KEY_STORE); return; }
-    // The server is busy or down: try again later, still in order.
+    // The server is busy or down, or still working on an earlier attempt of this very action
+    // (409 idempotency-key-in-use): try again later, still in order.
     if (answer.status >= 500 || answer.status === 429 || answer.status === 408) return;
+    if (answer.status === 409 && answer.data?.code === "idempotency-key-in-use") return;
     if (answer.ok && action.kind === "photo") {
       // The sign-off waiting for this photo learns its id.
       for (const later of await outbox.all()) {

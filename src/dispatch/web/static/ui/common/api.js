@@ -8,10 +8,13 @@ export class Api {
     this.key = key;
   }
 
-  async request(method, path, { body, form, headers = {} } = {}) {
+  async request(method, path, { body, form, raw, headers = {} } = {}) {
     const init = { method, headers: { Accept: "application/json", ...headers } };
     if (this.key) init.headers.Authorization = `Bearer ${this.key}`;
-    if (form) {
+    if (raw) {
+      init.body = raw.body; // already encoded; the caller sets Content-Type
+      init.headers["Content-Type"] = raw.type;
+    } else if (form) {
       init.body = form; // multipart: the browser sets the boundary
     } else if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
@@ -44,6 +47,16 @@ export function problemText(answer) {
       d.errors.map((e) => `${(e.loc || []).filter((x) => x !== "body").join(".")} ${e.msg}`).join("; ");
   }
   return d.detail || d.title || `HTTP ${answer.status}`;
+}
+
+// A multipart/form-data body with one file, byte for byte the same on every resend (the boundary
+// comes from `seed`), so a replay with the same Idempotency-Key is the same request.
+export function multipartFile(field, blob, filename, seed) {
+  const boundary = `----dispatch-${seed}`;
+  const name = (filename || "photo").replace(/[^A-Za-z0-9._-]/g, "_").slice(0, 100);
+  const head = `--${boundary}\r\nContent-Disposition: form-data; name="${field}"; filename="${name}"\r\n` +
+    `Content-Type: ${blob.type || "application/octet-stream"}\r\n\r\n`;
+  return { body: new Blob([head, blob, `\r\n--${boundary}--\r\n`]), type: `multipart/form-data; boundary=${boundary}` };
 }
 
 export function uuid() {
