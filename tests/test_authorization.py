@@ -18,6 +18,8 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("POST", "/v1/api-keys"): {"admin"},
     ("GET", "/v1/api-keys"): {"admin"},
     ("DELETE", "/v1/api-keys/{key_id}"): {"admin"},
+    ("POST", "/v1/api-keys/{key_id}/rotate"): {"admin"},
+    ("POST", "/v1/api-keys/current/rotate"): ALL,  # a key replaces itself
     ("POST", "/v1/outlets"): {"admin"},
     ("GET", "/v1/outlets"): STAFF,
     ("GET", "/v1/outlets/{outlet_id}"): STAFF,

@@ -26,6 +26,8 @@ from dispatch.config import Settings
 from dispatch.database.core import Database, make_engine
 from dispatch.errors import install_problem_handlers
 from dispatch.health.routes import router as health_router
+from dispatch.idempotency.middleware import IdempotencyMiddleware
+from dispatch.idempotency.middleware import document as document_idempotency
 from dispatch.jobs.routes import router as jobs_router
 from dispatch.limits import BodySizeLimit, ConcurrencyLimit
 from dispatch.outlets.routes import router as outlets_router
@@ -76,6 +78,7 @@ def create_app(
     app.state.database = database
     app.state.recent_keys = auth.RecentKeys(ttl=settings.auth_cache_seconds)
     install_problem_handlers(app)
+    app.add_middleware(IdempotencyMiddleware)  # innermost of ours: it sees bodies within the size limit
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(ConcurrencyLimit, limit=settings.max_concurrent_requests)
     for router in (
@@ -93,4 +96,17 @@ def create_app(
     ):
         app.include_router(router)
 
+    _add_to_openapi(app, document_idempotency)
     return app
+
+
+def _add_to_openapi(app: FastAPI, document) -> None:  # type: ignore[no-untyped-def]
+    """Let a middleware describe itself in the spec (headers and answers the routes don't show)."""
+    build = app.openapi
+
+    def openapi() -> dict:  # type: ignore[type-arg]
+        if app.openapi_schema is None:
+            app.openapi_schema = document(build())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -5,6 +5,7 @@ from sqlmodel import SQLModel
 from dispatch.auth.models import ApiKey
 from dispatch.events.models import JobEvent
 from dispatch.geocoding.models import GeocodeCacheEntry
+from dispatch.idempotency.models import IdempotencyKey
 from dispatch.jobs.models import Job
 from dispatch.outlets.models import Outlet
 from dispatch.parts.models import JobPart, Location, Part, Shipment, Stock, StockMovement
@@ -13,6 +14,6 @@ from dispatch.technicians.models import Technician, TechnicianSkill
 metadata = SQLModel.metadata
 
 __all__ = [
-    "ApiKey", "GeocodeCacheEntry", "Job", "JobEvent", "JobPart", "Location", "Outlet", "Part", "Shipment", "Stock",
+    "ApiKey", "GeocodeCacheEntry", "IdempotencyKey", "Job", "JobEvent", "JobPart", "Location", "Outlet", "Part", "Shipment", "Stock",
     "StockMovement", "Technician", "TechnicianSkill", "metadata",
 ]

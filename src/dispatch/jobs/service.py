@@ -202,6 +202,7 @@ def list_jobs(
     sla_state: SlaState | None = None,
     needs_location: bool | None = None,
     category: str | None = None,
+    external_ref: str | None = None,
 ) -> tuple[list[Job], str | None]:
     stmt = visible(caller)
     if statuses:
@@ -216,6 +217,8 @@ def list_jobs(
         stmt = stmt.where(Job.needs_location == needs_location)
     if category is not None:
         stmt = stmt.where(Job.product_category == category)
+    if external_ref is not None:
+        stmt = stmt.where(Job.external_ref == external_ref)
     descending = order == "-due_at"
     if cursor is not None:
         due_at, last_id = _decode_cursor(cursor)
