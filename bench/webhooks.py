@@ -19,14 +19,13 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from pathlib import Path
-
 import httpx
+import intake
 from sqlalchemy import func, select
 
-import intake
 from dispatch.auth.service import SYSTEM
 from dispatch.clock import FrozenClock
 from dispatch.config import Settings
@@ -53,7 +52,7 @@ def _settings(url: str, **extra: Any) -> Settings:
 def _subscribe(database: Database, url: str) -> int:
     with database.transaction() as session:
         outlet = outlets.create(session=session, code=f"bench-{time.time_ns()}", name="bench", now=T0)
-        sub = webhooks.create(session=session, webhook_in=WebhookCreate(url=url, event_types=[
+        webhooks.create(session=session, webhook_in=WebhookCreate(url=url, event_types=[
             "job.created", "job.status_changed", "job.assigned"], outlet_id=outlet.id),
             caller=SYSTEM, now=T0, allow_private=True)
         return outlet.id
@@ -143,3 +142,53 @@ def run(url: str, log: Path, *, jobs: int = 5000, backlog_jobs: int = 2000, per_
             stop_receiver(receiver)
         database.dispose()
     return out
+
+
+def main() -> None:
+    import argparse
+    import json
+    import os
+    import tempfile
+
+    from sqlalchemy import create_engine, make_url, text
+
+    from dispatch.database import migrate
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dbs", default="sqlite,postgresql")
+    p.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
+    p.add_argument("--jobs", type=int, default=5000)
+    p.add_argument("--backlog-jobs", type=int, default=2000)
+    p.add_argument("--per-job", type=int, default=5)
+    args = p.parse_args()
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="bench-webhooks-") as tmp:
+        log = Path(tmp) / "receiver.log"
+        for db in [d.strip() for d in args.dbs.split(",") if d.strip()]:
+            if db == "sqlite":
+                url = f"sqlite:///{tmp}/webhooks.sqlite3"
+            else:
+                base = make_url(args.pg_url)
+                name = f"bench_webhooks_{os.getpid()}"
+                admin = create_engine(base, isolation_level="AUTOCOMMIT")
+                with admin.connect() as conn:
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+                    conn.execute(text(f'CREATE DATABASE "{name}"'))
+                url = base.set(database=name).render_as_string(hide_password=False)
+            migrate.upgrade(Settings(database_url=url))
+            try:
+                results[db] = run(url, log, jobs=args.jobs, backlog_jobs=args.backlog_jobs, per_job=args.per_job)
+            finally:
+                if db != "sqlite":
+                    with admin.connect() as conn:
+                        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                    admin.dispose()
+            t, b = results[db]["throughput"], results[db]["backlog"]
+            print(f"{db}: throughput {t['per_second']:.0f} deliveries/s ({t['deliveries']} in {t['seconds']:.1f} s); "
+                  f"backlog of {b['events']} events ({b['jobs']} jobs x {b['per_job']}) drained in {b['seconds']:.1f} s "
+                  f"({b['per_second']:.0f}/s) after the receiver came back")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
-from sqlalchemy import func, select
-
 from conftest import job_body
+from sqlalchemy import func, select
+from test_races import run_together
+
 from dispatch.idempotency import service as idempotency
 from dispatch.idempotency.models import IdempotencyKey
 from dispatch.jobs.models import Job
-from test_races import run_together
 
 
 def _jobs(api) -> int:

@@ -4,9 +4,9 @@ an outlet finds its jobs by its own order number and sees nobody else's."""
 from __future__ import annotations
 
 import pytest
+from conftest import job_body
 from sqlalchemy import text
 
-from conftest import job_body
 from dispatch.auth.service import hash_key
 
 

@@ -31,7 +31,11 @@ from dispatch.idempotency.middleware import document as document_idempotency
 from dispatch.jobs.routes import router as jobs_router
 from dispatch.limits import BodySizeLimit, ConcurrencyLimit
 from dispatch.outlets.routes import router as outlets_router
+from dispatch.ratelimit import RateLimit
+from dispatch.ratelimit import document as document_rate_limit
 from dispatch.technicians.routes import router as technicians_router
+from dispatch.webhooks.routes import router as webhooks_router
+from dispatch.webhooks.worker import run_in_background as webhook_worker
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +67,8 @@ def create_app(
         if settings.admin_key:
             with database.transaction() as session:
                 auth.ensure_admin_key(session=session, secret=settings.admin_key, now=clock.now())
-        yield
+        async with webhook_worker(database=database, settings=settings, clock=clock):
+            yield
         database.dispose()
 
     app = FastAPI(
@@ -81,6 +86,8 @@ def create_app(
     app.add_middleware(IdempotencyMiddleware)  # innermost of ours: it sees bodies within the size limit
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(ConcurrencyLimit, limit=settings.max_concurrent_requests)
+    # Outermost: a key over its rate is refused before it waits for a slot.
+    app.add_middleware(RateLimit, rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst)
     for router in (
         health_router,
         api_keys_router,
@@ -93,10 +100,11 @@ def create_app(
         parts_router,
         shipments_router,
         backorders_router,
+        webhooks_router,
     ):
         app.include_router(router)
 
-    _add_to_openapi(app, document_idempotency)
+    _add_to_openapi(app, lambda spec: document_rate_limit(document_idempotency(spec)))
     return app
 
 

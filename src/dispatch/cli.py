@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -51,11 +51,41 @@ def serve(
                 log_level="info", access_log=False)
 
 
+@app.command()
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="Send what is due now, then exit")] = False,
+) -> None:
+    """Deliver webhooks (and purge expired idempotency keys) outside the servers.
+
+    `dispatch serve` already runs one per server process unless DISPATCH_WEBHOOK_WORKER=false;
+    any number can run at once: each delivery is leased to one worker at a time."""
+    import signal
+
+    from dispatch.clock import SystemClock
+    from dispatch.webhooks.worker import Worker
+
+    settings = Settings()
+    database = _database(settings)
+    delivery = Worker(database=database, settings=settings, clock=SystemClock())
+    try:
+        if once:
+            sent = delivery.drain()
+            console.print(f"{sent} delivery attempt(s)")
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: delivery.stopping.set())
+        console.print(f"webhook worker {delivery.worker_id} running; Ctrl-C to stop")
+        delivery.serve_forever()
+    finally:
+        delivery.close()
+        database.dispose()
+
+
 @app.command("create-key")
 def create_key(
     role: Annotated[Role, typer.Option(help="The key's role")],
-    technician_id: Annotated[Optional[int], typer.Option(help="For a technician key")] = None,  # noqa: UP007
-    outlet_id: Annotated[Optional[int], typer.Option(help="For an outlet key")] = None,  # noqa: UP007
+    technician_id: Annotated[int | None, typer.Option(help="For a technician key")] = None,
+    outlet_id: Annotated[int | None, typer.Option(help="For an outlet key")] = None,
     name: Annotated[str, typer.Option(help="A label to recognise the key by")] = "",
 ) -> None:
     """Create an API key and print it once."""

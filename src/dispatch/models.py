@@ -10,10 +10,12 @@ from dispatch.jobs.models import Job
 from dispatch.outlets.models import Outlet
 from dispatch.parts.models import JobPart, Location, Part, Shipment, Stock, StockMovement
 from dispatch.technicians.models import Technician, TechnicianSkill
+from dispatch.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 
 metadata = SQLModel.metadata
 
 __all__ = [
     "ApiKey", "GeocodeCacheEntry", "IdempotencyKey", "Job", "JobEvent", "JobPart", "Location", "Outlet", "Part", "Shipment", "Stock",
-    "StockMovement", "Technician", "TechnicianSkill", "metadata",
+    "StockMovement", "Technician", "TechnicianSkill", "WebhookAttempt", "WebhookDelivery",
+    "WebhookSubscription", "metadata",
 ]

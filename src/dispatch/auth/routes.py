@@ -6,8 +6,21 @@ from fastapi import APIRouter, Depends, Request
 
 from dispatch.auth import service
 from dispatch.auth.dependencies import CallerDep, allow
-from dispatch.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic, ApiKeyRotate, ApiKeyRotated
-from dispatch.deps import CursorQuery, IdPath, LimitQuery, NowDep, SettingsDep, UnitOfWorkDep
+from dispatch.auth.schemas import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyPublic,
+    ApiKeyRotate,
+    ApiKeyRotated,
+)
+from dispatch.deps import (
+    CursorQuery,
+    IdPath,
+    LimitQuery,
+    NowDep,
+    SettingsDep,
+    UnitOfWorkDep,
+)
 from dispatch.errors import problem_responses
 from dispatch.schemas import Page, decode_id_cursor, id_page
 
