@@ -39,7 +39,7 @@ from urllib.parse import urlsplit
 
 import anyio.to_thread
 import httpx
-from sqlalchemy import and_, exists, insert, or_, select, update
+from sqlalchemy import and_, exists, insert, literal_column, or_, select, update
 from sqlalchemy.orm import aliased
 
 from dispatch.clock import Clock
@@ -90,7 +90,9 @@ def _due(now: datetime) -> Any:
         _EARLIER.subscription_id == D.subscription_id,
         _EARLIER.job_id == D.job_id,
         _EARLIER.event_id < D.event_id,
-        _EARLIER.state == DeliveryState.pending,
+        # A literal, not a bound parameter: with prepared statements PostgreSQL plans generically
+        # and a parameter would not match the partial index's `state = 'pending'`.
+        _EARLIER.state == literal_column("'pending'"),
     )
     active = exists().where(WebhookSubscription.id == D.subscription_id, WebhookSubscription.active.is_(True))
     return and_(
