@@ -140,20 +140,26 @@ class LoadResult:
 
 
 async def _drive(port: int, path: str, headers: dict[str, str], bodies: list[bytes], *, clients: int,
-                 warmup: float, duration: float, timeout: float, expect: int, result: LoadResult) -> None:
+                 warmup: float, duration: float, timeout: float, expect: int, result: LoadResult,
+                 idempotency_keys: bool = False) -> None:
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    # Heads without their final blank line, so a fresh Idempotency-Key can be added per request.
     requests = [
-        (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-         f"Content-Length: {len(b)}\r\n{head}\r\n").encode() + b
+        ((f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+          f"Content-Length: {len(b)}\r\n{head}").encode(), b)
         for b in bodies
     ]
     counter = iter(range(10**9))
+    run_id = f"{os.getpid()}-{time.time_ns()}"
     loop = asyncio.get_running_loop()
     start = loop.time()
     measure_from, measure_to = start + warmup, start + warmup + duration
 
     async def one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> tuple[int, bytes]:
-        writer.write(requests[next(counter) % len(requests)])
+        n = next(counter)
+        request_head, request_body = requests[n % len(requests)]
+        key = f"Idempotency-Key: {run_id}-{n}\r\n".encode() if idempotency_keys else b""
+        writer.write(request_head + key + b"\r\n" + request_body)
         head_bytes = await reader.readuntil(b"\r\n\r\n")
         lines = head_bytes.split(b"\r\n")
         status = int(lines[0].split(b" ", 2)[1])
@@ -199,7 +205,8 @@ async def _drive(port: int, path: str, headers: dict[str, str], bodies: list[byt
 
 
 def run_load(server: Server, path: str, headers: dict[str, str], bodies: list[bytes], *, clients: int,
-             warmup: float, duration: float, timeout: float = 10.0, expect: int = 201) -> LoadResult:
+             warmup: float, duration: float, timeout: float = 10.0, expect: int = 201,
+             idempotency_keys: bool = False) -> LoadResult:
     result = LoadResult(clients=clients, seconds=duration)
     cpu0, client0 = None, None
     meter = CpuMeter()
@@ -215,7 +222,7 @@ def run_load(server: Server, path: str, headers: dict[str, str], bodies: list[by
 
         loop.call_later(warmup, mark)
         await _drive(server.port, path, headers, bodies, clients=clients, warmup=warmup, duration=duration,
-                     timeout=timeout, expect=expect, result=result)
+                     timeout=timeout, expect=expect, result=result, idempotency_keys=idempotency_keys)
 
     wall0 = time.perf_counter()
     asyncio.run(main())
@@ -241,6 +248,7 @@ def app_env(url: str, data_dir: Path, synchronous: str | None = None) -> dict[st
         "DISPATCH_ADMIN_KEY": ADMIN_KEY,
         "DISPATCH_ENVIRONMENT": "production",
         "DISPATCH_DATA_DIR": str(data_dir),
+        "DISPATCH_RATE_LIMIT_PER_SECOND": "0",  # one key drives the whole load
     }
     if synchronous:
         env["DISPATCH_SQLITE_SYNCHRONOUS"] = synchronous

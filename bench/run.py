@@ -252,14 +252,22 @@ def run_intake(args: argparse.Namespace, scratch: Scratch, n_techs: int, seconds
             key = intake.dispatcher_key(server)
             a = intake.run_load(server, "/v1/jobs", {"Authorization": f"Bearer {key}"}, bodies,
                                 clients=args.clients, warmup=warmup, duration=seconds)
+            # The same server and data, every request with a fresh Idempotency-Key.
+            k = intake.run_load(server, "/v1/jobs", {"Authorization": f"Bearer {key}"}, bodies,
+                                clients=args.clients, warmup=warmup, duration=seconds, idempotency_keys=True)
         finally:
             server.stop()
         arow = a.row() | {"server": f"app, {label}", "pair": label, "bare_rps": brow["rps"]}
         arow["ratio"] = arow["rps"] / brow["rps"] if brow["rps"] else float("nan")
         rows.append(arow)
+        krow = k.row() | {"server": f"app + Idempotency-Key, {label}", "pair": label, "bare_rps": brow["rps"],
+                          "idempotency_keys": True}
+        krow["ratio"] = krow["rps"] / brow["rps"] if brow["rps"] else float("nan")
+        rows.append(krow)
         console.print(f"  {label:28s} app {arow['rps']:7.1f} rps p99 {arow['p99_ms']:6.1f} ms "
-                      f"errors {arow['errors']} | bare {brow['rps']:7.1f} rps p99 {brow['p99_ms']:6.1f} ms "
-                      f"| ratio {arow['ratio']:.3f}")
+                      f"errors {arow['errors']} | with Idempotency-Key {krow['rps']:7.1f} rps "
+                      f"p99 {krow['p99_ms']:6.1f} ms errors {krow['errors']} "
+                      f"| bare {brow['rps']:7.1f} rps p99 {brow['p99_ms']:6.1f} ms | ratio {arow['ratio']:.3f}")
     return rows
 
 

@@ -18,6 +18,8 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("POST", "/v1/api-keys"): {"admin"},
     ("GET", "/v1/api-keys"): {"admin"},
     ("DELETE", "/v1/api-keys/{key_id}"): {"admin"},
+    ("POST", "/v1/api-keys/{key_id}/rotate"): {"admin"},
+    ("POST", "/v1/api-keys/current/rotate"): ALL,  # a key replaces itself
     ("POST", "/v1/outlets"): {"admin"},
     ("GET", "/v1/outlets"): STAFF,
     ("GET", "/v1/outlets/{outlet_id}"): STAFF,
@@ -77,6 +79,14 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("POST", "/v1/jobs/{job_id}/compliance-reviews"): {"admin", "supervisor"},
     ("GET", "/v1/jobs/{job_id}/closeout"): STAFF | {"technician"},
     ("GET", "/v1/callbacks/due"): STAFF,
+    ("POST", "/v1/webhooks"): {"admin", "outlet"},
+    ("GET", "/v1/webhooks"): {"admin", "outlet"},
+    ("GET", "/v1/webhooks/{subscription_id}"): {"admin", "outlet"},
+    ("PATCH", "/v1/webhooks/{subscription_id}"): {"admin", "outlet"},
+    ("DELETE", "/v1/webhooks/{subscription_id}"): {"admin", "outlet"},
+    ("GET", "/v1/webhooks/{subscription_id}/deliveries"): {"admin", "outlet"},
+    ("GET", "/v1/webhooks/{subscription_id}/deliveries/{delivery_id}"): {"admin", "outlet"},
+    ("POST", "/v1/webhooks/{subscription_id}/deliveries/{delivery_id}/redeliver"): {"admin", "outlet"},
 }
 
 
@@ -96,7 +106,8 @@ def test_every_route_is_in_the_role_matrix(api):
 
 def _call(api, method, path, headers):
     url = path.format(key_id=1, outlet_id=1, technician_id=1, job_id=1, line_id=1, shipment_id=1, code="C1", sku="S1",
-                      escalation_id=1, name="standard", photo_id=1)
+                      escalation_id=1, name="standard", photo_id=1,
+                      subscription_id=1, delivery_id=1)
     return api.client.request(method, url, headers=headers, json={} if method in {"POST", "PATCH", "PUT"} else None)
 
 
@@ -226,3 +237,97 @@ def test_a_technician_sees_and_changes_only_their_own_jobs(api):
     assert api.get(f"/v1/jobs/{their_job['id']}").json()["status"] == "assigned"
     assert api.get(f"/v1/technicians/{other['id']}", headers=phone).status_code == 404
     assert api.get(f"/v1/technicians/{mine['id']}", headers=phone).status_code == 200
+
+
+# Object-level authorisation on every job-scoped and subscription-scoped route -----------------
+# Generated from the route table: a route with {job_id} (or {subscription_id}) in its path is
+# called by an outlet and a technician on an object that is not theirs, with a body that would
+# be valid, and must answer 404 (the object simply is not there for them) and change nothing.
+# A new route needs a valid body here, or this test says so.
+
+AT = "2026-03-10T09:00:00Z"
+OBJECT_BODIES: dict[tuple[str, str], dict | None] = {
+    ("POST", "/v1/jobs/{job_id}/status"): {"status": "en_route", "at": AT},
+    ("POST", "/v1/jobs/{job_id}/location"): {"lat": 52.2, "lon": 21.0},
+    ("POST", "/v1/jobs/{job_id}/dispatch"): None,
+    ("POST", "/v1/jobs/{job_id}/assign"): {"technician_id": 1, "reason": "closer"},
+    ("POST", "/v1/jobs/{job_id}/parts"): {"sku": "BELT-1", "quantity": 1},
+    ("POST", "/v1/jobs/{job_id}/parts/{line_id}/release"): None,
+    ("POST", "/v1/jobs/{job_id}/parts/{line_id}/return"): {"quantity": 1},
+    ("POST", "/v1/jobs/{job_id}/sla/pause"): {"reason": "customer_unreachable"},
+    ("POST", "/v1/jobs/{job_id}/sla/resume"): None,
+    ("POST", "/v1/jobs/{job_id}/return-visits"): {"reason": "customer_request"},
+    ("POST", "/v1/jobs/{job_id}/signoff"): {"signer_name": "Anna", "photo_id": 1},
+    ("POST", "/v1/jobs/{job_id}/callbacks"): {"reached": False},
+    ("POST", "/v1/jobs/{job_id}/compliance-reviews"): {"passed": True},
+    ("POST", "/v1/jobs/{job_id}/photos"): {"file": ("photo.jpg", b"\xff\xd8\xff", "image/jpeg")},  # multipart
+    ("PATCH", "/v1/webhooks/{subscription_id}"): {"active": False},
+    ("POST", "/v1/webhooks/{subscription_id}/deliveries/{delivery_id}/redeliver"): None,
+}
+
+
+def _scoped_routes(app, param):
+    return sorted((m, p) for m, p in _routes(app) if "{" + param + "}" in p)
+
+
+def test_every_job_route_hides_other_outlets_and_technicians_jobs(api):
+    """Outlet A and technician T see nothing of outlet B's job, which technician U holds."""
+    a = api.post("/v1/outlets", {"code": "shop-a", "name": "A"}, who="admin").json()
+    b = api.post("/v1/outlets", {"code": "shop-b", "name": "B"}, who="admin").json()
+    mine, other = api.technician(name="T"), api.technician(name="U")
+    outlet_a, outlet_b = api.as_outlet(a["id"]), api.as_outlet(b["id"])
+    api.post("/v1/jobs", _job(), headers=outlet_a)
+    theirs = api.post("/v1/jobs", _job(), headers=outlet_b).json()
+    assert api.post(f"/v1/jobs/{theirs['id']}/assign", {"technician_id": other["id"], "reason": "closer"}).status_code == 200
+    api.post("/v1/parts", {"sku": "BELT-1", "name": "Belt", "categories": ["washing machine"], "lead_time_hours": 48},
+             who="warehouse")
+    line = api.post(f"/v1/jobs/{theirs['id']}/parts", {"sku": "BELT-1", "quantity": 1})
+    assert line.status_code == 201, line.text
+    before = api.get(f"/v1/jobs/{theirs['id']}").json()
+    callers = {"outlet": outlet_a, "technician": api.as_technician(mine["id"])}
+    routes = _scoped_routes(api.client.app, "job_id")
+    assert len(routes) >= 8
+    for method, path in routes:
+        if method != "GET":
+            assert (method, path) in OBJECT_BODIES, f"add a valid body for {method} {path} to OBJECT_BODIES"
+        url = path.format(job_id=theirs["id"], line_id=line.json()["id"], photo_id=1)
+        body = OBJECT_BODIES.get((method, path))
+        upload = path.endswith("/photos") and method == "POST"
+        for role, headers in callers.items():
+            if role not in MATRIX[(method, path)]:
+                continue  # refused by role (403), tested above
+            r = api.client.request(method, url, headers=headers, **({"files": body} if upload else {"json": body}))
+            assert r.status_code == 404, (role, method, path, r.status_code, r.text)
+    assert api.get(f"/v1/jobs/{theirs['id']}").json() == before
+    # Lists hold only the caller's own.
+    for headers, expected in ((outlet_a, "outlet_id"), (callers["technician"], "technician_id")):
+        items = api.get("/v1/jobs", headers=headers).json()["items"]
+        assert theirs["id"] not in [j["id"] for j in items]
+    assert api.get("/v1/jobs", params={"outlet_id": b["id"]}, headers=outlet_a).json()["items"] == []
+
+
+def test_every_subscription_route_hides_other_outlets_subscriptions(api):
+    api.client.app.state.settings.webhook_allow_private_urls = False
+    a = api.post("/v1/outlets", {"code": "shop-a", "name": "A"}, who="admin").json()
+    b = api.post("/v1/outlets", {"code": "shop-b", "name": "B"}, who="admin").json()
+    theirs = api.post("/v1/webhooks", {"url": "https://b.example/hooks", "event_types": ["job.created"]},
+                      headers=api.as_outlet(b["id"])).json()
+    api.post("/v1/jobs", _job(), headers=api.as_outlet(b["id"]))
+    deliveries = api.get(f"/v1/webhooks/{theirs['id']}/deliveries", headers=api.as_outlet(b["id"])).json()["items"]
+    assert len(deliveries) == 1
+    routes = _scoped_routes(api.client.app, "subscription_id")
+    assert len(routes) >= 6
+    for method, path in routes:
+        if method not in ("GET", "DELETE"):
+            assert (method, path) in OBJECT_BODIES, f"add a valid body for {method} {path} to OBJECT_BODIES"
+        url = path.format(subscription_id=theirs["id"], delivery_id=deliveries[0]["id"])
+        r = api.client.request(method, url, headers=api.as_outlet(a["id"]), json=OBJECT_BODIES.get((method, path)))
+        assert r.status_code == 404, (method, path, r.status_code, r.text)
+    assert api.get(f"/v1/webhooks/{theirs['id']}", headers=api.as_outlet(b["id"])).json()["active"] is True
+    assert api.get("/v1/webhooks", headers=api.as_outlet(a["id"])).json()["items"] == []
+
+
+def _job():
+    from conftest import job_body
+
+    return job_body()

@@ -12,6 +12,22 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from dispatch import __version__
+from dispatch.assignment.routes import router as assignment_router
+from dispatch.auth import service as auth
+from dispatch.auth.routes import router as api_keys_router
+from dispatch.clock import Clock, SystemClock
+from dispatch.closeout.routes import callbacks_router
+from dispatch.closeout.routes import router as closeout_router
+from dispatch.config import Settings
+from dispatch.database.core import Database, make_engine
+from dispatch.errors import install_problem_handlers
+from dispatch.health.routes import router as health_router
+from dispatch.idempotency.middleware import IdempotencyMiddleware
+from dispatch.idempotency.middleware import document as document_idempotency
+from dispatch.jobs.routes import router as jobs_router
+from dispatch.limits import BodySizeLimit, ConcurrencyLimit
+from dispatch.metrics.routes import router as metrics_router
+from dispatch.outlets.routes import router as outlets_router
 from dispatch.parts.routes import (
     backorders_router,
     job_parts_router,
@@ -19,28 +35,18 @@ from dispatch.parts.routes import (
     parts_router,
     shipments_router,
 )
-from dispatch.assignment.routes import router as assignment_router
-from dispatch.auth import service as auth
-from dispatch.auth.routes import router as api_keys_router
-from dispatch.closeout.routes import callbacks_router
-from dispatch.closeout.routes import router as closeout_router
-from dispatch.clock import Clock, SystemClock
-from dispatch.config import Settings
-from dispatch.database.core import Database, make_engine
-from dispatch.errors import install_problem_handlers
-from dispatch.health.routes import router as health_router
-from dispatch.jobs.routes import router as jobs_router
-from dispatch.limits import BodySizeLimit, ConcurrencyLimit
-from dispatch.metrics.routes import router as metrics_router
-from dispatch.outlets.routes import router as outlets_router
+from dispatch.photos.routes import MULTIPART_ALLOWANCE, UPLOAD_PATH
+from dispatch.photos.routes import router as photos_router
+from dispatch.ratelimit import RateLimit
+from dispatch.ratelimit import document as document_rate_limit
 from dispatch.sla import watcher
 from dispatch.sla.routes import job_sla_router
 from dispatch.sla.routes import router as sla_router
-from dispatch.web import routes as web
-from dispatch.photos.routes import MULTIPART_ALLOWANCE, UPLOAD_PATH
-from dispatch.photos.routes import router as photos_router
 from dispatch.technicians.routes import router as technicians_router
 from dispatch.visits.routes import router as visits_router
+from dispatch.web import routes as web
+from dispatch.webhooks.routes import router as webhooks_router
+from dispatch.webhooks.worker import run_in_background as webhook_worker
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +79,11 @@ def create_app(
             with database.transaction() as session:
                 auth.ensure_admin_key(session=session, secret=settings.admin_key, now=clock.now())
         stop = asyncio.Event()
-        # The embedded default watches SLAs in the app; production runs `dispatch worker`.
+        # The embedded default watches SLAs and delivers webhooks in the app; production runs
+        # `dispatch worker` processes and turns these off.
         watching = asyncio.create_task(watcher.watch(database, clock.now, settings, stop)) if settings.sla_watcher_in_app else None
-        yield
+        async with webhook_worker(database=database, settings=settings, clock=clock):
+            yield
         if watching is not None:
             stop.set()
             await watching
@@ -93,9 +101,12 @@ def create_app(
     app.state.database = database
     app.state.recent_keys = auth.RecentKeys(ttl=settings.auth_cache_seconds)
     install_problem_handlers(app)
+    app.add_middleware(IdempotencyMiddleware)  # innermost of ours: it sees bodies within the size limit
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
                        larger={("POST", UPLOAD_PATH): settings.photo_max_bytes + MULTIPART_ALLOWANCE})
     app.add_middleware(ConcurrencyLimit, limit=settings.max_concurrent_requests)
+    # Outermost: a key over its rate is refused before it waits for a slot.
+    app.add_middleware(RateLimit, rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst)
     for router in (
         health_router,
         api_keys_router,
@@ -115,8 +126,22 @@ def create_app(
         photos_router,
         closeout_router,
         callbacks_router,
+        webhooks_router,
     ):
         app.include_router(router)
     web.mount(app)
 
+    _add_to_openapi(app, lambda spec: document_rate_limit(document_idempotency(spec)))
     return app
+
+
+def _add_to_openapi(app: FastAPI, document) -> None:  # type: ignore[no-untyped-def]
+    """Let a middleware describe itself in the spec (headers and answers the routes don't show)."""
+    build = app.openapi
+
+    def openapi() -> dict:  # type: ignore[type-arg]
+        if app.openapi_schema is None:
+            app.openapi_schema = document(build())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -58,35 +58,50 @@ def serve(
 
 @app.command()
 def worker(
-    once: Annotated[bool, typer.Option("--once", help="One pass, then exit (for cron or a test)")] = False,
+    once: Annotated[bool, typer.Option("--once", help="One SLA pass and send what is due now, then exit")] = False,
 ) -> None:
-    """The SLA watcher on its own, for production: run one or more beside `dispatch serve
-    --no-watcher`. Several against one PostgreSQL never record a checkpoint twice."""
+    """Background work outside the servers: the SLA watcher, and webhook delivery (with the
+    purge of expired idempotency keys). Run one or more beside `dispatch serve --no-watcher`
+    with DISPATCH_WEBHOOK_WORKER=false; several never record a checkpoint twice, and each
+    webhook delivery is leased to one worker at a time."""
     import asyncio
     import logging
     import signal
+    import threading
 
     from dispatch.clock import SystemClock
     from dispatch.sla import watcher as sla_watcher
+    from dispatch.webhooks.worker import Worker
 
     settings = Settings()
     database = _database(settings)
     clock = SystemClock()
-    if once:
-        result = sla_watcher.run_pass(database, clock.now, settings)
-        console.print(f"fired {result.fired}, predicted {result.predicted}, cleared {result.cleared} "
-                      f"in {result.seconds:.2f}s")
-        return
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    delivery = Worker(database=database, settings=settings, clock=clock)
+    try:
+        if once:
+            result = sla_watcher.run_pass(database, clock.now, settings)
+            console.print(f"fired {result.fired}, predicted {result.predicted}, cleared {result.cleared} "
+                          f"in {result.seconds:.2f}s")
+            console.print(f"{delivery.drain()} delivery attempt(s)")
+            return
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        sender = threading.Thread(target=delivery.serve_forever, name="webhooks", daemon=True)
+        sender.start()
+        console.print(f"SLA watcher and webhook worker {delivery.worker_id} running; Ctrl-C to stop")
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await sla_watcher.watch(database, clock.now, settings, stop)
+        async def main() -> None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            await sla_watcher.watch(database, clock.now, settings, stop)
 
-    asyncio.run(main())
+        asyncio.run(main())
+        delivery.stopping.set()
+        sender.join(timeout=settings.webhook_timeout_seconds + 5)
+    finally:
+        delivery.close()
+        database.dispose()
 
 
 @app.command("create-key")

@@ -78,6 +78,28 @@ class Settings(BaseSettings):
     photo_thumbnail_px: int = Field(default=320, ge=32, le=2048)
     # An unreached customer is called again after this long.
     callback_retry_minutes: float = Field(default=120.0, gt=0)
+    # Outlet integration (docs/integration.md). Idempotency keys are kept this long; a key
+    # whose first request has held it this long without answering (its process died) is free.
+    idempotency_key_hours: float = Field(default=24.0, gt=0)
+    idempotency_lock_seconds: float = Field(default=60.0, gt=0)
+    # A rotated key keeps working this long beside its successor.
+    key_rotation_grace_hours: float = Field(default=24.0, ge=0)
+    # Requests per second per API key (a token bucket per process; 0 turns it off), and the burst.
+    rate_limit_per_second: float = Field(default=50.0, ge=0)
+    rate_limit_burst: int = Field(default=200, ge=1)
+    # Webhooks: the delivery worker runs inside `dispatch serve` unless turned off here
+    # (then run `dispatch worker`). Loopback and private addresses are refused as
+    # subscriber URLs unless allowed (development and tests only).
+    webhook_worker: bool = True
+    webhook_poll_seconds: float = Field(default=1.0, gt=0)
+    webhook_batch_size: int = Field(default=100, ge=1, le=10_000)
+    webhook_concurrency: int = Field(default=16, ge=1, le=256)
+    webhook_timeout_seconds: float = Field(default=15.0, gt=0)
+    webhook_lease_seconds: float = Field(default=60.0, gt=0)
+    webhook_retry_hours: float = Field(default=72.0, gt=0)
+    webhook_backoff_base_seconds: float = Field(default=5.0, gt=0)
+    webhook_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    webhook_allow_private_urls: bool = False
 
     @field_validator("admin_key")
     @classmethod

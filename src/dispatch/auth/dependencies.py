@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 import anyio.to_thread
@@ -29,16 +30,16 @@ async def get_caller(
     key_hash = service.hash_key(credentials.credentials)
     caller = keys.get(key_hash)
     if caller is None:
-        caller = await anyio.to_thread.run_sync(_look_up, database, key_hash)
+        caller = await anyio.to_thread.run_sync(_look_up, database, key_hash, request.app.state.clock.now())
         keys.put(key_hash, caller)
     return caller
 
 
-def _look_up(database: Database, key_hash: str) -> Caller:
+def _look_up(database: Database, key_hash: str, now: datetime) -> Caller:
     # Its own short read transaction: the request's write transaction (and, on SQLite, the
     # writer's turn) should begin only when the request first touches the data it changes.
     with database.transaction(write=False) as session:
-        return service.authenticate(session=session, key_hash=key_hash)
+        return service.authenticate(session=session, key_hash=key_hash, now=now)
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]

@@ -48,3 +48,6 @@ class ApiKey(SQLModel, table=True):
     )
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     revoked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    # A rotated key works until then beside its successor; NULL: no end.
+    expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    replaced_by_id: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))

@@ -1,11 +1,26 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import APIRouter, Depends, Request
 
 from dispatch.auth import service
-from dispatch.auth.dependencies import allow
-from dispatch.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic
-from dispatch.deps import CursorQuery, IdPath, LimitQuery, NowDep, UnitOfWorkDep
+from dispatch.auth.dependencies import CallerDep, allow
+from dispatch.auth.schemas import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyPublic,
+    ApiKeyRotate,
+    ApiKeyRotated,
+)
+from dispatch.deps import (
+    CursorQuery,
+    IdPath,
+    LimitQuery,
+    NowDep,
+    SettingsDep,
+    UnitOfWorkDep,
+)
 from dispatch.errors import problem_responses
 from dispatch.schemas import Page, decode_id_cursor, id_page
 
@@ -41,3 +56,33 @@ async def revoke_api_key(key_id: IdPath, request: Request, uow: UnitOfWorkDep, n
     key = await uow.run(lambda session: ApiKeyPublic.model_validate(service.revoke(session=session, key_id=key_id, now=now)))
     request.app.state.recent_keys.forget(key_id)
     return key
+
+
+def _rotate(key_id: int, body: ApiKeyRotate | None, settings, now):  # type: ignore[no-untyped-def]
+    hours = body.grace_hours if body is not None and body.grace_hours is not None else settings.key_rotation_grace_hours
+    grace = timedelta(hours=hours)
+
+    def work(session):  # type: ignore[no-untyped-def]
+        new, secret, old = service.rotate(session=session, key_id=key_id, now=now, grace=grace)
+        return ApiKeyRotated.model_validate({
+            **ApiKeyPublic.model_validate(new).model_dump(), "key": secret,
+            "previous": ApiKeyPublic.model_validate(old),
+        })
+
+    return work
+
+
+@router.post("/current/rotate", status_code=201, response_model=ApiKeyRotated, responses=problem_responses(409))
+async def rotate_own_api_key(caller: CallerDep, uow: UnitOfWorkDep, settings: SettingsDep, now: NowDep,
+                             body: ApiKeyRotate | None = None) -> ApiKeyRotated:
+    """Replace the key making this call (an outlet's integration rotating its own secret).
+    The old key keeps working for the grace period, so deployments can switch over."""
+    return await uow.run(_rotate(caller.key_id, body, settings, now))
+
+
+@router.post("/{key_id}/rotate", status_code=201, response_model=ApiKeyRotated, dependencies=[AdminOnly],
+             responses=problem_responses(404, 409))
+async def rotate_api_key(key_id: IdPath, uow: UnitOfWorkDep, settings: SettingsDep, now: NowDep,
+                         body: ApiKeyRotate | None = None) -> ApiKeyRotated:
+    """Issue a successor to a key (same role and binding). Both work until the grace period ends."""
+    return await uow.run(_rotate(key_id, body, settings, now))

@@ -25,7 +25,20 @@ class ApiKeyPublic(ResponseBody):
     outlet_id: int | None
     created_at: datetime
     revoked_at: datetime | None
+    expires_at: datetime | None = Field(description="A rotated key stops working then")
+    replaced_by_id: int | None = Field(description="The key that replaced this one by rotation")
 
 
 class ApiKeyCreated(ApiKeyPublic):
     key: str = Field(description="The secret. Shown once; only its hash is stored.")
+
+
+class ApiKeyRotate(RequestBody):
+    grace_hours: float | None = Field(
+        default=None, ge=0, le=720,
+        description="How long the old key keeps working beside the new one (default: the server's setting)",
+    )
+
+
+class ApiKeyRotated(ApiKeyCreated):
+    previous: ApiKeyPublic = Field(description="The old key, with the time it stops working")

@@ -6,14 +6,14 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dispatch.auth.models import BOUND_ROLES, ApiKey, Role
-from dispatch.errors import NotFound, Unauthorized, Unprocessable
+from dispatch.errors import Conflict, NotFound, Unauthorized, Unprocessable
 
 KEY_PREFIX = "dsp_"
 
@@ -93,10 +93,11 @@ def issue(
     return key, secret
 
 
-def authenticate(*, session: Session, key_hash: str) -> Caller:
+def authenticate(*, session: Session, key_hash: str, now: datetime) -> Caller:
     row = session.execute(
         select(ApiKey.id, ApiKey.role, ApiKey.technician_id, ApiKey.outlet_id).where(
-            ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None)
+            ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None),
+            or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now),
         )
     ).first()
     if row is None:
@@ -144,6 +145,26 @@ def revoke(*, session: Session, key_id: int, now: datetime) -> ApiKey:
         key.revoked_at = now
         session.flush()
     return key
+
+
+def rotate(*, session: Session, key_id: int, now: datetime, grace: timedelta) -> tuple[ApiKey, str, ApiKey]:
+    """A successor with the same role and binding; the old key keeps working for ``grace``.
+
+    Returns the new key, its secret (shown once) and the old key."""
+    old = session.get(ApiKey, key_id, with_for_update=True)
+    if old is None:
+        raise NotFound(f"API key {key_id} not found", code="api-key-not-found")
+    if old.revoked_at is not None or (old.expires_at is not None and old.expires_at <= now):
+        raise Conflict(f"API key {key_id} is revoked or expired", code="api-key-inactive")
+    if old.replaced_by_id is not None:
+        raise Conflict(f"API key {key_id} was already rotated (successor {old.replaced_by_id})",
+                       code="api-key-already-rotated", replaced_by_id=old.replaced_by_id)
+    new, secret = issue(session=session, role=old.role, now=now, name=old.name,
+                        technician_id=old.technician_id, outlet_id=old.outlet_id)
+    old.replaced_by_id = new.id
+    old.expires_at = now + grace
+    session.flush()
+    return new, secret, old
 
 
 def list_keys(*, session: Session, limit: int, after_id: int | None) -> list[ApiKey]:

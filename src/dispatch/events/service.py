@@ -1,17 +1,16 @@
-"""The job timeline. Every change to a job records an event in the same transaction."""
+"""The job timeline. Every change to a job records an event in the same transaction, and with
+it the webhook deliveries it causes (``webhooks.outbox``)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dispatch.events.models import JobEvent
-
-
-_INSERT = insert(JobEvent)  # built once: recording is on every write path
+from dispatch.webhooks import outbox
 
 
 def record(
@@ -24,8 +23,7 @@ def record(
     occurred_at: datetime | None = None,
     **data: Any,
 ) -> None:
-    session.execute(
-        _INSERT,
+    outbox.write(session=session, job_id=job_id, now=now, rows=[
         {
             "job_id": job_id,
             "type": type,
@@ -34,7 +32,7 @@ def record(
             "recorded_at": now,
             "data": {k: v for k, v in data.items() if v is not None},
         },
-    )
+    ])
 
 
 def timeline(*, session: Session, job_id: int, limit: int, after_id: int | None) -> list[JobEvent]:
@@ -51,9 +49,8 @@ def entry(type: str, actor: str, *, occurred_at: datetime | None = None, **data:
 
 def record_all(*, session: Session, job_id: int, now: datetime, entries: list[dict[str, Any]]) -> None:
     """Several entries in one statement, in the order given."""
-    session.execute(
-        _INSERT,
-        [
+    outbox.write(
+        session=session, job_id=job_id, now=now, rows=[
             {
                 "job_id": job_id,
                 "type": e["type"],

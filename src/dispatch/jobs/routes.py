@@ -4,6 +4,7 @@ from typing import Annotated
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Response
+from pydantic import AfterValidator
 from sqlalchemy.orm import Session
 
 from dispatch.auth.dependencies import CallerDep, allow
@@ -18,6 +19,12 @@ from dispatch.jobs.lifecycle import JobStatus
 from dispatch.jobs.schemas import BranchFilter, JobCreate, JobSearch, JobLocation, JobOrder, JobPublic, StatusChange
 from dispatch.schemas import Category, Page, decode_id_cursor, id_page
 from dispatch.sla.clock import SlaState
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:  # PostgreSQL cannot compare text with NUL in it
+        raise ValueError("must not contain NUL characters")
+    return value
+
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=problem_responses(400, 401, 403, 413, 422))
 
@@ -61,6 +68,8 @@ async def list_jobs(
     q: Annotated[JobSearch | None, Query(
         description="Search: the outlet's order number (`external_ref`), or part of the customer's phone number"
     )] = None,
+    external_ref: Annotated[Annotated[str, AfterValidator(_no_nul)] | None,
+                            Query(min_length=1, max_length=100, description="The outlet's own order number")] = None,
     order: JobOrder = "due_at",
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
@@ -72,6 +81,7 @@ async def list_jobs(
             session=session, caller=caller, now=now, limit=limit, cursor=cursor, order=order,
             statuses=status, technician_id=technician_id, outlet_id=outlet_id, sla_state=sla_state,
             needs_location=needs_location, category=category, branch=branch, search=q,
+            external_ref=external_ref,
         )
         return Page[JobPublic](items=[service.to_public(j, now) for j in rows], next_cursor=next_cursor)
 

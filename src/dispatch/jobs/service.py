@@ -225,6 +225,7 @@ def list_jobs(
     category: str | None = None,
     branch: str | None = None,
     search: str | None = None,
+    external_ref: str | None = None,
 ) -> tuple[list[Job], str | None]:
     stmt = visible(caller)
     if statuses:
@@ -243,6 +244,8 @@ def list_jobs(
         stmt = stmt.where(Job.technician_id.in_(technicians.ids_in_branch(branch)))
     if search is not None:
         stmt = stmt.where(search_condition(search))
+    if external_ref is not None:
+        stmt = stmt.where(Job.external_ref == external_ref)
     descending = order == "-due_at"
     if cursor is not None:
         due_at, last_id = _decode_cursor(cursor)

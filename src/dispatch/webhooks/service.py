@@ -1,0 +1,175 @@
+"""Webhook subscriptions and their deliveries: plain functions over a session."""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from dispatch.auth.models import Role
+from dispatch.auth.service import Caller
+from dispatch.errors import NotFound, Unprocessable
+from dispatch.outlets import service as outlets
+from dispatch.webhooks import signing
+from dispatch.webhooks.models import (
+    DeliveryState,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookSubscription,
+)
+from dispatch.webhooks.schemas import WebhookCreate, WebhookUpdate
+
+
+def check_url(url: str, *, allow_private: bool) -> None:
+    """Refuse URLs that point inside our own network (SSRF), unless allowed for development.
+
+    Literal addresses and ``localhost`` are refused here; names are resolved and checked
+    again by the worker before every send, since DNS can change after subscribing."""
+    host = (urlsplit(url).hostname or "").lower()
+    if not host:
+        raise _bad_url("the URL has no host")
+    if allow_private:
+        return
+    if host == "localhost" or host.endswith(".localhost") or is_private_host(host):
+        raise _bad_url("the URL points at a loopback or private address")
+
+
+def is_private_host(host: str) -> bool:
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return not address.is_global
+
+
+def _bad_url(why: str) -> Unprocessable:
+    return Unprocessable(
+        why, code="webhook-url-not-allowed",
+        errors=[{"loc": ["body", "url"], "msg": why, "type": "value_error"}],
+    )
+
+
+def visible(caller: Caller) -> Select[tuple[WebhookSubscription]]:
+    stmt = select(WebhookSubscription)
+    if caller.role is Role.outlet:
+        stmt = stmt.where(WebhookSubscription.outlet_id == caller.outlet_id)
+    return stmt
+
+
+def get(*, session: Session, subscription_id: int, caller: Caller) -> WebhookSubscription:
+    subscription = session.scalar(visible(caller).where(WebhookSubscription.id == subscription_id))
+    if subscription is None:
+        raise NotFound(f"webhook {subscription_id} not found", code="webhook-not-found")
+    return subscription
+
+
+def create(
+    *, session: Session, webhook_in: WebhookCreate, caller: Caller, now: datetime, allow_private: bool
+) -> WebhookSubscription:
+    check_url(webhook_in.url, allow_private=allow_private)
+    if caller.role is Role.outlet:
+        if webhook_in.outlet_id not in (None, caller.outlet_id):
+            raise NotFound(f"outlet {webhook_in.outlet_id} not found", code="outlet-not-found")
+        outlet_id = caller.outlet_id
+    else:
+        outlet_id = webhook_in.outlet_id
+        if outlet_id is not None:
+            outlets.get(session=session, outlet_id=outlet_id)
+    subscription = WebhookSubscription(
+        outlet_id=outlet_id, url=webhook_in.url, event_types=sorted(set(webhook_in.event_types)),
+        description=webhook_in.description, secret=signing.new_secret(), active=True,
+        created_by=caller.actor, created_at=now, updated_at=now,
+    )
+    session.add(subscription)
+    session.flush()
+    return subscription
+
+
+def update(
+    *, session: Session, subscription_id: int, changes: WebhookUpdate, caller: Caller, now: datetime,
+    allow_private: bool,
+) -> WebhookSubscription:
+    subscription = get(session=session, subscription_id=subscription_id, caller=caller)
+    if changes.url is not None:
+        check_url(changes.url, allow_private=allow_private)
+        subscription.url = changes.url
+    if changes.event_types is not None:
+        subscription.event_types = sorted(set(changes.event_types))
+    if changes.description is not None:
+        subscription.description = changes.description
+    if changes.active is not None:
+        subscription.active = changes.active
+        subscription.disabled_reason = None if changes.active else f"turned off by {caller.actor}"
+    subscription.updated_at = now
+    session.flush()
+    return subscription
+
+
+def delete(*, session: Session, subscription_id: int, caller: Caller) -> None:
+    subscription = get(session=session, subscription_id=subscription_id, caller=caller)
+    session.delete(subscription)
+    session.flush()
+
+
+def list_subscriptions(*, session: Session, caller: Caller, limit: int, after_id: int | None) -> list[WebhookSubscription]:
+    stmt = visible(caller).order_by(WebhookSubscription.id).limit(limit)
+    if after_id is not None:
+        stmt = stmt.where(WebhookSubscription.id > after_id)
+    return list(session.scalars(stmt))
+
+
+def list_deliveries(
+    *, session: Session, subscription_id: int, caller: Caller, limit: int, after_id: int | None,
+    state: DeliveryState | None = None, job_id: int | None = None,
+) -> list[WebhookDelivery]:
+    get(session=session, subscription_id=subscription_id, caller=caller)
+    stmt = select(WebhookDelivery).where(WebhookDelivery.subscription_id == subscription_id)
+    if state is not None:
+        stmt = stmt.where(WebhookDelivery.state == state)
+    if job_id is not None:
+        stmt = stmt.where(WebhookDelivery.job_id == job_id)
+    if after_id is not None:
+        stmt = stmt.where(WebhookDelivery.id > after_id)
+    return list(session.scalars(stmt.order_by(WebhookDelivery.id).limit(limit)))
+
+
+def get_delivery(
+    *, session: Session, subscription_id: int, delivery_id: int, caller: Caller, for_update: bool = False
+) -> WebhookDelivery:
+    get(session=session, subscription_id=subscription_id, caller=caller)
+    stmt = select(WebhookDelivery).where(
+        WebhookDelivery.id == delivery_id, WebhookDelivery.subscription_id == subscription_id
+    )
+    if for_update:
+        stmt = stmt.with_for_update()
+    delivery = session.scalar(stmt)
+    if delivery is None:
+        raise NotFound(f"delivery {delivery_id} not found", code="delivery-not-found")
+    return delivery
+
+
+def attempts(*, session: Session, delivery_id: int, limit: int = 100) -> list[WebhookAttempt]:
+    return list(session.scalars(
+        select(WebhookAttempt).where(WebhookAttempt.delivery_id == delivery_id)
+        .order_by(WebhookAttempt.id.desc()).limit(limit)
+    ))
+
+
+def redeliver(
+    *, session: Session, subscription_id: int, delivery_id: int, caller: Caller, now: datetime
+) -> WebhookDelivery:
+    """Send it again, now, with a fresh retry window. A delivered one is sent once more too
+    (receivers deduplicate on ``webhook-id``, which stays the same)."""
+    delivery = get_delivery(session=session, subscription_id=subscription_id, delivery_id=delivery_id,
+                            caller=caller, for_update=True)
+    delivery.state = DeliveryState.pending
+    delivery.next_attempt_at = now
+    delivery.retry_from = now
+    delivery.leased_until = None
+    delivery.leased_by = None
+    delivery.delivered_at = None
+    session.flush()
+    return delivery
