@@ -668,3 +668,33 @@ def run(*, urls: dict[str, str], data_dir: Path, logs: Path, seed: int, jobs: in
         row["machine_busy_cores"] = meter.stop()
         result["databases"][dialect] = row
     return result
+
+
+def main() -> None:
+    """Measure the watcher again on databases a run kept (``bench/run.py --only sla --keep``),
+    e.g. after a change to ``dispatch.sla.watcher``: the passes start one backlog after the last
+    pass of that run, so there are fresh checkpoints due."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("--results", required=True, help="the run's bench/results/<time>-full.json")
+    p.add_argument("--sqlite", help="the kept SQLite file")
+    p.add_argument("--pg-url", help="the kept PostgreSQL database")
+    p.add_argument("--after-passes", type=int, default=3, help="passes the earlier run(s) made (default 3)")
+    args = p.parse_args()
+    run_ = json.loads(Path(args.results).read_text())["sla"]
+    c = run_["config"]
+    later = datetime.fromisoformat(c["now"]) + timedelta(minutes=c["backlog_minutes"]) * args.after_passes
+    cfg = Config(jobs=c["jobs"], open=c["open"], technicians=c["technicians"], seed=c["seed"], now=later,
+                 backlog_minutes=c["backlog_minutes"])
+    out = {}
+    for dialect, url in (("sqlite", f"sqlite:///{args.sqlite}" if args.sqlite else None), ("postgresql", args.pg_url)):
+        if url:
+            out[dialect] = measure_watcher(url, dialect, cfg, backlog_passes=3, steady_passes=5, say=print)
+    target = Path(args.results).with_name(Path(args.results).stem + f"-watcher-{datetime.now(UTC):%H%M%S}.json")
+    target.write_text(json.dumps({"now": later.isoformat(), "watcher": out}, indent=1, default=str))
+    print(f"wrote {target}")
+
+
+if __name__ == "__main__":
+    main()
