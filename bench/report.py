@@ -237,6 +237,116 @@ def backorders_table(parts: dict[str, Any] | None) -> tuple[list[str], list[list
     return head, out
 
 
+# --------------------------------------------------------------------------- sla
+
+SLA_BEGIN = "<!-- bench:sla:begin (written by bench/run.py --only sla; edit outside these markers) -->"
+SLA_END = "<!-- bench:sla:end -->"
+
+
+def _median(rows: list[dict[str, Any]], key: str) -> float:
+    values = sorted(r[key] for r in rows)
+    return values[len(values) // 2] if values else math.nan
+
+
+def sla_table(sla: dict[str, Any] | None) -> tuple[list[str], list[list[str]]]:
+    head = ["DB", "jobs", "open", "at risk or breached", "at-risk p50 ms", "at-risk p99 ms", "in-process p50 ms",
+            "next pages p50 ms (pages)", "backlog pass s (fired)", "its predict s", "steady pass s",
+            "its predict s", "cold predict s (set)", "month's jobs", "metrics p50 ms", "by technician p50 ms",
+            "by day p50 ms", "metrics in-process p50 ms", "load s", "machine busy (cores)"]
+    out: list[list[str]] = []
+    if not sla:
+        return head, out
+    for dialect, r in sla["databases"].items():
+        h, ip, w, d = r["http"], r["inprocess"], r["watcher"], r["data"]
+        backlog = w["backlog_passes"]
+        first = backlog[0] if backlog else None
+        out.append([
+            dialect, _f(d["open"] + sum(v for k, v in d["jobs_by_status"].items() if k in ("completed", "cancelled"))),
+            _f(d["open"]), _f(d["at_risk_or_breached"]),
+            _f(h["at_risk_first"]["p50_ms"], 1), _f(h["at_risk_first"]["p99_ms"], 1),
+            _f(ip["at_risk_service"]["p50_ms"], 1),
+            f"{_f(h['at_risk_walk']['p50_ms'], 1)} ({h['at_risk_walk']['pages']})",
+            f"{_f(first['seconds'], 2)} ({_f(first['fired'])})" if first else "—",
+            _f(first["predict_s"], 2) if first else "—",
+            _f(_median(w["steady_passes"], "seconds"), 2), _f(_median(w["steady_passes"], "predict_s"), 2),
+            f"{_f(w['cold_predict']['seconds'], 1)} ({_f(w['cold_predict']['set'])})",
+            _f(ip["metrics_jobs"]), _f(h["metrics_none"]["p50_ms"], 0), _f(h["metrics_technician"]["p50_ms"], 0),
+            _f(h["metrics_day"]["p50_ms"], 0), _f(ip["metrics_service_none"]["p50_ms"], 0),
+            _f(r["load"]["load_s"] + r["load"]["finish_s"], 0), _f(r.get("machine_busy_cores"), 2),
+        ])
+    return head, out
+
+
+def sla_passes_table(sla: dict[str, Any] | None) -> tuple[list[str], list[list[str]]]:
+    head = ["DB", "pass", "due", "fired", "predicted", "cleared", "seconds", "predict s"]
+    out: list[list[str]] = []
+    if not sla:
+        return head, out
+    for dialect, r in sla["databases"].items():
+        for i, p in enumerate(r["watcher"]["backlog_passes"]):
+            out.append([dialect, f"backlog #{i + 1}", _f(p["due"]), _f(p["fired"]), _f(p["predicted"]),
+                        _f(p["cleared"]), _f(p["seconds"], 2), _f(p["predict_s"], 2)])
+        for i, p in enumerate(r["watcher"]["steady_passes"]):
+            out.append([dialect, f"steady #{i + 1}", "0", _f(p["fired"]), _f(p["predicted"]), _f(p["cleared"]),
+                        _f(p["seconds"], 2), _f(p["predict_s"], 2)])
+    return head, out
+
+
+def sla_targets(sla: dict[str, Any] | None) -> list[tuple[str, str, bool]]:
+    out: list[tuple[str, str, bool]] = []
+    if not sla:
+        return out
+    from sla import AT_RISK_P50_MAX_MS, METRICS_MAX_S, WATCHER_PASS_MAX_S
+
+    for dialect, r in sla["databases"].items():
+        p50 = r["http"]["at_risk_first"]["p50_ms"]
+        out.append((f"GET /v1/sla/at-risk p50 < {AT_RISK_P50_MAX_MS:g} ms ({dialect})", f"{p50:.1f} ms",
+                    p50 < AT_RISK_P50_MAX_MS))
+        worst = max(p["seconds"] for p in r["watcher"]["backlog_passes"])
+        fired = sum(p["fired"] for p in r["watcher"]["backlog_passes"]) // max(len(r["watcher"]["backlog_passes"]), 1)
+        out.append((f"watcher pass with a backlog < {WATCHER_PASS_MAX_S:g} s ({dialect}, slowest of "
+                    f"{len(r['watcher']['backlog_passes'])}, ~{fired:,} fired each)", f"{worst:.2f} s",
+                    worst < WATCHER_PASS_MAX_S))
+        steady = max(p["seconds"] for p in r["watcher"]["steady_passes"])
+        out.append((f"watcher pass, nothing due < {WATCHER_PASS_MAX_S:g} s ({dialect}, slowest)", f"{steady:.2f} s",
+                    steady < WATCHER_PASS_MAX_S))
+        for variant in ("none", "technician", "day"):
+            ms = r["http"][f"metrics_{variant}"]["p50_ms"]
+            label = {"none": "ungrouped", "technician": "group_by=technician", "day": "interval=day"}[variant]
+            out.append((f"GET /v1/metrics one month ({r['inprocess']['metrics_jobs']:,} jobs), {label}, p50 < "
+                        f"{METRICS_MAX_S:g} s ({dialect})", f"{ms / 1000:.2f} s", ms / 1000 < METRICS_MAX_S))
+    return out
+
+
+def sla_markdown(results: dict[str, Any]) -> str:
+    m, s = results["machine"], results["sla"]
+    c = s["config"]
+    head, body = sla_table(s)
+    phead, pbody = sla_passes_table(s)
+    parts = [
+        SLA_BEGIN, "",
+        f"Run: **{results['started']}** ({results['mode']} mode), commit {m.get('commit', '?')}; now = {c['now']}, "
+        f"{c['jobs']:,} jobs ({c['open']:,} open), {c['technicians']:,} technicians, metrics month "
+        f"{c['month'][0]} to {c['month'][1]}, backlog {c['backlog_minutes']:g} min. Machine: {m['cores']} cores, "
+        f"{m['memory_gb']} GB, shared; SQLite {m['sqlite']}, PostgreSQL {m.get('postgresql')}.",
+        "", _md(head, body), "", "Watcher passes:", "", _md(phead, pbody), "",
+        _md(["target", "measured", "result"], [[n, v, "met" if ok else "**MISSED**"] for n, v, ok in sla_targets(s)]),
+        "", SLA_END,
+    ]
+    return "\n".join(parts)
+
+
+def write_sla_docs(results: dict[str, Any], path: Path) -> None:
+    block = sla_markdown(results)
+    current = path.read_text() if path.exists() else "# Benchmarks\n"
+    if SLA_BEGIN.split(" (")[0] in current and SLA_END in current:
+        before = current.split(SLA_BEGIN.split(" (")[0], 1)[0]
+        after = current.split(SLA_END, 1)[1]
+        path.write_text(before + block + after)
+        return
+    path.write_text(current.rstrip() + "\n\n## SLA (issue 4)\n\n" + block + "\n")
+
+
 # --------------------------------------------------------------------------- output
 
 
@@ -247,6 +357,8 @@ def print_tables(console: Console, results: dict[str, Any]) -> None:
         ("Intake: POST /v1/jobs with auto-dispatch vs a bare FastAPI endpoint", intake_table(results["intake_rows"])),
         ("Parts: POST /v1/jobs/{id}/parts, a different job per request", reservation_table(results.get("parts"))),
         ("Parts: one receipt fills the backorders", backorders_table(results.get("parts"))),
+        ("SLA: at-risk queue, watcher and KPIs (issue 4)", sla_table(results.get("sla"))),
+        ("SLA: watcher passes", sla_passes_table(results.get("sla"))),
     ):
         if not body:
             continue
@@ -256,7 +368,8 @@ def print_tables(console: Console, results: dict[str, Any]) -> None:
         for row in body:
             table.add_row(*row)
         console.print(table)
-    targets = selection_targets(results["selection"]) + intake_targets(results["intake_rows"])
+    targets = (selection_targets(results["selection"]) + intake_targets(results["intake_rows"])
+               + sla_targets(results.get("sla")))
     if targets:
         table = Table(title="Targets")
         table.add_column("target")
@@ -280,7 +393,7 @@ def print_tables(console: Console, results: dict[str, Any]) -> None:
                           f"{r.get('error') or r['check']}")
 
 
-_LEFT = ("DB", "layout", "server", "workload", "receipt at", "jobs afterwards", "target")
+_LEFT = ("DB", "layout", "server", "workload", "receipt at", "jobs afterwards", "target", "pass")
 
 
 def _md(head: list[str], body: list[list[str]]) -> str:

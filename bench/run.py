@@ -1,9 +1,10 @@
 """Dispatch benchmarks: selection (nearest available technician), intake (POST /v1/jobs) and
-parts (POST /v1/jobs/{id}/parts; 1,000 backorders filled by one receipt).
+parts (POST /v1/jobs/{id}/parts; 1,000 backorders filled by one receipt) and sla (issue 4: the
+at-risk queue, the watcher and the KPIs over 1,000,000 jobs).
 
     .venv/bin/python bench/run.py --quick      # smoke run: small N, few queries, short loads
     .venv/bin/python bench/run.py              # the full run (N = 1,000 / 10,000 / 100,000)
-    .venv/bin/python bench/run.py --only parts # one section (selection, intake, parts; comma-separated)
+    .venv/bin/python bench/run.py --only parts # one section (selection, intake, parts, sla; comma-separated)
 
 Everything is measured in one run, on SQLite and on PostgreSQL, so the ratios in the tables
 compare numbers taken on the same (shared, noisy) machine minutes apart. Raw results go to
@@ -34,6 +35,7 @@ import intake  # noqa: E402
 import parts  # noqa: E402
 import report  # noqa: E402
 import selection  # noqa: E402
+import sla  # noqa: E402
 from stats import CpuMeter  # noqa: E402
 from dispatch.config import Settings  # noqa: E402
 from dispatch.database import migrate  # noqa: E402
@@ -56,7 +58,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--skip-selection", action="store_true")
     p.add_argument("--skip-intake", action="store_true")
     p.add_argument("--skip-parts", action="store_true")
-    p.add_argument("--only", default=None, help="run only these sections: comma-separated selection, intake, parts")
+    p.add_argument("--skip-sla", action="store_true")
+    p.add_argument("--only", default=None, help="run only these sections: comma-separated selection, intake, parts, sla")
     p.add_argument("--intake-seconds", type=float, default=None, help="measured seconds per server (default 15; quick 3)")
     p.add_argument("--intake-technicians", type=int, default=None, help="default 10,000; quick 2,000")
     p.add_argument("--clients", type=int, default=16)
@@ -69,13 +72,17 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--backorder-receipts", type=int, default=None,
                    help="parts: receipts measured per database and location, each on fresh backorders (default 3; quick 1)")
     p.add_argument("--receipt-at", default="branch,central", help="parts: where the receipt lands: branch, central")
+    p.add_argument("--sla-jobs", type=int, default=None,
+                   help="sla: jobs in the database, a tenth of them open (default 1,000,000; quick 100,000)")
+    p.add_argument("--sla-backlog-minutes", type=float, default=10.0,
+                   help="sla: checkpoints that came due in this many minutes before now are left for the watcher")
     p.add_argument("--seed", type=int, default=20261123)
     p.add_argument("--write-docs", action="store_true",
                    help="also write docs/benchmarks.md after a quick run or a run of some sections only")
     p.add_argument("--no-docs", action="store_true", help="never write docs/benchmarks.md")
     p.add_argument("--keep", action="store_true", help="keep the scratch databases and files")
     args = p.parse_args()
-    sections = {"selection", "intake", "parts"}
+    sections = {"selection", "intake", "parts", "sla"}
     if args.only:
         chosen = {x.strip() for x in args.only.split(",") if x.strip()}
         if chosen - sections:
@@ -311,6 +318,19 @@ def run_parts(args: argparse.Namespace, scratch: Scratch) -> dict[str, Any]:
             "backorders": parts.summarise_backorders(backorders)}
 
 
+# --------------------------------------------------------------------------- sla
+
+
+def run_sla(args: argparse.Namespace, scratch: Scratch) -> dict[str, Any]:
+    dbs = [d.strip() for d in args.dbs.split(",") if d.strip()]
+    urls = {d: scratch.sqlite("sla") if d == "sqlite" else scratch.postgres("dispatch_bench_sla") for d in dbs}
+    logs = scratch.dir / "logs"
+    logs.mkdir(exist_ok=True)
+    return sla.run(urls=urls, data_dir=scratch.dir, logs=logs, seed=args.seed,
+                   jobs=args.sla_jobs or (100_000 if args.quick else 1_000_000), quick=args.quick,
+                   backlog_minutes=args.sla_backlog_minutes, say=console.print)
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -327,7 +347,7 @@ def main() -> int:
         "started": started.isoformat(timespec="seconds"), "mode": "quick" if args.quick else "full",
         "machine": report.machine_facts(args.pg_url), "sizes": sizes, "queries": queries,
         "intake": {"technicians": n_intake, "seconds": seconds, "clients": args.clients},
-        "selection": [], "intake_rows": [], "parts": None,
+        "selection": [], "intake_rows": [], "parts": None, "sla": None,
     }
     try:
         if not args.skip_selection:
@@ -339,6 +359,9 @@ def main() -> int:
         if not args.skip_parts:
             console.rule("parts")
             results["parts"] = run_parts(args, scratch)
+        if not args.skip_sla:
+            console.rule("sla")
+            results["sla"] = run_sla(args, scratch)
     finally:
         scratch.cleanup()
     results["elapsed_s"] = time.perf_counter() - t0
@@ -348,7 +371,12 @@ def main() -> int:
     out.write_text(json.dumps(results, indent=1, default=str))
     report.print_tables(console, results)
     every_section = not (args.skip_selection or args.skip_intake or args.skip_parts)
-    if not args.no_docs and ((not args.quick and every_section) or args.write_docs):
+    if results["sla"] and not args.no_docs and (not args.quick or args.write_docs):
+        # The SLA tables have a block of their own, so a run of that section alone may write it.
+        report.write_sla_docs(results, BENCH_DIR.parent / "docs" / "benchmarks.md")
+        console.print("[green]wrote[/] the SLA block of docs/benchmarks.md")
+    other_sections = not (args.skip_selection and args.skip_intake and args.skip_parts)
+    if other_sections and not args.no_docs and ((not args.quick and every_section) or args.write_docs):
         report.write_docs(results, BENCH_DIR.parent / "docs" / "benchmarks.md")
         console.print("[green]wrote[/] docs/benchmarks.md")
     elif not args.no_docs and not args.quick:

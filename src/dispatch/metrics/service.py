@@ -10,10 +10,10 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import case, func, select
+from sqlalchemy import String, Text, and_, case, cast, func, not_, or_, select
 from sqlalchemy.orm import Session
 
 from dispatch.closeout.models import JobCallback
@@ -26,6 +26,12 @@ GroupBy = Literal["none", "outlet", "branch", "technician", "category"]
 Interval = Literal["none", "day", "week", "month"]
 DAY = 24 * 3600
 STAGES = ("dispatch", "assigned", "travel", "on_site", "parts", "customer")
+PROOF = ("fixed", "first_time_fixed", "returned", "calls", "reached", "jobs_called", "jobs_reached",
+         "satisfaction_sum", "satisfaction_count")
+
+
+def ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
 
 
 def percentile(values: list[int], share: float) -> float | None:
@@ -47,52 +53,27 @@ class Tally:
     # (policy, deadline) -> [met, missed]
     sla: dict[tuple[str, str], list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
     seconds: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STAGES, 0))
-    fixed: int = 0  # jobs with a visit that ended fixed
-    first_time_fixed: int = 0  # ... the very first visit, and never a return visit
-    returned: int = 0  # ... reopened for a return visit at least once
-    calls: int = 0
-    reached: int = 0
-    jobs_called: int = 0
-    jobs_reached: int = 0
-    satisfaction_sum: int = 0
-    satisfaction_count: int = 0
+    # From visits and callbacks (issue 5): see docs/sla.md for the definitions.
+    proof: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PROOF, 0))
 
-    def add(self, row: Any, now: datetime) -> None:
-        self.jobs += 1
-        status = JobStatus(row.status)
-        if status is JobStatus.cancelled:
-            self.cancelled += 1
-            return
-        if status in OPEN:
-            self.open += 1
-        if row.resolution_seconds is not None and row.completed_at is not None:
-            self.completed += 1
-            self.resolution.append(row.resolution_seconds)
-            if row.resolution_seconds <= DAY:
-                self.within_24h += 1
-        # Each deadline counts once decided: met or missed when done, missed once it passed.
-        if row.completed_at is not None:
-            self.sla[(row.sla_policy, "completion")][0 if row.completed_at <= row.due_at else 1] += 1
-        elif row.due_at <= now:
-            self.sla[(row.sla_policy, "completion")][1] += 1
-        if row.arrival_due_at is not None:
-            if row.arrived_at is not None:
-                self.sla[(row.sla_policy, "arrival")][1 if row.arrival_missed else 0] += 1
-            elif row.arrival_due_at <= now:
-                self.sla[(row.sla_policy, "arrival")][1] += 1
+    def add(self, row: Any) -> None:
+        """Add one row of ``_totals``: the sums of one (day, group, policy)."""
+        self.jobs += row.jobs
+        self.cancelled += row.cancelled
+        self.open += row.open
+        self.completed += row.completed
+        self.within_24h += row.within_24h
+        # A (policy, deadline) is listed once some job decided it (as the Python rules had it).
+        for deadline, met, missed in (("completion", row.completion_met, row.completion_missed),
+                                      ("arrival", row.arrival_met, row.arrival_missed)):
+            if met or missed:
+                counts = self.sla[(row.sla_policy, deadline)]
+                counts[0] += met
+                counts[1] += missed
         for stage in STAGES:
             self.seconds[stage] += getattr(row, f"seconds_{stage}")
-        if row.first_fixed is not None:
-            self.fixed += 1
-            self.first_time_fixed += row.first_fixed == 1 and row.return_visits == 0
-            self.returned += row.return_visits > 0
-        if row.calls:
-            self.calls += row.calls
-            self.reached += row.reached
-            self.jobs_called += 1
-            self.jobs_reached += row.reached > 0
-            self.satisfaction_sum += row.satisfaction_sum or 0
-            self.satisfaction_count += row.satisfaction_count
+        for name in PROOF:
+            self.proof[name] += getattr(row, name)
 
     def public(self) -> dict[str, Any]:
         counted = self.jobs - self.cancelled
@@ -112,13 +93,13 @@ class Tally:
                  "compliance": round(met / (met + missed), 4) if met + missed else None}
                 for (policy, deadline), (met, missed) in sorted(self.sla.items())
             ],
-            "first_time_fix_rate": ratio(self.first_time_fixed, self.fixed),
-            "return_visit_rate": ratio(self.returned, self.fixed),
-            "callbacks": self.calls,
-            "callback_reach_rate": ratio(self.reached, self.calls),
-            "jobs_reached_by_callback": ratio(self.jobs_reached, self.jobs_called),
-            "mean_satisfaction": round(self.satisfaction_sum / self.satisfaction_count, 2)
-            if self.satisfaction_count else None,
+            "first_time_fix_rate": ratio(self.proof["first_time_fixed"], self.proof["fixed"]),
+            "return_visit_rate": ratio(self.proof["returned"], self.proof["fixed"]),
+            "callbacks": self.proof["calls"],
+            "callback_reach_rate": ratio(self.proof["reached"], self.proof["calls"]),
+            "jobs_reached_by_callback": ratio(self.proof["jobs_reached"], self.proof["jobs_called"]),
+            "mean_satisfaction": round(self.proof["satisfaction_sum"] / self.proof["satisfaction_count"], 2)
+            if self.proof["satisfaction_count"] else None,
             "hours": {stage: round(self.seconds[stage] / 3600, 2) for stage in STAGES},
             "hours_per_job": {
                 stage: round(self.seconds[stage] / 3600 / counted, 2) if counted else None for stage in STAGES
@@ -126,14 +107,9 @@ class Tally:
         }
 
 
-def ratio(part: int, whole: int) -> float | None:
-    return round(part / whole, 4) if whole else None
-
-
-def period_of(moment: datetime, interval: Interval) -> str | None:
+def period_of(day: date, interval: Interval) -> str | None:
     if interval == "none":
         return None
-    day = moment.date()
     if interval == "day":
         return day.isoformat()
     if interval == "week":
@@ -141,24 +117,32 @@ def period_of(moment: datetime, interval: Interval) -> str | None:
     return day.replace(day=1).isoformat()
 
 
-_COLUMNS = (
-    Job.status, Job.reported_at, Job.completed_at, Job.due_at, Job.resolution_seconds, Job.sla_policy,
-    Job.arrival_due_at, Job.arrived_at, Job.arrival_missed, Job.outlet_id, Job.technician_id, Job.product_category,
-    Job.return_visits,
-    *(getattr(Job, f"seconds_{stage}") for stage in STAGES),
-)
+def _day(dialect: str) -> Any:
+    """The UTC calendar day a job was reported, as text (YYYY-MM-DD)."""
+    if dialect == "postgresql":
+        return func.to_char(func.timezone("UTC", Job.reported_at), "YYYY-MM-DD", type_=String)
+    return func.substr(Job.reported_at, 1, 10, type_=String)  # stored as 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC)
 
 
-def compute(
-    *, session: Session, since: datetime, until: datetime, now: datetime, group_by: GroupBy = "none",
-    interval: Interval = "none",
-) -> list[dict[str, Any]]:
-    """One row per (period, group), in order. Jobs reported in [since, until)."""
-    in_period = select(Job.id).where(Job.reported_at >= since, Job.reported_at < until)
-    # Per job: its visits (the number of the first that ended fixed) and its callbacks.
+def _sum(condition: Any, value: Any = 1) -> Any:
+    return func.coalesce(func.sum(case((condition, value), else_=0)), 0)
+
+
+def _resolutions(dialect: str, completed: Any) -> Any:
+    """The group's resolution times as one comma-separated text (for the 90th percentile): a
+    row per group instead of a row per job."""
+    value = case((completed, Job.resolution_seconds), else_=None)
+    if dialect == "postgresql":
+        return func.string_agg(cast(value, Text), ",")
+    return func.group_concat(value, ",")
+
+
+def _per_job(in_period: Any) -> tuple[Any, Any]:
+    """Per job of the period: the number of its first visit that ended fixed, and its callbacks."""
+    jobs_of_period = select(Job.id).where(in_period)
     visits = (
         select(Visit.job_id, func.min(case((Visit.outcome == VisitOutcome.fixed, Visit.number))).label("first_fixed"))
-        .where(Visit.job_id.in_(in_period)).group_by(Visit.job_id).subquery()
+        .where(Visit.job_id.in_(jobs_of_period)).group_by(Visit.job_id).subquery()
     )
     calls = (
         select(
@@ -166,27 +150,91 @@ def compute(
             func.sum(case((JobCallback.reached, 1), else_=0)).label("reached"),
             func.sum(JobCallback.satisfaction).label("satisfaction_sum"),
             func.count(JobCallback.satisfaction).label("satisfaction_count"),
-        ).where(JobCallback.job_id.in_(in_period)).group_by(JobCallback.job_id).subquery()
+        ).where(JobCallback.job_id.in_(jobs_of_period)).group_by(JobCallback.job_id).subquery()
     )
-    stmt = (
-        select(*_COLUMNS, visits.c.first_fixed, calls.c.calls, calls.c.reached, calls.c.satisfaction_sum,
-               calls.c.satisfaction_count)
-        .outerjoin(visits, visits.c.job_id == Job.id).outerjoin(calls, calls.c.job_id == Job.id)
-        .where(Job.reported_at >= since, Job.reported_at < until)
-    )
-    if group_by == "branch":
-        stmt = stmt.add_columns(Technician.home_branch).outerjoin(Technician, Technician.id == Job.technician_id)
-    key_of = {
-        "none": lambda r: None,
-        "outlet": lambda r: r.outlet_id,
-        "technician": lambda r: r.technician_id,
-        "category": lambda r: r.product_category,
-        "branch": lambda r: r.home_branch,
-    }[group_by]
+    return visits, calls
+
+
+def _proof(counted: Any, visits: Any, calls: Any) -> list[Any]:
+    fixed = and_(counted, visits.c.first_fixed.is_not(None))
+    called = and_(counted, calls.c.calls.is_not(None))
+    return [
+        _sum(fixed).label("fixed"),
+        _sum(and_(fixed, visits.c.first_fixed == 1, Job.return_visits == 0)).label("first_time_fixed"),
+        _sum(and_(fixed, Job.return_visits > 0)).label("returned"),
+        _sum(called, calls.c.calls).label("calls"),
+        _sum(called, calls.c.reached).label("reached"),
+        _sum(called).label("jobs_called"),
+        _sum(and_(called, calls.c.reached > 0)).label("jobs_reached"),
+        _sum(and_(called, calls.c.satisfaction_sum.is_not(None)), calls.c.satisfaction_sum).label("satisfaction_sum"),
+        _sum(called, calls.c.satisfaction_count).label("satisfaction_count"),
+    ]
+
+
+def _totals(now: datetime, dialect: str) -> list[Any]:
+    """The KPI sums of a group of jobs, in SQL (definitions in docs/sla.md). Cancelled jobs count
+    as jobs and as cancelled, and in nothing else."""
+    counted = Job.status != JobStatus.cancelled
+    completed = and_(counted, Job.resolution_seconds.is_not(None), Job.completed_at.is_not(None))
+    has_arrival = and_(counted, Job.arrival_due_at.is_not(None))
+    return [
+        func.count().label("jobs"),
+        _sum(Job.status == JobStatus.cancelled).label("cancelled"),
+        _sum(Job.status.in_([s.value for s in OPEN])).label("open"),
+        _sum(completed).label("completed"),
+        _sum(and_(completed, Job.resolution_seconds <= DAY)).label("within_24h"),
+        # Each deadline counts once decided: met or missed when done, missed once it passed.
+        _sum(and_(counted, Job.completed_at.is_not(None), Job.completed_at <= Job.due_at)).label("completion_met"),
+        _sum(and_(counted, or_(and_(Job.completed_at.is_not(None), Job.completed_at > Job.due_at),
+                               and_(Job.completed_at.is_(None), Job.due_at <= now)))).label("completion_missed"),
+        _sum(and_(has_arrival, Job.arrived_at.is_not(None), not_(Job.arrival_missed))).label("arrival_met"),
+        _sum(and_(has_arrival, or_(and_(Job.arrived_at.is_not(None), Job.arrival_missed),
+                                   and_(Job.arrived_at.is_(None), Job.arrival_due_at <= now)))).label("arrival_missed"),
+        *(_sum(counted, getattr(Job, f"seconds_{stage}")).label(f"seconds_{stage}") for stage in STAGES),
+        _resolutions(dialect, completed).label("resolutions"),
+    ]
+
+
+def compute(
+    *, session: Session, since: datetime, until: datetime, now: datetime, group_by: GroupBy = "none",
+    interval: Interval = "none",
+) -> list[dict[str, Any]]:
+    """One row per (period, group), in order. Jobs reported in [since, until).
+
+    The sums are made by the database in one pass, grouped by (day, group, policy), and merged
+    into periods here; the resolution times (for the 90th percentile) come back as one text per
+    row. Fetching every job's columns and adding them up in Python took seconds for a month of
+    a large centre (docs/benchmarks.md, SLA)."""
+    dialect = session.get_bind().dialect.name
+    keys: list[Any] = []
+    if interval != "none":
+        keys.append(_day(dialect).label("day"))
+    group = {"none": None, "outlet": Job.outlet_id, "technician": Job.technician_id,
+             "category": Job.product_category, "branch": Technician.home_branch}[group_by]
+    if group is not None:
+        keys.append(group.label("grp"))
+    in_period = and_(Job.reported_at >= since, Job.reported_at < until)
+    visits, calls = _per_job(in_period)
+
+    def source(stmt: Any) -> Any:
+        stmt = stmt.select_from(Job).outerjoin(visits, visits.c.job_id == Job.id).outerjoin(calls, calls.c.job_id == Job.id)
+        if group_by == "branch":
+            stmt = stmt.outerjoin(Technician, Technician.id == Job.technician_id)
+        return stmt.where(in_period)
+
+    def key_of(row: Any) -> tuple[str | None, Any]:
+        period = period_of(date.fromisoformat(row.day), interval) if interval != "none" else None
+        return period, (row.grp if group is not None else None)
+
     tallies: dict[tuple[str | None, Any], Tally] = defaultdict(Tally)
-    # Plain fetch: PostgreSQL reads run in autocommit, where a server-side cursor is not allowed.
-    for row in session.execute(stmt):
-        tallies[(period_of(row.reported_at, interval), key_of(row))].add(row, now)
+    counted = Job.status != JobStatus.cancelled
+    totals = source(select(*keys, Job.sla_policy, *_totals(now, dialect), *_proof(counted, visits, calls))).group_by(
+        *keys, Job.sla_policy)
+    for row in session.execute(totals):
+        tally = tallies[key_of(row)]
+        tally.add(row)
+        if row.resolutions:
+            tally.resolution.extend(map(int, row.resolutions.split(",")))
     return [
         {"period": period, "group": None if group is None else str(group), **tally.public()}
         for (period, group), tally in sorted(tallies.items(), key=lambda kv: (kv[0][0] or "", str(kv[0][1] or "")))

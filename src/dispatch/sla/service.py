@@ -9,7 +9,7 @@ import base64
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.orm import Session
 
 from dispatch.auth.service import Caller
@@ -19,7 +19,7 @@ from dispatch.jobs import service as jobs
 from dispatch.jobs.lifecycle import OPEN, JobStatus
 from dispatch.jobs.models import Job
 from dispatch.schemas import MAX_ID
-from dispatch.sla import clock, policies
+from dispatch.sla import clock, policies, watcher
 from dispatch.sla.models import Audience, Deadline, SlaCheckpoint, SlaPause
 
 
@@ -45,11 +45,9 @@ def after_status_change(session: Session, job: Job, *, at: datetime, now: dateti
                           occurred_at=at, arrival_due_at=job.arrival_due_at.isoformat())  # type: ignore[union-attr]
     elif job.status is JobStatus.completed:
         job.resolution_seconds = int((job.completed_at - job.reported_at).total_seconds())  # type: ignore[operator]
-        job.next_due_at = job.next_at_risk_at = None
-        resolve(session, job.id, now)  # type: ignore[arg-type]
+        _close(session, job, now)
     elif job.status is JobStatus.cancelled:
-        job.next_due_at = job.next_at_risk_at = None
-        resolve(session, job.id, now)  # type: ignore[arg-type]
+        _close(session, job, now)
     session.flush()
 
 
@@ -58,6 +56,15 @@ def reopened(job: Job) -> None:
     not fixed within it after all), so a late return shows as breached at once."""
     job.resolution_seconds = None
     policies.set_next(job)
+
+
+def _close(session: Session, job: Job, now: datetime) -> None:
+    """A job that ends races no deadline, and the watcher's predictions about it are moot (the
+    watcher reads only open jobs)."""
+    job.next_due_at = job.next_at_risk_at = None
+    if job.predicted_breach in watcher.OURS:
+        job.predicted_breach = None
+    resolve(session, job.id, now)  # type: ignore[arg-type]
 
 
 # --- pauses --------------------------------------------------------------------------------
@@ -167,11 +174,9 @@ def at_risk(
         stmt = stmt.where(Job.technician_id == technician_id)
     if cursor is not None:
         urgency, due_at, last_id = _decode(cursor)
-        stmt = stmt.where(or_(
-            Job.urgency > urgency,
-            and_(Job.urgency == urgency, Job.next_due_at > due_at),
-            and_(Job.urgency == urgency, Job.next_due_at == due_at, Job.id > last_id),
-        ))
+        # A row-value comparison: both databases seek the index to it. The same condition
+        # spelled out with OR made PostgreSQL read and sort every job after the cursor.
+        stmt = stmt.where(tuple_(Job.urgency, Job.next_due_at, Job.id) > (urgency, due_at, last_id))
     stmt = stmt.order_by(Job.urgency, Job.next_due_at, Job.id).limit(limit + 1)
     rows = list(session.scalars(stmt))
     next_cursor = _encode(rows[limit - 1]) if len(rows) > limit else None

@@ -126,7 +126,10 @@ def _unreachable(session: Session, now: datetime, settings: Settings) -> set[int
                Technician.lat, Technician.lon)
         .outerjoin(Technician, Technician.id == Job.technician_id)
         .where(Job.arrival_due_at.is_not(None), Job.arrived_at.is_(None), Job.arrival_due_at > now,
-               Job.status.in_([s.value for s in OPEN]), Job.paused_at.is_(None), Job.lat.is_not(None))
+               Job.status.in_([s.value for s in OPEN]), Job.paused_at.is_(None), Job.lat.is_not(None),
+               # Implied (until someone is on site the next deadline is the arrival), and lets the
+               # database read the open jobs' index instead of every job ever received.
+               Job.next_due_at > now)
     )
     late: set[int] = set()
     for job_id, status, lat, lon, skill, arrival_due_at, tech_lat, tech_lon in rows:
@@ -154,8 +157,10 @@ def predict(session: Session, now: datetime, settings: Settings) -> Predictions 
     wanted: dict[int, str] = {job_id: UNREACHABLE for job_id in _unreachable(session, now, settings)}
     for job_id in _overloaded(session, now, settings):
         wanted.setdefault(job_id, OVERLOADED)
+    # Open jobs only (a job that ends drops this watcher's prediction, sla.service): read
+    # through the open jobs' index, not the whole table.
     current = dict(session.execute(
-        select(Job.id, Job.predicted_breach).where(Job.predicted_breach.in_(OURS))
+        select(Job.id, Job.predicted_breach).where(Job.predicted_breach.in_(OURS), Job.next_due_at.is_not(None))
     ).all())
     result = Predictions()
     for job_id in sorted(set(wanted) | set(current)):
