@@ -87,6 +87,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('seconds_customer', sa.Integer(), server_default='0', nullable=False))
         batch_op.add_column(sa.Column('resolution_seconds', sa.Integer(), nullable=True))
         batch_op.create_index('ix_job_reported_at', ['reported_at'], unique=False)
+        batch_op.create_index('ix_job_arrival_pending', ['arrival_due_at'], unique=False, sqlite_where=sa.text('arrived_at IS NULL AND arrival_due_at IS NOT NULL'), postgresql_where=sa.text('arrived_at IS NULL AND arrival_due_at IS NOT NULL'))
         batch_op.create_index('ix_job_sla_queue', ['urgency', 'next_due_at', 'id'], unique=False, sqlite_where=sa.text('next_due_at IS NOT NULL'), postgresql_where=sa.text('next_due_at IS NOT NULL'))
 
     _seed_policies()
@@ -147,6 +148,7 @@ def _backfill_jobs() -> None:
 def downgrade() -> None:
     with op.batch_alter_table('job', schema=None) as batch_op:
         batch_op.drop_index('ix_job_sla_queue', sqlite_where=sa.text('next_due_at IS NOT NULL'), postgresql_where=sa.text('next_due_at IS NOT NULL'))
+        batch_op.drop_index('ix_job_arrival_pending', sqlite_where=sa.text('arrived_at IS NULL AND arrival_due_at IS NOT NULL'), postgresql_where=sa.text('arrived_at IS NULL AND arrival_due_at IS NOT NULL'))
         batch_op.drop_index('ix_job_reported_at')
         batch_op.drop_column('resolution_seconds')
         batch_op.drop_column('seconds_customer')

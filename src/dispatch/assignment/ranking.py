@@ -72,7 +72,7 @@ class Candidate:
         return self.exact_km
 
 
-def _on_shift(row: Located, now: datetime) -> bool:
+def on_shift(row: Located, now: datetime) -> bool:
     return is_on_shift(now, start=row.shift_start, end=row.shift_end, days=row.shift_days, timezone=row.timezone)
 
 
@@ -90,7 +90,7 @@ def nearest(
     for estimate, _, row in by_estimate:
         if cutoff is not None and estimate > cutoff:
             break
-        if not _on_shift(row, now):
+        if not on_shift(row, now):
             continue
         if cutoff is None:
             # Anyone within the sphere's error of the best estimate may be nearest.
@@ -110,7 +110,7 @@ def passed_over_reason(row: CandidateRow, now: datetime, exclude: frozenset[int]
         return PassedOver.at_capacity
     if row.technician_id in exclude:
         return PassedOver.taken
-    if not _on_shift(row, now):
+    if not on_shift(row, now):
         return PassedOver.off_shift
     return None
 

@@ -21,6 +21,7 @@ from dispatch.assignment.ranking import (
     PassedOver,
     Ranking,
     nearest,
+    on_shift,
     rank,
 )
 from dispatch.assignment.schemas import CandidatePublic
@@ -411,3 +412,9 @@ def send_back(
                   **{"from": previous_status.value}, to=JobStatus.ready.value, previous_technician_id=previous,
                   reason=reason, **details)
     return None
+
+
+def available_now(*, session: Session, skill: str, now: datetime) -> list[Any]:
+    """Everyone with ``skill`` who could be sent now: active, on duty, under capacity, on shift.
+    One query for the whole area: for a caller that asks about many places at once."""
+    return [row for row in _available_rows(session, skill, None) if on_shift(row, now)]

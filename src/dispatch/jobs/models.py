@@ -62,6 +62,10 @@ class Job(SQLModel, table=True):
         Index("ix_job_sla_queue", "urgency", "next_due_at", "id",
               sqlite_where=text("next_due_at IS NOT NULL"), postgresql_where=text("next_due_at IS NOT NULL")),
         Index("ix_job_reported_at", "reported_at"),
+        # The watcher's "can anyone get there in time": arrival deadlines nobody has met yet.
+        Index("ix_job_arrival_pending", "arrival_due_at",
+              sqlite_where=text("arrived_at IS NULL AND arrival_due_at IS NOT NULL"),
+              postgresql_where=text("arrived_at IS NULL AND arrival_due_at IS NOT NULL")),
         # Jobs typed in by dispatchers have no outlet; NULLs never collide in the unique
         # constraint above, so their order numbers need an index of their own.
         Index(

@@ -132,20 +132,23 @@ def _unreachable(session: Session, now: datetime, settings: Settings) -> set[int
                Job.next_due_at > now)
     )
     late: set[int] = set()
+    waiting: dict[str, list[tuple[int, float, float, float]]] = {}
     for job_id, status, lat, lon, skill, arrival_due_at, tech_lat, tech_lon in rows:
         hours_left = (arrival_due_at - now).total_seconds() / 3600
         if status in HOLDS_CAPACITY and tech_lat is not None:
-            distance = haversine_km(tech_lat, tech_lon, lat, lon)
-        elif status in DISPATCHABLE:
-            best = assignment.find_nearest(session=session, lat=lat, lon=lon, skill=skill, now=now, settings=settings)
-            if best.best is None:
+            if haversine_km(tech_lat, tech_lon, lat, lon) / speed > hours_left:
                 late.add(job_id)
-                continue
-            distance = best.best.distance_km(lat, lon)
-        else:
-            continue
-        if distance / speed > hours_left:
-            late.add(job_id)
+        elif status in DISPATCHABLE:
+            waiting.setdefault(skill, []).append((job_id, lat, lon, hours_left))
+    # Jobs nobody has yet: who is available is the same for every job with the skill, so it is
+    # read once per skill and the distances are taken here (great-circle: this is a warning at
+    # an average speed, not a dispatch).
+    for skill, jobs_of_skill in waiting.items():
+        free = [(r.lat, r.lon) for r in assignment.available_now(session=session, skill=skill, now=now)]
+        for job_id, lat, lon, hours_left in jobs_of_skill:
+            reach = speed * hours_left
+            if not any(haversine_km(lat, lon, t_lat, t_lon) <= reach for t_lat, t_lon in free):
+                late.add(job_id)
     return late
 
 
@@ -163,26 +166,27 @@ def predict(session: Session, now: datetime, settings: Settings) -> Predictions 
         select(Job.id, Job.predicted_breach).where(Job.predicted_breach.in_(OURS), Job.next_due_at.is_not(None))
     ).all())
     result = Predictions()
+    changes: dict[str | None, list[int]] = {}
     for job_id in sorted(set(wanted) | set(current)):
-        reason, had = wanted.get(job_id), current.get(job_id)
-        if reason == had:
-            continue
-        # Conditional: a reason of another domain (a late part) is never overwritten.
-        changed = session.execute(
-            update(Job).where(Job.id == job_id, or_(Job.predicted_breach.is_(None), Job.predicted_breach.in_(OURS)))
+        if wanted.get(job_id) != current.get(job_id):
+            changes.setdefault(wanted.get(job_id), []).append(job_id)
+    for reason, job_ids in changes.items():
+        # One conditional UPDATE per reason: a reason of another domain (a late part) is never
+        # overwritten, and RETURNING says which jobs did change.
+        changed = session.scalars(
+            update(Job).where(Job.id.in_(job_ids), or_(Job.predicted_breach.is_(None), Job.predicted_breach.in_(OURS)))
             .values(predicted_breach=reason, version=Job.version + 1, updated_at=now)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if not changed:
-            continue
-        if reason is None:
-            result.cleared += 1
-            events.record(session=session, job_id=job_id, type="breach_no_longer_predicted", actor=SYSTEM.actor,
-                          now=now, reason=had)
-        else:
-            result.set += 1
-            events.record(session=session, job_id=job_id, type="breach_predicted", actor=SYSTEM.actor, now=now,
-                          reason=reason)
+            .returning(Job.id).execution_options(synchronize_session=False)
+        ).all()
+        for job_id in sorted(changed):
+            if reason is None:
+                result.cleared += 1
+                events.record(session=session, job_id=job_id, type="breach_no_longer_predicted", actor=SYSTEM.actor,
+                              now=now, reason=current[job_id])
+            else:
+                result.set += 1
+                events.record(session=session, job_id=job_id, type="breach_predicted", actor=SYSTEM.actor, now=now,
+                              reason=reason)
     return result
 
 
