@@ -76,6 +76,7 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("GET", "/v1/jobs/{job_id}/callbacks"): STAFF,
     ("POST", "/v1/jobs/{job_id}/compliance-reviews"): {"admin", "supervisor"},
     ("GET", "/v1/jobs/{job_id}/closeout"): STAFF | {"technician"},
+    ("GET", "/v1/callbacks/due"): STAFF,
 }
 
 

@@ -194,3 +194,40 @@ def test_reviews_are_of_completed_work(api):
     _, job, _ = on_site(api)
     r = api.post(f"/v1/jobs/{job['id']}/compliance-reviews", {"passed": True}, who="supervisor")
     assert r.status_code == 409 and r.json()["code"] == "not-completed"
+
+
+def test_the_call_list_shows_customers_to_call_now_longest_waiting_first(api):
+    _, first, phone, _ = completed_with_photo(api)
+    api.clock.advance(minutes=10)
+    _, second, _, _ = completed_with_photo(api)
+    due = api.get("/v1/callbacks/due").json()["items"]
+    assert [(d["job_id"], d["unreached_attempts"], d["retry_after"]) for d in due] == [
+        (first["id"], 0, None), (second["id"], 0, None)]
+    assert due[0]["customer_phone"] == "+48 22 555 01 00"
+    api.post(f"/v1/jobs/{first['id']}/callbacks", {"reached": False})  # voicemail: try again in two hours
+    assert [d["job_id"] for d in api.get("/v1/callbacks/due").json()["items"]] == [second["id"]]
+    call(api, second["id"], fixed=False)  # reached: off the list, whatever they said
+    assert api.get("/v1/callbacks/due").json()["items"] == []
+    api.clock.advance(hours=2)
+    [again] = api.get("/v1/callbacks/due").json()["items"]
+    assert (again["job_id"], again["unreached_attempts"]) == (first["id"], 1)
+    assert api.get("/v1/callbacks/due", headers=phone).status_code == 403
+
+
+def test_proof_of_work_figures_for_the_kpis(api):
+    from dispatch.closeout import service as closeout
+
+    _, good, phone, photo = completed_with_photo(api)
+    sign(api, good["id"], photo["id"], phone)
+    call(api, good["id"], satisfaction=4)
+    _, far, far_phone, far_photo = completed_with_photo(api, image_bytes(gps=KRAKOW, gps_time=T0, colour=(4, 4, 4)))
+    sign(api, far["id"], far_photo["id"], far_phone)
+    api.post(f"/v1/jobs/{far['id']}/callbacks", {"reached": False})
+    completed_with_photo(api, image_bytes(colour=(6, 6, 6)))  # never signed off
+    with api.database.transaction(write=False) as session:
+        figures = closeout.proof_figures(session, T0, T0 + timedelta(days=1))
+        assert (figures.fixed_visits, figures.signed_off, figures.compliant) == (3, 2, 1)
+        assert figures.photo_verdicts == {"verified": 1, "mismatch": 1}
+        assert figures.authenticity_rate == 0.5 and figures.compliance_rate == 1 / 3
+        assert (figures.calls, figures.reached, figures.reach_rate, figures.satisfaction_mean) == (2, 1, 0.5, 4.0)
+        assert closeout.proof_figures(session, T0 - timedelta(days=2), T0).compliance_rate is None

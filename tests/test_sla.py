@@ -527,3 +527,26 @@ def test_the_at_risk_queue_pages_through_every_job_once_in_order(api):
     assert api.get("/v1/sla/at-risk", params={"cursor": "bm90LWEtY3Vyc29y"}).status_code == 422
     breached = api.get("/v1/sla/at-risk", params={"breached_only": "true"}).json()["items"]
     assert [i["job_id"] for i in breached] == [made[4]["id"]]
+
+
+def test_kpis_count_first_time_fixes_return_visits_and_what_customers_said_on_the_phone(api):
+    tech = api.technician(capacity=20)
+    first_time, came_back = api.job(), api.job()
+    for job in (first_time, came_back):
+        assign(api, job["id"], tech)
+        status(api, job["id"], "on_site", tech)
+        status(api, job["id"], "completed", tech)
+    api.post(f"/v1/jobs/{first_time['id']}/callbacks", {"reached": False})
+    api.post(f"/v1/jobs/{first_time['id']}/callbacks", {"reached": True, "fixed": True, "satisfaction": 5})
+    r = api.post(f"/v1/jobs/{came_back['id']}/callbacks", {"reached": True, "fixed": False, "satisfaction": 2})
+    assert r.status_code in (200, 201), r.text
+    r = api.post(f"/v1/jobs/{came_back['id']}/return-visits", {"reason": "callback_not_fixed"})
+    assert r.status_code in (200, 201), r.text
+    api.job()  # no visit yet: not counted in the fix rates
+
+    (row,) = api.get("/v1/metrics", who="supervisor", params={"since": "2026-03-01", "until": "2026-04-01"}).json()["rows"]
+    assert (row["first_time_fix_rate"], row["return_visit_rate"]) == (0.5, 0.5)
+    assert (row["callbacks"], row["callback_reach_rate"], row["jobs_reached_by_callback"]) == (3, pytest.approx(2 / 3, abs=1e-4), 1.0)
+    assert row["mean_satisfaction"] == 3.5
+    reopened = api.get(f"/v1/jobs/{came_back['id']}").json()["sla"]
+    assert reopened["return_visits"] == 1 and reopened["next_deadline"] == "completion"

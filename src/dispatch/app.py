@@ -22,6 +22,7 @@ from dispatch.parts.routes import (
 from dispatch.assignment.routes import router as assignment_router
 from dispatch.auth import service as auth
 from dispatch.auth.routes import router as api_keys_router
+from dispatch.closeout.routes import callbacks_router
 from dispatch.closeout.routes import router as closeout_router
 from dispatch.clock import Clock, SystemClock
 from dispatch.config import Settings
@@ -113,6 +114,7 @@ def create_app(
         visits_router,
         photos_router,
         closeout_router,
+        callbacks_router,
     ):
         app.include_router(router)
     web.mount(app)

@@ -15,14 +15,27 @@ from typing import Any
 from sqlalchemy import bindparam, case, func, select
 from sqlalchemy.orm import Session
 
-from dispatch.assignment.ranking import Candidate, CandidateRow, PassedOver, Ranking, nearest, rank
+from dispatch.assignment.ranking import (
+    Candidate,
+    CandidateRow,
+    PassedOver,
+    Ranking,
+    nearest,
+    rank,
+)
 from dispatch.assignment.schemas import CandidatePublic
-from dispatch.auth.service import Caller
+from dispatch.auth.service import SYSTEM, Caller
 from dispatch.config import Settings
 from dispatch.errors import Conflict
+from dispatch.events import service as events
 from dispatch.geo import Box, box_around, geodesic_km
 from dispatch.jobs import service as jobs
-from dispatch.jobs.lifecycle import DISPATCHABLE, HOLDS_CAPACITY, REASSIGNABLE
+from dispatch.jobs.lifecycle import (
+    DISPATCHABLE,
+    HOLDS_CAPACITY,
+    REASSIGNABLE,
+    JobStatus,
+)
 from dispatch.jobs.models import Job
 from dispatch.technicians import service as technicians
 from dispatch.technicians.models import Technician, TechnicianSkill
@@ -361,3 +374,40 @@ def assign(
     )
     return job
 
+
+
+def send_back(
+    *, session: Session, job: Job, previous: int | None, now: datetime, settings: Settings, **details: Any
+) -> int | None:
+    """Send a technician back to a job (its parts are in, or it needs a return visit): the one
+    who was there if they can go (continuity), otherwise the nearest available one. With nobody
+    available the job is ``ready`` for a dispatcher and the timeline says why. Returns who goes."""
+    if previous is not None:
+        technician = technicians.get(session=session, technician_id=previous)
+        if (technician.active and technician.on_duty and technicians.on_shift_now(technician, now)
+                and technicians.claim_capacity(session=session, technician_id=previous)):
+            jobs.mark_assigned(session=session, job=job, technician_id=previous, caller=SYSTEM, now=now,
+                               how="sent_back", continuity=True, **details)
+            return previous
+    reason = "job-needs-location"
+    if job.lat is not None and job.lon is not None:
+        try:
+            choice = choose(session=session, lat=job.lat, lon=job.lon, skill=job.product_category, now=now,
+                            settings=settings)
+        except Conflict as exc:
+            reason = exc.extra.get("reason", exc.code)
+        else:
+            found = choice.details
+            technician_id = found.pop("technician_id")
+            jobs.mark_assigned(session=session, job=job, technician_id=technician_id, caller=SYSTEM, now=now,
+                               how="sent_back", continuity=False, **found, **details)
+            return technician_id
+    previous_status = job.status
+    jobs.set_status(job, JobStatus.ready, now)
+    job.technician_id = None
+    jobs.touch(job, now)
+    session.flush()
+    events.record(session=session, job_id=job.id, type="status_changed", actor=SYSTEM.actor, now=now,  # type: ignore[arg-type]
+                  **{"from": previous_status.value}, to=JobStatus.ready.value, previous_technician_id=previous,
+                  reason=reason, **details)
+    return None

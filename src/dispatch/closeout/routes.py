@@ -12,6 +12,7 @@ from dispatch.closeout import service
 from dispatch.closeout.models import JobCallback
 from dispatch.closeout.schemas import (
     CallbackCreate,
+    CallbackDuePublic,
     CallbackPublic,
     CallbackRecorded,
     CloseoutPublic,
@@ -20,7 +21,7 @@ from dispatch.closeout.schemas import (
     SignOffCreate,
     SignOffPublic,
 )
-from dispatch.deps import IdPath, NowDep, SettingsDep, UnitOfWorkDep
+from dispatch.deps import IdPath, LimitQuery, NowDep, SettingsDep, UnitOfWorkDep
 from dispatch.errors import problem_responses
 from dispatch.jobs.lifecycle import JobStatus
 from dispatch.photos.models import Photo
@@ -29,6 +30,8 @@ from dispatch.visits.models import Visit
 
 router = APIRouter(prefix="/v1/jobs/{job_id}", tags=["closeout"], responses=problem_responses(400, 401, 403, 413, 422))
 Staff = Depends(allow(Role.dispatcher, Role.supervisor))
+callbacks_router = APIRouter(prefix="/v1/callbacks", tags=["closeout"],
+                             responses=problem_responses(400, 401, 403, 413, 422))
 
 
 def _number(session: Session, visit_id: int) -> int:
@@ -138,3 +141,18 @@ async def get_job_closeout(
         )
 
     return await uow.run(work)
+
+
+@callbacks_router.get("/due", response_model=Page[CallbackDuePublic], dependencies=[Staff])
+async def list_callbacks_due(uow: UnitOfWorkDep, now: NowDep, limit: LimitQuery = 50) -> Page[CallbackDuePublic]:
+    """The dispatcher's call list: completed jobs whose customer has not been reached since the
+    visit, never called or due again (`retry_after` passed), longest waiting first. The first
+    `limit`; call those, and the list moves on."""
+    return await uow.run(lambda session: Page[CallbackDuePublic](items=[
+        CallbackDuePublic(
+            job_id=job.id, customer_name=job.customer_name, customer_phone=job.customer_phone,  # type: ignore[arg-type]
+            technician_id=job.technician_id, completed_at=job.completed_at, unreached_attempts=attempts,
+            retry_after=retry_after,
+        )
+        for job, attempts, retry_after in service.callbacks_due(session=session, now=now, limit=limit)
+    ]))

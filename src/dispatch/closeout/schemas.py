@@ -92,3 +92,15 @@ class CloseoutPublic(ResponseBody):
     satisfaction: int | None
     unreached_attempts: int = Field(description="Calls after this visit that reached nobody")
     retry_after: datetime | None = Field(description="When to call again, if the last call reached nobody")
+
+
+class CallbackDuePublic(ResponseBody):
+    """A completed job whose customer is waiting to be called back."""
+
+    job_id: int
+    customer_name: str
+    customer_phone: str | None
+    technician_id: int | None
+    completed_at: datetime | None
+    unreached_attempts: int = Field(description="Calls since the visit that reached nobody")
+    retry_after: datetime | None = Field(description="Due again since (null: never called)")

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from dispatch.auth.service import SYSTEM, Caller
 from dispatch.closeout.models import ComplianceReview, JobCallback, SignOff
@@ -228,3 +228,105 @@ def reviews_of(*, session: Session, job_id: int, caller: Caller) -> list[Complia
         select(ComplianceReview).where(ComplianceReview.job_id == job_id).order_by(ComplianceReview.id)
     ))
 
+
+
+# --- the dispatcher's call list ---------------------------------------------------------------
+
+
+def callbacks_due(*, session: Session, now: datetime, limit: int) -> list[tuple[Job, int, datetime | None]]:
+    """Completed jobs whose customer has not been reached since the visit that completed them,
+    and whose retry time (if a call went unanswered) has come: (job, unreached attempts, retry
+    after), longest waiting first."""
+    latest = select(Visit.job_id, func.max(Visit.number).label("number")).group_by(Visit.job_id).subquery()
+    last = aliased(Visit)
+    reached = exists().where(JobCallback.visit_id == last.id, JobCallback.reached)
+    attempts = (select(func.count()).where(JobCallback.visit_id == last.id).correlate(last).scalar_subquery())
+    retry_after = (select(func.max(JobCallback.retry_after)).where(JobCallback.visit_id == last.id)
+                   .correlate(last).scalar_subquery())
+    due_since = func.coalesce(retry_after, Job.completed_at)
+    rows = session.execute(
+        select(Job, attempts, retry_after)
+        .join(latest, latest.c.job_id == Job.id)
+        .join(last, and_(last.job_id == latest.c.job_id, last.number == latest.c.number))
+        .where(Job.status == JobStatus.completed, ~reached, or_(retry_after.is_(None), retry_after <= now))
+        .order_by(due_since, Job.id).limit(limit)
+    ).all()
+    return [(job, int(count or 0), retry) for job, count, retry in rows]
+
+
+# --- figures for the KPIs ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProofFigures:
+    """For visits that ended ``fixed`` in a period: how many were signed off, what their photos'
+    verdicts were, how many passed compliance (as closing judges it), and what the callbacks heard.
+
+    ``authenticity_rate``: signed-off photos that were ``verified`` / signed-off photos.
+    ``compliance_rate``: compliant visits / fixed visits. ``reach_rate``: calls that reached the
+    customer / calls made. Rates are None when there is nothing to divide by."""
+
+    fixed_visits: int
+    signed_off: int
+    photo_verdicts: dict[str, int]
+    compliant: int
+    calls: int
+    reached: int
+    satisfaction_mean: float | None
+
+    @property
+    def authenticity_rate(self) -> float | None:
+        total = sum(self.photo_verdicts.values())
+        return self.photo_verdicts.get("verified", 0) / total if total else None
+
+    @property
+    def compliance_rate(self) -> float | None:
+        return self.compliant / self.fixed_visits if self.fixed_visits else None
+
+    @property
+    def reach_rate(self) -> float | None:
+        return self.reached / self.calls if self.calls else None
+
+
+def proof_figures(session: Session, since: datetime, until: datetime, *, outlet_id: int | None = None,
+                  technician_id: int | None = None) -> ProofFigures:
+    """Sign-off, authenticity, compliance and callback figures for the KPI module."""
+    stmt = select(Visit.id).where(Visit.outcome == VisitOutcome.fixed, Visit.left_at >= since, Visit.left_at < until)
+    if technician_id is not None:
+        stmt = stmt.where(Visit.technician_id == technician_id)
+    if outlet_id is not None:
+        stmt = stmt.join(Job, Job.id == Visit.job_id).where(Job.outlet_id == outlet_id)
+    visit_ids = list(session.scalars(stmt))
+    verdicts: dict[int, PhotoVerdict] = {}
+    last_review: dict[int, bool] = {}
+    calls, reached, scores = 0, 0, []
+    for start in range(0, len(visit_ids), 500):
+        chunk = visit_ids[start:start + 500]
+        verdicts.update((visit_id, verdict) for visit_id, verdict in session.execute(
+            select(SignOff.visit_id, Photo.verdict).join(Photo, Photo.id == SignOff.photo_id)
+            .where(SignOff.visit_id.in_(chunk))
+        ))
+        for visit_id, passed in session.execute(
+            select(ComplianceReview.visit_id, ComplianceReview.passed).where(ComplianceReview.visit_id.in_(chunk))
+            .order_by(ComplianceReview.id)
+        ):
+            last_review[visit_id] = passed
+        for was_reached, satisfaction in session.execute(
+            select(JobCallback.reached, JobCallback.satisfaction).where(JobCallback.visit_id.in_(chunk))
+        ):
+            calls += 1
+            reached += bool(was_reached)
+            if satisfaction is not None:
+                scores.append(satisfaction)
+    compliant = sum(
+        1 for visit_id in visit_ids
+        if visit_id in verdicts and last_review.get(visit_id) is not False
+        and (verdicts[visit_id] is not PhotoVerdict.mismatch or last_review.get(visit_id) is True)
+    )
+    counted: dict[str, int] = {}
+    for verdict in verdicts.values():
+        counted[verdict.value] = counted.get(verdict.value, 0) + 1
+    return ProofFigures(
+        fixed_visits=len(visit_ids), signed_off=len(verdicts), photo_verdicts=counted, compliant=compliant,
+        calls=calls, reached=reached, satisfaction_mean=sum(scores) / len(scores) if scores else None,
+    )

@@ -33,6 +33,14 @@ class MetricsRow(ResponseBody):
     completion_rate_24h: float | None = Field(description="Completed within 24 h of the report / jobs not cancelled")
     mean_hours_to_complete: float | None
     p90_hours_to_complete: float | None
+    first_time_fix_rate: float | None = Field(
+        description="Of jobs with a visit that ended fixed: fixed on the first visit and never reopened"
+    )
+    return_visit_rate: float | None = Field(description="Of jobs with a visit that ended fixed: reopened at least once")
+    callbacks: int = Field(description="Calls made to customers (every attempt)")
+    callback_reach_rate: float | None = Field(description="Calls that reached the customer / calls made")
+    jobs_reached_by_callback: float | None = Field(description="Jobs called whose customer was reached at least once")
+    mean_satisfaction: float | None = Field(description="Mean of the 1-5 scores customers gave")
     sla_compliance: list[ComplianceRow]
     hours: StageHours = Field(description="Where the time went: hours summed over the jobs")
     hours_per_job: StageHours

@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from dispatch.closeout.models import JobCallback
 from dispatch.jobs.lifecycle import OPEN, JobStatus
 from dispatch.jobs.models import Job
 from dispatch.technicians.models import Technician
+from dispatch.visits.models import Visit, VisitOutcome
 
 GroupBy = Literal["none", "outlet", "branch", "technician", "category"]
 Interval = Literal["none", "day", "week", "month"]
@@ -45,6 +47,15 @@ class Tally:
     # (policy, deadline) -> [met, missed]
     sla: dict[tuple[str, str], list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
     seconds: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STAGES, 0))
+    fixed: int = 0  # jobs with a visit that ended fixed
+    first_time_fixed: int = 0  # ... the very first visit, and never a return visit
+    returned: int = 0  # ... reopened for a return visit at least once
+    calls: int = 0
+    reached: int = 0
+    jobs_called: int = 0
+    jobs_reached: int = 0
+    satisfaction_sum: int = 0
+    satisfaction_count: int = 0
 
     def add(self, row: Any, now: datetime) -> None:
         self.jobs += 1
@@ -71,6 +82,17 @@ class Tally:
                 self.sla[(row.sla_policy, "arrival")][1] += 1
         for stage in STAGES:
             self.seconds[stage] += getattr(row, f"seconds_{stage}")
+        if row.first_fixed is not None:
+            self.fixed += 1
+            self.first_time_fixed += row.first_fixed == 1 and row.return_visits == 0
+            self.returned += row.return_visits > 0
+        if row.calls:
+            self.calls += row.calls
+            self.reached += row.reached
+            self.jobs_called += 1
+            self.jobs_reached += row.reached > 0
+            self.satisfaction_sum += row.satisfaction_sum or 0
+            self.satisfaction_count += row.satisfaction_count
 
     def public(self) -> dict[str, Any]:
         counted = self.jobs - self.cancelled
@@ -90,11 +112,22 @@ class Tally:
                  "compliance": round(met / (met + missed), 4) if met + missed else None}
                 for (policy, deadline), (met, missed) in sorted(self.sla.items())
             ],
+            "first_time_fix_rate": ratio(self.first_time_fixed, self.fixed),
+            "return_visit_rate": ratio(self.returned, self.fixed),
+            "callbacks": self.calls,
+            "callback_reach_rate": ratio(self.reached, self.calls),
+            "jobs_reached_by_callback": ratio(self.jobs_reached, self.jobs_called),
+            "mean_satisfaction": round(self.satisfaction_sum / self.satisfaction_count, 2)
+            if self.satisfaction_count else None,
             "hours": {stage: round(self.seconds[stage] / 3600, 2) for stage in STAGES},
             "hours_per_job": {
                 stage: round(self.seconds[stage] / 3600 / counted, 2) if counted else None for stage in STAGES
             },
         }
+
+
+def ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
 
 
 def period_of(moment: datetime, interval: Interval) -> str | None:
@@ -111,6 +144,7 @@ def period_of(moment: datetime, interval: Interval) -> str | None:
 _COLUMNS = (
     Job.status, Job.reported_at, Job.completed_at, Job.due_at, Job.resolution_seconds, Job.sla_policy,
     Job.arrival_due_at, Job.arrived_at, Job.arrival_missed, Job.outlet_id, Job.technician_id, Job.product_category,
+    Job.return_visits,
     *(getattr(Job, f"seconds_{stage}") for stage in STAGES),
 )
 
@@ -120,7 +154,26 @@ def compute(
     interval: Interval = "none",
 ) -> list[dict[str, Any]]:
     """One row per (period, group), in order. Jobs reported in [since, until)."""
-    stmt = select(*_COLUMNS).where(Job.reported_at >= since, Job.reported_at < until)
+    in_period = select(Job.id).where(Job.reported_at >= since, Job.reported_at < until)
+    # Per job: its visits (the number of the first that ended fixed) and its callbacks.
+    visits = (
+        select(Visit.job_id, func.min(case((Visit.outcome == VisitOutcome.fixed, Visit.number))).label("first_fixed"))
+        .where(Visit.job_id.in_(in_period)).group_by(Visit.job_id).subquery()
+    )
+    calls = (
+        select(
+            JobCallback.job_id, func.count().label("calls"),
+            func.sum(case((JobCallback.reached, 1), else_=0)).label("reached"),
+            func.sum(JobCallback.satisfaction).label("satisfaction_sum"),
+            func.count(JobCallback.satisfaction).label("satisfaction_count"),
+        ).where(JobCallback.job_id.in_(in_period)).group_by(JobCallback.job_id).subquery()
+    )
+    stmt = (
+        select(*_COLUMNS, visits.c.first_fixed, calls.c.calls, calls.c.reached, calls.c.satisfaction_sum,
+               calls.c.satisfaction_count)
+        .outerjoin(visits, visits.c.job_id == Job.id).outerjoin(calls, calls.c.job_id == Job.id)
+        .where(Job.reported_at >= since, Job.reported_at < until)
+    )
     if group_by == "branch":
         stmt = stmt.add_columns(Technician.home_branch).outerjoin(Technician, Technician.id == Job.technician_id)
     key_of = {
@@ -142,7 +195,8 @@ def compute(
 
 CSV_COLUMNS = (
     "period", "group", "jobs", "cancelled", "open", "completed", "completed_within_24h", "completion_rate_24h",
-    "mean_hours_to_complete", "p90_hours_to_complete",
+    "mean_hours_to_complete", "p90_hours_to_complete", "first_time_fix_rate", "return_visit_rate", "callbacks",
+    "callback_reach_rate", "jobs_reached_by_callback", "mean_satisfaction",
     *(f"hours_{stage}" for stage in STAGES), *(f"hours_per_job_{stage}" for stage in STAGES),
 )
 
@@ -152,7 +206,7 @@ def csv_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     keys = sorted({(c["policy"], c["deadline"]) for r in rows for c in r["sla_compliance"]})
     flat = []
     for r in rows:
-        out = {k: r[k] for k in CSV_COLUMNS[:10]}
+        out = {k: r[k] for k in CSV_COLUMNS[:16]}
         out.update({f"hours_{s}": r["hours"][s] for s in STAGES})
         out.update({f"hours_per_job_{s}": r["hours_per_job"][s] for s in STAGES})
         by_key = {(c["policy"], c["deadline"]): c["compliance"] for c in r["sla_compliance"]}

@@ -21,7 +21,12 @@ from dispatch.config import Settings
 from dispatch.errors import Conflict, NotFound, Unprocessable
 from dispatch.events import service as events
 from dispatch.jobs import service as jobs
-from dispatch.jobs.lifecycle import HOLDS_CAPACITY, OPEN, WAITS_FOR_PARTS_FROM, JobStatus
+from dispatch.jobs.lifecycle import (
+    HOLDS_CAPACITY,
+    OPEN,
+    WAITS_FOR_PARTS_FROM,
+    JobStatus,
+)
 from dispatch.jobs.models import Job
 from dispatch.parts import stock
 from dispatch.parts.models import (
@@ -219,32 +224,7 @@ def _park(session: Session, job: Job, now: datetime, actor: str) -> None:
 def send_back(*, session: Session, job: Job, now: datetime, settings: Settings) -> None:
     """Every part is in: the same technician goes back if they can (continuity), otherwise the
     nearest available one; with nobody available the job is ready for a dispatcher."""
-    previous = job.technician_id
-    if previous is not None:
-        technician = technicians.get(session=session, technician_id=previous)
-        if (technician.active and technician.on_duty and technicians.on_shift_now(technician, now)
-                and technicians.claim_capacity(session=session, technician_id=previous)):
-            jobs.mark_assigned(session=session, job=job, technician_id=previous, caller=SYSTEM, now=now,
-                               how="sent_back", continuity=True)
-            return
-    if job.lat is not None and job.lon is not None:
-        try:
-            choice = assignment.choose(session=session, lat=job.lat, lon=job.lon, skill=job.product_category,
-                                       now=now, settings=settings)
-        except Conflict as exc:
-            reason = exc.extra.get("reason", exc.code)
-        else:
-            details = choice.details
-            jobs.mark_assigned(session=session, job=job, technician_id=details.pop("technician_id"), caller=SYSTEM,
-                               now=now, how="sent_back", continuity=False, **details)
-            return
-    else:
-        reason = "job-needs-location"
-    jobs.set_status(job, JobStatus.ready, now)
-    job.technician_id = None
-    events.record(session=session, job_id=job.id, type="status_changed", actor=SYSTEM.actor, now=now,  # type: ignore[arg-type]
-                  **{"from": JobStatus.waiting_parts.value}, to=JobStatus.ready.value,
-                  previous_technician_id=previous, reason=reason)
+    assignment.send_back(session=session, job=job, previous=job.technician_id, now=now, settings=settings)
 
 
 # --- goods coming in -----------------------------------------------------------------------

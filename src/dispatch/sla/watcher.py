@@ -77,16 +77,15 @@ def fire_due(session: Session, now: datetime, *, batch: int = BATCH) -> int:
                    SlaCheckpoint.ratio, SlaCheckpoint.audience, SlaCheckpoint.fires_at)
         .execution_options(synchronize_session=False)
     ))
-    if fired:
-        session.execute(events._INSERT, [
-            {"job_id": row.job_id, "type": EVENT_OF[Level(row.level)], "actor": SYSTEM.actor,
-             "occurred_at": row.fires_at, "recorded_at": now,
-             "data": {k: v for k, v in {
-                 "checkpoint_id": row.id, "deadline": str(getattr(row.deadline, "value", row.deadline)),
-                 "ratio": row.ratio, "notify": str(getattr(row.audience, "value", row.audience)),
-             }.items() if v is not None}}
-            for row in sorted(fired, key=lambda r: (r.job_id, r.fires_at, r.id))
-        ])
+    by_job: dict[int, list[dict[str, Any]]] = {}
+    for row in sorted(fired, key=lambda r: (r.job_id, r.fires_at, r.id)):
+        by_job.setdefault(row.job_id, []).append(events.entry(
+            EVENT_OF[Level(row.level)], SYSTEM.actor, occurred_at=row.fires_at, checkpoint_id=row.id,
+            deadline=str(getattr(row.deadline, "value", row.deadline)), ratio=row.ratio,
+            notify=str(getattr(row.audience, "value", row.audience)),
+        ))
+    for job_id, entries in by_job.items():
+        events.record_all(session=session, job_id=job_id, now=now, entries=entries)
     return len(fired)
 
 

@@ -21,7 +21,7 @@ from sqlalchemy import and_, case, exists, func, select
 from sqlalchemy.orm import Session
 
 from dispatch.assignment import service as assignment
-from dispatch.auth.service import SYSTEM, Caller
+from dispatch.auth.service import Caller
 from dispatch.config import Settings
 from dispatch.errors import Conflict
 from dispatch.events import service as events
@@ -29,7 +29,6 @@ from dispatch.jobs import service as jobs
 from dispatch.jobs.lifecycle import FINISHED, JobStatus
 from dispatch.jobs.models import Job
 from dispatch.sla import service as sla
-from dispatch.technicians import service as technicians
 from dispatch.visits.models import RETURN_REASONS, Visit, VisitOutcome, VisitReason
 
 
@@ -178,36 +177,8 @@ def plan_return_visit(
 
 
 def _send(session: Session, job: Job, visit: Visit, previous: int | None, now: datetime, settings: Settings) -> None:
-    if previous is not None:
-        technician = technicians.get(session=session, technician_id=previous)
-        if (technician.active and technician.on_duty and technicians.on_shift_now(technician, now)
-                and technicians.claim_capacity(session=session, technician_id=previous)):
-            visit.technician_id = previous
-            jobs.mark_assigned(session=session, job=job, technician_id=previous, caller=SYSTEM, now=now,
-                               how="sent_back", continuity=True, visit_number=visit.number)
-            return
-    reason = "job-needs-location"
-    if job.lat is not None and job.lon is not None:
-        try:
-            choice = assignment.choose(session=session, lat=job.lat, lon=job.lon, skill=job.product_category,
-                                       now=now, settings=settings)
-        except Conflict as exc:
-            reason = exc.extra.get("reason", exc.code)
-        else:
-            details = choice.details
-            technician_id = details.pop("technician_id")
-            visit.technician_id = technician_id
-            jobs.mark_assigned(session=session, job=job, technician_id=technician_id, caller=SYSTEM, now=now,
-                               how="sent_back", continuity=False, visit_number=visit.number, **details)
-            return
-    previous_status = job.status
-    jobs.set_status(job, JobStatus.ready, now)
-    job.technician_id = None
-    jobs.touch(job, now)
-    session.flush()
-    events.record(session=session, job_id=job.id, type="status_changed", actor=SYSTEM.actor, now=now,  # type: ignore[arg-type]
-                  **{"from": previous_status.value}, to=JobStatus.ready.value, previous_technician_id=previous,
-                  reason=reason, visit_number=visit.number)
+    visit.technician_id = assignment.send_back(session=session, job=job, previous=previous, now=now, settings=settings,
+                                               visit_number=visit.number)
 
 
 # --- first-time fix and return visits, for the KPIs --------------------------------------------
