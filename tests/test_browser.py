@@ -523,6 +523,8 @@ def test_a_dispatcher_sees_the_visit_and_photo_calls_back_and_sends_the_technici
     page.set_default_timeout(TIMEOUT_MS)
     sign_in(page, service.base_url + "/console/", service.key("dispatcher"))
     expect(page.locator("#board")).to_be_visible()
+    if service.has("get", "/v1/callbacks/due"):  # the call list: completed, not called yet
+        expect(page.locator("#call-panel")).to_contain_text(f"#{jid} Maria Dąbrowska")
     page.goto(service.base_url + f"/console/#/jobs/{jid}")
     expect(page.locator("#job-visits")).to_contain_text("Visit 1")
     expect(page.locator("#job-photos img")).to_have_attribute("src", re.compile(r"^blob:"))
