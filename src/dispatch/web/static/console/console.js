@@ -216,7 +216,9 @@ async function showBoard() {
       h("section", { class: "panel", id: "breaches-panel", "aria-labelledby": "breaches-title" },
         h("h2", { id: "breaches-title" }, "Breaches today"), h("ul", {})),
       h("section", { class: "panel", id: "parts-panel", "aria-labelledby": "parts-title" },
-        h("h2", { id: "parts-title" }, "Waiting for parts"), h("ul", {})))));
+        h("h2", { id: "parts-title" }, "Waiting for parts"), h("ul", {})),
+      h("section", { class: optional.callList === false ? "panel hidden" : "panel", id: "call-panel", "aria-labelledby": "call-title" },
+        h("h2", { id: "call-title" }, "Customers to call back"), h("ul", {})))));
   await refreshBoard(token);
   every(POLL_MS, () => refreshBoard(token));
   startTicking();
@@ -285,8 +287,9 @@ async function atRiskJobs() {
 
 async function refreshPanels(token) {
   const startOfDay = new Date(); startOfDay.setHours(0, 0, 0, 0);
-  const [risky, breached, missed, waiting] = await Promise.all([
+  const [risky, breached, missed, waiting, calls] = await Promise.all([
     atRiskJobs(), listJobs("sla_state=breached"), listJobs("sla_state=missed&order=-due_at"), listJobs("status=waiting_parts"),
+    optionalList("callList", "/v1/callbacks/due?limit=20"),
   ]);
   if (token !== viewToken) return;
   const fill = (id, items, empty) => {
@@ -302,6 +305,14 @@ async function refreshPanels(token) {
     (j.waiting_for_parts || []).map((p) => `${p.quantity}× ${p.sku} ${p.state === "in_transit" ? "on its way" : "backordered"}${p.eta ? ", ETA " + when(p.eta) : ""}`).join("; ") ||
     (j.parts_eta ? `ETA ${when(j.parts_eta)}` : "no ETA"))),
   "No job is waiting for parts.");
+  document.getElementById("call-panel")?.classList.toggle("hidden", !calls);
+  if (calls) {
+    fill("call-panel", calls.map((c) => h("li", {},
+      h("a", { href: `#/jobs/${c.job_id}` }, `#${c.job_id} ${c.customer_name}`), " ",
+      c.customer_phone ? h("a", { href: `tel:${c.customer_phone.replace(/[^+\d]/g, "")}` }, c.customer_phone) : null,
+      h("div", { class: "muted" }, `completed ${when(c.completed_at)}${c.unreached_attempts ? ` · ${c.unreached_attempts} unanswered` : ""}`))),
+    "Nobody to call right now.");
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -622,8 +633,8 @@ const STAGES = [["dispatch", "Waiting for dispatch"], ["assigned", "Waiting for 
 const KPI_FIELDS = [
   ["completion_rate_24h", "Completed within 24 h"], ["jobs", "Jobs reported"], ["completed", "Completed"],
   ["open", "Still open"], ["mean_hours_to_complete", "Mean hours to complete"], ["p90_hours_to_complete", "90th percentile hours"],
-  ["first_time_fix_rate", "First-time fix"], ["return_visit_rate", "Return visits"], ["satisfaction_mean", "Satisfaction (1–5)"],
-  ["callback_reach_rate", "Callbacks reached"], ["compliance_rate", "Compliance"], ["authenticity_rate", "Authentic photos"],
+  ["first_time_fix_rate", "First-time fix"], ["return_visit_rate", "Return visits"], ["mean_satisfaction", "Satisfaction (1–5)"],
+  ["callback_reach_rate", "Callbacks that reached the customer"], ["callbacks", "Callbacks made"], ["compliance_rate", "Compliance"], ["authenticity_rate", "Authentic photos"],
 ];
 
 function tile(key, text, value, id) {
@@ -639,7 +650,7 @@ async function showMetricRows(totals, daily) {
   }
   const row = totals.rows[0];
   const known = new Set(KPI_FIELDS.map(([k]) => k));
-  const extra = Object.entries(row).filter(([k, v]) => typeof v === "number" && !known.has(k) && !/^(completed_within_24h|cancelled)$/.test(k));
+  const extra = Object.entries(row).filter(([k, v]) => typeof v === "number" && !known.has(k) && !/^(completed_within_24h|cancelled|jobs_reached_by_callback)$/.test(k));
   const tiles = h("div", { class: "tiles", id: "kpi-tiles" },
     KPI_FIELDS.filter(([k]) => k in row).map(([k, text]) => tile(k, text, row[k], `kpi-${k}`)),
     extra.map(([k, v]) => tile(k, label(k), v)));

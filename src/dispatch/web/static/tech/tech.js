@@ -322,7 +322,7 @@ function card(job) {
       h("span", { class: "status-pill", dataset: { status } }, STATUS_LABELS[status] || (status === "waiting_parts?" ? "Part asked" : status)),
       h("span", { class: `badge sla-${job.sla.state}` }, SLA_LABELS[job.sla.state] || job.sla.state),
       h("span", { class: "muted" }, `due ${when(job.due_at)}`),
-      waiting ? h("span", { class: "pending" }, `${waiting} not sent`) : null),
+      h("span", { class: waiting ? "pending" : "pending hidden", id: `pending-${job.id}` }, waiting ? `${waiting} not sent` : "")),
     h("p", {}, `${job.product.category}${job.product.model ? " · " + job.product.model : ""} — ${job.fault}`),
     h("address", {}, c.address),
     h("div", { class: "links" },
@@ -344,6 +344,11 @@ function paint() {
   if (openSheet && active && active.closest && active.closest(".sheet")) {
     const out = document.getElementById("outbox-slot");
     if (out) out.replaceChildren(...[outboxPanel(), refusedPanel()].filter(Boolean));
+    for (const job of jobs) {
+      const label = document.getElementById(`pending-${job.id}`);
+      const waiting = pending.filter((a) => a.job_id === job.id).length;
+      if (label) { label.textContent = waiting ? `${waiting} not sent` : ""; label.classList.toggle("hidden", !waiting); }
+    }
     return;
   }
   const list = jobs.filter((j) => localStatus(j) !== "completed" || pending.some((a) => a.job_id === j.id));
