@@ -282,7 +282,9 @@ def test_a_geocoder_that_does_not_answer_costs_the_intake_one_time_out(geo, nomi
     elapsed = time.monotonic() - started
     assert job["needs_location"] is True
     assert nominatim.hits == 1, f"the geocoder was asked {nominatim.hits} times for one job"
-    assert elapsed < 3 * TIMEOUT_SECONDS, f"intake waited {elapsed:.2f}s with a {TIMEOUT_SECONDS}s time-out"
+    # Bounded, not tight: a retry shows in `hits`; the wall clock only has to rule out waiting on
+    # and on (a loaded CI machine took 1.8 s for a 0.5 s time-out plus the rest of the intake).
+    assert elapsed < 10 * TIMEOUT_SECONDS, f"intake waited {elapsed:.2f}s with a {TIMEOUT_SECONDS}s time-out"
 
 
 def test_a_failed_lookup_is_not_remembered(geo, nominatim):
