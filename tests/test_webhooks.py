@@ -391,3 +391,20 @@ def test_a_malformed_url_is_a_422_not_a_server_error(api):
     for url in ("http://[::1/x", "http://exa mple.com", "http://example.com:99999/x", "http://:80/x"):
         r = api.post("/v1/webhooks", {"url": url, "event_types": ["job.created"]}, headers=headers)
         assert r.status_code == 422, (url, r.text)
+
+
+def test_the_sla_watchers_at_risk_and_breach_reach_the_outlet_of_the_job_only(api, worker, receiver):
+    from dispatch.config import Settings as _Settings
+    from dispatch.sla import watcher as sla_watcher
+
+    _, mine = _outlet(api, "shop-1")
+    _, other = _outlet(api, "shop-2")
+    _subscribe(api, mine, receiver.url, types=("job.at_risk", "job.breached"))
+    _subscribe(api, other, receiver.url, types=("job.at_risk", "job.breached"))
+    job = api.post("/v1/jobs", job_body(), headers=mine).json()
+    api.clock.advance(hours=25)
+    assert sla_watcher.run_pass(api.database, api.clock.now, _Settings()).fired == 3
+    _drain_until_quiet(api, worker)
+    got = [(r.payload["type"], r.payload["data"]["job_id"]) for r in receiver.accepted]
+    assert got == [("job.at_risk", job["id"]), ("job.breached", job["id"])]  # the warning has no public type
+    assert len(_deliveries(api)) == 2  # none for the other outlet's subscription

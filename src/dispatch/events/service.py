@@ -62,3 +62,21 @@ def record_all(*, session: Session, job_id: int, now: datetime, entries: list[di
             for e in entries
         ],
     )
+
+
+def record_for_jobs(*, session: Session, now: datetime, entries: dict[int, list[dict[str, Any]]]) -> None:
+    """Entries of many jobs in one go (a batch of the SLA watcher), each job's in the order given."""
+    rows = [
+        {
+            "job_id": job_id,
+            "type": e["type"],
+            "actor": e["actor"],
+            "occurred_at": e["occurred_at"] or now,
+            "recorded_at": now,
+            "data": {k: v for k, v in e["data"].items() if v is not None},
+        }
+        for job_id, job_entries in entries.items()
+        for e in job_entries
+    ]
+    if rows:
+        outbox.write_many(session=session, rows=rows, now=now)

@@ -84,8 +84,7 @@ def fire_due(session: Session, now: datetime, *, batch: int = BATCH) -> int:
             deadline=str(getattr(row.deadline, "value", row.deadline)), ratio=row.ratio,
             notify=str(getattr(row.audience, "value", row.audience)),
         ))
-    for job_id, entries in by_job.items():
-        events.record_all(session=session, job_id=job_id, now=now, entries=entries)
+    events.record_for_jobs(session=session, now=now, entries=by_job)
     return len(fired)
 
 

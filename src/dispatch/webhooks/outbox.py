@@ -58,3 +58,37 @@ def write(*, session: Session, job_id: int, rows: list[dict[str, Any]], now: dat
             })
     if deliveries:
         session.execute(_INSERT_DELIVERIES, deliveries)
+
+
+def write_many(*, session: Session, rows: list[dict[str, Any]], now: datetime) -> None:
+    """``write`` for entries of many jobs at once (the SLA watcher's batch): one query for the
+    subscriptions, one insert of the entries, one of the deliveries. Each job's entries keep
+    their order, so deliveries stay in order per job."""
+    job_ids = sorted({row["job_id"] for row in rows})
+    outlets = dict(session.execute(select(Job.id, Job.outlet_id).where(Job.id.in_(job_ids))).all())
+    active = session.execute(select(
+        WebhookSubscription.id, WebhookSubscription.outlet_id, WebhookSubscription.event_types,
+    ).where(WebhookSubscription.active.is_(True))).all()
+    if not active:
+        session.execute(_INSERT_EVENTS, rows)
+        return
+    ids = list(session.scalars(_INSERT_EVENTS_RETURNING, rows))
+    deliveries = []
+    for event_id, row in zip(ids, rows, strict=True):
+        types = public_types(row["type"], row["data"])
+        if not types:
+            continue
+        outlet = outlets.get(row["job_id"])
+        for subscription_id, subscription_outlet, wanted in active:
+            if subscription_outlet is not None and subscription_outlet != outlet:
+                continue
+            match = next((t for t in types if t in wanted), None)
+            if match is None:
+                continue
+            deliveries.append({
+                "subscription_id": subscription_id, "event_id": event_id, "job_id": row["job_id"],
+                "event_type": match, "state": DeliveryState.pending, "attempts": 0, "created_at": now,
+                "next_attempt_at": now, "retry_from": now,
+            })
+    if deliveries:
+        session.execute(_INSERT_DELIVERIES, deliveries)
