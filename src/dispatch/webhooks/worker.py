@@ -96,7 +96,7 @@ def _due(now: datetime) -> Any:
     )
     active = exists().where(WebhookSubscription.id == D.subscription_id, WebhookSubscription.active.is_(True))
     return and_(
-        D.state == DeliveryState.pending,
+        D.state == literal_column("'pending'"),
         D.next_attempt_at <= now,
         or_(D.leased_until.is_(None), D.leased_until <= now),
         active,
