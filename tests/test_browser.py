@@ -67,9 +67,6 @@ class Service:
     def job(self, **fields: Any) -> dict[str, Any]:
         return self.post("/v1/jobs", job_body(**fields))
 
-    def has(self, method: str, path: str) -> bool:
-        return method.lower() in self.get("/openapi.json")["paths"].get(path, {})
-
 
 @pytest.fixture
 def service(settings, database, tmp_path) -> Iterator[Service]:
@@ -225,12 +222,9 @@ def test_the_kpi_page_shows_the_24_hour_rate_and_where_the_time_went_or_says_it_
     sign_in(page, service.base_url + "/console/", service.key("supervisor"))
     expect(page.locator("#board")).to_be_visible()
     page.get_by_role("link", name="KPIs").click()
-    if service.has("get", "/v1/metrics"):
-        expect(page.locator("#kpi-completion_rate_24h")).to_contain_text("100.0 %")
-        expect(page.locator("#kpi-stages")).to_contain_text("Waiting for parts")
-        expect(page.locator("#kpi-charts figure").first).to_contain_text("24-hour completion rate by day")
-    else:
-        expect(page.locator("#kpi-absent")).to_contain_text("not available")
+    expect(page.locator("#kpi-completion_rate_24h")).to_contain_text("100.0 %")
+    expect(page.locator("#kpi-stages")).to_contain_text("Waiting for parts")
+    expect(page.locator("#kpi-charts figure").first).to_contain_text("24-hour completion rate by day")
     shot(page, "console-kpis")
     context.close()
 
@@ -242,8 +236,6 @@ def test_a_technician_completes_a_job_on_the_phone(service, browser):
     job = service.job()
     service.post(f"/v1/jobs/{job['id']}/assign", {"technician_id": tech["id"], "reason": "regular customer"})
     key = service.key("technician", technician_id=tech["id"])
-    with_photo = service.has("post", "/v1/jobs/{job_id}/photos")
-    with_signoff = service.has("post", "/v1/jobs/{job_id}/signoff")
 
     context = browser.new_context(**PHONE)
     page = context.new_page()
@@ -263,11 +255,9 @@ def test_a_technician_completes_a_job_on_the_phone(service, browser):
     card.get_by_role("button", name=f"On site, job {job['id']}").click()
     expect(card.get_by_role("button", name=f"Done, job {job['id']}")).to_be_enabled()
     card.get_by_role("button", name=f"Done, job {job['id']}").click()
-    if with_photo:
-        card.get_by_label("Sign-off photo").set_input_files(
-            {"name": "signoff.png", "mimeType": "image/png", "buffer": tiny_png()})
-    if with_signoff:
-        card.get_by_label("Signed by").fill("Maria Dąbrowska")
+    card.get_by_label("Sign-off photo").set_input_files(
+        {"name": "signoff.png", "mimeType": "image/png", "buffer": tiny_png()})
+    card.get_by_label("Signed by").fill("Maria Dąbrowska")
     fits_360(page)
     shot(page, "tech-signoff-360")
     card.get_by_role("button", name="Complete job").click()
@@ -278,12 +268,11 @@ def test_a_technician_completes_a_job_on_the_phone(service, browser):
     server = service.get(f"/v1/jobs/{job['id']}")
     assert server["status"] in ("completed", "closed")
     assert [e["data"]["to"] for e in status_changes(service, job["id"])] == ["en_route", "on_site", "completed"]
-    if with_photo and with_signoff:
-        photos = service.get(f"/v1/jobs/{job['id']}/photos")["items"]
-        assert len(photos) == 1 and photos[0]["format"] == "png"
-        closeout = service.get(f"/v1/jobs/{job['id']}/closeout")
-        assert (closeout["signer_name"], closeout["photo_id"]) == ("Maria Dąbrowska", photos[0]["id"])
-        assert "signoff" not in closeout["missing"]
+    photos = service.get(f"/v1/jobs/{job['id']}/photos")["items"]
+    assert len(photos) == 1 and photos[0]["format"] == "png"
+    closeout = service.get(f"/v1/jobs/{job['id']}/closeout")
+    assert (closeout["signer_name"], closeout["photo_id"]) == ("Maria Dąbrowska", photos[0]["id"])
+    assert "signoff" not in closeout["missing"]
     context.close()
 
 
@@ -505,8 +494,6 @@ def test_chromium_finds_the_technician_app_installable(service, playwright, tmp_
 def test_a_dispatcher_sees_the_visit_and_photo_calls_back_and_sends_the_technician_back(service, browser):
     from playwright.sync_api import expect
 
-    if not (service.has("post", "/v1/jobs/{job_id}/callbacks") and service.has("post", "/v1/jobs/{job_id}/photos")):
-        pytest.skip("this server has no photos or callbacks yet")
     tech = service.technician("Anna Nowak")
     job = service.job()
     jid = job["id"]
@@ -523,8 +510,8 @@ def test_a_dispatcher_sees_the_visit_and_photo_calls_back_and_sends_the_technici
     page.set_default_timeout(TIMEOUT_MS)
     sign_in(page, service.base_url + "/console/", service.key("dispatcher"))
     expect(page.locator("#board")).to_be_visible()
-    if service.has("get", "/v1/callbacks/due"):  # the call list: completed, not called yet
-        expect(page.locator("#call-panel")).to_contain_text(f"#{jid} Maria Dąbrowska")
+    # The call list: completed, not called yet.
+    expect(page.locator("#call-panel")).to_contain_text(f"#{jid} Maria Dąbrowska")
     page.goto(service.base_url + f"/console/#/jobs/{jid}")
     expect(page.locator("#job-visits")).to_contain_text("Visit 1")
     expect(page.locator("#job-photos img")).to_have_attribute("src", re.compile(r"^blob:"))
