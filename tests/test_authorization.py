@@ -306,6 +306,22 @@ def test_every_job_route_hides_other_outlets_and_technicians_jobs(api):
     assert api.get("/v1/jobs", params={"outlet_id": b["id"]}, headers=outlet_a).json()["items"] == []
 
 
+def test_warehouse_staff_see_the_jobs_that_asked_for_parts_and_no_other_customers(api):
+    api.post("/v1/parts", {"sku": "BELT-1", "name": "Belt", "categories": ["washing machine"], "lead_time_hours": 48},
+             who="warehouse")
+    needs_a_belt, other = api.job(), api.job()
+    assert api.post(f"/v1/jobs/{needs_a_belt['id']}/parts", {"sku": "BELT-1", "quantity": 1}).status_code == 201
+    warehouse = api.headers("warehouse")
+    assert api.get(f"/v1/jobs/{needs_a_belt['id']}", headers=warehouse).status_code == 200
+    assert api.get(f"/v1/jobs/{needs_a_belt['id']}/parts", headers=warehouse).status_code == 200
+    for path in ("", "/events", "/parts", "/visits"):
+        r = api.get(f"/v1/jobs/{other['id']}{path}", headers=warehouse)
+        assert r.status_code == 404, (path, r.text)
+    assert [j["id"] for j in api.get("/v1/jobs", headers=warehouse).json()["items"]] == [needs_a_belt["id"]]
+    # Dispatchers still see both.
+    assert {j["id"] for j in api.get("/v1/jobs").json()["items"]} == {needs_a_belt["id"], other["id"]}
+
+
 def test_every_subscription_route_hides_other_outlets_subscriptions(api):
     api.client.app.state.settings.webhook_allow_private_urls = False
     a = api.post("/v1/outlets", {"code": "shop-a", "name": "A"}, who="admin").json()

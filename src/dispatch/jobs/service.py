@@ -28,8 +28,8 @@ from dispatch.jobs.lifecycle import (
 from dispatch.jobs.models import Job
 from dispatch.jobs.schemas import (
     AppointmentPublic,
-    DeadlinePublic,
     CustomerPublic,
+    DeadlinePublic,
     JobCreate,
     JobOrder,
     JobPublic,
@@ -38,11 +38,12 @@ from dispatch.jobs.schemas import (
     SlaPublic,
     StatusChange,
 )
+from dispatch.parts.models import JobPart
 from dispatch.schemas import MAX_ID
 from dispatch.sla import clock as sla
 from dispatch.sla import policies
-from dispatch.sla.models import SlaCheckpoint
 from dispatch.sla.clock import SlaState
+from dispatch.sla.models import SlaCheckpoint
 from dispatch.technicians import service as technicians
 
 
@@ -176,6 +177,10 @@ def visible(caller: Caller) -> Select[tuple[Job]]:
         stmt = stmt.where(Job.technician_id == caller.technician_id)
     elif caller.role is Role.outlet:
         stmt = stmt.where(Job.outlet_id == caller.outlet_id)
+    elif caller.role is Role.warehouse:
+        # Warehouse staff need the jobs that asked for parts (to ship, chase and fill backorders), not
+        # every customer's name and phone number.
+        stmt = stmt.where(select(JobPart.id).where(JobPart.job_id == Job.id).exists())
     return stmt
 
 
