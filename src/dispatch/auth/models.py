@@ -3,10 +3,10 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Column, Enum, ForeignKey, Integer, String
+from sqlalchemy import CheckConstraint, Column, ForeignKey, Integer, String
 from sqlmodel import Field, SQLModel
 
-from dispatch.database.types import UTCDateTime
+from dispatch.database.types import UTCDateTime, enum_column
 
 
 class Role(str, enum.Enum):
@@ -38,7 +38,7 @@ class ApiKey(SQLModel, table=True):
     prefix: str = Field(sa_column=Column(String(16), nullable=False))
     name: str = Field(default="", sa_column=Column(String(200), nullable=False, server_default=""))
     role: Role = Field(
-        sa_column=Column(Enum(Role, native_enum=False, length=20, validate_strings=True), nullable=False)
+        sa_column=Column(enum_column(Role), nullable=False)
     )
     technician_id: int | None = Field(
         default=None, sa_column=Column(Integer, ForeignKey("technician.id"), nullable=True)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, Enum
 from sqlalchemy.types import TypeDecorator
 
 
@@ -35,3 +36,9 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+def enum_column(kind: type[enum.Enum]) -> Enum:
+    """A Python enum stored as its value in a short VARCHAR: no native PostgreSQL enum type, so a
+    new member is a code change, not a migration that alters a type."""
+    return Enum(kind, native_enum=False, length=20, validate_strings=True)

@@ -10,7 +10,6 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     Date,
-    Enum,
     Float,
     ForeignKey,
     Index,
@@ -22,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
-from dispatch.database.types import UTCDateTime
+from dispatch.database.types import UTCDateTime, enum_column
 from dispatch.jobs.lifecycle import JobStatus
 
 
@@ -37,9 +36,6 @@ class ServiceTier(str, enum.Enum):
     standard = "standard"
     express = "express"
 
-
-def _enum(kind: type[enum.Enum]) -> Enum:
-    return Enum(kind, native_enum=False, length=20, validate_strings=True)
 
 
 class Job(SQLModel, table=True):
@@ -95,8 +91,8 @@ class Job(SQLModel, table=True):
     product_purchased_on: date | None = Field(default=None, sa_column=Column(Date, nullable=True))
 
     fault: str = Field(sa_column=Column(Text, nullable=False))
-    priority: Priority = Field(sa_column=Column(_enum(Priority), nullable=False))
-    service_tier: ServiceTier = Field(sa_column=Column(_enum(ServiceTier), nullable=False))
+    priority: Priority = Field(sa_column=Column(enum_column(Priority), nullable=False))
+    service_tier: ServiceTier = Field(sa_column=Column(enum_column(ServiceTier), nullable=False))
 
     reported_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     received_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
@@ -105,7 +101,7 @@ class Job(SQLModel, table=True):
     appointment_start: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     appointment_end: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
 
-    status: JobStatus = Field(sa_column=Column(_enum(JobStatus), nullable=False))
+    status: JobStatus = Field(sa_column=Column(enum_column(JobStatus), nullable=False))
     technician_id: int | None = Field(
         default=None, sa_column=Column(Integer, ForeignKey("technician.id"), nullable=True)
     )

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+
 from sqlalchemy import (
     JSON,
     CheckConstraint,
     Column,
-    Enum,
     Float,
     ForeignKey,
     Index,
@@ -16,11 +16,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
-from dispatch.database.types import UTCDateTime
-
-
-def _enum(kind: type[enum.Enum]) -> Enum:
-    return Enum(kind, native_enum=False, length=20, validate_strings=True)
+from dispatch.database.types import UTCDateTime, enum_column
 
 
 class LocationKind(str, enum.Enum):
@@ -44,7 +40,7 @@ class Location(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
     name: str = Field(sa_column=Column(String(200), nullable=False))
-    kind: LocationKind = Field(sa_column=Column(_enum(LocationKind), nullable=False))
+    kind: LocationKind = Field(sa_column=Column(enum_column(LocationKind), nullable=False))
     lat: float = Field(sa_column=Column(Float, nullable=False))
     lon: float = Field(sa_column=Column(Float, nullable=False))
     # How long the central warehouse takes to deliver here.
@@ -111,7 +107,7 @@ class StockMovement(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     location_id: int = Field(sa_column=Column(Integer, ForeignKey("location.id"), nullable=False))
     part_id: int = Field(sa_column=Column(Integer, ForeignKey("part.id"), nullable=False))
-    reason: MovementReason = Field(sa_column=Column(_enum(MovementReason), nullable=False))
+    reason: MovementReason = Field(sa_column=Column(enum_column(MovementReason), nullable=False))
     on_hand_change: int = Field(sa_column=Column(Integer, nullable=False))
     reserved_change: int = Field(sa_column=Column(Integer, nullable=False))
     job_id: int | None = Field(default=None, sa_column=Column(Integer, ForeignKey("job.id"), nullable=True))
@@ -146,7 +142,7 @@ class Shipment(SQLModel, table=True):
     )
     to_location_id: int = Field(sa_column=Column(Integer, ForeignKey("location.id"), nullable=False))
     eta: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
-    status: ShipmentStatus = Field(sa_column=Column(_enum(ShipmentStatus), nullable=False))
+    status: ShipmentStatus = Field(sa_column=Column(enum_column(ShipmentStatus), nullable=False))
     # Set when the shipment carries one job's parts; such stock arrives already reserved.
     job_id: int | None = Field(default=None, sa_column=Column(Integer, ForeignKey("job.id"), nullable=True))
     created_by: str = Field(sa_column=Column(String(80), nullable=False))
@@ -187,7 +183,7 @@ class JobPart(SQLModel, table=True):
     job_id: int = Field(sa_column=Column(Integer, ForeignKey("job.id"), nullable=False))
     part_id: int = Field(sa_column=Column(Integer, ForeignKey("part.id"), nullable=False))
     quantity: int = Field(sa_column=Column(Integer, nullable=False))
-    state: JobPartState = Field(sa_column=Column(_enum(JobPartState), nullable=False))
+    state: JobPartState = Field(sa_column=Column(enum_column(JobPartState), nullable=False))
     # Where the stock is held (reserved, consumed) or is going to (in transit).
     location_id: int | None = Field(default=None, sa_column=Column(Integer, ForeignKey("location.id"), nullable=True))
     shipment_id: int | None = Field(default=None, sa_column=Column(Integer, ForeignKey("shipment.id"), nullable=True))

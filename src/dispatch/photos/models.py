@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Column,
-    Enum,
     Float,
     ForeignKey,
     Index,
@@ -19,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
-from dispatch.database.types import UTCDateTime
+from dispatch.database.types import UTCDateTime, enum_column
 
 
 class PhotoVerdict(str, enum.Enum):
@@ -48,7 +47,7 @@ class Photo(SQLModel, table=True):
     taken_lat: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
     taken_lon: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
     verdict: PhotoVerdict = Field(
-        sa_column=Column(Enum(PhotoVerdict, native_enum=False, length=20, validate_strings=True), nullable=False)
+        sa_column=Column(enum_column(PhotoVerdict), nullable=False)
     )
     distance_m: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
     time_difference_seconds: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))

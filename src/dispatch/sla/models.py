@@ -7,7 +7,6 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Column,
-    Enum,
     Float,
     ForeignKey,
     Index,
@@ -17,11 +16,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
-from dispatch.database.types import UTCDateTime
-
-
-def _enum(kind: type[enum.Enum]) -> Enum:
-    return Enum(kind, native_enum=False, length=20, validate_strings=True)
+from dispatch.database.types import UTCDateTime, enum_column
 
 
 class PolicyName(str, enum.Enum):
@@ -42,7 +37,7 @@ class SlaPolicy(SQLModel, table=True):
 
     __tablename__ = "sla_policy"
 
-    name: PolicyName = Field(sa_column=Column(_enum(PolicyName), primary_key=True))
+    name: PolicyName = Field(sa_column=Column(enum_column(PolicyName), primary_key=True))
     arrival_hours: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
     # Every policy has a completion target: the 24-hour promise is made to every customer.
     completion_hours: float = Field(sa_column=Column(Float, nullable=False))
@@ -92,10 +87,10 @@ class SlaCheckpoint(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     job_id: int = Field(sa_column=Column(Integer, ForeignKey("job.id", ondelete="CASCADE"), nullable=False))
-    deadline: Deadline = Field(sa_column=Column(_enum(Deadline), nullable=False))
-    level: Level = Field(sa_column=Column(_enum(Level), nullable=False))
+    deadline: Deadline = Field(sa_column=Column(enum_column(Deadline), nullable=False))
+    level: Level = Field(sa_column=Column(enum_column(Level), nullable=False))
     ratio: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
-    audience: Audience = Field(sa_column=Column(_enum(Audience), nullable=False))
+    audience: Audience = Field(sa_column=Column(enum_column(Audience), nullable=False))
     fires_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     fired_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     resolved_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))

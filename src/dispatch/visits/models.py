@@ -8,7 +8,6 @@ from datetime import datetime
 from sqlalchemy import (
     CheckConstraint,
     Column,
-    Enum,
     ForeignKey,
     Index,
     Integer,
@@ -18,7 +17,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
-from dispatch.database.types import UTCDateTime
+from dispatch.database.types import UTCDateTime, enum_column
 
 
 class VisitOutcome(str, enum.Enum):
@@ -48,9 +47,6 @@ RETURN_REASONS = frozenset({
 })
 
 
-def _enum(kind: type[enum.Enum]) -> Enum:
-    return Enum(kind, native_enum=False, length=20, validate_strings=True)
-
 
 class Visit(SQLModel, table=True):
     """One trip to the customer. Times are the phone's (device) times from the status taps; a
@@ -70,12 +66,12 @@ class Visit(SQLModel, table=True):
     technician_id: int | None = Field(
         default=None, sa_column=Column(Integer, ForeignKey("technician.id"), nullable=True)
     )
-    reason: VisitReason = Field(sa_column=Column(_enum(VisitReason), nullable=False))
+    reason: VisitReason = Field(sa_column=Column(enum_column(VisitReason), nullable=False))
     planned_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     en_route_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     on_site_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     left_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
-    outcome: VisitOutcome | None = Field(default=None, sa_column=Column(_enum(VisitOutcome), nullable=True))
+    outcome: VisitOutcome | None = Field(default=None, sa_column=Column(enum_column(VisitOutcome), nullable=True))
     note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_by: str = Field(sa_column=Column(String(80), nullable=False))
 

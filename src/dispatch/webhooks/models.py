@@ -7,7 +7,6 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Column,
-    Enum,
     ForeignKey,
     Index,
     Integer,
@@ -17,7 +16,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
-from dispatch.database.types import UTCDateTime
+from dispatch.database.types import UTCDateTime, enum_column
 
 
 class WebhookSubscription(SQLModel, table=True):
@@ -71,7 +70,7 @@ class WebhookDelivery(SQLModel, table=True):
     job_id: int = Field(sa_column=Column(Integer, nullable=False))
     event_type: str = Field(sa_column=Column(String(50), nullable=False))
     state: DeliveryState = Field(
-        sa_column=Column(Enum(DeliveryState, native_enum=False, length=20, validate_strings=True), nullable=False)
+        sa_column=Column(enum_column(DeliveryState), nullable=False)
     )
     attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
