@@ -200,6 +200,47 @@ def test_meeting_a_deadline_makes_its_checkpoints_moot(api):
     assert not [t for t in timeline(api, job["id"]) if t.startswith("sla_")]
 
 
+def test_a_return_visit_after_the_deadline_is_one_breach_fired_at_once_and_never_again(api):
+    tech, job = assigned_job(api)
+    status(api, job["id"], "on_site", tech)
+    api.clock.advance(hours=2)
+    status(api, job["id"], "completed", tech)  # met, so its warnings and breach are moot
+    api.clock.advance(hours=28)  # the fault comes back on day two
+    assert watch(api).fired == 0
+    reopened_at = api.clock.now()
+    r = api.post(f"/v1/jobs/{job['id']}/return-visits", {"reason": "fault_returned"})
+    assert r.status_code == 201, r.text
+    assert r.json()["job"]["sla"]["state"] == "breached"
+    assert watch(api).fired == 1
+    assert watch(api).fired == 0
+    breaches = events_of(api, job["id"], "sla_breached")
+    assert [(e["occurred_at"], e["data"]["notify"]) for e in breaches] == [
+        (reopened_at.isoformat().replace("+00:00", "Z"), "supervisor")]
+    assert [t for t in timeline(api, job["id"]) if t.startswith("sla_")] == ["sla_breached"]
+    # The second fix ends the race; nothing else fires.
+    status(api, job["id"], "on_site", tech)
+    status(api, job["id"], "completed", tech)
+    api.clock.advance(days=2)
+    assert watch(api).fired == 0
+
+
+def test_a_return_visit_before_the_deadline_races_it_again_with_its_checkpoints_on_time(api):
+    tech, job = assigned_job(api)
+    status(api, job["id"], "on_site", tech)
+    api.clock.advance(hours=1)
+    status(api, job["id"], "completed", tech)
+    api.clock.advance(hours=14)  # 15 h after the report, past the 50 % warning while it was fixed
+    assert api.post(f"/v1/jobs/{job['id']}/return-visits", {"reason": "callback_not_fixed"}).status_code == 201
+    assert watch(api).fired == 1  # the highest level passed (the warning), at once
+    api.clock.advance(hours=3)  # 18 h: 75 %
+    assert watch(api).fired == 1
+    assert [t for t in timeline(api, job["id"]) if t.startswith("sla_")] == ["sla_warning", "sla_at_risk"]
+    status(api, job["id"], "on_site", tech)
+    status(api, job["id"], "completed", tech)
+    api.clock.advance(days=1)
+    assert watch(api).fired == 0  # fixed in time: the breach is moot again
+
+
 def test_a_breach_lands_in_the_supervisors_queue_until_acknowledged(api):
     job = api.job()
     api.clock.advance(hours=25)

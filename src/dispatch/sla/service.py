@@ -51,11 +51,28 @@ def after_status_change(session: Session, job: Job, *, at: datetime, now: dateti
     session.flush()
 
 
-def reopened(job: Job) -> None:
+def reopened(session: Session, job: Job, now: datetime) -> None:
     """A return visit: the job races its completion deadline again, the first one (the fault was
-    not fixed within it after all), so a late return shows as breached at once."""
+    not fixed within it after all), so a late return shows as breached at once.
+
+    The completion checkpoints that the first fix made moot are armed again so a breach is never
+    lost: those still ahead fire on time; of those already passed only the highest fires, at
+    once and stamped now (a return after the deadline is one breach, not a warning, an at-risk
+    and a breach back-dated to when the job was fixed). Checkpoints that fired stay fired."""
     job.resolution_seconds = None
     policies.set_next(job)
+    moot = session.scalars(
+        select(SlaCheckpoint).where(
+            SlaCheckpoint.job_id == job.id, SlaCheckpoint.deadline == Deadline.completion.value,
+            SlaCheckpoint.fired_at.is_(None), SlaCheckpoint.resolved_at.is_not(None),
+        ).order_by(SlaCheckpoint.fires_at, SlaCheckpoint.id)
+    ).all()
+    passed = [c for c in moot if c.fires_at <= now]
+    for checkpoint in moot:
+        if checkpoint.fires_at > now:
+            checkpoint.resolved_at = None
+    if passed:
+        passed[-1].resolved_at, passed[-1].fires_at = None, now
 
 
 def _close(session: Session, job: Job, now: datetime) -> None:

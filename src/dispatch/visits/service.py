@@ -166,7 +166,7 @@ def plan_return_visit(
     visit = _open(session, job, actor=caller.actor, now=now, reason=reason, note=note)
     job.completed_at, job.closed_at = None, None
     job.return_visits += 1
-    sla.reopened(job)
+    sla.reopened(session, job, now)
     events.record(
         session=session, job_id=job.id, type="return_visit_planned", actor=caller.actor, now=now,  # type: ignore[arg-type]
         visit_number=visit.number, visit_id=visit.id, reason=reason.value, note=note,
