@@ -91,6 +91,9 @@ def test_a_dispatcher_cancels_a_job_and_capacity_comes_back(api, assigned):
     assert r.status_code == 200
     assert r.json()["sla"]["state"] == "cancelled"
     assert api.get(f"/v1/technicians/{tech['id']}").json()["open_jobs"] == 0
+    # The technician's phone still shows it, as cancelled, so nobody drives to a customer who said no.
+    mine = api.get("/v1/jobs", headers=phone, params={"status": "cancelled"}).json()["items"]
+    assert [(j["id"], j["status"], j["technician_id"]) for j in mine] == [(job["id"], "cancelled", tech["id"])]
 
 
 def test_a_technician_cannot_cancel(api, assigned):
