@@ -97,6 +97,39 @@ def test_warehouse_staff_keep_locations_a_catalogue_and_counted_stock(stockroom)
     assert all(m["actor"].startswith("warehouse") for m in ledger)
 
 
+def test_a_count_made_before_goods_came_in_is_refused_instead_of_undoing_the_receipt(stockroom):
+    api = stockroom
+    set_stock(api, "WAW-C", 10)
+    counted = api.get("/v1/locations/WAW-C/stock/BELT-1200", who="warehouse")
+    etag = counted.headers["etag"]
+    # Meanwhile a delivery of 5 is booked in at the other desk.
+    assert api.post("/v1/locations/WAW-C/receipts", {"sku": "BELT-1200", "quantity": 5}, who="warehouse").status_code == 201
+    stale = api.client.put("/v1/locations/WAW-C/stock/BELT-1200", json={"on_hand": 9, "note": "shelf count"},
+                           headers={**api.headers("warehouse"), "If-Match": etag})
+    assert stale.status_code == 412, stale.text
+    assert stale.json()["code"] == "precondition-failed"
+    assert stock_of(api, "WAW-C")["on_hand"] == 15
+    fresh = api.get("/v1/locations/WAW-C/stock/BELT-1200", who="warehouse").headers["etag"]
+    ok = api.client.put("/v1/locations/WAW-C/stock/BELT-1200", json={"on_hand": 14, "note": "recount"},
+                        headers={**api.headers("warehouse"), "If-Match": fresh})
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["on_hand"] == 14 and ok.headers["etag"] not in (etag, fresh)
+    # Without If-Match a count still goes through, as before (the header is opt-in).
+    assert set_stock(api, "WAW-C", 12)["on_hand"] == 12
+
+
+def test_a_reservation_does_not_make_a_count_stale(stockroom):
+    api = stockroom
+    set_stock(api, "WAW-S", 3)
+    etag = api.get("/v1/locations/WAW-S/stock/BELT-1200", who="warehouse").headers["etag"]
+    tech, job, phone = on_site_job(api, home_branch="WAW-S")
+    assert ask(api, job["id"], headers=phone).json()["state"] == "reserved"
+    r = api.client.put("/v1/locations/WAW-S/stock/BELT-1200", json={"on_hand": 4, "note": "found one"},
+                       headers={**api.headers("warehouse"), "If-Match": etag})
+    assert r.status_code == 200, r.text
+    assert (r.json()["on_hand"], r.json()["reserved"]) == (4, 1)
+
+
 def test_there_is_one_central_warehouse_and_codes_and_skus_are_unique(stockroom):
     api = stockroom
     second = {**CENTRAL, "code": "CENTRAL-2"}

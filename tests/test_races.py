@@ -526,6 +526,37 @@ def _reset(database: Database) -> None:
         policies.restore_defaults(session, T0)
 
 
+def test_two_dispatchers_saving_the_same_version_at_once_one_wins_and_the_other_gets_412(api):
+    """If-Match is checked under the row's write lock: of two edits made from the same read,
+    exactly one lands, whatever the order, and the other is told the technician changed."""
+    for round_ in range(ROUNDS):
+        tech = api.technician(name=f"Edited {round_}", capacity=2)
+        url = f"/v1/technicians/{tech['id']}"
+        seen = {**api.headers("dispatcher"), "If-Match": api.get(url).headers["etag"]}
+        a, b = run_together([lambda: api.patch(url, {"capacity": 3}, headers=seen),
+                             lambda: api.patch(url, {"capacity": 5}, headers=seen)])
+        _no_server_errors(a, b)
+        assert sorted([a.status_code, b.status_code]) == [200, 412], (a.text, b.text)
+        winner = a if a.status_code == 200 else b
+        assert api.get(url).json()["capacity"] == winner.json()["capacity"]
+
+
+def test_two_counts_of_the_same_shelf_at_once_one_lands_and_the_other_gets_412(api):
+    api.post("/v1/locations", {"code": "B1", "name": "Branch", "kind": "branch", "lat": 52.2, "lon": 21.0},
+             who="warehouse")
+    api.post("/v1/parts", {"sku": "P1", "name": "Pump", "categories": ["washing machine"], "lead_time_hours": 24},
+             who="warehouse")
+    url = "/v1/locations/B1/stock/P1"
+    for round_ in range(ROUNDS):
+        seen = {**api.headers("warehouse"), "If-Match": api.get(url, who="warehouse").headers["etag"]}
+        a, b = run_together([lambda: api.client.put(url, json={"on_hand": 2 * round_ + 1}, headers=seen),
+                             lambda: api.client.put(url, json={"on_hand": 2 * round_ + 2}, headers=seen)])
+        _no_server_errors(a, b)
+        assert sorted([a.status_code, b.status_code]) == [200, 412], (a.text, b.text)
+        winner = a if a.status_code == 200 else b
+        assert api.get(url, who="warehouse").json()["on_hand"] == winner.json()["on_hand"]
+
+
 def test_capacity_stays_consistent_through_any_sequence_of_dispatches_and_status_changes(api):
     database = api.database
 

@@ -474,3 +474,60 @@ def test_a_late_report_does_not_move_the_technician_for_dispatch_either(api):
              headers=phone)
     r = api.post(f"/v1/jobs/{api.job()['id']}/dispatch")
     assert r.status_code == 200 and r.json()["technician_id"] == near["id"]
+
+
+# Two dispatchers editing one technician (RFC 9110 conditional requests) ----------------------
+
+
+def test_two_dispatchers_editing_one_technician_cannot_undo_each_others_change(api):
+    tech = api.technician(capacity=2)
+    read = api.get(f"/v1/technicians/{tech['id']}")
+    etag = read.headers["etag"]
+    assert etag.startswith('"') and etag.endswith('"')
+    anna = {**api.headers("dispatcher"), "If-Match": etag}
+    first = api.patch(f"/v1/technicians/{tech['id']}", {"capacity": 3}, headers=anna)
+    assert first.status_code == 200, first.text
+    assert first.headers["etag"] != etag
+    late = api.patch(f"/v1/technicians/{tech['id']}", {"capacity": 1}, headers=anna)  # Bob read the same version
+    assert late.status_code == 412, late.text
+    assert late.headers["content-type"].startswith("application/problem+json")
+    assert late.json()["code"] == "precondition-failed" and late.json()["current_etag"] == first.headers["etag"]
+    assert api.get(f"/v1/technicians/{tech['id']}").json()["capacity"] == 3
+    # Read again, change again.
+    again = {**api.headers("dispatcher"), "If-Match": api.get(f"/v1/technicians/{tech['id']}").headers["etag"]}
+    assert api.patch(f"/v1/technicians/{tech['id']}", {"capacity": 1}, headers=again).status_code == 200
+
+
+def test_the_phone_reporting_its_location_does_not_make_a_dispatchers_edit_stale(api):
+    tech = api.technician()
+    etag = api.get(f"/v1/technicians/{tech['id']}").headers["etag"]
+    phone = api.as_technician(tech["id"])
+    api.clock.advance(minutes=1)
+    assert api.post(f"/v1/technicians/{tech['id']}/location", {"lat": 52.25, "lon": 21.0},
+                    headers=phone).status_code == 200
+    r = api.patch(f"/v1/technicians/{tech['id']}", {"on_duty": False},
+                  headers={**api.headers("dispatcher"), "If-Match": etag})
+    assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("if_match", ['"not-the-version"', 'W/"{etag}"', "{etag}", '"", ""'])
+def test_an_if_match_that_is_not_the_current_strong_etag_is_refused(api, if_match):
+    tech = api.technician()
+    etag = api.get(f"/v1/technicians/{tech['id']}").headers["etag"]
+    header = if_match.format(etag=etag.strip('"')) if "{etag}" in if_match else if_match
+    r = api.patch(f"/v1/technicians/{tech['id']}", {"capacity": 9}, headers={**api.headers("dispatcher"), "If-Match": header})
+    assert r.status_code == 412, r.text
+    assert api.get(f"/v1/technicians/{tech['id']}").json()["capacity"] == tech["capacity"]
+
+
+def test_if_match_star_or_one_of_several_tags_lets_the_edit_through(api):
+    tech = api.technician()
+    etag = api.get(f"/v1/technicians/{tech['id']}").headers["etag"]
+    r = api.patch(f"/v1/technicians/{tech['id']}", {"name": "Renamed once"},
+                  headers={**api.headers("dispatcher"), "If-Match": "*"})
+    assert r.status_code == 200, r.text
+    assert r.headers["etag"] != etag
+    r = api.patch(f"/v1/technicians/{tech['id']}", {"name": "Renamed twice"},
+                  headers={**api.headers("dispatcher"), "If-Match": f'"old", {r.headers["etag"]}'})
+    assert r.status_code == 200, r.text
+    assert api.get(f"/v1/technicians/{tech['id']}").json()["name"] == "Renamed twice"

@@ -8,7 +8,7 @@ from typing import Annotated, TypeVar
 
 import anyio
 import anyio.to_thread
-from fastapi import Depends, Path, Query, Request
+from fastapi import Depends, Header, Path, Query, Request
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -105,3 +105,7 @@ IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 # Paging parameters shared by every collection: bounded pages, opaque cursors.
 LimitQuery = Annotated[int, Query(ge=1, le=200, description="Page size")]
 CursorQuery = Annotated[str | None, Query(max_length=200, description="From the previous page's next_cursor")]
+IfMatchHeader = Annotated[str | None, Header(
+    alias="If-Match", max_length=1000,
+    description="The ETag you read: the change is refused with 412 if someone changed the resource since",
+)]

@@ -48,6 +48,12 @@ class Unprocessable(DispatchError):
     status, code, title = 422, "validation-failed", "The request is not valid"
 
 
+class PreconditionFailed(DispatchError):
+    """An ``If-Match`` that no longer holds: someone else changed the resource since the caller read it."""
+
+    status, code, title = 412, "precondition-failed", "The resource has changed"
+
+
 class Unauthorized(DispatchError):
     status, code, title = 401, "unauthorized", "Authentication required"
 

@@ -6,10 +6,20 @@ from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dispatch import versions
 from dispatch.auth.dependencies import CallerDep, allow
 from dispatch.auth.models import Role
 from dispatch.auth.service import Caller
-from dispatch.deps import CursorQuery, IdPath, IdQuery, LimitQuery, NowDep, SettingsDep, UnitOfWorkDep
+from dispatch.deps import (
+    CursorQuery,
+    IdPath,
+    IdQuery,
+    IfMatchHeader,
+    LimitQuery,
+    NowDep,
+    SettingsDep,
+    UnitOfWorkDep,
+)
 from dispatch.errors import NotFound, Unprocessable, problem_responses
 from dispatch.jobs import service as jobs
 from dispatch.parts import service, stock
@@ -34,7 +44,15 @@ from dispatch.parts.schemas import (
     StockPublic,
     StockSet,
 )
-from dispatch.schemas import Category, Latitude, Longitude, Page, decode_id_cursor, encode_id_cursor, id_page
+from dispatch.schemas import (
+    Category,
+    Latitude,
+    Longitude,
+    Page,
+    decode_id_cursor,
+    encode_id_cursor,
+    id_page,
+)
 
 _ERRORS = problem_responses(400, 401, 403, 413, 422)
 locations_router = APIRouter(prefix="/v1/locations", tags=["stock"], responses=_ERRORS)
@@ -106,30 +124,39 @@ async def list_location_stock(
 
 @locations_router.get("/{code}/stock/{sku}", response_model=StockPublic, dependencies=[StockReaders],
                       responses=problem_responses(404))
-async def get_stock(code: CodePath, sku: SkuPath, uow: UnitOfWorkDep) -> StockPublic:
-    """On hand, reserved for jobs, and available."""
+async def get_stock(code: CodePath, sku: SkuPath, uow: UnitOfWorkDep, response: Response) -> StockPublic:
+    """On hand, reserved for jobs, and available. The `ETag` is what a count sends as `If-Match`."""
 
     def work(session: Session) -> StockPublic:
         location, part = stock.location(session=session, code=code), stock.part(session=session, sku=sku)
-        return _stock_public(location, part, stock.level(session, location.id, part.id))  # type: ignore[arg-type]
+        return _stock_answer(session, location, part, response)
 
     return await uow.run(work)
 
 
 @locations_router.put("/{code}/stock/{sku}", response_model=StockPublic, dependencies=[Warehouse],
-                      responses=problem_responses(404, 409))
+                      responses=problem_responses(404, 409, 412))
 async def set_stock(
     code: CodePath, sku: SkuPath, body: StockSet, uow: UnitOfWorkDep, settings: SettingsDep, now: NowDep,
-    caller: Annotated[Caller, Depends(allow(Role.warehouse))],
+    caller: Annotated[Caller, Depends(allow(Role.warehouse))], response: Response, if_match: IfMatchHeader = None,
 ) -> StockPublic:
-    """Set on hand after a count. Never below what is reserved; a rise fills backorders first."""
+    """Set on hand after a count. Never below what is reserved; a rise fills backorders first.
+    Send the `ETag` you read as `If-Match`: if goods came in or went out since, the count is
+    refused with 412 instead of silently undoing them."""
 
     def work(session: Session) -> StockPublic:
         location, part = service.set_stock(session=session, code=code, sku=sku, on_hand=body.on_hand, note=body.note,
-                                           caller=caller, now=now, settings=settings)
-        return _stock_public(location, part, stock.level(session, location.id, part.id))  # type: ignore[arg-type]
+                                           caller=caller, now=now, settings=settings,
+                                           if_match=versions.parse_if_match(if_match))
+        return _stock_answer(session, location, part, response)
 
     return await uow.run(work)
+
+
+def _stock_answer(session: Session, location: Location, part: Part, response: Response) -> StockPublic:
+    level = stock.level(session, location.id, part.id)  # type: ignore[arg-type]
+    response.headers["ETag"] = versions.etag(stock.version(location.id, part.id, level))  # type: ignore[arg-type]
+    return _stock_public(location, part, level)
 
 
 @locations_router.get("/{code}/stock/{sku}/movements", response_model=Page[MovementPublic],

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from dispatch import versions
 from dispatch.assignment import service as assignment
 from dispatch.auth.service import SYSTEM, Caller
 from dispatch.config import Settings
@@ -291,14 +292,16 @@ def receive_goods(
 
 def set_stock(
     *, session: Session, code: str, sku: str, on_hand: int, note: str | None, caller: Caller, now: datetime,
-    settings: Settings,
+    settings: Settings, if_match: list[str] | None = None,
 ) -> tuple[Location, Part]:
-    """A stock count: set on hand. It may not drop below what is promised to jobs."""
+    """A stock count: set on hand. It may not drop below what is promised to jobs. With
+    ``if_match``, refused (412) if on hand moved since the counter read it (a receipt, a use)."""
     part = stock.part(session=session, sku=sku, for_update=True)
     location = stock.location(session=session, code=code)
     stock.ensure_stock_row(session, location.id, part.id, now)  # type: ignore[arg-type]
     level = stock.level(session, location.id, part.id)  # type: ignore[arg-type]
     assert level is not None
+    versions.check(if_match, stock.version(location.id, part.id, level), what=f"stock of {sku} at {code}")  # type: ignore[arg-type]
     if on_hand < level.reserved:
         raise Conflict(
             f"{level.reserved} of {sku} at {code} are reserved for jobs; on hand cannot go below that",

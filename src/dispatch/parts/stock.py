@@ -16,12 +16,19 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from dispatch import versions
 from dispatch.config import Settings
 from dispatch.errors import Conflict, NotFound, Unprocessable
 from dispatch.geo import geodesic_km
-from dispatch.parts.models import Location, LocationKind, MovementReason, Part, Stock, StockMovement
+from dispatch.parts.models import (
+    Location,
+    LocationKind,
+    MovementReason,
+    Part,
+    Stock,
+    StockMovement,
+)
 from dispatch.parts.schemas import LocationCreate, PartCreate
-
 
 # Where a code or SKU came from in the request, as a field error's loc: ("body", "sku"), ("query", "sku").
 Loc = tuple[str, str]
@@ -145,6 +152,12 @@ def ensure_stock_row(session: Session, location_id: int, part_id: int, now: date
 
 def level(session: Session, location_id: int, part_id: int) -> Stock | None:
     return session.get(Stock, (location_id, part_id), populate_existing=True)
+
+
+def version(location_id: int, part_id: int, stock: Stock | None) -> str:
+    """What a stock count overwrites: on hand. Reservations move all day and a count never
+    touches them (it may not drop below them), so they are not part of it (docs/parts.md)."""
+    return versions.version_of(location_id, part_id, stock.on_hand if stock is not None else 0)
 
 
 # The one statement that changes stock. The WHERE clause is the rule: the row after the change

@@ -2,26 +2,42 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy.orm import Session
 
+from dispatch import versions
 from dispatch.auth.dependencies import allow
 from dispatch.auth.models import Role
 from dispatch.auth.service import Caller
-from dispatch.deps import CursorQuery, IdPath, LimitQuery, NowDep, SettingsDep, UnitOfWorkDep
+from dispatch.deps import (
+    CursorQuery,
+    IdPath,
+    IfMatchHeader,
+    LimitQuery,
+    NowDep,
+    SettingsDep,
+    UnitOfWorkDep,
+)
 from dispatch.errors import NotFound, problem_responses
 from dispatch.schemas import Category, Page, decode_id_cursor, id_page
 from dispatch.technicians import service
 from dispatch.technicians.models import Technician
-from dispatch.technicians.schemas import LocationReport, TechnicianCreate, TechnicianPublic, TechnicianUpdate
+from dispatch.technicians.schemas import (
+    LocationReport,
+    TechnicianCreate,
+    TechnicianPublic,
+    TechnicianUpdate,
+)
 
 router = APIRouter(prefix="/v1/technicians", tags=["technicians"], responses=problem_responses(400, 401, 403, 413, 422))
 Dispatchers = Depends(allow(Role.dispatcher))
 Readers = allow(Role.dispatcher, Role.supervisor, Role.technician)
 
 
-def _public(session: Session, technician: Technician, now: NowDep) -> TechnicianPublic:
+def _public(session: Session, technician: Technician, now: NowDep, response: Response | None = None) -> TechnicianPublic:
     skills = service.skills_of(session=session, technician_ids=[technician.id])[technician.id]  # type: ignore[index]
+    if response is not None:  # one technician: its version, for If-Match on the next edit
+        response.headers["ETag"] = versions.etag(service.version(technician, skills))
     return service.to_public(technician, skills, now)
 
 
@@ -32,8 +48,9 @@ def _own_or_any(caller: Caller, technician_id: int) -> None:
 
 
 @router.post("", status_code=201, response_model=TechnicianPublic, dependencies=[Dispatchers])
-async def create_technician(body: TechnicianCreate, uow: UnitOfWorkDep, now: NowDep) -> TechnicianPublic:
-    return await uow.run(lambda session: _public(session, service.create(session=session, technician_in=body, now=now), now))
+async def create_technician(body: TechnicianCreate, uow: UnitOfWorkDep, now: NowDep, response: Response) -> TechnicianPublic:
+    return await uow.run(lambda session: _public(
+        session, service.create(session=session, technician_in=body, now=now), now, response))
 
 
 @router.get("", response_model=Page[TechnicianPublic], dependencies=[Depends(allow(Role.dispatcher, Role.supervisor))])
@@ -62,20 +79,26 @@ async def list_technicians(
 
 @router.get("/{technician_id}", response_model=TechnicianPublic, responses=problem_responses(404))
 async def get_technician(
-    technician_id: IdPath, uow: UnitOfWorkDep, now: NowDep, caller: Annotated[Caller, Depends(Readers)]
+    technician_id: IdPath, uow: UnitOfWorkDep, now: NowDep, caller: Annotated[Caller, Depends(Readers)],
+    response: Response,
 ) -> TechnicianPublic:
     _own_or_any(caller, technician_id)
-    return await uow.run(lambda session: _public(session, service.get(session=session, technician_id=technician_id), now))
+    return await uow.run(lambda session: _public(
+        session, service.get(session=session, technician_id=technician_id), now, response))
 
 
 @router.patch("/{technician_id}", response_model=TechnicianPublic, dependencies=[Dispatchers],
-              responses=problem_responses(404))
+              responses=problem_responses(404, 412))
 async def update_technician(
-    technician_id: IdPath, body: TechnicianUpdate, uow: UnitOfWorkDep, now: NowDep
+    technician_id: IdPath, body: TechnicianUpdate, uow: UnitOfWorkDep, now: NowDep, response: Response,
+    if_match: IfMatchHeader = None,
 ) -> TechnicianPublic:
-    return await uow.run(lambda session: _public(
-        session, service.update_technician(session=session, technician_id=technician_id, technician_in=body, now=now), now
-    ))
+    """Change a technician's details. Send the `ETag` you read as `If-Match` so that two
+    dispatchers editing at once cannot silently undo each other's change (412 instead)."""
+    return await uow.run(lambda session: _public(session, service.update_technician(
+        session=session, technician_id=technician_id, technician_in=body, now=now,
+        if_match=versions.parse_if_match(if_match),
+    ), now, response))
 
 
 @router.post("/{technician_id}/location", response_model=TechnicianPublic, responses=problem_responses(404))

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
 from functools import lru_cache
+from typing import Annotated
 from zoneinfo import available_timezones
 
 from pydantic import AfterValidator, BeforeValidator, Field, StrictBool

@@ -7,6 +7,7 @@ from datetime import datetime, time
 from sqlalchemy import Select, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
+from dispatch import versions
 from dispatch.clock import ensure_not_future
 from dispatch.errors import NotFound
 from dispatch.geo import lat_band
@@ -100,10 +101,24 @@ def _days(days: list[int]) -> str:
     return "".join(str(d) for d in sorted(set(days)))
 
 
+def version(technician: Technician, skills: list[str]) -> str:
+    """What a dispatcher's edit could overwrite (docs/decisions.md): not the phone's location or
+    the open-job count, which move all day without anyone editing the technician."""
+    return versions.version_of(
+        technician.id, technician.name, technician.phone, technician.capacity, technician.on_duty, technician.active,
+        technician.home_branch, technician.shift_start, technician.shift_end, technician.shift_days,
+        technician.timezone, sorted(skills),
+    )
+
+
 def update_technician(
-    *, session: Session, technician_id: int, technician_in: TechnicianUpdate, now: datetime
+    *, session: Session, technician_id: int, technician_in: TechnicianUpdate, now: datetime,
+    if_match: list[str] | None = None,
 ) -> Technician:
     technician = get(session=session, technician_id=technician_id, for_update=True)
+    if if_match is not None:
+        current = version(technician, skills_of(session=session, technician_ids=[technician_id])[technician_id])
+        versions.check(if_match, current, what=f"technician {technician_id}")
     changes = technician_in.model_dump(exclude_unset=True)
     for field in ("name", "phone", "capacity", "on_duty", "active", "home_branch"):
         if field in changes:
