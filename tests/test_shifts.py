@@ -224,3 +224,69 @@ def test_both_passes_through_the_repeated_hour_are_on_shift():
     assert on(utc(2026, 10, 25, 1, 59, 59), **repeated)  # 02:59:59 CET
     assert not on(utc(2026, 10, 25, 2, 0), **repeated)  # 03:00 CET
     assert minutes_on_shift(utc(2026, 10, 24, 12, 0), 24, **repeated) == 2 * 60
+
+
+# Working through a queue of jobs on shift (the watcher's technician_overloaded) -------------
+
+from hypothesis import given, settings as hypothesis_settings, strategies as st  # noqa: E402
+
+from dispatch.technicians.shifts import finish_times  # noqa: E402
+
+
+def finishes(since: datetime, per_job_minutes: int, count: int, start: str | None, end: str | None,
+             days: str | None = None, zone: str = "UTC") -> list[datetime | None]:
+    done = finish_times(since, timedelta(minutes=per_job_minutes), count,
+                        start=time.fromisoformat(start) if start else None,
+                        end=time.fromisoformat(end) if end else None, days=days, timezone=zone)
+    return [None if stamp == float("inf") else datetime.fromtimestamp(stamp, UTC) for stamp in done]
+
+
+def test_without_shift_hours_the_jobs_follow_each_other_round_the_clock():
+    assert finishes(utc(2026, 3, 10, 22), 90, 3, None, None) == [
+        utc(2026, 3, 10, 23, 30), utc(2026, 3, 11, 1), utc(2026, 3, 11, 2, 30)]
+
+
+def test_work_left_at_the_end_of_a_shift_waits_for_the_next_one():
+    # Tuesday 15:00 in Warsaw, shift 08:00-16:00 on weekdays: an hour today, the rest tomorrow.
+    since = datetime(2026, 3, 10, 15, tzinfo=ZoneInfo(WARSAW))
+    local = [f.astimezone(ZoneInfo(WARSAW)).strftime("%a %H:%M") for f in finishes(since, 90, 3, "08:00", "16:00",
+                                                                                     "12345", WARSAW)]
+    assert local == ["Wed 08:30", "Wed 10:00", "Wed 11:30"]
+
+
+def test_friday_evenings_work_waits_for_monday():
+    since = datetime(2026, 3, 13, 15, 30, tzinfo=ZoneInfo(WARSAW))  # a Friday
+    [done] = finishes(since, 60, 1, "08:00", "16:00", "12345", WARSAW)
+    assert done == datetime(2026, 3, 16, 8, 30, tzinfo=ZoneInfo(WARSAW))
+
+
+def test_an_overnight_shift_that_began_yesterday_still_counts():
+    since = utc(2026, 3, 11, 5)  # 05:00, inside the shift that began at 22:00 yesterday
+    assert finishes(since, 90, 1, "22:00", "06:00") == [utc(2026, 3, 11, 22, 30)]
+
+
+def test_the_short_night_of_the_spring_change_has_seven_hours():
+    since = datetime(2026, 3, 28, 22, tzinfo=ZoneInfo(WARSAW))  # clocks go forward at 02:00
+    [seven, longer] = finishes(since, 7 * 60, 2, "22:00", "06:00", None, WARSAW)
+    assert seven == datetime(2026, 3, 29, 6, tzinfo=ZoneInfo(WARSAW))
+    assert longer == datetime(2026, 3, 29, 22, 0, tzinfo=ZoneInfo(WARSAW)) + timedelta(hours=7)
+
+
+@hypothesis_settings(max_examples=40, deadline=None)
+@given(
+    since=st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2026, 12, 31)).map(
+        lambda d: d.replace(second=0, microsecond=0, tzinfo=UTC)),
+    start=st.integers(0, 23), length=st.integers(1, 24), per_job=st.integers(1, 240), count=st.integers(1, 3),
+    days=st.sets(st.sampled_from("1234567"), min_size=1).map(lambda s: "".join(sorted(s))),
+    zone=st.sampled_from(["UTC", WARSAW, "America/New_York"]),
+)
+def test_finish_times_agree_with_walking_the_clock_minute_by_minute(since, start, length, per_job, count, days, zone):
+    shift = {"start": f"{start:02d}:00", "end": f"{(start + length) % 24:02d}:00", "days": days, "zone": zone}
+    expected, worked, minute = [], 0, 0
+    while len(expected) < count:
+        if on(since + timedelta(minutes=minute), **shift):
+            worked += 1
+            if worked == per_job * (len(expected) + 1):
+                expected.append(since + timedelta(minutes=minute + 1))
+        minute += 1
+    assert finishes(since, per_job, count, shift["start"], shift["end"], days, zone) == expected

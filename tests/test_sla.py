@@ -422,6 +422,18 @@ def test_a_technician_with_more_work_than_time_left_puts_the_last_jobs_at_risk(a
     assert watch(api, Settings(sla_hours_per_job=1.5)).predicted == 0  # nothing twice
 
 
+def test_a_technician_whose_shift_ends_before_the_work_is_done_puts_it_at_risk(api):
+    # 10:00 in Warsaw; 4 h left on the job, but this shift ends at 11:00 and the next starts tomorrow.
+    ending = api.technician(capacity=5, shift={"start": "07:00", "end": "11:00", "timezone": "Europe/Warsaw"})
+    all_day = api.technician(capacity=5)
+    late, fine = (api.job(reported_at=(T0 - timedelta(hours=20)).isoformat()) for _ in range(2))
+    assign(api, late["id"], ending)
+    assign(api, fine["id"], all_day)
+    assert watch(api, Settings(sla_hours_per_job=1.5)).predicted == 1
+    assert api.get(f"/v1/jobs/{late['id']}").json()["sla"]["predicted_breach"] == "technician_overloaded"
+    assert api.get(f"/v1/jobs/{fine['id']}").json()["sla"]["predicted_breach"] is None
+
+
 def test_an_express_job_nobody_can_reach_in_time_is_flagged_at_once(api):
     api.technician(lat=50.0647, lon=19.9450)  # Kraków: about 250 km from the Warsaw customer
     job = api.job(service_tier="express")

@@ -13,6 +13,7 @@ next pass; only one watcher at a time predicts breaches (an advisory lock).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from dispatch.geo import haversine_km
 from dispatch.jobs.lifecycle import DISPATCHABLE, HOLDS_CAPACITY, OPEN
 from dispatch.jobs.models import Job
 from dispatch.sla.models import Level, SlaCheckpoint
+from dispatch.technicians import shifts
 from dispatch.technicians.models import Technician
 
 log = logging.getLogger(__name__)
@@ -96,22 +98,29 @@ class Predictions:
 
 def _overloaded(session: Session, now: datetime, settings: Settings) -> set[int]:
     """Jobs whose technician cannot get through the work ahead of them in time: taking their
-    jobs in deadline order, each costing ``sla_hours_per_job``, the job ends after its deadline."""
+    jobs in deadline order, each costing ``sla_hours_per_job`` of the technician's shift hours
+    (no shift hours: any hour), the job ends after its deadline."""
     per_job = timedelta(hours=settings.sla_hours_per_job)
     rows = session.execute(
-        select(Job.id, Job.technician_id, Job.next_due_at)
+        select(Job.id, Job.technician_id, Job.next_due_at, Technician.shift_start, Technician.shift_end,
+               Technician.shift_days, Technician.timezone)
+        .join(Technician, Technician.id == Job.technician_id)
         .where(Job.status.in_([s.value for s in HOLDS_CAPACITY]), Job.technician_id.is_not(None),
                Job.next_due_at.is_not(None), Job.paused_at.is_(None))
         .order_by(Job.technician_id, Job.next_due_at, Job.id)
     )
     late: set[int] = set()
-    technician, finish = None, now
-    for job_id, technician_id, next_due_at in rows:
-        if technician_id != technician:
-            technician, finish = technician_id, now
-        finish += per_job
-        if finish > next_due_at:
-            late.add(job_id)
+    patterns: dict[tuple[Any, ...], shifts.WorkingTime] = {}
+    for _, group in itertools.groupby(rows, key=lambda row: row.technician_id):
+        queue = list(group)
+        first = queue[0]
+        pattern = (first.shift_start, first.shift_end, first.shift_days, first.timezone)
+        if pattern not in patterns:
+            patterns[pattern] = shifts.WorkingTime(now, start=first.shift_start, end=first.shift_end,
+                                                   days=first.shift_days, timezone=first.timezone)
+        finishes = patterns[pattern].finish_times(per_job, len(queue))
+        late.update(row.id for row, finish in zip(queue, finishes, strict=True)
+                    if finish > row.next_due_at.timestamp())
     return late
 
 

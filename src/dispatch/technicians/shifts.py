@@ -8,7 +8,9 @@ belongs to the day it starts on.
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+import math
+from collections.abc import Iterator
+from datetime import UTC, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -43,3 +45,74 @@ def is_on_shift(
         yesterday = (local - timedelta(days=1)).isoweekday()
         return str(yesterday) in weekdays
     return False
+
+
+# Two years without a shift means the shift hours are wrong, not that the work takes that long.
+_MAX_DAYS = 800
+
+
+def shifts_from(
+    since: datetime, *, start: time | None, end: time | None, days: str | None, timezone: str
+) -> Iterator[tuple[datetime, datetime]]:
+    """The technician's working intervals from ``since`` on, in UTC, the first one clipped to
+    begin at ``since``. Without shift hours: one interval that never ends."""
+    if start is None or end is None:
+        yield since, datetime.max.replace(tzinfo=UTC)
+        return
+    zone = _zone(timezone)
+    weekdays = days or "1234567"
+    day = since.astimezone(zone).date() - timedelta(days=1)  # an overnight shift may have begun yesterday
+    for _ in range(_MAX_DAYS):
+        if str(day.isoweekday()) in weekdays:
+            ends_on = day if start < end else day + timedelta(days=1)
+            opens = datetime.combine(day, start, tzinfo=zone).astimezone(UTC)
+            closes = datetime.combine(ends_on, end, tzinfo=zone).astimezone(UTC)
+            if closes > since:
+                yield max(opens, since), closes
+        day += timedelta(days=1)
+
+
+class WorkingTime:
+    """One shift pattern's working intervals from ``since`` on, as POSIX timestamps, generated as
+    far as anyone asks and shared by every technician on the same hours (the watcher works
+    through every open job each pass; a centre has a handful of shift patterns, not one per
+    technician). Floats, because datetime arithmetic here is several times slower."""
+
+    def __init__(self, since: datetime, *, start: time | None, end: time | None, days: str | None,
+                 timezone: str) -> None:
+        self._source = shifts_from(since, start=start, end=end, days=days, timezone=timezone)
+        self._intervals: list[tuple[float, float]] = []
+
+    def _interval(self, i: int) -> tuple[float, float]:
+        while len(self._intervals) <= i:
+            nxt = next(self._source, None)
+            if nxt is None:
+                return math.inf, math.inf
+            opens, closes = nxt
+            self._intervals.append((opens.timestamp(), closes.timestamp() if closes.year < 9999 else math.inf))
+        return self._intervals[i]
+
+    def finish_times(self, per_job: timedelta, count: int) -> list[float]:
+        """When each of ``count`` jobs of ``per_job`` working time, done one after another,
+        would be finished. ``inf``: not within two years."""
+        out: list[float] = []
+        i = 0
+        opens, closes = self._interval(i)
+        need = per_job.total_seconds()
+        for _ in range(count):
+            remaining = need
+            while opens != math.inf and closes - opens < remaining:
+                remaining -= closes - opens
+                i += 1
+                opens, closes = self._interval(i)
+            opens += remaining
+            out.append(opens)
+        return out
+
+
+def finish_times(
+    since: datetime, per_job: timedelta, count: int, *, start: time | None, end: time | None, days: str | None,
+    timezone: str,
+) -> list[float]:
+    """``WorkingTime.finish_times`` for one technician."""
+    return WorkingTime(since, start=start, end=end, days=days, timezone=timezone).finish_times(per_job, count)
