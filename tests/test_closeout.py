@@ -125,6 +125,8 @@ def test_not_fixed_on_the_callback_means_a_return_visit_with_its_own_sign_off(ap
     tap(api, job["id"], "completed", phone)
     # The second visit needs its own sign-off and callback: the first ones were about the first.
     assert closeout(api, job["id"])["missing"] == ["signoff", "callback"]
+    stale = sign(api, job["id"], photo["id"], phone)  # the photo of the fix that did not hold
+    assert stale.status_code == 422 and stale.json()["code"] == "photo-of-another-visit", stale.text
     assert sign(api, job["id"], second["id"], phone).status_code == 201
     assert call(api, job["id"]).json()["job_status"] == "closed"
     with api.database.transaction(write=False) as session:

@@ -137,6 +137,11 @@ def sign_off(
     if photo is None or photo.job_id != job_id:
         raise Unprocessable(f"photo {photo_id} is not a photo of job {job_id}", code="photo-not-of-job",
                             errors=[_field("photo_id", "not a photo of this job")])
+    if photo.visit_id is not None and photo.visit_id != visit.id:
+        # A return visit is signed off with proof of that visit, not the photo of the fix that failed.
+        raise Unprocessable(f"photo {photo_id} was taken on another visit of job {job_id}; sign off visit "
+                            f"{visit.number} with a photo of it", code="photo-of-another-visit",
+                            errors=[_field("photo_id", "taken on another visit")])
     if session.scalar(select(SignOff.id).where(SignOff.visit_id == visit.id)) is not None:
         raise Conflict(f"visit {visit.number} of job {job_id} is signed off already", code="already-signed-off")
     signoff = SignOff(job_id=job_id, visit_id=visit.id, photo_id=photo_id, signer_name=signer_name,  # type: ignore[arg-type]
