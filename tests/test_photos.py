@@ -129,6 +129,20 @@ def test_png_and_webp_are_photos_too(api):
         assert r.json()["format"] == fmt.lower()
 
 
+def test_a_transparent_png_is_served_on_white_not_black(api):
+    _, job, phone = on_site(api)
+    for fmt, mode in (("PNG", "RGBA"), ("PNG", "LA"), ("WEBP", "RGBA")):
+        image = Image.new(mode, (40, 40), (0,) * len(mode))  # every pixel invisible, black underneath
+        image.paste({"RGBA": (200, 30, 30, 255), "LA": (90, 255)}[mode], (0, 0, 20, 40))  # the left half drawn
+        raw = io.BytesIO()
+        image.save(raw, format=fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+        r = upload(api, job["id"], raw.getvalue(), phone)
+        assert r.status_code == 201, r.text
+        served = Image.open(io.BytesIO(api.get(r.json()["url"]).content)).convert("RGB")
+        assert min(served.getpixel((35, 20))) > 240, (fmt, mode, served.getpixel((35, 20)))  # the clear half: white
+        assert max(served.getpixel((5, 20))) < 250  # the drawn half keeps its colour
+
+
 def test_the_same_photo_twice_is_stored_once(api, settings):
     _, job, phone = on_site(api)
     data = good_photo(api)

@@ -77,7 +77,7 @@ def process(data: bytes, *, max_pixels: int, thumbnail_px: int) -> Processed:
             ImageOps.exif_transpose(image, in_place=True)
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
             raise NotAnImage(str(exc)) from exc
-        upright = image if image.mode in ("RGB", "L") else image.convert("RGB")
+        upright = _flatten(image)
         served = io.BytesIO()
         upright.save(served, format="JPEG", quality=SERVED_QUALITY)  # no exif= : none of the original's metadata
         upright.thumbnail((thumbnail_px, thumbnail_px))
@@ -87,6 +87,19 @@ def process(data: bytes, *, max_pixels: int, thumbnail_px: int) -> Processed:
         sha256=digest, format="jpeg" if kind == "jpeg" else kind, size_bytes=len(data), width=width,
         height=height, metadata=metadata, served=served.getvalue(), thumbnail=thumb.getvalue(),
     )
+
+
+def _flatten(image: Image.Image) -> Image.Image:
+    """RGB for the JPEG we serve. Transparent parts (a PNG or WebP with alpha) go on white, as a
+    viewer shows them, not on whatever colour the invisible pixels happened to hold (often black)."""
+    if image.mode in ("RGB", "L"):
+        return image
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        flat = Image.new("RGB", rgba.size, (255, 255, 255))
+        flat.paste(rgba, mask=rgba.getchannel("A"))
+        return flat
+    return image.convert("RGB")
 
 
 # --- EXIF ---------------------------------------------------------------------------------------
