@@ -123,7 +123,7 @@ async def list_location_stock(
 
 
 @locations_router.get("/{code}/stock/{sku}", response_model=StockPublic, dependencies=[StockReaders],
-                      responses=problem_responses(404))
+                      responses={**problem_responses(404), **versions.etag_header()})
 async def get_stock(code: CodePath, sku: SkuPath, uow: UnitOfWorkDep, response: Response) -> StockPublic:
     """On hand, reserved for jobs, and available. The `ETag` is what a count sends as `If-Match`."""
 
@@ -135,7 +135,7 @@ async def get_stock(code: CodePath, sku: SkuPath, uow: UnitOfWorkDep, response: 
 
 
 @locations_router.put("/{code}/stock/{sku}", response_model=StockPublic, dependencies=[Warehouse],
-                      responses=problem_responses(404, 409, 412))
+                      responses={**problem_responses(404, 409, 412), **versions.etag_header()})
 async def set_stock(
     code: CodePath, sku: SkuPath, body: StockSet, uow: UnitOfWorkDep, settings: SettingsDep, now: NowDep,
     caller: Annotated[Caller, Depends(allow(Role.warehouse))], response: Response, if_match: IfMatchHeader = None,

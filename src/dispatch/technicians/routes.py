@@ -47,7 +47,8 @@ def _own_or_any(caller: Caller, technician_id: int) -> None:
         raise NotFound(f"technician {technician_id} not found", code="technician-not-found")
 
 
-@router.post("", status_code=201, response_model=TechnicianPublic, dependencies=[Dispatchers])
+@router.post("", status_code=201, response_model=TechnicianPublic, dependencies=[Dispatchers],
+             responses=versions.etag_header(201))
 async def create_technician(body: TechnicianCreate, uow: UnitOfWorkDep, now: NowDep, response: Response) -> TechnicianPublic:
     return await uow.run(lambda session: _public(
         session, service.create(session=session, technician_in=body, now=now), now, response))
@@ -77,7 +78,8 @@ async def list_technicians(
     return await uow.run(work)
 
 
-@router.get("/{technician_id}", response_model=TechnicianPublic, responses=problem_responses(404))
+@router.get("/{technician_id}", response_model=TechnicianPublic,
+            responses={**problem_responses(404), **versions.etag_header()})
 async def get_technician(
     technician_id: IdPath, uow: UnitOfWorkDep, now: NowDep, caller: Annotated[Caller, Depends(Readers)],
     response: Response,
@@ -88,7 +90,7 @@ async def get_technician(
 
 
 @router.patch("/{technician_id}", response_model=TechnicianPublic, dependencies=[Dispatchers],
-              responses=problem_responses(404, 412))
+              responses={**problem_responses(404, 412), **versions.etag_header()})
 async def update_technician(
     technician_id: IdPath, body: TechnicianUpdate, uow: UnitOfWorkDep, now: NowDep, response: Response,
     if_match: IfMatchHeader = None,
