@@ -412,6 +412,35 @@ def test_a_technician_asks_for_a_part_nobody_has_and_the_job_waits_for_it(servic
     context.close()
 
 
+def test_a_technician_who_cannot_do_the_job_gives_it_back_with_why_from_the_phone(service, browser):
+    from playwright.sync_api import expect
+
+    tech = service.technician("Anna Nowak")
+    job = service.job()
+    service.post(f"/v1/jobs/{job['id']}/assign", {"technician_id": tech["id"], "reason": "regular customer"})
+
+    context = browser.new_context(**PHONE)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    sign_in(page, service.base_url + "/tech/", service.key("technician", technician_id=tech["id"]))
+    card = page.locator(f"#job-{job['id']}")
+    card.get_by_role("button", name=f"En route, job {job['id']}").click()
+    card.get_by_role("button", name=f"Can't do it, job {job['id']}").click()
+    card.get_by_label("Why can't you do it?").fill("Van broke down on the S8")
+    fits_360(page)
+    shot(page, "tech-unable-360")
+    card.get_by_role("button", name="Give the job back").click()
+    server_status_becomes(service, job["id"], "unable")
+    expect(page.locator(f"#job-{job['id']}")).to_have_count(0)  # off my list
+    expect(page.locator("#refused")).to_have_count(0)
+
+    back = service.get(f"/v1/jobs/{job['id']}")
+    assert back["technician_id"] is None  # for a dispatcher to send someone else
+    assert [(e["data"]["to"], e["data"].get("note")) for e in status_changes(service, job["id"])] == [
+        ("en_route", None), ("unable", "Van broke down on the S8")]
+    context.close()
+
+
 def test_taps_the_office_refuses_after_the_fact_are_shown_as_not_accepted(service, browser):
     from playwright.sync_api import expect
 

@@ -111,7 +111,7 @@ const NEXT = {
 };
 
 function canDo(status, target) {
-  if (target === "parts") return ["assigned", "en_route", "on_site"].includes(status);
+  if (target === "parts" || target === "unable") return ["assigned", "en_route", "on_site"].includes(status);
   return (NEXT[status] || []).includes(target);
 }
 
@@ -255,7 +255,7 @@ function stepButton(job, status, target, text, cls) {
     "aria-label": `${text}, job ${job.id}`,
     onclick: () => {
       if (target === "completed") { openSheet = { jobId: job.id, kind: "signoff" }; paint(); focusSheet(); return; }
-      if (target === "parts") { openSheet = { jobId: job.id, kind: "parts" }; paint(); focusSheet(); return; }
+      if (target === "parts" || target === "unable") { openSheet = { jobId: job.id, kind: target }; paint(); focusSheet(); return; }
       enqueue("status", job, { status: target });
     },
   }, text);
@@ -310,12 +310,29 @@ function partsSheet(job) {
     h("button", { type: "button", class: "secondary", onclick: () => { openSheet = null; paint(); } }, "Cancel")));
 }
 
+// The van broke down, the skill is wrong after all: say so from the phone, with why, and the job
+// goes back to the dispatcher at once instead of waiting for a phone call.
+function unableSheet(job) {
+  const why = h("textarea", { id: `why-${job.id}`, required: true, maxlength: 500, rows: 3 });
+  return h("form", { class: "sheet", "aria-label": `Cannot do job ${job.id}`, onsubmit: async (e) => {
+    e.preventDefault();
+    openSheet = null;
+    await enqueue("status", job, { status: "unable", note: why.value.trim() });
+  } },
+  h("label", { for: `why-${job.id}` }, "Why can't you do it? (the dispatcher reads this)"), why,
+  h("div", { class: "row" },
+    h("button", { type: "submit" }, "Give the job back"),
+    h("button", { type: "button", class: "secondary", onclick: () => { openSheet = null; paint(); } }, "Cancel")));
+}
+
+const SHEETS = { signoff: signoffSheet, parts: partsSheet, unable: unableSheet };
+
 function card(job) {
   const status = localStatus(job);
   const waiting = pending.filter((a) => a.job_id === job.id).length;
   const c = job.customer;
   const phone = c.phone ? c.phone.replace(/[^+\d]/g, "") : null;
-  const sheet = openSheet && openSheet.jobId === job.id ? (openSheet.kind === "signoff" ? signoffSheet(job) : partsSheet(job)) : null;
+  const sheet = openSheet && openSheet.jobId === job.id ? SHEETS[openSheet.kind](job) : null;
   return h("article", { class: "card", id: `job-${job.id}`, "aria-labelledby": `job-${job.id}-title` },
     h("h2", { id: `job-${job.id}-title` }, `${c.name}`),
     h("div", { class: "meta" },
@@ -332,7 +349,8 @@ function card(job) {
       stepButton(job, status, "en_route", "En route"),
       stepButton(job, status, "on_site", "On site"),
       stepButton(job, status, "completed", "Done", "done"),
-      stepButton(job, status, "parts", "Needs parts", "parts")),
+      stepButton(job, status, "parts", "Needs parts", "parts"),
+      stepButton(job, status, "unable", "Can't do it", "unable")),
     sheet);
 }
 
@@ -351,7 +369,7 @@ function paint() {
     }
     return;
   }
-  const list = jobs.filter((j) => localStatus(j) !== "completed" || pending.some((a) => a.job_id === j.id));
+  const list = jobs.filter((j) => !["completed", "unable"].includes(localStatus(j)) || pending.some((a) => a.job_id === j.id));
   main.replaceChildren(
     h("div", { id: "outbox-slot" }, ...[outboxPanel(), refusedPanel()].filter(Boolean)),
     list.length ? h("div", { id: "jobs" }, list.map(card))
