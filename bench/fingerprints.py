@@ -22,8 +22,8 @@ from dispatch.idempotency import fingerprints
 
 JOB = {  # an outlet's intake body, as in docs/integration.md
     "external_ref": "58213",
-    "customer": {"name": "Maria D\u0105browska", "phone": "+48 22 555 01 00", "address": "Marsza\u0142kowska 104, Warszawa",
-                 "lat": 52.2319, "lon": 21.0067},
+    "customer": {"name": "Maria D\u0105browska", "phone": "+48 22 555 01 00",
+                 "address": "Marsza\u0142kowska 104, Warszawa", "lat": 52.2319, "lon": 21.0067},
     "product": {"category": "washing machine", "model": "WM-100", "serial": "SN1"},
     "fault": "Drum does not spin",
 }

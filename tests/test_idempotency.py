@@ -216,7 +216,7 @@ def test_a_retried_photo_upload_with_a_new_boundary_gets_the_first_answer(api):
     assert again.status_code == 201, again.text  # the first answer, not the 200 of a second upload
     assert again.headers["idempotent-replayed"] == "true"
     assert again.json() == first.json()
-    assert again.headers["location"] == first.headers["location"] == f"/v1/jobs/{job['id']}/photos/{first.json()['id']}"
+    assert again.headers["location"] == first.headers["location"]
     # An ordinary client (httpx, its own random boundary) retrying is recognised too.
     third = upload(api, job["id"], picture, phone)
     assert third.status_code == 201 and third.headers["idempotent-replayed"] == "true"
@@ -255,6 +255,8 @@ def test_a_malformed_multipart_body_with_a_key_is_a_clear_4xx_not_a_500(api, set
         "not multipart at all": (b"\x00\xff" * 500, "multipart/form-data; boundary=b0"),
         "a part without a name": (whole.replace(b' name="file";', b""), "multipart/form-data; boundary=b0"),
         "a boundary too long": (whole, "multipart/form-data; boundary=" + "x" * 300),
+        "more parts than a form may have": (form("b0", *[("note", None, None, b"x")] * 2001),
+                                            "multipart/form-data; boundary=b0"),
     }
     for n, (what, (body, content_type)) in enumerate(malformed.items()):
         headers = {**phone, "Idempotency-Key": f"bad-{n}", "Content-Type": content_type}
@@ -314,6 +316,10 @@ def test_fingerprints_never_fail_on_a_bad_body():
             fingerprints.raw("POST", "/p", b"", multipart, body)
     for body in (b"{", b"[" * 100_000 + b"]" * 100_000, b"1" * 5000, b"\xff\xfe{}", b'{"a": NaN}'):
         assert fingerprints.of("POST", "/p", b"", "application/json", body)
+    # Past the most parts a form may have, parsing stops early and the raw bytes decide.
+    many = form("b0", *[("note", None, None, b"x")] * (fingerprints.MULTIPART_MAX_PARTS + 1))
+    assert fingerprints.of("POST", "/p", b"", multipart, many) == \
+        fingerprints.raw("POST", "/p", b"", multipart, many)
     # Empty parts and absent filenames are not confused with each other.
     assert fingerprints.of("POST", "/p", b"", multipart, form("b0", ("f", None, None, b""))) != \
         fingerprints.of("POST", "/p", b"", multipart, form("b0", ("f", "", None, b"")))
