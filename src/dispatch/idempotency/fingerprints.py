@@ -3,7 +3,8 @@
 Pure functions over the buffered request, no database. ``of`` reads the body's meaning for
 the two kinds of body the API takes (multipart uploads, JSON); ``raw`` is the bytes as sent,
 the fallback for anything else or anything that does not parse (and what every key stored
-before ``of`` existed holds). See docs/integration.md, "Idempotency-Key", for the choices.
+before ``of`` existed holds). The choices, and why: docs/integration.md ("What counts as the
+same request") and docs/decisions.md ("Outlet integration").
 """
 
 from __future__ import annotations
