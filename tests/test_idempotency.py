@@ -8,16 +8,20 @@ to the caller and purged after ``DISPATCH_IDEMPOTENCY_KEY_HOURS``.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import timedelta
 
 from conftest import job_body
+from proof import CUSTOMER, good_photo, image_bytes, on_site, stored_files, upload
 from sqlalchemy import func, select
 from test_races import run_together
 
+from dispatch.idempotency import fingerprints
 from dispatch.idempotency import service as idempotency
 from dispatch.idempotency.models import IdempotencyKey
 from dispatch.jobs.models import Job
+from dispatch.photos.models import Photo
 
 
 def _jobs(api) -> int:
@@ -163,3 +167,159 @@ def test_every_write_operation_documents_the_header(api):
         names = [p["name"] for p in op.get("parameters", [])]
         assert "Idempotency-Key" in names, (method, path)
         assert {"409", "422"} <= set(op["responses"]), (method, path)
+
+
+# The body's meaning, not its spelling ----------------------------------------------------------
+#
+# A retry must be recognised even when the client spells the same request differently: a new
+# multipart boundary (most HTTP clients and browsers pick one per attempt), JSON keys in another
+# order or other whitespace. What the request says still counts: another picture, field or file
+# name under the same key is another request (422).
+
+
+def form(boundary: str, *parts: tuple[str, str | None, str | None, bytes], header_case=str) -> bytes:
+    """A multipart/form-data body spelled by hand, so a test chooses its boundary and framing."""
+    out = b""
+    for name, filename, content_type, content in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename is not None else "")
+        out += f"--{boundary}\r\n{header_case('Content-Disposition')}: {disposition}\r\n".encode()
+        if content_type is not None:
+            out += f"{header_case('Content-Type')}: {content_type}\r\n".encode()
+        out += b"\r\n" + content + b"\r\n"
+    return out + f"--{boundary}--\r\n".encode()
+
+
+def send_form(api, job_id, body: bytes, boundary: str, headers):
+    return api.client.post(f"/v1/jobs/{job_id}/photos", content=body,
+                           headers={**headers, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+
+
+def _photos_and_uploads(api, job_id) -> tuple[int, int]:
+    with api.database.transaction(write=False) as session:
+        photos = session.scalar(select(func.count()).select_from(Photo))
+    events = api.get(f"/v1/jobs/{job_id}/events").json()["items"]
+    return photos, sum(1 for e in events if e["type"] == "photo_uploaded")
+
+
+def test_a_retried_photo_upload_with_a_new_boundary_gets_the_first_answer(api):
+    _, job, phone = on_site(api)
+    picture = good_photo(api)
+    phone = {**phone, "Idempotency-Key": "photo-tap-1"}
+    first = send_form(api, job["id"], form("attempt-1-a8f3", ("file", "photo.jpg", "image/jpeg", picture)),
+                      "attempt-1-a8f3", phone)
+    assert first.status_code == 201, first.text
+    assert "idempotent-replayed" not in first.headers
+    api.clock.advance(seconds=40)  # the answer was lost; the phone tries again, framing the body anew
+    again = send_form(api, job["id"], form("----WebKitFormBoundary7MA4YWxkTrZu0gW",
+                                           ("file", "photo.jpg", "image/jpeg", picture), header_case=str.lower),
+                      "----WebKitFormBoundary7MA4YWxkTrZu0gW", phone)
+    assert again.status_code == 201, again.text  # the first answer, not the 200 of a second upload
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    assert again.headers["location"] == first.headers["location"]
+    # An ordinary client (httpx, its own random boundary) retrying is recognised too.
+    third = upload(api, job["id"], picture, phone)
+    assert third.status_code == 201 and third.headers["idempotent-replayed"] == "true"
+    assert third.json()["id"] == first.json()["id"]
+    assert _photos_and_uploads(api, job["id"]) == (1, 1)
+
+
+def test_the_same_key_with_another_picture_name_or_field_is_refused(api):
+    _, job, phone = on_site(api)
+    picture = good_photo(api)
+    phone = {**phone, "Idempotency-Key": "photo-tap-2"}
+    assert upload(api, job["id"], picture, phone).status_code == 201
+    other_picture = image_bytes(gps=CUSTOMER, gps_time=api.clock.now(), colour=(1, 2, 3))
+    refused = [
+        upload(api, job["id"], other_picture, phone),                          # another photo
+        upload(api, job["id"], picture, phone, name="IMG_0001.jpg"),           # another file name
+        upload(api, job["id"], picture, phone, content_type="image/png"),      # another declared type
+        send_form(api, job["id"], form("b1", ("photo", "photo.jpg", "image/jpeg", picture)), "b1", phone),  # field
+        send_form(api, job["id"], form("b2", ("file", "photo.jpg", "image/jpeg", picture),
+                                       ("note", None, None, b"kitchen")), "b2", phone),  # an extra part
+    ]
+    for r in refused:
+        assert r.status_code == 422, r.text
+        assert r.json()["code"] == "idempotency-key-reused"
+    assert _photos_and_uploads(api, job["id"]) == (1, 1)
+
+
+def test_a_malformed_multipart_body_with_a_key_is_a_clear_4xx_not_a_500(api, settings):
+    _, job, phone = on_site(api)
+    picture = good_photo(api)
+    whole = form("b0", ("file", "photo.jpg", "image/jpeg", picture))
+    malformed = {
+        "no boundary": (whole, "multipart/form-data"),
+        "another boundary": (whole, "multipart/form-data; boundary=not-the-one"),
+        "cut off": (whole[: len(whole) // 2], "multipart/form-data; boundary=b0"),
+        "not multipart at all": (b"\x00\xff" * 500, "multipart/form-data; boundary=b0"),
+        "a part without a name": (whole.replace(b' name="file";', b""), "multipart/form-data; boundary=b0"),
+        "a boundary too long": (whole, "multipart/form-data; boundary=" + "x" * 300),
+        "more parts than a form may have": (form("b0", *[("note", None, None, b"x")] * 2001),
+                                            "multipart/form-data; boundary=b0"),
+    }
+    for n, (what, (body, content_type)) in enumerate(malformed.items()):
+        headers = {**phone, "Idempotency-Key": f"bad-{n}", "Content-Type": content_type}
+        r = api.client.post(f"/v1/jobs/{job['id']}/photos", content=body, headers=headers)
+        assert 400 <= r.status_code < 500, (what, r.status_code, r.text)
+        assert r.headers["content-type"].startswith("application/problem+json"), what
+        again = api.client.post(f"/v1/jobs/{job['id']}/photos", content=body, headers=headers)
+        assert (again.status_code, again.json()) == (r.status_code, r.json()), what
+    assert _photos_and_uploads(api, job["id"]) == (0, 0)
+    assert stored_files(settings) == []
+
+
+def test_json_key_order_and_whitespace_do_not_make_another_request(api):
+    headers = {**_with_key(api, "order-B-7"), "Content-Type": "application/json"}
+    body = job_body(external_ref="B-7")
+    first = api.client.post("/v1/jobs", content=json.dumps(body).encode(), headers=headers)
+    assert first.status_code == 201, first.text
+    reordered = {k: body[k] for k in reversed(list(body))}
+    spelled_otherwise = json.dumps(reordered, indent=2, ensure_ascii=True).encode()  # "D\u0105browska"
+    again = api.client.post("/v1/jobs", content=spelled_otherwise,
+                            headers={**headers, "Content-Type": "application/json; charset=utf-8"})
+    assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    # What it says still counts: another value, or the same items in another order, is another request.
+    for changed in ({**body, "fault": "Leaks"}, {**body, "customer": {**body["customer"], "lat": 52.0}}):
+        r = api.client.post("/v1/jobs", content=json.dumps(changed).encode(), headers=headers)
+        assert r.status_code == 422 and r.json()["code"] == "idempotency-key-reused"
+    assert _jobs(api) == 1
+
+
+def test_a_key_taken_before_fingerprints_read_the_body_still_replays_a_byte_for_byte_retry(api):
+    body = json.dumps(job_body(external_ref="C-1")).encode()
+    headers = {**_with_key(api, "before-upgrade"), "Content-Type": "application/json"}
+    first = api.client.post("/v1/jobs", content=body, headers=headers)
+    assert first.status_code == 201
+    with api.database.transaction() as session:  # as the previous version stored it: the raw bytes
+        row = session.scalar(select(IdempotencyKey))
+        row.fingerprint = fingerprints.raw("POST", "/v1/jobs", b"", "application/json", body)
+    again = api.client.post("/v1/jobs", content=body, headers=headers)
+    assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    r = api.client.post("/v1/jobs", content=json.dumps(job_body(external_ref="C-2")).encode(), headers=headers)
+    assert r.status_code == 422 and r.json()["code"] == "idempotency-key-reused"
+
+
+def test_fingerprints_never_fail_on_a_bad_body():
+    picture = b"\xff\xd8" + bytes(range(256)) * 40 + b"\r\n--b"  # ends like the start of a boundary
+    parts = (("file", "p.jpg", "image/jpeg", picture), ("note", None, None, b""))
+    whole = form("b0", *parts)
+    multipart = "multipart/form-data; boundary=b0"
+    meaning = fingerprints.of("POST", "/p", b"", multipart, whole)
+    assert meaning != fingerprints.raw("POST", "/p", b"", multipart, whole)
+    assert fingerprints.of("POST", "/p", b"", "multipart/form-data; boundary=zz", form("zz", *parts)) == meaning
+    for cut in range(0, len(whole), 97):  # every cut-off body: the raw bytes decide
+        body = whole[:cut]
+        assert fingerprints.of("POST", "/p", b"", multipart, body) == \
+            fingerprints.raw("POST", "/p", b"", multipart, body)
+    for body in (b"{", b"[" * 100_000 + b"]" * 100_000, b"1" * 5000, b"\xff\xfe{}", b'{"a": NaN}'):
+        assert fingerprints.of("POST", "/p", b"", "application/json", body)
+    # Past the most parts a form may have, parsing stops early and the raw bytes decide.
+    many = form("b0", *[("note", None, None, b"x")] * (fingerprints.MULTIPART_MAX_PARTS + 1))
+    assert fingerprints.of("POST", "/p", b"", multipart, many) == \
+        fingerprints.raw("POST", "/p", b"", multipart, many)
+    # Empty parts and absent filenames are not confused with each other.
+    assert fingerprints.of("POST", "/p", b"", multipart, form("b0", ("f", None, None, b""))) != \
+        fingerprints.of("POST", "/p", b"", multipart, form("b0", ("f", "", None, b"")))

@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dispatch.auth import service as auth
 from dispatch.errors import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE, DispatchError
-from dispatch.idempotency import service
+from dispatch.idempotency import fingerprints, service
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 HEADER = b"idempotency-key"
@@ -64,10 +64,13 @@ class IdempotencyMiddleware:
         body, more = await _read_body(receive)
         settings, database, clock = state.settings, state.database, state.clock
         content_type = (_header(scope, b"content-type") or b"").decode("latin-1")
+        request = (scope["method"], scope["path"], scope.get("query_string", b""), content_type, body)
+        # Parsing and hashing a photo takes a few milliseconds: in a thread, and outside the
+        # SQLite writer's turn.
+        fingerprint = await anyio.to_thread.run_sync(fingerprints.of, *request)
         decision = await _write(state, lambda: service.begin(
             database=database, owner=caller.actor, key=key, method=scope["method"], path=scope["path"],
-            fingerprint=service.fingerprint(scope["method"], scope["path"], scope.get("query_string", b""),
-                                            content_type, body),
+            fingerprint=fingerprint, also_matches=lambda: fingerprints.raw(*request),
             now=clock.now(), keep_for=timedelta(hours=settings.idempotency_key_hours),
             lock_for=timedelta(seconds=settings.idempotency_lock_seconds),
         ))

@@ -6,7 +6,7 @@ transactions of their own, before and after the request's own unit of work.
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -25,14 +25,6 @@ _NOT_KEPT = {401, 403, 408, 409, 429}
 
 def keeps(status: int) -> bool:
     return status < 500 and status not in _NOT_KEPT
-
-
-def fingerprint(method: str, path: str, query: bytes, content_type: str, body: bytes) -> str:
-    digest = hashlib.sha256()
-    for part in (method.encode(), path.encode(), query, content_type.encode(), body):
-        digest.update(len(part).to_bytes(8, "big"))
-        digest.update(part)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -55,6 +47,7 @@ def begin(
     now: datetime,
     keep_for: timedelta,
     lock_for: timedelta,
+    also_matches: Callable[[], str] | None = None,
 ) -> Decision:
     """Take the key (``run``) or say what to answer instead.
 
@@ -62,6 +55,10 @@ def begin(
     one insert wins and the others find its row, still locked (``in_flight``) or answered
     (``replay``). An expired key is forgotten; a lock older than ``lock_for`` belongs to a
     request whose process died, and is taken over.
+
+    ``also_matches`` is asked for only when the stored fingerprint differs: the request's
+    ``fingerprints.raw``, so a key taken before fingerprints read the body's meaning (they were
+    the raw bytes) still replays a byte-for-byte retry.
     """
     for _ in range(3):
         with database.transaction() as session:
@@ -86,7 +83,7 @@ def begin(
                 row.locked_at, row.expires_at = now, now + keep_for
                 session.flush()
                 return Decision("run", row_id=row.id)
-            if row.fingerprint != fingerprint:
+            if row.fingerprint != fingerprint and (also_matches is None or row.fingerprint != also_matches()):
                 return Decision("mismatch")
             if row.status is None:
                 if row.locked_at <= now - lock_for:
