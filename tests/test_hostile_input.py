@@ -102,3 +102,34 @@ def test_numbers_must_be_numbers(api):
     assert r.status_code == 422
     r = api.post("/v1/technicians", {"name": "T", "skills": ["oven"], "lat": 52.0, "lon": 21.0, "capacity": True})
     assert r.status_code == 422
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:30:00+01:00", "9999-12-31T23:59:59-01:00", "1970-01-01T00:00:00Z"])
+def test_timestamps_at_the_calendars_edges_are_422_not_an_overflow(api, moment):
+    r = api.post("/v1/jobs", job_body(reported_at=moment))
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["loc"] == ["body", "reported_at"]
+    r = api.post("/v1/jobs", job_body(appointment={"start": moment, "end": "2026-03-10T12:00:00Z"}))
+    assert r.status_code == 422, r.text
+    tech, job = api.technician(), api.job()
+    api.post(f"/v1/jobs/{job['id']}/assign", {"technician_id": tech["id"], "reason": "x"})
+    r = api.post(f"/v1/jobs/{job['id']}/status", {"status": "en_route", "at": moment}, headers=api.as_technician(tech["id"]))
+    assert r.status_code == 422, r.text
+
+
+@pytest.mark.parametrize("raw", [b"0001-01-01T00:00:00+05:00|1", b"9999-12-31T23:59:00-05:00|1"])
+def test_a_cursor_with_an_instant_at_the_calendars_edge_is_422(api, raw):
+    import base64
+
+    cursor = base64.urlsafe_b64encode(raw).decode()
+    assert api.get("/v1/jobs", params={"cursor": cursor}).status_code == 422
+    at_risk = base64.urlsafe_b64encode(b"1|" + raw).decode()
+    assert api.get("/v1/sla/at-risk", params={"cursor": at_risk}).status_code == 422
+
+
+def test_a_category_that_grows_when_lower_cased_still_fits_its_column(api):
+    r = api.post("/v1/jobs", job_body(product={"category": "İ" * 64}))  # 64 characters, 128 lower-cased
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["loc"] == ["body", "product", "category"]
+    assert api.post("/v1/technicians", {"name": "T", "skills": ["İ" * 32], "lat": 52.2, "lon": 21.0,
+                                        "capacity": 1}).status_code == 201

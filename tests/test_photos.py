@@ -8,6 +8,7 @@ import hashlib
 import io
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from PIL import Image
 from proof import (
     CUSTOMER,
@@ -333,3 +334,22 @@ def test_odd_exif_counts_as_absent_not_as_an_error():
     out = io.BytesIO()
     picture.save(out, format="JPEG", exif=exif)
     assert images.process(out.getvalue(), max_pixels=1000, thumbnail_px=4).metadata == images.Metadata()
+
+
+@pytest.mark.parametrize("offset", ["+01:00", None])
+def test_a_camera_clock_at_year_one_is_no_metadata_not_an_error(api, offset):
+    from PIL import ExifTags
+
+    # A Warsaw technician: a time without an offset is read in Warsaw, just past the calendar's start.
+    _, job, phone = on_site(api, shift={"start": "00:00", "end": "00:00", "timezone": "Europe/Warsaw"})
+    picture = Image.new("RGB", (16, 16), (9, 9, 9))
+    exif = Image.Exif()
+    details = exif.get_ifd(ExifTags.IFD.Exif)
+    details[ExifTags.Base.DateTimeOriginal] = "0001:01:01 00:00:00"
+    if offset:
+        details[ExifTags.Base.OffsetTimeOriginal] = offset
+    out = io.BytesIO()
+    picture.save(out, format="JPEG", exif=exif)
+    r = upload(api, job["id"], out.getvalue(), phone)
+    assert r.status_code == 201, r.text
+    assert r.json()["verdict"] == "no_metadata"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
-from datetime import date, time
+from datetime import UTC, date, datetime, time
 from collections.abc import Callable
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -46,7 +46,23 @@ _LOCAL_TIME = re.compile(r"([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?")
 MAX_ID = 2_147_483_647
 # Bounds go before the validator, or pydantic leaves them out of the JSON schema.
 Id = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(json_number)]
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_json_text)]
+# Instants this service can meet: a repair request, a tap, an ETA. Outside, a typo or a probe,
+# refused here rather than overflowing when converted to UTC (year 1 at +01:00) further in.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(3000, 1, 1, tzinfo=UTC)
+
+
+def sane_instant(value: datetime) -> datetime:
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range") from None
+    if not EARLIEST <= utc < LATEST:
+        raise ValueError("must be between the years 2000 and 2999")
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_json_text), AfterValidator(sane_instant)]
 Day = Annotated[date, BeforeValidator(_json_text)]
 LocalTime = Annotated[
     time,
@@ -58,16 +74,22 @@ Latitude = Annotated[float, Field(strict=True, ge=-90, le=90, allow_inf_nan=Fals
 Longitude = Annotated[float, Field(strict=True, ge=-180, le=180, allow_inf_nan=False, examples=[21.0122])]
 
 
+CATEGORY_MAX_LENGTH = 64  # the column's length
+
+
 def _normalise_category(value: str) -> str:
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
-    return " ".join(value.split()).lower()
+    normal = " ".join(value.split()).lower()
+    if len(normal) > CATEGORY_MAX_LENGTH:  # lower() may lengthen: "İ" becomes two characters
+        raise ValueError(f"must be at most {CATEGORY_MAX_LENGTH} characters once lower-cased")
+    return normal
 
 
 # A product category, also a technician's skill: compared case- and space-insensitively.
 Category = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=CATEGORY_MAX_LENGTH),
     AfterValidator(_normalise_category),
     Field(examples=["washing machine"]),
 ]

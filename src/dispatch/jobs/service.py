@@ -39,7 +39,7 @@ from dispatch.jobs.schemas import (
     StatusChange,
 )
 from dispatch.parts.models import JobPart
-from dispatch.schemas import MAX_ID
+from dispatch.schemas import MAX_ID, sane_instant
 from dispatch.sla import clock as sla
 from dispatch.sla import policies
 from dispatch.sla.clock import SlaState
@@ -206,7 +206,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, int]:
         due_at, last_id = datetime.fromisoformat(due), int(job_id)
         if due_at.tzinfo is None or not 0 <= last_id <= MAX_ID:
             raise ValueError("not a cursor of ours")
-        return due_at, last_id
+        return sane_instant(due_at), last_id
     except (ValueError, UnicodeDecodeError) as exc:
         raise Unprocessable(
             "cursor is not one this API gave out", code="invalid-cursor",

@@ -154,16 +154,22 @@ def _gps_time(date_stamp: Any, time_stamp: Any) -> datetime | None:
         day = datetime.strptime(str(date_stamp).strip("\x00 "), "%Y:%m:%d")
         hours, minutes, seconds = (_number(v) for v in time_stamp)
         moment = day + timedelta(hours=hours, minutes=minutes, seconds=seconds)
-        return moment.replace(tzinfo=UTC)
+        return _plausible(moment.replace(tzinfo=UTC))
     except (TypeError, ValueError, ZeroDivisionError, OverflowError):
         return None
 
 
 def _exif_time(value: Any) -> datetime | None:
     try:
-        return datetime.strptime(str(value).strip("\x00 "), "%Y:%m:%d %H:%M:%S")
+        return _plausible(datetime.strptime(str(value).strip("\x00 "), "%Y:%m:%d %H:%M:%S"))
     except (TypeError, ValueError):
         return None
+
+
+def _plausible(moment: datetime) -> datetime | None:
+    """A camera clock that says year 1 (or 9999) has no time worth judging; taking it as absent
+    also keeps the zone arithmetic that follows clear of the calendar's edges."""
+    return moment if 2000 <= moment.year < 3000 else None
 
 
 def _offset(value: Any) -> timezone | None:

@@ -105,7 +105,7 @@ def _capture_time(session: Session, metadata: images.Metadata, visit: Visit) -> 
         zone = session.scalar(select(Technician.timezone).where(Technician.id == visit.technician_id)) or "UTC"
     try:
         return metadata.taken_at_local.replace(tzinfo=ZoneInfo(zone)).astimezone(ZoneInfo("UTC"))
-    except (KeyError, ValueError):
+    except (KeyError, ValueError, OverflowError):
         return None
 
 

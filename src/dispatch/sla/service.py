@@ -18,7 +18,7 @@ from dispatch.events import service as events
 from dispatch.jobs import service as jobs
 from dispatch.jobs.lifecycle import OPEN, JobStatus
 from dispatch.jobs.models import Job
-from dispatch.schemas import MAX_ID
+from dispatch.schemas import MAX_ID, sane_instant
 from dispatch.sla import clock, policies, watcher
 from dispatch.sla.models import Audience, Deadline, SlaCheckpoint, SlaPause
 
@@ -169,7 +169,7 @@ def _decode(cursor: str) -> tuple[int, datetime, int]:
         due_at = datetime.fromisoformat(due)
         if due_at.tzinfo is None or not 0 <= int(job_id) <= MAX_ID or int(urgency) not in (0, 1):
             raise ValueError("not a cursor of ours")
-        return int(urgency), due_at, int(job_id)
+        return int(urgency), sane_instant(due_at), int(job_id)
     except (ValueError, UnicodeDecodeError) as exc:
         raise Unprocessable(
             "cursor is not one this API gave out", code="invalid-cursor",
