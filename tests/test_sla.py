@@ -363,6 +363,18 @@ def test_news_from_the_technician_ends_a_pause_and_the_time_went_to_the_customer
         assert row.seconds_customer == 3 * 3600 and row.seconds_assigned == 0
 
 
+def test_a_job_completed_while_paused_is_held_against_its_moved_deadline(api):
+    tech, job = assigned_job(api)
+    api.clock.advance(hours=1)
+    status(api, job["id"], "on_site", tech)
+    api.post(f"/v1/jobs/{job['id']}/sla/pause", {"reason": "customer_requested_later", "note": "back on Friday"})
+    api.clock.advance(hours=30)  # the customer is back; the fix takes no time at all
+    body = status(api, job["id"], "completed", tech)
+    assert body["sla"]["due_at"] == (T0 + timedelta(hours=54)).isoformat().replace("+00:00", "Z")
+    assert body["sla"]["state"] == "met", body["sla"]
+    assert [t for t in timeline(api, job["id"]) if t.startswith("sla_")] == ["sla_paused", "sla_resumed"]
+
+
 # --- business hours ------------------------------------------------------------------------
 
 WARSAW_OFFICE = BusinessHours(timezone="Europe/Warsaw", days="12345", opens=time(8), closes=time(16),
