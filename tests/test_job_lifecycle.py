@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from conftest import T0
+from conftest import T0, job_body
 from dispatch.jobs.lifecycle import TRANSITIONS, JobStatus
 
 
@@ -120,3 +120,40 @@ def test_the_transition_table_has_no_way_out_of_a_finished_job():
     assert TRANSITIONS[JobStatus.cancelled] == frozenset()
     for status, targets in TRANSITIONS.items():
         assert status not in targets  # no transition to itself: a replayed tap is refused, not repeated
+
+
+def test_a_late_tap_from_an_offline_phone_is_taken_with_its_own_time(api, assigned):
+    tech, job, phone = assigned
+    set_off = api.clock.now() + timedelta(minutes=5)
+    arrived = set_off + timedelta(minutes=20)
+    api.clock.advance(hours=2)  # the phone had no signal until now
+    assert _status(api, job["id"], "en_route", phone, at=set_off).status_code == 200
+    r = _status(api, job["id"], "on_site", phone, at=arrived)
+    assert r.status_code == 200, r.text
+    events = api.get(f"/v1/jobs/{job['id']}/events").json()["items"]
+    assert [e["occurred_at"] for e in events if e["type"] == "status_changed"] == [
+        moment.isoformat().replace("+00:00", "Z") for moment in (set_off, arrived)]
+
+
+def test_a_device_time_before_what_already_happened_is_refused(api, assigned):
+    tech, job, phone = assigned
+    api.clock.advance(hours=30)  # past the deadline
+    on_site = api.clock.now()
+    assert _status(api, job["id"], "on_site", phone, at=on_site).status_code == 200
+    # "Completed yesterday", before it was even on site: it would turn a missed deadline into a met one.
+    r = _status(api, job["id"], "completed", phone, at=on_site - timedelta(days=1))
+    assert r.status_code == 422, r.text
+    assert r.json()["code"] == "timestamp-out-of-order" and r.json()["errors"][0]["loc"] == ["body", "at"]
+    # Before the job was even reported or given to them, likewise; within the clock skew is fine.
+    other = api.job()
+    api.post(f"/v1/jobs/{other['id']}/assign", {"technician_id": tech["id"], "reason": "x"})
+    assert _status(api, other["id"], "en_route", phone, at=api.clock.now() - timedelta(hours=3)).status_code == 422
+    assert _status(api, other["id"], "en_route", phone, at=api.clock.now() - timedelta(minutes=4)).status_code == 200
+    assert _status(api, job["id"], "completed", phone).status_code == 200
+    assert api.get(f"/v1/jobs/{job['id']}").json()["sla"]["state"] == "missed"
+
+
+def test_a_request_reported_more_than_a_month_ago_is_refused(api):
+    r = api.post("/v1/jobs", job_body(reported_at=(api.clock.now() - timedelta(days=31)).isoformat()))
+    assert r.status_code == 422 and r.json()["code"] == "timestamp-too-old", r.text
+    assert api.post("/v1/jobs", job_body(reported_at=(api.clock.now() - timedelta(days=29)).isoformat())).status_code == 201

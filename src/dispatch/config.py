@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     sla_hours_per_job: float = Field(default=1.5, gt=0)
     # How far in the future a device or outlet clock may be before its timestamp is refused.
     clock_skew_seconds: int = Field(default=300, ge=0)
+    # How long ago a repair request may say it was reported (an outlet sending its backlog late).
+    reported_at_max_age_days: int = Field(default=30, ge=1)
 
     # Dispatch.
     auto_dispatch: bool = False

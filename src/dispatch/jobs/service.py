@@ -15,6 +15,7 @@ from dispatch.clock import ensure_not_future
 from dispatch.config import Settings
 from dispatch.errors import Conflict, NotFound, Unprocessable
 from dispatch.events import service as events
+from dispatch.events.models import JobEvent
 from dispatch.jobs.lifecycle import (
     DISPATCHER_STATUSES,
     FINISHED,
@@ -64,6 +65,11 @@ def new(
     known or geocoded; without one the job is still accepted and flagged for a dispatcher."""
     reported_at = job_in.reported_at or now
     ensure_not_future(reported_at, now=now, skew_seconds=settings.clock_skew_seconds, field=["reported_at"])
+    if reported_at < now - timedelta(days=settings.reported_at_max_age_days):
+        raise Unprocessable(
+            f"reported_at is more than {settings.reported_at_max_age_days} days ago", code="timestamp-too-old",
+            errors=[_field_error(["reported_at"], f"must be within the last {settings.reported_at_max_age_days} days")],
+        )
     if job_in.product.purchased_on is not None and job_in.product.purchased_on > (now + timedelta(days=1)).date():
         raise Unprocessable(
             "product.purchased_on is in the future",
@@ -340,6 +346,23 @@ def mark_assigned(
     )
 
 
+def ensure_in_order(session: Session, job: Job, at: datetime, *, skew_seconds: int) -> None:
+    """A device time may arrive late (a phone that was offline) but may not go back before what
+    already happened to the job: its report, its assignment, its last status change. Otherwise a
+    wrong phone clock, or a wish, could complete a job before its deadline after the fact."""
+    last = session.scalar(
+        select(JobEvent.occurred_at).where(JobEvent.job_id == job.id, JobEvent.type == "status_changed")
+        .order_by(JobEvent.id.desc()).limit(1)
+    )
+    floor = max(moment for moment in (job.reported_at, job.assigned_at, last) if moment is not None)
+    if at < floor - timedelta(seconds=skew_seconds):
+        raise Unprocessable(
+            f"at is before what already happened to job {job.id} ({floor.isoformat()})",
+            code="timestamp-out-of-order", not_before=floor.isoformat(),
+            errors=[_field_error(["at"], "must not be before the job's last step")],
+        )
+
+
 def change_status(
     *, session: Session, job_id: int, change: StatusChange, caller: Caller, now: datetime, settings: Settings
 ) -> Job:
@@ -354,6 +377,7 @@ def change_status(
         )
     ensure_not_future(change.at, now=now, skew_seconds=settings.clock_skew_seconds, field=["at"])
     job = get(session=session, job_id=job_id, caller=caller, for_update=True)
+    ensure_in_order(session, job, change.at, skew_seconds=settings.clock_skew_seconds)
     current = job.status
     if not can_move(current, target):
         raise Conflict(
