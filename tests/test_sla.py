@@ -11,7 +11,7 @@ import time as time_module
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
-from conftest import PG_URL, T0
+from conftest import PG_URL, T0, job_body
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -411,6 +411,15 @@ def test_a_contract_on_business_hours_gives_deadlines_on_its_calendar(api):
             "completion_hours": 8, "business_hours": {"timezone": zone, "days": "12345",
                                                       "opens": "08:00", "closes": "16:00"}})
         assert r.status_code == 422, zone
+
+
+def test_targets_that_do_not_fit_the_calendar_are_refused_so_intake_keeps_working(api):
+    one_minute_on_mondays = {"timezone": "Europe/Warsaw", "days": "1", "opens": "09:00", "closes": "09:01"}
+    r = api.client.put("/v1/sla/policies/standard", headers=api.headers("admin"), json={
+        "arrival_hours": None, "completion_hours": 720, "business_hours": one_minute_on_mondays})
+    assert r.status_code == 422 and r.json()["code"] == "invalid-policy", r.text
+    assert {p["name"]: p["business_hours"] for p in api.get("/v1/sla/policies").json()}["standard"] is None  # nothing saved
+    assert api.post("/v1/jobs", job_body()).status_code == 201
 
 
 # --- predicted breaches --------------------------------------------------------------------

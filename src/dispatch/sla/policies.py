@@ -172,11 +172,13 @@ def update(session: Session, name: PolicyName, changes: dict[str, Any], *, actor
         raise Unprocessable("the arrival target cannot be later than the completion target", code="invalid-policy")
     for key, value in changes.items():
         setattr(policy, key, value)
-    if "business_hours" in changes and policy.business_hours:
+    if policy.business_hours:
+        # Every deadline of a new job must be reachable on the calendar, or intake would fail
+        # for every job of this policy (one working minute a week cannot hold 720 hours).
         try:
-            add_working_time(now, timedelta(hours=1), calendar(policy))  # type: ignore[arg-type]
+            plan(policy, reported_at=now, appointment_end=None)
         except ValueError as exc:
-            raise Unprocessable(str(exc), code="invalid-policy") from exc
+            raise Unprocessable(f"the targets do not fit this calendar: {exc}", code="invalid-policy") from exc
     policy.updated_at, policy.updated_by = now, actor
     session.flush()
     return policy
