@@ -142,6 +142,46 @@ def test_loopback_and_private_urls_are_refused_unless_allowed(api):
     assert r.status_code == 422
 
 
+def test_ipv4_addresses_wrapped_in_ipv6_are_refused_too(api):
+    _, headers = _outlet(api)
+    for url in ("http://[::ffff:127.0.0.1]/x", "http://[2002:7f00:1::]/x", "http://[64:ff9b::a9fe:a9fe]/x",
+                "http://[2001:0:4136:e378:8000:63bf:f5ff:fffe]/x"):  # mapped, 6to4, NAT64, Teredo (to 10.0.0.1)
+        r = api.post("/v1/webhooks", {"url": url, "event_types": ["job.created"]}, headers=headers)
+        assert r.status_code == 422 and r.json()["code"] == "webhook-url-not-allowed", url
+
+
+def test_the_worker_connects_to_the_address_it_checked_not_to_a_rebound_name(monkeypatch):
+    """DNS rebinding: the name is public when checked and private a moment later. The worker
+    resolves once, checks, and sends to that address with the name in Host and in TLS."""
+    import socket
+
+    import httpx
+
+    from dispatch.webhooks import worker as delivery
+
+    answers = iter(["93.184.216.34", "169.254.169.254", "169.254.169.254"])
+    lookups = []
+
+    def rebinding_dns(host, port, *args, **kwargs):
+        lookups.append(host)
+        address = next(answers)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding_dns)
+    seen = []
+    client = httpx.Client(transport=httpx.MockTransport(lambda request: seen.append(request) or httpx.Response(204)))
+    item = delivery.Claimed(1, 1, "https://hooks.shop.example:8443/in?x=1", signing.new_secret(), b"{}")
+    outcome = delivery.send(client, item, now=datetime(2026, 3, 10, tzinfo=UTC), allow_private=False)
+    assert outcome.status == 204 and lookups == ["hooks.shop.example"]
+    [request] = seen
+    assert str(request.url) == "https://93.184.216.34:8443/in?x=1"
+    assert request.headers["host"] == "hooks.shop.example:8443"
+    assert request.extensions["sni_hostname"] == "hooks.shop.example"
+    # A name that resolves inside is refused before anything is sent.
+    inside = delivery.send(client, item, now=datetime(2026, 3, 10, tzinfo=UTC), allow_private=False)
+    assert inside.status is None and "private" in inside.error and len(seen) == 1
+
+
 # Delivery ---------------------------------------------------------------------------------
 
 

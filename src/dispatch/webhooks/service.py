@@ -37,11 +37,22 @@ def check_url(url: str, *, allow_private: bool) -> None:
         raise _bad_url("the URL points at a loopback or private address")
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # IPv4 behind a NAT64 gateway, the address in the low 32 bits
+
+
 def is_private_host(host: str) -> bool:
+    """A literal address that is not on the public internet, including an IPv4 one wrapped in
+    IPv6 (mapped, 6to4, Teredo, NAT64): Python counts some of those wrappers as global."""
     try:
         address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return False
+    if isinstance(address, ipaddress.IPv6Address):
+        wrapped = [address.ipv4_mapped, address.sixtofour, address.teredo[1] if address.teredo else None]
+        if address in _NAT64:
+            wrapped.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+        if any(inner is not None and not inner.is_global for inner in wrapped):
+            return True
     return not address.is_global
 
 

@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import anyio.to_thread
 import httpx
@@ -155,13 +154,20 @@ def send(client: httpx.Client, item: Claimed, *, now: datetime, allow_private: b
         return Outcome(item.delivery_id, now, status, error and error[:500], int((time.perf_counter() - started) * 1000),
                        retry_after)
 
-    if not allow_private:
-        refused = _private_destination(item.url)
-        if refused:
-            return done(None, refused)
     headers = signing.headers(item.secret, message_id(item.delivery_id), int(now.timestamp()), item.body)
+    url, extensions = httpx.URL(item.url), {}
+    if not allow_private:
+        pinned, refused = _pinned_destination(url)
+        if pinned is None:
+            return done(None, refused)
+        # Connect to the address that was checked, not to whatever the name resolves to a moment
+        # later (DNS rebinding); the name still goes in Host and in TLS (SNI and the certificate).
+        headers["Host"] = url.netloc.decode("ascii")
+        if url.scheme == "https":
+            extensions["sni_hostname"] = url.host
+        url = url.copy_with(host=pinned)
     try:
-        response = client.post(item.url, content=item.body, headers=headers)
+        response = client.post(url, content=item.body, headers=headers, extensions=extensions)
     except httpx.TimeoutException as exc:
         return done(None, f"timed out: {type(exc).__name__}")
     except httpx.HTTPError as exc:
@@ -170,15 +176,18 @@ def send(client: httpx.Client, item: Claimed, *, now: datetime, allow_private: b
     return done(response.status_code, None if response.is_success else f"HTTP {response.status_code}", retry_after)
 
 
-def _private_destination(url: str) -> str | None:
-    host = urlsplit(url).hostname or ""
+def _pinned_destination(url: httpx.URL) -> tuple[str | None, str | None]:
+    """The one public address to connect to for ``url``, or why not. Every address the name has
+    must be public: a name that also points inside is refused."""
+    host = url.host
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
-    except OSError as exc:
-        return f"cannot resolve {host}: {exc}"
-    if any(is_private_host(a) for a in addresses):
-        return f"refused: {host} resolves to a private address"
-    return None
+        infos = socket.getaddrinfo(host, url.port or (443 if url.scheme == "https" else 80), type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        return None, f"cannot resolve {host}: {exc}"
+    addresses = [str(info[4][0]) for info in infos]
+    if not addresses or any(is_private_host(a) for a in addresses):
+        return None, f"refused: {host} resolves to a private address"
+    return addresses[0], None
 
 
 def _retry_after(value: str | None, now: datetime) -> float | None:
