@@ -11,7 +11,7 @@ import math
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import String, and_, case, func, not_, or_, select
+from sqlalchemy import BigInteger, String, and_, case, cast, func, not_, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import UnaryExpression
 from sqlalchemy.sql.operators import custom_op
@@ -99,7 +99,8 @@ def _period(dialect: str, interval: Interval) -> Any:
 
 
 def _sum(condition: Any, value: Any = 1) -> Any:
-    return func.coalesce(func.sum(case((condition, value), else_=0)), 0)
+    # An integer on both databases (PostgreSQL's sum of a bigint is a numeric: a Decimal here).
+    return cast(func.coalesce(func.sum(case((condition, value), else_=0)), 0), BigInteger)
 
 
 def _p90(dialect: str, completed: Any) -> Any:
