@@ -26,15 +26,22 @@ and over HTTP against ``python -m uvicorn dispatch.app:create_app --factory`` (p
     .venv/bin/python bench/metrics.py --build --sqlite /tmp/m.sqlite3 --pg-url postgresql+psycopg://postgres@127.0.0.1:5432/bench_metrics
     .venv/bin/python bench/metrics.py --sqlite /tmp/m.sqlite3 --pg-url ... --label after --out results.json
 
+    git archive <commit> src | tar -x -C /tmp/before     # a "before": measured in turns with this checkout
+    .venv/bin/python bench/metrics.py --sqlite /tmp/m.sqlite3 --pg-url ... --before /tmp/before/src --before-label <commit> --label <commit>
+
 ``--build`` writes the databases (the PostgreSQL one must exist and be empty); without it the
-same databases are measured again, e.g. with ``PYTHONPATH=<old checkout>/src`` for a "before"
-(the uvicorn server inherits it). ``--profile`` prints a cProfile of the grouped variant.
+same databases are measured again. With ``--before`` the two codes take turns, request by
+request (in-process: its ``metrics/service.py`` loaded beside this one; over HTTP: a second server
+with that ``src`` first on ``PYTHONPATH``), so both see the same load on a shared machine.
+``--profile`` prints a cProfile of the grouped ``compute``.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import dataclasses
+import importlib.util
 import inspect
 import io
 import json
@@ -156,9 +163,30 @@ VARIANTS: list[tuple[str, dict[str, str]]] = [
     ("by technician, limit=100", {"group_by": "technician", "limit": "100"})]
 
 
-def _pages() -> bool:
-    """Whether the code measured has ``limit`` (paging came with the grouped-metrics change)."""
-    return "limit" in inspect.signature(service.compute).parameters
+@dataclasses.dataclass
+class Code:
+    """A version of ``dispatch.metrics`` to measure: this checkout's, or another ``src`` directory's
+    (``--before``: its service module loaded beside this one's; its server run with it first on
+    ``PYTHONPATH``)."""
+
+    label: str
+    src: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.src is None:
+            self.service: Any = service
+            routes_text = Path(routes.__file__).read_text()
+        else:
+            path = self.src / "dispatch" / "metrics" / "service.py"
+            spec = importlib.util.spec_from_file_location(f"bench_metrics_service_{id(self)}", path)
+            assert spec and spec.loader
+            self.service = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = self.service
+            spec.loader.exec_module(self.service)
+            routes_text = (self.src / "dispatch" / "metrics" / "routes.py").read_text()
+        # Whether the route writes the dicts (routes.render) or builds the model for FastAPI.
+        self.renders = "def render(" in routes_text
+        self.pages = "limit" in inspect.signature(self.service.compute).parameters
 
 
 class TimedSession:
@@ -179,50 +207,55 @@ class TimedSession:
         session.execute = execute  # type: ignore[method-assign]
 
 
-def measure_inprocess(url: str, month: tuple[date, date], now: datetime, reps: int, profile: bool) -> dict[str, Any]:
+def measure_inprocess(url: str, month: tuple[date, date], now: datetime, reps: int, profile: bool,
+                      codes: list[Code]) -> dict[str, Any]:
+    """Each variant ``reps`` times (after a warm-up), the codes taking turns, so they share the load."""
     db = Database(make_engine(Settings(database_url=url)))
     since = datetime.combine(month[0], datetime.min.time(), UTC)
     until = datetime.combine(month[1], datetime.min.time(), UTC)
     adapter = TypeAdapter(Metrics)
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {code.label: {} for code in codes}
     for name, params in VARIANTS:
-        if "limit" in params and not _pages():
-            continue
-        paging = {"limit": int(params["limit"]) + 1} if "limit" in params else {}  # + 1: as the route asks
-        runs: list[dict[str, float]] = []
+        runs: dict[str, list[dict[str, float]]] = {code.label: [] for code in codes}
         for rep in range(reps + 1):  # the first is a warm-up
-            with db.transaction(write=False) as s:
-                timer = TimedSession(s)
-                t0 = time.perf_counter()
-                rows = service.compute(session=s, since=since, until=until, now=now,
-                                       group_by=params.get("group_by", "none"),  # type: ignore[arg-type]
-                                       interval=params.get("interval", "none"), **paging)  # type: ignore[arg-type]
-                t1 = time.perf_counter()
-            head = {"since": month[0].isoformat(), "until": month[1].isoformat(),
-                    "group_by": params.get("group_by", "none"), "interval": params.get("interval", "none")}
-            if hasattr(routes, "render"):  # the route writes the dicts as they are
-                t2 = time.perf_counter()
-                body = routes.render(head | {"rows": rows, "next_cursor": None})
-            else:  # the route built the model, FastAPI serialised it
-                model = Metrics(**head, rows=rows)  # type: ignore[arg-type]
-                t2 = time.perf_counter()
-                body = adapter.dump_json(adapter.validate_python(model, from_attributes=True))
-            t3 = time.perf_counter()
-            if rep:
-                runs.append({"sql": timer.seconds, "python": t1 - t0 - timer.seconds, "model": t2 - t1,
-                             "json": t3 - t2, "total": t3 - t0, "statements": timer.statements})
-        out[name] = {k: statistics.median(r[k] for r in runs) for k in runs[0]} | {
-            "rows": len(rows), "bytes": len(body)}
-        if profile and name == "by technician":
+            for code in codes:
+                if "limit" in params and not code.pages:
+                    continue
+                paging = {"limit": int(params["limit"]) + 1} if "limit" in params else {}  # + 1: as the route asks
+                with db.transaction(write=False) as s:
+                    timer = TimedSession(s)
+                    t0 = time.perf_counter()
+                    rows = code.service.compute(session=s, since=since, until=until, now=now,
+                                                group_by=params.get("group_by", "none"),
+                                                interval=params.get("interval", "none"), **paging)
+                    t1 = time.perf_counter()
+                head = {"since": month[0].isoformat(), "until": month[1].isoformat(),
+                        "group_by": params.get("group_by", "none"), "interval": params.get("interval", "none")}
+                if code.renders:  # the route writes the dicts as they are
+                    t2 = time.perf_counter()
+                    body = routes.render(head | {"rows": rows, "next_cursor": None})
+                else:  # the route built the model, FastAPI serialised it
+                    model = Metrics(**head, rows=rows)  # type: ignore[arg-type]
+                    t2 = time.perf_counter()
+                    body = adapter.dump_json(adapter.validate_python(model, from_attributes=True))
+                t3 = time.perf_counter()
+                if rep:
+                    runs[code.label].append({"sql": timer.seconds, "python": t1 - t0 - timer.seconds, "model": t2 - t1,
+                                             "json": t3 - t2, "total": t3 - t0, "statements": timer.statements,
+                                             "rows": len(rows), "bytes": len(body)})
+        for label, r in runs.items():
+            if r:
+                out[label][name] = {k: statistics.median(x[k] for x in r) for k in r[0]}
+    if profile:
+        for code in codes:
             prof = cProfile.Profile()
             with db.transaction(write=False) as s:
                 prof.enable()
-                rows = service.compute(session=s, since=since, until=until, now=now, group_by="technician")
-                adapter.dump_json(Metrics(since="", until="", group_by="technician", interval="none", rows=rows))  # type: ignore[arg-type]
+                code.service.compute(session=s, since=since, until=until, now=now, group_by="technician")
                 prof.disable()
             buf = io.StringIO()
-            pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(25)
-            out["profile"] = buf.getvalue()
+            pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(15)
+            out[code.label]["profile"] = buf.getvalue()
     with db.transaction(write=False) as s:
         out["month_jobs"] = s.scalar(text("SELECT COUNT(*) FROM job WHERE reported_at >= :a AND reported_at < :b"),
                                      {"a": sla._bind(db, since), "b": sla._bind(db, until)})
@@ -231,28 +264,43 @@ def measure_inprocess(url: str, month: tuple[date, date], now: datetime, reps: i
     return out
 
 
-def measure_http(url: str, month: tuple[date, date], reps: int, data_dir: Path) -> dict[str, Any]:
-    server = intake.start_server(["dispatch.app:create_app", "--factory"], env=intake.app_env(url, data_dir),
-                                 log=data_dir / "server.log")
-    out: dict[str, Any] = {}
+def measure_http(url: str, month: tuple[date, date], reps: int, data_dir: Path, codes: list[Code]) -> dict[str, Any]:
+    """One server per code, the requests taking turns."""
+    servers, clients = {}, {}
+    out: dict[str, Any] = {code.label: {} for code in codes}
     try:
-        key = intake.dispatcher_key(server)
-        with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", headers={"Authorization": f"Bearer {key}"},
-                          timeout=300) as client:
-            for name, params in VARIANTS:
-                if "limit" in params and not _pages():
-                    continue
-                q = {"since": month[0].isoformat(), "until": month[1].isoformat(), **params}
-                times = []
-                for rep in range(reps + 1):
+        for i, code in enumerate(codes):
+            (data_dir / str(i)).mkdir(exist_ok=True)
+            env = intake.app_env(url, data_dir / str(i))
+            if code.src is not None:
+                env["PYTHONPATH"] = str(code.src)
+            servers[code.label] = server = intake.start_server(
+                ["dispatch.app:create_app", "--factory"], env=env, log=data_dir / f"server-{i}.log")
+            key = intake.dispatcher_key(server)
+            clients[code.label] = httpx.Client(base_url=f"http://127.0.0.1:{server.port}",
+                                               headers={"Authorization": f"Bearer {key}"}, timeout=300)
+        for name, params in VARIANTS:
+            q = {"since": month[0].isoformat(), "until": month[1].isoformat(), **params}
+            times: dict[str, list[float]] = {code.label: [] for code in codes}
+            size = {}
+            for rep in range(reps + 1):
+                for code in codes:
+                    if "limit" in params and not code.pages:
+                        continue
                     t0 = time.perf_counter()
-                    r = client.get("/v1/metrics", params=q)
+                    r = clients[code.label].get("/v1/metrics", params=q)
                     r.raise_for_status()
                     if rep:
-                        times.append(time.perf_counter() - t0)
-                out[name] = {"p50": statistics.median(times), "min": min(times), "bytes": len(r.content)}
+                        times[code.label].append(time.perf_counter() - t0)
+                    size[code.label] = len(r.content)
+            for label, t in times.items():
+                if t:
+                    out[label][name] = {"p50": statistics.median(t), "min": min(t), "bytes": size[label]}
     finally:
-        server.stop()
+        for client in clients.values():
+            client.close()
+        for server in servers.values():
+            server.stop()
     return out
 
 
@@ -269,7 +317,9 @@ def main() -> None:
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--no-http", action="store_true")
     p.add_argument("--profile", action="store_true")
-    p.add_argument("--label", default="")
+    p.add_argument("--label", default="", help="what to call this checkout's code in the tables")
+    p.add_argument("--before", help="another checkout's src directory, measured in turns with this one")
+    p.add_argument("--before-label", default="before")
     p.add_argument("--out", help="append the results (JSON lines) to this file")
     args = p.parse_args()
     urls = {d: u for d, u in (("sqlite", f"sqlite:///{args.sqlite}" if args.sqlite else None),
@@ -283,32 +333,33 @@ def main() -> None:
     month = sla.metrics_month(now)
     print(f"dispatch from {Path(dispatch.__file__).parent}; month {month[0]} to {month[1]}")
     data_dir = Path(tempfile.mkdtemp(prefix="bench-metrics-"))
+    codes = ([Code(f"before ({args.before_label})", Path(args.before))] if args.before else []) + [Code(args.label or "this")]
     for dialect, url in urls.items():
         meter = CpuMeter().start()
-        result: dict[str, Any] = {"label": args.label, "db": dialect, "at": datetime.now(UTC).isoformat(timespec="seconds"),
-                                  "code": str(Path(dispatch.__file__).parent)}
-        result["inprocess"] = measure_inprocess(url, month, now, args.reps, args.profile)
-        if not args.no_http:
-            result["http"] = measure_http(url, month, args.reps, data_dir)
-        result["machine_busy_cores"] = meter.stop()
-        ip = result["inprocess"]
-        print(f"\n{args.label} {dialect}: {ip['month_jobs']:,} jobs in the month ({ip['jobs']:,} in all); "
-              f"machine busy {result['machine_busy_cores']:.2f} cores")
-        print("| variant | rows | statements | sql ms | python ms | model ms | json ms | in-process ms | HTTP p50 ms | bytes |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        at = datetime.now(UTC).isoformat(timespec="seconds")
+        ip = measure_inprocess(url, month, now, args.reps, args.profile, codes)
+        http = {} if args.no_http else measure_http(url, month, args.reps, data_dir, codes)
+        busy = meter.stop()
+        print(f"\n{dialect} at {at}: {ip['month_jobs']:,} jobs in the month ({ip['jobs']:,} in all); "
+              f"machine busy {busy:.2f} cores")
+        print("| code | variant | rows | sql ms | python ms | model ms | json ms | in-process ms | HTTP p50 ms | bytes |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         for name, _ in VARIANTS:
-            if name not in ip:
-                continue
-            v = ip[name]
-            h = result.get("http", {}).get(name, {})
-            print(f"| {name} | {v['rows']:,} | {v['statements']:.0f} | {v['sql'] * 1000:,.0f} | {v['python'] * 1000:,.0f} | "
-                  f"{v['model'] * 1000:,.0f} | {v['json'] * 1000:,.0f} | {v['total'] * 1000:,.0f} | "
-                  f"{h.get('p50', float('nan')) * 1000:,.0f} | {h.get('bytes', v['bytes']):,} |")
-        if "profile" in ip:
-            print(ip["profile"])
+            for code in codes:
+                v = ip[code.label].get(name)
+                if v is None:
+                    continue
+                h = http.get(code.label, {}).get(name, {})
+                print(f"| {code.label} | {name} | {v['rows']:,.0f} | {v['sql'] * 1000:,.0f} | {v['python'] * 1000:,.0f} | "
+                      f"{v['model'] * 1000:,.0f} | {v['json'] * 1000:,.0f} | {v['total'] * 1000:,.0f} | "
+                      f"{h.get('p50', float('nan')) * 1000:,.0f} | {h.get('bytes', v['bytes']):,.0f} |")
+        for code in codes:
+            if "profile" in ip[code.label]:
+                print(code.label, ip[code.label]["profile"])
         if args.out:
             with open(args.out, "a") as f:
-                f.write(json.dumps(result, default=str) + "\n")
+                f.write(json.dumps({"db": dialect, "at": at, "inprocess": ip, "http": http, "machine_busy_cores": busy},
+                                   default=str) + "\n")
     sys.stdout.flush()
 
 
