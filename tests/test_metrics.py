@@ -162,6 +162,13 @@ def test_every_grouped_row_is_the_kpis_of_its_own_jobs(api):
     assert total["return_visit_rate"] and total["callbacks"] == 16 and total["mean_satisfaction"]
 
 
+def test_a_period_without_jobs_has_no_rows(api):
+    a_fortnight_of_work(api)
+    for params in ({}, {"interval": "day"}, {"group_by": "technician"}):
+        r = api.get("/v1/metrics", who="supervisor", params={"since": "2026-01-01", "until": "2026-02-01", **params})
+        assert r.status_code == 200 and r.json()["rows"] == [], r.text
+
+
 def test_grouped_rows_come_a_page_at_a_time_and_add_up_to_the_whole_answer(api):
     a_fortnight_of_work(api)
     params = {**MONTH, "group_by": "technician", "interval": "day"}
