@@ -46,6 +46,7 @@ import inspect
 import io
 import json
 import pstats
+import shutil
 import random
 import statistics
 import sys
@@ -360,6 +361,7 @@ def main() -> None:
             with open(args.out, "a") as f:
                 f.write(json.dumps({"db": dialect, "at": at, "inprocess": ip, "http": http, "machine_busy_cores": busy},
                                    default=str) + "\n")
+    shutil.rmtree(data_dir, ignore_errors=True)
     sys.stdout.flush()
 
 
