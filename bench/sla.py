@@ -99,11 +99,12 @@ class Skeleton:
     branch: dict[int, str]
 
 
-def skeleton(cfg: Config) -> Skeleton:
+def skeleton(cfg: Config, finished_ages: tuple[float, float] = (3600, 365 * DAY)) -> Skeleton:
     rng = random.Random(f"{cfg.seed}:sla:skeleton")
-    # Finished jobs: uniform over the year (the last hour excepted); open ones mostly recent:
-    # 45 % from the last day, 35 % from the week before, 20 % waiting for weeks (parts, mostly).
-    ages = [(rng.uniform(3600, 365 * DAY), False) for _ in range(cfg.finished)]
+    # Finished jobs: uniform over the year (the last hour excepted; ``bench/metrics.py`` packs
+    # them into fewer weeks); open ones mostly recent: 45 % from the last day, 35 % from the
+    # week before, 20 % waiting for weeks (parts, mostly).
+    ages = [(rng.uniform(*finished_ages), False) for _ in range(cfg.finished)]
     for _ in range(cfg.open):
         r = rng.random()
         age = rng.uniform(60, DAY) if r < 0.45 else rng.uniform(DAY, 7 * DAY) if r < 0.80 else rng.uniform(7 * DAY, 45 * DAY)

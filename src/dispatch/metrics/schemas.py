@@ -52,3 +52,6 @@ class Metrics(ResponseBody):
     group_by: str
     interval: str
     rows: list[MetricsRow]
+    next_cursor: str | None = Field(
+        default=None, description="With `limit`: pass as `cursor` for the next rows; null on the last page."
+    )

@@ -8,17 +8,18 @@ the query counts as not (yet) completed within 24 hours.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import String, Text, and_, case, cast, func, not_, or_, select
+from sqlalchemy import BigInteger, String, and_, case, cast, func, not_, or_, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import UnaryExpression
+from sqlalchemy.sql.operators import custom_op
 
 from dispatch.closeout.models import JobCallback
 from dispatch.jobs.lifecycle import OPEN, JobStatus
 from dispatch.jobs.models import Job
+from dispatch.sla.models import PolicyName
 from dispatch.technicians.models import Technician
 from dispatch.visits.models import Visit, VisitOutcome
 
@@ -26,8 +27,6 @@ GroupBy = Literal["none", "outlet", "branch", "technician", "category"]
 Interval = Literal["none", "day", "week", "month"]
 DAY = 24 * 3600
 STAGES = ("dispatch", "assigned", "travel", "on_site", "parts", "customer")
-PROOF = ("fixed", "first_time_fixed", "returned", "calls", "reached", "jobs_called", "jobs_reached",
-         "satisfaction_sum", "satisfaction_count")
 
 
 def ratio(part: int, whole: int) -> float | None:
@@ -42,99 +41,76 @@ def percentile(values: list[int], share: float) -> float | None:
     return float(ordered[max(math.ceil(share * len(ordered)) - 1, 0)])
 
 
-@dataclass
-class Tally:
-    jobs: int = 0
-    cancelled: int = 0
-    open: int = 0
-    completed: int = 0
-    within_24h: int = 0
-    resolution: list[int] = field(default_factory=list)
-    # (policy, deadline) -> [met, missed]
-    sla: dict[tuple[str, str], list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
-    seconds: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STAGES, 0))
-    # From visits and callbacks (issue 5): see docs/sla.md for the definitions.
-    proof: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PROOF, 0))
+POLICIES = tuple(p.value for p in PolicyName)  # the values ``job.sla_policy`` takes (``sla.policies.plan`` sets it)
+DEADLINES = ("arrival", "completion")  # in the order a row lists them (sorted by policy, then deadline)
 
-    def add(self, row: Any) -> None:
-        """Add one row of ``_totals``: the sums of one (day, group, policy)."""
-        self.jobs += row.jobs
-        self.cancelled += row.cancelled
-        self.open += row.open
-        self.completed += row.completed
-        self.within_24h += row.within_24h
-        # A (policy, deadline) is listed once some job decided it (as the Python rules had it).
-        for deadline, met, missed in (("completion", row.completion_met, row.completion_missed),
-                                      ("arrival", row.arrival_met, row.arrival_missed)):
+
+def public(row: Any, p90: int | None) -> dict[str, Any]:
+    """One row of ``_totals`` (the sums of one period and group) as the KPIs (docs/sla.md), in
+    the response's field order; ``p90`` the 90th percentile of its resolution times (seconds)."""
+    counted = row.jobs - row.cancelled
+    completed = row.completed
+    mean = row.resolution_sum / completed if completed else None
+    sla = []
+    # A (policy, deadline) is listed once some job of the row decided it.
+    for policy in sorted(POLICIES):
+        for deadline in DEADLINES:
+            met, missed = getattr(row, f"{policy}_{deadline}_met"), getattr(row, f"{policy}_{deadline}_missed")
             if met or missed:
-                counts = self.sla[(row.sla_policy, deadline)]
-                counts[0] += met
-                counts[1] += missed
-        for stage in STAGES:
-            self.seconds[stage] += getattr(row, f"seconds_{stage}")
-        for name in PROOF:
-            self.proof[name] += getattr(row, name)
-
-    def public(self) -> dict[str, Any]:
-        counted = self.jobs - self.cancelled
-        mean = sum(self.resolution) / len(self.resolution) if self.resolution else None
-        p90 = percentile(self.resolution, 0.9)
-        return {
-            "jobs": self.jobs,
-            "cancelled": self.cancelled,
-            "open": self.open,
-            "completed": self.completed,
-            "completed_within_24h": self.within_24h,
-            "completion_rate_24h": round(self.within_24h / counted, 4) if counted else None,
-            "mean_hours_to_complete": round(mean / 3600, 2) if mean is not None else None,
-            "p90_hours_to_complete": round(p90 / 3600, 2) if p90 is not None else None,
-            "sla_compliance": [
-                {"policy": policy, "deadline": deadline, "met": met, "missed": missed,
-                 "compliance": round(met / (met + missed), 4) if met + missed else None}
-                for (policy, deadline), (met, missed) in sorted(self.sla.items())
-            ],
-            "first_time_fix_rate": ratio(self.proof["first_time_fixed"], self.proof["fixed"]),
-            "return_visit_rate": ratio(self.proof["returned"], self.proof["fixed"]),
-            "callbacks": self.proof["calls"],
-            "callback_reach_rate": ratio(self.proof["reached"], self.proof["calls"]),
-            "jobs_reached_by_callback": ratio(self.proof["jobs_reached"], self.proof["jobs_called"]),
-            "mean_satisfaction": round(self.proof["satisfaction_sum"] / self.proof["satisfaction_count"], 2)
-            if self.proof["satisfaction_count"] else None,
-            "hours": {stage: round(self.seconds[stage] / 3600, 2) for stage in STAGES},
-            "hours_per_job": {
-                stage: round(self.seconds[stage] / 3600 / counted, 2) if counted else None for stage in STAGES
-            },
-        }
+                sla.append({"policy": policy, "deadline": deadline, "met": met, "missed": missed,
+                            "compliance": round(met / (met + missed), 4)})
+    seconds = [getattr(row, f"seconds_{stage}") for stage in STAGES]
+    return {
+        "jobs": row.jobs,
+        "cancelled": row.cancelled,
+        "open": row.open,
+        "completed": completed,
+        "completed_within_24h": row.within_24h,
+        "completion_rate_24h": round(row.within_24h / counted, 4) if counted else None,
+        "mean_hours_to_complete": round(mean / 3600, 2) if mean is not None else None,
+        "p90_hours_to_complete": round(p90 / 3600, 2) if p90 is not None else None,
+        "first_time_fix_rate": ratio(row.first_time_fixed, row.fixed),
+        "return_visit_rate": ratio(row.returned, row.fixed),
+        "callbacks": row.calls,
+        "callback_reach_rate": ratio(row.reached, row.calls),
+        "jobs_reached_by_callback": ratio(row.jobs_reached, row.jobs_called),
+        "mean_satisfaction": round(row.satisfaction_sum / row.satisfaction_count, 2) if row.satisfaction_count else None,
+        "sla_compliance": sla,
+        "hours": {stage: round(s / 3600, 2) for stage, s in zip(STAGES, seconds, strict=True)},
+        "hours_per_job": {stage: round(s / 3600 / counted, 2) if counted else None
+                          for stage, s in zip(STAGES, seconds, strict=True)},
+    }
 
 
-def period_of(day: date, interval: Interval) -> str | None:
-    if interval == "none":
-        return None
-    if interval == "day":
-        return day.isoformat()
-    if interval == "week":
-        return (day - timedelta(days=day.weekday())).isoformat()
-    return day.replace(day=1).isoformat()
-
-
-def _day(dialect: str) -> Any:
-    """The UTC calendar day a job was reported, as text (YYYY-MM-DD)."""
+def _period(dialect: str, interval: Interval) -> Any:
+    """The UTC day, week (its Monday) or month (its first day) a job was reported in, as text
+    (YYYY-MM-DD)."""
     if dialect == "postgresql":
-        return func.to_char(func.timezone("UTC", Job.reported_at), "YYYY-MM-DD", type_=String)
-    return func.substr(Job.reported_at, 1, 10, type_=String)  # stored as 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC)
+        utc = func.timezone("UTC", Job.reported_at)
+        if interval != "day":
+            utc = func.date_trunc(interval, utc)  # weeks start on Monday (ISO)
+        return func.to_char(utc, "YYYY-MM-DD", type_=String)
+    # Stored as 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC).
+    if interval == "day":
+        return func.substr(Job.reported_at, 1, 10, type_=String)
+    if interval == "week":  # back six days, then forward to a Monday: the Monday on or before
+        return func.date(func.substr(Job.reported_at, 1, 10), "-6 days", "weekday 1", type_=String)
+    return func.substr(Job.reported_at, 1, 7, type_=String).concat("-01")
 
 
 def _sum(condition: Any, value: Any = 1) -> Any:
-    return func.coalesce(func.sum(case((condition, value), else_=0)), 0)
+    # An integer on both databases (PostgreSQL's sum of a bigint is a numeric: a Decimal here).
+    return cast(func.coalesce(func.sum(case((condition, value), else_=0)), 0), BigInteger)
 
 
-def _resolutions(dialect: str, completed: Any) -> Any:
-    """The group's resolution times as one comma-separated text (for the 90th percentile): a
-    row per group instead of a row per job."""
-    value = case((completed, Job.resolution_seconds), else_=None)
+def _p90(dialect: str, completed: Any) -> Any:
+    """The 90th percentile (nearest rank) of the resolution times of the completed jobs:
+    ``percentile_disc`` on PostgreSQL (the same rank: the first value at or above 90 % of the
+    ordered values); SQLite has none, so there the times come back as one comma-separated text
+    per row and ``percentile`` takes it in Python."""
     if dialect == "postgresql":
-        return func.string_agg(cast(value, Text), ",")
-    return func.group_concat(value, ",")
+        return func.percentile_disc(0.9).within_group(Job.resolution_seconds).filter(completed)
+    return func.group_concat(case((completed, Job.resolution_seconds), else_=None), ",")
 
 
 def _per_job(in_period: Any) -> tuple[Any, Any]:
@@ -173,72 +149,96 @@ def _proof(counted: Any, visits: Any, calls: Any) -> list[Any]:
 
 def _totals(now: datetime, dialect: str) -> list[Any]:
     """The KPI sums of a group of jobs, in SQL (definitions in docs/sla.md). Cancelled jobs count
-    as jobs and as cancelled, and in nothing else."""
+    as jobs and as cancelled, and in nothing else. The deadlines' met and missed are counted per
+    policy in columns of their own (``standard_completion_met``, ...), so a (period, group) is
+    one row."""
     counted = Job.status != JobStatus.cancelled
     completed = and_(counted, Job.resolution_seconds.is_not(None), Job.completed_at.is_not(None))
     has_arrival = and_(counted, Job.arrival_due_at.is_not(None))
+    # Each deadline counts once decided: met or missed when done, missed once it passed.
+    decided = {
+        ("completion", "met"): and_(counted, Job.completed_at.is_not(None), Job.completed_at <= Job.due_at),
+        ("completion", "missed"): and_(counted, or_(and_(Job.completed_at.is_not(None), Job.completed_at > Job.due_at),
+                                                    and_(Job.completed_at.is_(None), Job.due_at <= now))),
+        ("arrival", "met"): and_(has_arrival, Job.arrived_at.is_not(None), not_(Job.arrival_missed)),
+        ("arrival", "missed"): and_(has_arrival, or_(and_(Job.arrived_at.is_not(None), Job.arrival_missed),
+                                                     and_(Job.arrived_at.is_(None), Job.arrival_due_at <= now))),
+    }
     return [
         func.count().label("jobs"),
         _sum(Job.status == JobStatus.cancelled).label("cancelled"),
         _sum(Job.status.in_([s.value for s in OPEN])).label("open"),
         _sum(completed).label("completed"),
         _sum(and_(completed, Job.resolution_seconds <= DAY)).label("within_24h"),
-        # Each deadline counts once decided: met or missed when done, missed once it passed.
-        _sum(and_(counted, Job.completed_at.is_not(None), Job.completed_at <= Job.due_at)).label("completion_met"),
-        _sum(and_(counted, or_(and_(Job.completed_at.is_not(None), Job.completed_at > Job.due_at),
-                               and_(Job.completed_at.is_(None), Job.due_at <= now)))).label("completion_missed"),
-        _sum(and_(has_arrival, Job.arrived_at.is_not(None), not_(Job.arrival_missed))).label("arrival_met"),
-        _sum(and_(has_arrival, or_(and_(Job.arrived_at.is_not(None), Job.arrival_missed),
-                                   and_(Job.arrived_at.is_(None), Job.arrival_due_at <= now)))).label("arrival_missed"),
+        *(_sum(and_(Job.sla_policy == policy, condition)).label(f"{policy}_{deadline}_{outcome}")
+          for policy in POLICIES for (deadline, outcome), condition in decided.items()),
         *(_sum(counted, getattr(Job, f"seconds_{stage}")).label(f"seconds_{stage}") for stage in STAGES),
-        _resolutions(dialect, completed).label("resolutions"),
+        _sum(completed, Job.resolution_seconds).label("resolution_sum"),
+        _p90(dialect, completed).label("p90"),
     ]
+
+
+def key_of(row: dict[str, Any]) -> tuple[str, str]:
+    """Where a row sorts: by period, then by group as text (null first)."""
+    return row["period"] or "", row["group"] or ""
 
 
 def compute(
     *, session: Session, since: datetime, until: datetime, now: datetime, group_by: GroupBy = "none",
-    interval: Interval = "none",
+    interval: Interval = "none", limit: int | None = None, after: tuple[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per (period, group), in order. Jobs reported in [since, until).
+    """One row per (period, group), in order (``key_of``). Jobs reported in [since, until).
+    With ``limit``, only the first ``limit`` rows whose key is after ``after`` (a page).
 
-    The sums are made by the database in one pass, grouped by (day, group, policy), and merged
-    into periods here; the resolution times (for the 90th percentile) come back as one text per
-    row. Fetching every job's columns and adding them up in Python took seconds for a month of
-    a large centre (docs/benchmarks.md, SLA)."""
+    One query, grouped by (period, group), makes every sum, the 90th percentile on PostgreSQL
+    and its input on SQLite; here each row only becomes the KPIs. Fetching every job's columns
+    and adding them up in Python took seconds for a month of a large centre, and so did a row
+    per (day, group, policy) merged in Python when grouped by 5,000 technicians
+    (docs/benchmarks.md, SLA and Metrics)."""
     dialect = session.get_bind().dialect.name
     keys: list[Any] = []
     if interval != "none":
-        keys.append(_day(dialect).label("day"))
+        keys.append(_period(dialect, interval).label("period"))
     group = {"none": None, "outlet": Job.outlet_id, "technician": Job.technician_id,
              "category": Job.product_category, "branch": Technician.home_branch}[group_by]
     if group is not None:
+        if dialect == "sqlite":
+            # Unary plus: the same value, but not a column an index could serve. Without it SQLite
+            # (no statistics) reads the whole table in technician order through
+            # ix_job_technician_id_status to save a sort, instead of the period's jobs through
+            # ix_job_reported_at: 2.3-3.1 s of SQL instead of 1.1 s for a month of 344,000 jobs
+            # (docs/benchmarks.md, Metrics).
+            group = UnaryExpression(group, operator=custom_op("+"), type_=group.type)
         keys.append(group.label("grp"))
     in_period = and_(Job.reported_at >= since, Job.reported_at < until)
     visits, calls = _per_job(in_period)
-
-    def source(stmt: Any) -> Any:
-        stmt = stmt.select_from(Job).outerjoin(visits, visits.c.job_id == Job.id).outerjoin(calls, calls.c.job_id == Job.id)
-        if group_by == "branch":
-            stmt = stmt.outerjoin(Technician, Technician.id == Job.technician_id)
-        return stmt.where(in_period)
-
-    def key_of(row: Any) -> tuple[str | None, Any]:
-        period = period_of(date.fromisoformat(row.day), interval) if interval != "none" else None
-        return period, (row.grp if group is not None else None)
-
-    tallies: dict[tuple[str | None, Any], Tally] = defaultdict(Tally)
     counted = Job.status != JobStatus.cancelled
-    totals = source(select(*keys, Job.sla_policy, *_totals(now, dialect), *_proof(counted, visits, calls))).group_by(
-        *keys, Job.sla_policy)
-    for row in session.execute(totals):
-        tally = tallies[key_of(row)]
-        tally.add(row)
-        if row.resolutions:
-            tally.resolution.extend(map(int, row.resolutions.split(",")))
-    return [
-        {"period": period, "group": None if group is None else str(group), **tally.public()}
-        for (period, group), tally in sorted(tallies.items(), key=lambda kv: (kv[0][0] or "", str(kv[0][1] or "")))
-    ]
+    stmt = (
+        select(*keys, *_totals(now, dialect), *_proof(counted, visits, calls))
+        .select_from(Job).outerjoin(visits, visits.c.job_id == Job.id).outerjoin(calls, calls.c.job_id == Job.id)
+    )
+    if group_by == "branch":
+        stmt = stmt.outerjoin(Technician, Technician.id == Job.technician_id)
+    stmt = stmt.where(in_period).group_by(*keys)
+    found = []
+    for row in session.execute(stmt):
+        if not row.jobs:  # ungrouped (no GROUP BY) a period without jobs is still one row: none, as before
+            continue
+        period = row.period if interval != "none" else None
+        grp = row.grp if group is not None else None
+        found.append(({"period": period, "group": None if grp is None else str(grp)}, row))
+    found.sort(key=lambda kv: key_of(kv[0]))
+    if after is not None:
+        found = [kv for kv in found if key_of(kv[0]) > after]
+    if limit is not None:
+        found = found[:limit]
+    out = []
+    for head, row in found:  # the KPIs of the rows asked for only
+        p90 = row.p90
+        if dialect != "postgresql":
+            p90 = percentile(list(map(int, p90.split(","))), 0.9) if p90 else None
+        out.append(head | public(row, p90))
+    return out
 
 
 CSV_COLUMNS = (
