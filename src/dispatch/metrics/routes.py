@@ -42,6 +42,12 @@ async def get_metrics(
     """KPIs for jobs reported in the period (definitions in docs/sla.md); `format=csv` for the
     monthly review. Rows are in period, then group order; with `limit` they come a page at a time
     (follow `next_cursor`)."""
+    for name, day in (("since", since), ("until", until)):
+        if day is not None and not 2000 <= day.year < 3000:
+            raise Unprocessable(
+                f"{name} must be between the years 2000 and 2999", code="invalid-period",
+                errors=[{"loc": ["query", name], "msg": "out of range", "type": "value_error"}],
+            )
     end = until or (now + timedelta(days=1)).date()
     start = since or end - timedelta(days=30)
     if start >= end or (end - start).days > MAX_DAYS:
@@ -69,7 +75,7 @@ async def get_metrics(
         fields = list(flat[0]) if flat else list(service.CSV_COLUMNS)
         writer = csv.DictWriter(out, fieldnames=fields)
         writer.writeheader()
-        writer.writerows(flat)
+        writer.writerows({k: _cell(v) for k, v in row.items()} for row in flat)
         return Response(out.getvalue(), media_type="text/csv", headers={
             "Content-Disposition": f'attachment; filename="metrics-{start}-{end}.csv"'})
     # The rows are plain dicts in the model's field order (service.public); written as they are.
@@ -104,3 +110,11 @@ def _decode(cursor: str | None) -> tuple[str, str] | None:
             "cursor is not one this API gave out", code="invalid-cursor",
             errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor", "type": "value_error"}],
         ) from exc
+
+
+def _cell(value: Any) -> Any:
+    """Text that a spreadsheet would run as a formula (a category an outlet typed as
+    ``=HYPERLINK(...)``) is written with a leading apostrophe, as OWASP advises for CSV exports."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
