@@ -144,16 +144,8 @@ def build(urls: dict[str, str], *, month_jobs: int, technicians: int, days: floa
         counts["jobs"] += len(rows)
         counts["visits"] += len(visits)
         counts["callbacks"] += len(calls)
-    for dialect, sink in sinks.items():
-        if dialect == "postgresql":
-            with sink.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                for table in ("job", "visit", "job_callback", "outlet"):
-                    conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                                      f"(SELECT COALESCE(MAX(id), 1) FROM {table}))"))
-                conn.execute(text("VACUUM ANALYZE"))
-        else:  # as the service leaves it: no ANALYZE
-            with sink.engine.connect() as conn:
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    for sink in sinks.values():
+        sla.finish_bulk_load(sink.engine, ("job", "visit", "job_callback", "outlet"))
         sink.engine.dispose()
     say(f"built {counts} with {technicians:,} technicians in {time.perf_counter() - t0:.0f} s")
     return counts | {"technicians": technicians, "now": now.isoformat()}

@@ -419,22 +419,28 @@ def load(cfg: Config, sk: Skeleton, urls: dict[str, str], say: Callable[[str], N
                 + ", ".join(f"{d} {s.seconds:.0f} s" for d, s in sinks.items()) + ")")
     for dialect, sink in sinks.items():
         t0 = time.perf_counter()
-        if dialect == "postgresql":
-            with sink.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                for table in ("job", "sla_checkpoint", "sla_pause", "outlet"):
-                    conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                                      f"(SELECT COALESCE(MAX(id), 1) FROM {table}))"))
-                conn.execute(text("VACUUM ANALYZE"))
-        else:
-            # As the service leaves it: nothing runs ANALYZE on SQLite. Fold the WAL in.
-            with sink.engine.connect() as conn:
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        finish_bulk_load(sink.engine, ("job", "sla_checkpoint", "sla_pause", "outlet"))
         info[dialect].update(load_s=sink.seconds, finish_s=time.perf_counter() - t0)
         sink.engine.dispose()
     for value in info.values():
         value["generate_s"] = gen_s
         value.update(counts)
     return info
+
+
+def finish_bulk_load(engine: Any, tables: tuple[str, ...]) -> None:
+    """After rows were inserted with their ids: PostgreSQL's sequences move past them and the
+    planner gets statistics; SQLite is left as the service leaves it (nothing runs ANALYZE
+    there), with the WAL folded in."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            for table in tables:
+                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                                  f"(SELECT COALESCE(MAX(id), 1) FROM {table}))"))
+            conn.execute(text("VACUUM ANALYZE"))
+    else:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def describe(url: str, now: datetime) -> dict[str, Any]:

@@ -117,6 +117,15 @@ def sign_in(page: Any, url: str, key: str) -> None:
     page.get_by_role("button", name="Sign in").click()
 
 
+def technician_phone(service: Service, browser: Any, tech: dict[str, Any], job: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """The technician's phone at 360 px, signed in to the app: its context, page and the job's card."""
+    context = browser.new_context(**PHONE)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    sign_in(page, service.base_url + "/tech/", service.key("technician", technician_id=tech["id"]))
+    return context, page, page.locator(f"#job-{job['id']}")
+
+
 def tiny_png() -> bytes:
     """A 4x4 PNG, made here so the test needs no image library."""
     def chunk(kind: bytes, data: bytes) -> bytes:
@@ -391,11 +400,7 @@ def test_a_technician_asks_for_a_part_nobody_has_and_the_job_waits_for_it(servic
     service.post("/v1/parts", {"sku": "BELT-1200", "name": "Drum belt", "categories": ["washing machine"],
                                "lead_time_hours": 72})
 
-    context = browser.new_context(**PHONE)
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    sign_in(page, service.base_url + "/tech/", service.key("technician", technician_id=tech["id"]))
-    card = page.locator(f"#job-{job['id']}")
+    context, page, card = technician_phone(service, browser, tech, job)
     card.get_by_role("button", name=f"On site, job {job['id']}").click()
     card.get_by_role("button", name=f"Needs parts, job {job['id']}").click()
     card.get_by_label("Part number (SKU)").fill("BELT-1200")
@@ -419,11 +424,7 @@ def test_a_technician_who_cannot_do_the_job_gives_it_back_with_why_from_the_phon
     job = service.job()
     service.post(f"/v1/jobs/{job['id']}/assign", {"technician_id": tech["id"], "reason": "regular customer"})
 
-    context = browser.new_context(**PHONE)
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    sign_in(page, service.base_url + "/tech/", service.key("technician", technician_id=tech["id"]))
-    card = page.locator(f"#job-{job['id']}")
+    context, page, card = technician_phone(service, browser, tech, job)
     card.get_by_role("button", name=f"En route, job {job['id']}").click()
     card.get_by_role("button", name=f"Can't do it, job {job['id']}").click()
     card.get_by_label("Why can't you do it?").fill("Van broke down on the S8")
@@ -448,11 +449,7 @@ def test_taps_the_office_refuses_after_the_fact_are_shown_as_not_accepted(servic
     job = service.job()
     service.post(f"/v1/jobs/{job['id']}/assign", {"technician_id": tech["id"], "reason": "regular customer"})
 
-    context = browser.new_context(**PHONE)
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    sign_in(page, service.base_url + "/tech/", service.key("technician", technician_id=tech["id"]))
-    card = page.locator(f"#job-{job['id']}")
+    context, page, card = technician_phone(service, browser, tech, job)
     expect(card).to_contain_text("Assigned")
 
     context.set_offline(True)
