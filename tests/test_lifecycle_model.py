@@ -290,6 +290,10 @@ def test_the_job_lifecycle_keeps_every_invariant_through_any_sequence_of_steps(a
         def return_visit(self, data: st.DataObject) -> None:
             job = self.job_for(data, FINISHED)
             reason = data.draw(st.sampled_from(["callback_not_fixed", "fault_returned"]), label="reason")
+            # The customer calls back at once or a while later: later, some checkpoints have passed.
+            later = data.draw(st.sampled_from([0, 6, 12, 24]), label="hours later")
+            if later:
+                self.time_passes(later)
             now = api.clock.now()
             with database.transaction(write=False) as session:
                 due_before = session.scalar(select(Job.due_at).where(Job.id == job))
@@ -331,6 +335,9 @@ def test_the_job_lifecycle_keeps_every_invariant_through_any_sequence_of_steps(a
 
         @rule(hours=st.integers(1, 12))
         def time_passes_and_the_watcher_runs(self, hours: int) -> None:
+            self.time_passes(hours)
+
+        def time_passes(self, hours: int) -> None:
             now = api.clock.advance(hours=hours)
             watcher.run_pass(database, api.clock.now, Settings())
             with database.transaction(write=False) as session:
@@ -411,7 +418,7 @@ def test_the_job_lifecycle_keeps_every_invariant_through_any_sequence_of_steps(a
     run_state_machine_as_test(
         Lifecycle,
         settings=hypothesis_settings(
-            max_examples=15, stateful_step_count=40, deadline=None, derandomize=True,
+            max_examples=20, stateful_step_count=40, deadline=None, derandomize=True,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
         ),
     )
