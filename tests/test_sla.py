@@ -200,6 +200,40 @@ def test_meeting_a_deadline_makes_its_checkpoints_moot(api):
     assert not [t for t in timeline(api, job["id"]) if t.startswith("sla_")]
 
 
+def test_a_job_fixed_late_before_the_watcher_passed_still_records_its_breach_once(api):
+    tech, job = assigned_job(api)
+    api.clock.advance(hours=25)  # the watcher was down all day
+    status(api, job["id"], "on_site", tech)
+    status(api, job["id"], "completed", tech)
+    fired = [(e["type"], e["occurred_at"]) for e in api.get(f"/v1/jobs/{job['id']}/events").json()["items"]
+             if e["type"].startswith("sla_")]
+    stamp = lambda h: (T0 + timedelta(hours=h)).isoformat().replace("+00:00", "Z")
+    assert fired == [("sla_warning", stamp(12)), ("sla_at_risk", stamp(18)), ("sla_breached", stamp(24))]
+    assert watch(api).fired == 0  # and not again when the watcher comes back
+    escalations = api.get("/v1/sla/escalations", who="supervisor").json()["items"]
+    assert [e["job_id"] for e in escalations] == [job["id"]]
+
+
+def test_a_job_fixed_in_time_while_the_watcher_was_down_fires_nothing_late(api):
+    tech, job = assigned_job(api)
+    api.clock.advance(hours=11)
+    status(api, job["id"], "on_site", tech)
+    api.clock.advance(hours=5)  # the phone was offline: the completion at 11 h 30 arrives at 16 h
+    status(api, job["id"], "completed", tech, at=(T0 + timedelta(hours=11, minutes=30)).isoformat())
+    assert [t for t in timeline(api, job["id"]) if t.startswith("sla_")] == []
+    assert api.get(f"/v1/jobs/{job['id']}").json()["sla"]["state"] == "met"
+    assert watch(api).fired == 0
+
+
+def test_a_cancellation_after_the_deadline_keeps_the_breach_the_customer_lived_through(api):
+    job = api.job()
+    api.clock.advance(hours=30)
+    r = api.post(f"/v1/jobs/{job['id']}/status", {"status": "cancelled", "at": api.clock.now().isoformat()})
+    assert r.status_code == 200, r.text
+    assert events_of(api, job["id"], "sla_breached")[0]["occurred_at"] == (
+        T0 + timedelta(hours=24)).isoformat().replace("+00:00", "Z")
+
+
 def test_a_return_visit_after_the_deadline_is_one_breach_fired_at_once_and_never_again(api):
     tech, job = assigned_job(api)
     status(api, job["id"], "on_site", tech)

@@ -35,7 +35,12 @@ def resolve(session: Session, job_id: int, now: datetime, deadlines: list[Deadli
 
 def after_status_change(session: Session, job: Job, *, at: datetime, now: datetime) -> None:
     """Hold a job's new status against its deadlines. ``at`` is when it happened (device time)."""
-    if job.status is JobStatus.on_site and job.arrived_at is None:
+    arrives = job.status is JobStatus.on_site and job.arrived_at is None
+    if arrives or job.status in (JobStatus.completed, JobStatus.cancelled):
+        # What came due while the job was still open fires before this news makes it moot: the
+        # watcher may not have passed since (or be down), and a breach is never lost.
+        watcher.fire_due(session, now, job_id=job.id, upto=min(at, now))  # type: ignore[arg-type]
+    if arrives:
         job.arrived_at = at
         job.arrival_missed = job.arrival_due_at is not None and at > job.arrival_due_at
         policies.set_next(job)

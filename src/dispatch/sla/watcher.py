@@ -52,16 +52,22 @@ OURS = (OVERLOADED, UNREACHABLE)
 _PREDICT_LOCK = 0x5_1A_0001  # pg advisory lock key: one predictor at a time
 
 
-def fire_due(session: Session, now: datetime, *, batch: int = BATCH) -> int:
-    """Fire up to ``batch`` due checkpoints, each with its timeline event. Returns how many."""
-    due = list(session.execute(
+def fire_due(session: Session, now: datetime, *, batch: int = BATCH, job_id: int | None = None,
+             upto: datetime | None = None) -> int:
+    """Fire up to ``batch`` checkpoints due by ``upto`` (default now), each with its timeline
+    event; only ``job_id``'s if given. Returns how many."""
+    stmt = (
         select(SlaCheckpoint.id, SlaCheckpoint.job_id)
         .join(Job, Job.id == SlaCheckpoint.job_id)
-        .where(SlaCheckpoint.fires_at <= now, SlaCheckpoint.fired_at.is_(None), SlaCheckpoint.resolved_at.is_(None),
+        .where(SlaCheckpoint.fires_at <= (upto or now), SlaCheckpoint.fired_at.is_(None),
+               SlaCheckpoint.resolved_at.is_(None),
                Job.paused_at.is_(None))  # a paused job's checkpoints move when it resumes
         .order_by(SlaCheckpoint.fires_at, SlaCheckpoint.id)
         .limit(batch)
-    ))
+    )
+    if job_id is not None:
+        stmt = stmt.where(SlaCheckpoint.job_id == job_id)
+    due = list(session.execute(stmt))
     if not due:
         return 0
     locked = set(session.scalars(
