@@ -11,7 +11,8 @@ return visits and moves the clock forward with an SLA watcher pass. After every 
 - stock: ``0 <= reserved <= on_hand``, the ledger sums to every stock row, job lines account
   for every reservation, and a job waits for parts exactly when it has a line still to come;
 - SLA: at most one ``sla_breached`` per job and deadline; a cancelled or finished job has no
-  checkpoint left to fire and hears nothing from the watcher after it ended; right after each
+  checkpoint left to fire, hears nothing from the watcher after it ended, and keeps its breach if
+  it ended after its deadline, whether or not the watcher had passed; right after each
   watcher pass nothing due is left unfired and every open job past a deadline it has not met
   has exactly one breach (no breach lost);
 - a return visit keeps the first deadline and re-arms the completion checkpoints the fix made
@@ -401,7 +402,7 @@ def test_the_job_lifecycle_keeps_every_invariant_through_any_sequence_of_steps(a
             with database.transaction(write=False) as session:
                 breaches = self.breaches(session)
                 ended = {row.id: row for row in session.execute(
-                    select(Job.id, Job.status, Job.cancelled_at, Job.completed_at)
+                    select(Job.id, Job.status, Job.cancelled_at, Job.completed_at, Job.due_at)
                     .where(Job.status.not_in([s.value for s in OPEN])))}
                 pending = set(session.scalars(select(SlaCheckpoint.job_id).where(
                     SlaCheckpoint.fired_at.is_(None), SlaCheckpoint.resolved_at.is_(None))))
@@ -414,6 +415,9 @@ def test_the_job_lifecycle_keeps_every_invariant_through_any_sequence_of_steps(a
                 job = ended.get(job_id)
                 if job is not None:  # the last fix or the cancellation ended the race
                     assert recorded_at <= (job.cancelled_at or job.completed_at), f"job {job_id} heard from the watcher after it ended"
+            for job_id, job in ended.items():  # ended late: its breach is kept, however late the watcher
+                if (job.cancelled_at or job.completed_at) > job.due_at:
+                    assert breaches[(job_id, "completion")] == 1, (job_id, job.status, "breach lost at the end")
 
     run_state_machine_as_test(
         Lifecycle,
