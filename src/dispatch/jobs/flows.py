@@ -92,13 +92,15 @@ def change_status(
     """A status change, and what it does to the job's parts (completing consumes them,
     cancelling gives them back and the freed stock fills other jobs' backorders), its visits,
     and its SLA: any news from the job ends a pause, arriving meets or misses the arrival target."""
+    target = jobs.settable_status(change=change, caller=caller, now=now, settings=settings)
     if change.status in ("completed", "cancelled"):
         parts.lock_parts_of_job(session, job_id)  # part locks come before the job's (see parts.service)
-    paused = jobs.get(session=session, job_id=job_id, caller=caller, for_update=True)
-    if paused.paused_at is not None:
+    job = jobs.get(session=session, job_id=job_id, caller=caller, for_update=True)
+    if job.paused_at is not None:
         # First, so that a job completed while paused is held against its moved deadline.
-        sla.resume_locked(session, paused, actor=caller.actor, now=now)
-    job = jobs.change_status(session=session, job_id=job_id, change=change, caller=caller, now=now, settings=settings)
+        sla.resume_locked(session, job, actor=caller.actor, now=now)
+    jobs.change_status(session=session, job=job, target=target, change=change, caller=caller, now=now,
+                       settings=settings)
     sla.after_status_change(session, job, at=change.at, now=now)
     visits.track(session=session, job=job, technician_id=job.technician_id or _holder(session, job_id), at=change.at,
                  actor=caller.actor, now=now, outcome=change.outcome, note=change.note)

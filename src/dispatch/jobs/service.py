@@ -363,9 +363,9 @@ def ensure_in_order(session: Session, job: Job, at: datetime, *, skew_seconds: i
         )
 
 
-def change_status(
-    *, session: Session, job_id: int, change: StatusChange, caller: Caller, now: datetime, settings: Settings
-) -> Job:
+def settable_status(*, change: StatusChange, caller: Caller, now: datetime, settings: Settings) -> JobStatus:
+    """The status a caller asks for, if this caller may set it at that device time (checked
+    before the job is even looked up)."""
     # Which roles may call this at all is the route's `allow(...)`; here, what each may set.
     allowed = TECHNICIAN_STATUSES if caller.role is Role.technician else DISPATCHER_STATUSES
     target = JobStatus(change.status)
@@ -376,7 +376,15 @@ def change_status(
             errors=[_field_error(["status"], "not a status this caller may set")],
         )
     ensure_not_future(change.at, now=now, skew_seconds=settings.clock_skew_seconds, field=["at"])
-    job = get(session=session, job_id=job_id, caller=caller, for_update=True)
+    return target
+
+
+def change_status(
+    *, session: Session, job: Job, target: JobStatus, change: StatusChange, caller: Caller, now: datetime,
+    settings: Settings,
+) -> Job:
+    """Move a job the caller has locked (``get(..., for_update=True)``) to ``target``, from
+    ``settable_status``."""
     ensure_in_order(session, job, change.at, skew_seconds=settings.clock_skew_seconds)
     current = job.status
     if not can_move(current, target):
