@@ -23,16 +23,7 @@ def record(
     occurred_at: datetime | None = None,
     **data: Any,
 ) -> None:
-    outbox.write(session=session, job_id=job_id, now=now, rows=[
-        {
-            "job_id": job_id,
-            "type": type,
-            "actor": actor,
-            "occurred_at": occurred_at or now,
-            "recorded_at": now,
-            "data": {k: v for k, v in data.items() if v is not None},
-        },
-    ])
+    record_all(session=session, job_id=job_id, now=now, entries=[entry(type, actor, occurred_at=occurred_at, **data)])
 
 
 def timeline(*, session: Session, job_id: int, limit: int, after_id: int | None) -> list[JobEvent]:
@@ -47,36 +38,25 @@ def entry(type: str, actor: str, *, occurred_at: datetime | None = None, **data:
     return {"type": type, "actor": actor, "occurred_at": occurred_at, "data": data}
 
 
+def _row(job_id: int, e: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """An entry as JobEvent columns: the server's time beside the caller's, no empty fields."""
+    return {
+        "job_id": job_id,
+        "type": e["type"],
+        "actor": e["actor"],
+        "occurred_at": e["occurred_at"] or now,
+        "recorded_at": now,
+        "data": {k: v for k, v in e["data"].items() if v is not None},
+    }
+
+
 def record_all(*, session: Session, job_id: int, now: datetime, entries: list[dict[str, Any]]) -> None:
     """Several entries in one statement, in the order given."""
-    outbox.write(
-        session=session, job_id=job_id, now=now, rows=[
-            {
-                "job_id": job_id,
-                "type": e["type"],
-                "actor": e["actor"],
-                "occurred_at": e["occurred_at"] or now,
-                "recorded_at": now,
-                "data": {k: v for k, v in e["data"].items() if v is not None},
-            }
-            for e in entries
-        ],
-    )
+    outbox.write(session=session, job_id=job_id, now=now, rows=[_row(job_id, e, now) for e in entries])
 
 
 def record_for_jobs(*, session: Session, now: datetime, entries: dict[int, list[dict[str, Any]]]) -> None:
     """Entries of many jobs in one go (a batch of the SLA watcher), each job's in the order given."""
-    rows = [
-        {
-            "job_id": job_id,
-            "type": e["type"],
-            "actor": e["actor"],
-            "occurred_at": e["occurred_at"] or now,
-            "recorded_at": now,
-            "data": {k: v for k, v in e["data"].items() if v is not None},
-        }
-        for job_id, job_entries in entries.items()
-        for e in job_entries
-    ]
+    rows = [_row(job_id, e, now) for job_id, job_entries in entries.items() for e in job_entries]
     if rows:
         outbox.write_many(session=session, rows=rows, now=now)

@@ -11,6 +11,7 @@ transaction commits later, and that event would never be sent.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -41,23 +42,7 @@ def write(*, session: Session, job_id: int, rows: list[dict[str, Any]], now: dat
     if not subscriptions:
         session.execute(_INSERT_EVENTS, rows)
         return
-    ids = list(session.scalars(_INSERT_EVENTS_RETURNING, rows))
-    deliveries = []
-    for event_id, row in zip(ids, rows, strict=True):
-        types = public_types(row["type"], row["data"])
-        if not types:
-            continue
-        for subscription_id, wanted in subscriptions:
-            match = next((t for t in types if t in wanted), None)
-            if match is None:
-                continue
-            deliveries.append({
-                "subscription_id": subscription_id, "event_id": event_id, "job_id": job_id, "event_type": match,
-                "state": DeliveryState.pending, "attempts": 0, "created_at": now, "next_attempt_at": now,
-                "retry_from": now,
-            })
-    if deliveries:
-        session.execute(_INSERT_DELIVERIES, deliveries)
+    _insert_with_deliveries(session, rows, now, lambda row: subscriptions)
 
 
 def write_many(*, session: Session, rows: list[dict[str, Any]], now: datetime) -> None:
@@ -72,16 +57,27 @@ def write_many(*, session: Session, rows: list[dict[str, Any]], now: datetime) -
     if not active:
         session.execute(_INSERT_EVENTS, rows)
         return
+
+    def subscribers(row: dict[str, Any]) -> list[tuple[int, list[str]]]:
+        outlet = outlets.get(row["job_id"])
+        return [(sid, wanted) for sid, owner, wanted in active if owner is None or owner == outlet]
+
+    _insert_with_deliveries(session, rows, now, subscribers)
+
+
+def _insert_with_deliveries(
+    session: Session, rows: list[dict[str, Any]], now: datetime,
+    subscribers: Callable[[dict[str, Any]], Iterable[tuple[int, list[str]]]],
+) -> None:
+    """The entries, and a delivery for each subscription of ``subscribers(entry)`` that asked
+    for one of the entry's public types (the first it asked for names the delivery)."""
     ids = list(session.scalars(_INSERT_EVENTS_RETURNING, rows))
     deliveries = []
     for event_id, row in zip(ids, rows, strict=True):
         types = public_types(row["type"], row["data"])
         if not types:
             continue
-        outlet = outlets.get(row["job_id"])
-        for subscription_id, subscription_outlet, wanted in active:
-            if subscription_outlet is not None and subscription_outlet != outlet:
-                continue
+        for subscription_id, wanted in subscribers(row):
             match = next((t for t in types if t in wanted), None)
             if match is None:
                 continue
