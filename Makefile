@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The suite runs on SQLite and then on this PostgreSQL (it creates and drops its own database).
 POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: demo serve test test-sqlite test-postgres openapi bench clean
+.PHONY: demo serve test lint test-sqlite test-postgres openapi bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,11 @@ demo: $(BIN)/.installed  ## set up, load the Warsaw demo, print keys, serve on :
 serve: $(BIN)/.installed
 	$(BIN)/dispatch serve
 
-test: test-sqlite test-postgres  ## the whole suite, on SQLite and on PostgreSQL
+test: lint test-sqlite test-postgres  ## lint, then the whole suite on SQLite and on PostgreSQL
+
+lint: $(BIN)/.installed  ## ruff (lint and format check)
+	$(BIN)/ruff check src tests bench alembic
+	$(BIN)/ruff format --check src tests bench alembic
 
 test-sqlite: $(BIN)/.installed
 	$(BIN)/python -m pytest -q

@@ -52,5 +52,6 @@ def healthz() -> dict[str, str]:
 def create_job(body: JobIn) -> JobOut:
     global _counter
     _counter += 1
-    return JobOut(id=_counter, status="new", category=body.product.category,
-                  lat=body.customer.lat, lon=body.customer.lon)
+    return JobOut(
+        id=_counter, status="new", category=body.product.category, lat=body.customer.lat, lon=body.customer.lon
+    )

@@ -29,10 +29,26 @@ REGION = (36.0, 60.0, -10.0, 30.0)  # min_lat, max_lat, min_lon, max_lon
 T0 = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 
 SKILLS = [
-    "washing machine", "refrigerator", "dishwasher", "oven", "tumble dryer", "microwave",
-    "freezer", "cooker hood", "induction hob", "coffee machine", "air conditioner",
-    "boiler", "water heater", "television", "vacuum cleaner", "heat pump", "range cooker",
-    "wine cooler", "ice maker", "water softener",
+    "washing machine",
+    "refrigerator",
+    "dishwasher",
+    "oven",
+    "tumble dryer",
+    "microwave",
+    "freezer",
+    "cooker hood",
+    "induction hob",
+    "coffee machine",
+    "air conditioner",
+    "boiler",
+    "water heater",
+    "television",
+    "vacuum cleaner",
+    "heat pump",
+    "range cooker",
+    "wine cooler",
+    "ice maker",
+    "water softener",
 ]
 
 # (name, lat, lon, weight ~ population in millions, spread km, time zone)
@@ -146,10 +162,18 @@ def technicians(n: int, layout: str, seed: int, *, capacity: tuple[int, int] = (
         _, start, end, days = rng.choices(SHIFTS, weights=shift_weights)[0]
         out.append(
             Tech(
-                id=i, lat=round(lat, 6), lon=round(lon, 6), skills=tuple(sorted(skills)),
-                active=rng.random() >= 0.02, on_duty=rng.random() < 0.60,
-                open_jobs=open_jobs, capacity=cap,
-                shift_start=start, shift_end=end, shift_days=days, timezone=zone,
+                id=i,
+                lat=round(lat, 6),
+                lon=round(lon, 6),
+                skills=tuple(sorted(skills)),
+                active=rng.random() >= 0.02,
+                on_duty=rng.random() < 0.60,
+                open_jobs=open_jobs,
+                capacity=cap,
+                shift_start=start,
+                shift_end=end,
+                shift_days=days,
+                timezone=zone,
             )
         )
     return out
@@ -186,13 +210,23 @@ def load(engine: Engine, techs: list[Tech], *, batch: int = 20_000) -> None:
                 insert(tech_table),
                 [
                     {
-                        "id": t.id, "name": f"Technician {t.id}", "phone": None,
-                        "lat": t.lat, "lon": t.lon, "location_at": T0,
-                        "capacity": t.capacity, "open_jobs": t.open_jobs,
-                        "on_duty": t.on_duty, "active": t.active,
-                        "shift_start": t.shift_start, "shift_end": t.shift_end,
-                        "shift_days": t.shift_days, "timezone": t.timezone,
-                        "home_branch": None, "created_at": T0, "updated_at": T0,
+                        "id": t.id,
+                        "name": f"Technician {t.id}",
+                        "phone": None,
+                        "lat": t.lat,
+                        "lon": t.lon,
+                        "location_at": T0,
+                        "capacity": t.capacity,
+                        "open_jobs": t.open_jobs,
+                        "on_duty": t.on_duty,
+                        "active": t.active,
+                        "shift_start": t.shift_start,
+                        "shift_end": t.shift_end,
+                        "shift_days": t.shift_days,
+                        "timezone": t.timezone,
+                        "home_branch": None,
+                        "created_at": T0,
+                        "updated_at": T0,
                     }
                     for t in chunk
                 ],
@@ -206,8 +240,9 @@ def load(engine: Engine, techs: list[Tech], *, batch: int = 20_000) -> None:
                 ],
             )
         if engine.dialect.name == "postgresql":
-            conn.execute(text("SELECT setval(pg_get_serial_sequence('technician', 'id'), :n)"),
-                         {"n": max(len(techs), 1)})
+            conn.execute(
+                text("SELECT setval(pg_get_serial_sequence('technician', 'id'), :n)"), {"n": max(len(techs), 1)}
+            )
     # Statistics as a running PostgreSQL would have them (autovacuum analyses new tables).
     # SQLite is left as the service leaves it: nothing runs ANALYZE there.
     if engine.dialect.name == "postgresql":

@@ -22,8 +22,13 @@ from dispatch.idempotency import fingerprints
 
 JOB = {  # an outlet's intake body, as in docs/integration.md
     "external_ref": "58213",
-    "customer": {"name": "Maria D\u0105browska", "phone": "+48 22 555 01 00",
-                 "address": "Marsza\u0142kowska 104, Warszawa", "lat": 52.2319, "lon": 21.0067},
+    "customer": {
+        "name": "Maria D\u0105browska",
+        "phone": "+48 22 555 01 00",
+        "address": "Marsza\u0142kowska 104, Warszawa",
+        "lat": 52.2319,
+        "lon": 21.0067,
+    },
     "product": {"category": "washing machine", "model": "WM-100", "serial": "SN1"},
     "fault": "Drum does not spin",
 }
@@ -31,8 +36,10 @@ JOB = {  # an outlet's intake body, as in docs/integration.md
 
 def _multipart(content: bytes) -> tuple[str, bytes]:
     boundary = "----WebKitFormBoundary7MA4YWxkTrZu0gW"
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"photo.jpg\"\r\n"
-            "Content-Type: image/jpeg\r\n\r\n").encode()
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="photo.jpg"\r\n'
+        "Content-Type: image/jpeg\r\n\r\n"
+    ).encode()
     return f"multipart/form-data; boundary={boundary}", head + content + f"\r\n--{boundary}--\r\n".encode()
 
 
@@ -67,8 +74,9 @@ def main() -> None:
         raw, meaning = _time([lambda: fingerprints.raw(*args), lambda: fingerprints.of(*args)], repeat)
         peak = _peak(lambda: fingerprints.of(*args))
         size = f"{len(body) / 1e6:.1f} MB" if len(body) > 1e5 else f"{len(body)} B"
-        print(f"| {name} | {size} | {raw * 1e3:.3f} | {meaning * 1e3:.3f} | {meaning / raw:.2f} | "
-              f"{peak / 1024:.0f} KiB |")
+        print(
+            f"| {name} | {size} | {raw * 1e3:.3f} | {meaning * 1e3:.3f} | {meaning / raw:.2f} | {peak / 1024:.0f} KiB |"
+        )
 
 
 if __name__ == "__main__":

@@ -27,9 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 import datagen
+import httpx
 from stats import CpuMeter, percentile
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -68,8 +67,19 @@ class Server:
 
 def start_server(target: list[str], *, env: dict[str, str], log: Path, health: str = "/healthz") -> Server:
     port = free_port()
-    cmd = [sys.executable, "-m", "uvicorn", *target, "--host", "127.0.0.1", "--port", str(port),
-           "--no-access-log", "--log-level", "warning"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        *target,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("DISPATCH_") and k != "DATABASE_URL"}
     full_env.update(env)
     handle = log.open("wb")
@@ -99,8 +109,13 @@ def job_bodies(count: int, seed: int) -> list[bytes]:
         city = rng.choices(datagen.CITIES, weights=[c[3] for c in datagen.CITIES])[0]
         lat, lon = datagen._near(rng, city[1], city[2], 15.0)
         body = {
-            "customer": {"name": f"Customer {i}", "phone": "+48 22 555 01 00",
-                         "address": f"{i} Main Street, {city[0]}", "lat": round(lat, 6), "lon": round(lon, 6)},
+            "customer": {
+                "name": f"Customer {i}",
+                "phone": "+48 22 555 01 00",
+                "address": f"{i} Main Street, {city[0]}",
+                "lat": round(lat, 6),
+                "lon": round(lon, 6),
+            },
             "product": {"category": rng.choice(datagen.SKILLS), "model": "WM-100", "serial": f"SN{i}"},
             "fault": "Drum does not spin",
         }
@@ -126,11 +141,17 @@ class LoadResult:
         ok = len(self.latencies) - self.errors
         ms = [x * 1000 for x in self.latencies]
         return {
-            "clients": self.clients, "seconds": round(self.seconds, 2), "requests": len(self.latencies),
+            "clients": self.clients,
+            "seconds": round(self.seconds, 2),
+            "requests": len(self.latencies),
             "rps": len(self.latencies) / self.seconds if self.seconds else float("nan"),
-            "p50_ms": percentile(ms, 50), "p90_ms": percentile(ms, 90), "p99_ms": percentile(ms, 99),
+            "p50_ms": percentile(ms, 50),
+            "p90_ms": percentile(ms, 90),
+            "p99_ms": percentile(ms, 99),
             "max_ms": max(ms) if ms else float("nan"),
-            "errors": self.errors, "timeouts": self.timeouts, "statuses": dict(self.statuses),
+            "errors": self.errors,
+            "timeouts": self.timeouts,
+            "statuses": dict(self.statuses),
             "assigned_share": self.assigned / ok if ok > 0 else float("nan"),
             "server_cpu_share": self.server_cpu_s / self.seconds if self.seconds else float("nan"),
             "client_cpu_share": self.client_cpu_s / self.seconds if self.seconds else float("nan"),
@@ -139,14 +160,30 @@ class LoadResult:
         }
 
 
-async def _drive(port: int, path: str, headers: dict[str, str], bodies: list[bytes], *, clients: int,
-                 warmup: float, duration: float, timeout: float, expect: int, result: LoadResult,
-                 idempotency_keys: bool = False) -> None:
+async def _drive(
+    port: int,
+    path: str,
+    headers: dict[str, str],
+    bodies: list[bytes],
+    *,
+    clients: int,
+    warmup: float,
+    duration: float,
+    timeout: float,
+    expect: int,
+    result: LoadResult,
+    idempotency_keys: bool = False,
+) -> None:
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     # Heads without their final blank line, so a fresh Idempotency-Key can be added per request.
     requests = [
-        ((f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-          f"Content-Length: {len(b)}\r\n{head}").encode(), b)
+        (
+            (
+                f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(b)}\r\n{head}"
+            ).encode(),
+            b,
+        )
         for b in bodies
     ]
     counter = iter(range(10**9))
@@ -180,7 +217,7 @@ async def _drive(port: int, path: str, headers: dict[str, str], bodies: list[byt
                 counted = t0 >= measure_from
                 try:
                     status, body = await asyncio.wait_for(one(reader, writer), timeout)
-                except (asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError) as exc:
+                except (TimeoutError, asyncio.IncompleteReadError, ConnectionError) as exc:
                     if counted:
                         result.latencies.append(loop.time() - t0)
                         result.errors += 1
@@ -204,9 +241,19 @@ async def _drive(port: int, path: str, headers: dict[str, str], bodies: list[byt
     await asyncio.gather(*(client() for _ in range(clients)))
 
 
-def run_load(server: Server, path: str, headers: dict[str, str], bodies: list[bytes], *, clients: int,
-             warmup: float, duration: float, timeout: float = 10.0, expect: int = 201,
-             idempotency_keys: bool = False) -> LoadResult:
+def run_load(
+    server: Server,
+    path: str,
+    headers: dict[str, str],
+    bodies: list[bytes],
+    *,
+    clients: int,
+    warmup: float,
+    duration: float,
+    timeout: float = 10.0,
+    expect: int = 201,
+    idempotency_keys: bool = False,
+) -> LoadResult:
     result = LoadResult(clients=clients, seconds=duration)
     cpu0, client0 = None, None
     meter = CpuMeter()
@@ -221,8 +268,19 @@ def run_load(server: Server, path: str, headers: dict[str, str], bodies: list[by
             meter.start()
 
         loop.call_later(warmup, mark)
-        await _drive(server.port, path, headers, bodies, clients=clients, warmup=warmup, duration=duration,
-                     timeout=timeout, expect=expect, result=result, idempotency_keys=idempotency_keys)
+        await _drive(
+            server.port,
+            path,
+            headers,
+            bodies,
+            clients=clients,
+            warmup=warmup,
+            duration=duration,
+            timeout=timeout,
+            expect=expect,
+            result=result,
+            idempotency_keys=idempotency_keys,
+        )
 
     wall0 = time.perf_counter()
     asyncio.run(main())

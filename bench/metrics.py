@@ -46,8 +46,8 @@ import inspect
 import io
 import json
 import pstats
-import shutil
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -80,12 +80,20 @@ MARGIN_DAYS = 2
 
 def _month_ages(now: datetime) -> tuple[date, date, float, float]:
     since, until = sla.metrics_month(now)
-    age = lambda d: (now - datetime.combine(d, datetime.min.time(), UTC)).total_seconds()  # noqa: E731
+    age = lambda d: (now - datetime.combine(d, datetime.min.time(), UTC)).total_seconds()
     return since, until, age(until), age(since)
 
 
-def build(urls: dict[str, str], *, month_jobs: int, technicians: int, days: float, seed: int, now: datetime,
-          say: Callable[[str], None]) -> dict[str, Any]:
+def build(
+    urls: dict[str, str],
+    *,
+    month_jobs: int,
+    technicians: int,
+    days: float,
+    seed: int,
+    now: datetime,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
     _, _, young, old = _month_ages(now)
     # Finished jobs reported over the last ``days`` (at least the month and two days before it).
     window = (3600.0, max(days * DAY, old + MARGIN_DAYS * DAY))
@@ -99,11 +107,17 @@ def build(urls: dict[str, str], *, month_jobs: int, technicians: int, days: floa
         engine = make_engine(Settings(database_url=url))
         datagen.load(engine, sk.techs)
         with engine.begin() as conn:
-            conn.execute(insert(Outlet.__table__), [  # type: ignore[attr-defined]
-                {"id": i, "code": f"OUT-{i:04d}", "name": f"Outlet {i}", "created_at": now - timedelta(days=400)}
-                for i in range(1, sla.OUTLETS + 1)])
-            conn.execute(text("UPDATE technician SET home_branch = :b WHERE id = :id"),
-                         [{"b": b, "id": i} for i, b in sk.branch.items()])
+            conn.execute(
+                insert(Outlet.__table__),
+                [  # type: ignore[attr-defined]
+                    {"id": i, "code": f"OUT-{i:04d}", "name": f"Outlet {i}", "created_at": now - timedelta(days=400)}
+                    for i in range(1, sla.OUTLETS + 1)
+                ],
+            )
+            conn.execute(
+                text("UPDATE technician SET home_branch = :b WHERE id = :id"),
+                [{"b": b, "id": i} for i, b in sk.branch.items()],
+            )
         sinks[dialect] = sla.Sink(dialect, engine)
     gen = sla.Generator(cfg, sk)
     rng = random.Random(f"{seed}:metrics:proof")
@@ -119,22 +133,47 @@ def build(urls: dict[str, str], *, month_jobs: int, technicians: int, days: floa
             n = 2 if rng.random() < 0.12 else 1  # 12 % needed a second trip
             for number in range(1, n + 1):
                 visit_id += 1
-                on_site = job["arrived_at"] if number == 1 else job["arrived_at"] + (job["completed_at"] - job["arrived_at"]) / 2
+                on_site = (
+                    job["arrived_at"]
+                    if number == 1
+                    else job["arrived_at"] + (job["completed_at"] - job["arrived_at"]) / 2
+                )
                 left = on_site + timedelta(minutes=rng.uniform(20, 90))
-                visits.append({"id": visit_id, "job_id": job["id"], "number": number, "technician_id": job["technician_id"],
-                               "reason": "first" if number == 1 else "follow_up", "planned_at": on_site - timedelta(hours=1),
-                               "en_route_at": on_site - timedelta(minutes=30), "on_site_at": on_site, "left_at": left,
-                               "outcome": "fixed" if number == n else "needs_parts", "note": None,
-                               "created_by": "dispatcher:1"})
+                visits.append(
+                    {
+                        "id": visit_id,
+                        "job_id": job["id"],
+                        "number": number,
+                        "technician_id": job["technician_id"],
+                        "reason": "first" if number == 1 else "follow_up",
+                        "planned_at": on_site - timedelta(hours=1),
+                        "en_route_at": on_site - timedelta(minutes=30),
+                        "on_site_at": on_site,
+                        "left_at": left,
+                        "outcome": "fixed" if number == n else "needs_parts",
+                        "note": None,
+                        "created_by": "dispatcher:1",
+                    }
+                )
             if rng.random() < 0.33:
                 for attempt in range(1, (3 if rng.random() < 0.2 else 1) + 1):
                     callback_id += 1
                     reached = attempt == 3 or rng.random() < 0.7
-                    calls.append({"id": callback_id, "job_id": job["id"], "visit_id": visit_id, "attempt": attempt,
-                                  "reached": reached, "fixed": True if reached else None,
-                                  "satisfaction": rng.randint(1, 5) if reached else None, "note": None,
-                                  "retry_after": None, "called_at": job["completed_at"] + timedelta(days=attempt),
-                                  "called_by": "dispatcher:1"})
+                    calls.append(
+                        {
+                            "id": callback_id,
+                            "job_id": job["id"],
+                            "visit_id": visit_id,
+                            "attempt": attempt,
+                            "reached": reached,
+                            "fixed": True if reached else None,
+                            "satisfaction": rng.randint(1, 5) if reached else None,
+                            "note": None,
+                            "retry_after": None,
+                            "called_at": job["completed_at"] + timedelta(days=attempt),
+                            "called_by": "dispatcher:1",
+                        }
+                    )
                     if reached:
                         break
         for sink in sinks.values():
@@ -152,8 +191,11 @@ def build(urls: dict[str, str], *, month_jobs: int, technicians: int, days: floa
 
 
 VARIANTS: list[tuple[str, dict[str, str]]] = [
-    ("ungrouped", {}), ("by day", {"interval": "day"}), ("by technician", {"group_by": "technician"}),
-    ("by technician, limit=100", {"group_by": "technician", "limit": "100"})]
+    ("ungrouped", {}),
+    ("by day", {"interval": "day"}),
+    ("by technician", {"group_by": "technician"}),
+    ("by technician, limit=100", {"group_by": "technician", "limit": "100"}),
+]
 
 
 @dataclasses.dataclass
@@ -200,8 +242,9 @@ class TimedSession:
         session.execute = execute  # type: ignore[method-assign]
 
 
-def measure_inprocess(url: str, month: tuple[date, date], now: datetime, reps: int, profile: bool,
-                      codes: list[Code]) -> dict[str, Any]:
+def measure_inprocess(
+    url: str, month: tuple[date, date], now: datetime, reps: int, profile: bool, codes: list[Code]
+) -> dict[str, Any]:
     """Each variant ``reps`` times (after a warm-up), the codes taking turns, so they share the load."""
     db = Database(make_engine(Settings(database_url=url)))
     since = datetime.combine(month[0], datetime.min.time(), UTC)
@@ -218,12 +261,22 @@ def measure_inprocess(url: str, month: tuple[date, date], now: datetime, reps: i
                 with db.transaction(write=False) as s:
                     timer = TimedSession(s)
                     t0 = time.perf_counter()
-                    rows = code.service.compute(session=s, since=since, until=until, now=now,
-                                                group_by=params.get("group_by", "none"),
-                                                interval=params.get("interval", "none"), **paging)
+                    rows = code.service.compute(
+                        session=s,
+                        since=since,
+                        until=until,
+                        now=now,
+                        group_by=params.get("group_by", "none"),
+                        interval=params.get("interval", "none"),
+                        **paging,
+                    )
                     t1 = time.perf_counter()
-                head = {"since": month[0].isoformat(), "until": month[1].isoformat(),
-                        "group_by": params.get("group_by", "none"), "interval": params.get("interval", "none")}
+                head = {
+                    "since": month[0].isoformat(),
+                    "until": month[1].isoformat(),
+                    "group_by": params.get("group_by", "none"),
+                    "interval": params.get("interval", "none"),
+                }
                 if code.renders:  # the route writes the dicts as they are
                     t2 = time.perf_counter()
                     body = routes.render(head | {"rows": rows, "next_cursor": None})
@@ -233,9 +286,18 @@ def measure_inprocess(url: str, month: tuple[date, date], now: datetime, reps: i
                     body = adapter.dump_json(adapter.validate_python(model, from_attributes=True))
                 t3 = time.perf_counter()
                 if rep:
-                    runs[code.label].append({"sql": timer.seconds, "python": t1 - t0 - timer.seconds, "model": t2 - t1,
-                                             "json": t3 - t2, "total": t3 - t0, "statements": timer.statements,
-                                             "rows": len(rows), "bytes": len(body)})
+                    runs[code.label].append(
+                        {
+                            "sql": timer.seconds,
+                            "python": t1 - t0 - timer.seconds,
+                            "model": t2 - t1,
+                            "json": t3 - t2,
+                            "total": t3 - t0,
+                            "statements": timer.statements,
+                            "rows": len(rows),
+                            "bytes": len(body),
+                        }
+                    )
         for label, r in runs.items():
             if r:
                 out[label][name] = {k: statistics.median(x[k] for x in r) for k in r[0]}
@@ -250,8 +312,10 @@ def measure_inprocess(url: str, month: tuple[date, date], now: datetime, reps: i
             pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(15)
             out[code.label]["profile"] = buf.getvalue()
     with db.transaction(write=False) as s:
-        out["month_jobs"] = s.scalar(text("SELECT COUNT(*) FROM job WHERE reported_at >= :a AND reported_at < :b"),
-                                     {"a": sla._bind(db, since), "b": sla._bind(db, until)})
+        out["month_jobs"] = s.scalar(
+            text("SELECT COUNT(*) FROM job WHERE reported_at >= :a AND reported_at < :b"),
+            {"a": sla._bind(db, since), "b": sla._bind(db, until)},
+        )
         out["jobs"] = s.scalar(text("SELECT COUNT(*) FROM job"))
     db.dispose()
     return out
@@ -268,10 +332,12 @@ def measure_http(url: str, month: tuple[date, date], reps: int, data_dir: Path, 
             if code.src is not None:
                 env["PYTHONPATH"] = str(code.src)
             servers[code.label] = server = intake.start_server(
-                ["dispatch.app:create_app", "--factory"], env=env, log=data_dir / f"server-{i}.log")
+                ["dispatch.app:create_app", "--factory"], env=env, log=data_dir / f"server-{i}.log"
+            )
             key = intake.dispatcher_key(server)
-            clients[code.label] = httpx.Client(base_url=f"http://127.0.0.1:{server.port}",
-                                               headers={"Authorization": f"Bearer {key}"}, timeout=300)
+            clients[code.label] = httpx.Client(
+                base_url=f"http://127.0.0.1:{server.port}", headers={"Authorization": f"Bearer {key}"}, timeout=300
+            )
         for name, params in VARIANTS:
             q = {"since": month[0].isoformat(), "until": month[1].isoformat(), **params}
             times: dict[str, list[float]] = {code.label: [] for code in codes}
@@ -304,8 +370,12 @@ def main() -> None:
     p.add_argument("--build", action="store_true", help="write the data set first")
     p.add_argument("--month-jobs", type=int, default=80_000)
     p.add_argument("--technicians", type=int, default=5_000)
-    p.add_argument("--days", type=float, default=120,
-                   help="finished jobs are reported over this many days before now (the month's share of the table)")
+    p.add_argument(
+        "--days",
+        type=float,
+        default=120,
+        help="finished jobs are reported over this many days before now (the month's share of the table)",
+    )
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--no-http", action="store_true")
@@ -315,27 +385,44 @@ def main() -> None:
     p.add_argument("--before-label", default="before")
     p.add_argument("--out", help="append the results (JSON lines) to this file")
     args = p.parse_args()
-    urls = {d: u for d, u in (("sqlite", f"sqlite:///{args.sqlite}" if args.sqlite else None),
-                              ("postgresql", args.pg_url)) if u}
+    urls = {
+        d: u
+        for d, u in (("sqlite", f"sqlite:///{args.sqlite}" if args.sqlite else None), ("postgresql", args.pg_url))
+        if u
+    }
     state = Path(args.sqlite or tempfile.gettempdir()).with_suffix(".now")
     if args.build:
         now = datetime.now(UTC).replace(microsecond=0)
-        build(urls, month_jobs=args.month_jobs, technicians=args.technicians, days=args.days, seed=args.seed, now=now, say=print)
+        build(
+            urls,
+            month_jobs=args.month_jobs,
+            technicians=args.technicians,
+            days=args.days,
+            seed=args.seed,
+            now=now,
+            say=print,
+        )
         state.write_text(now.isoformat())
     now = datetime.fromisoformat(state.read_text()) if state.exists() else datetime.now(UTC)
     month = sla.metrics_month(now)
     print(f"dispatch from {Path(dispatch.__file__).parent}; month {month[0]} to {month[1]}")
     data_dir = Path(tempfile.mkdtemp(prefix="bench-metrics-"))
-    codes = ([Code(f"before ({args.before_label})", Path(args.before))] if args.before else []) + [Code(args.label or "this")]
+    codes = ([Code(f"before ({args.before_label})", Path(args.before))] if args.before else []) + [
+        Code(args.label or "this")
+    ]
     for dialect, url in urls.items():
         meter = CpuMeter().start()
         at = datetime.now(UTC).isoformat(timespec="seconds")
         ip = measure_inprocess(url, month, now, args.reps, args.profile, codes)
         http = {} if args.no_http else measure_http(url, month, args.reps, data_dir, codes)
         busy = meter.stop()
-        print(f"\n{dialect} at {at}: {ip['month_jobs']:,} jobs in the month ({ip['jobs']:,} in all); "
-              f"machine busy {busy:.2f} cores")
-        print("| code | variant | rows | sql ms | python ms | model ms | json ms | in-process ms | HTTP p50 ms | bytes |")
+        print(
+            f"\n{dialect} at {at}: {ip['month_jobs']:,} jobs in the month ({ip['jobs']:,} in all); "
+            f"machine busy {busy:.2f} cores"
+        )
+        print(
+            "| code | variant | rows | sql ms | python ms | model ms | json ms | in-process ms | HTTP p50 ms | bytes |"
+        )
         print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         for name, _ in VARIANTS:
             for code in codes:
@@ -343,16 +430,23 @@ def main() -> None:
                 if v is None:
                     continue
                 h = http.get(code.label, {}).get(name, {})
-                print(f"| {code.label} | {name} | {v['rows']:,.0f} | {v['sql'] * 1000:,.0f} | {v['python'] * 1000:,.0f} | "
-                      f"{v['model'] * 1000:,.0f} | {v['json'] * 1000:,.0f} | {v['total'] * 1000:,.0f} | "
-                      f"{h.get('p50', float('nan')) * 1000:,.0f} | {h.get('bytes', v['bytes']):,.0f} |")
+                print(
+                    f"| {code.label} | {name} | {v['rows']:,.0f} | {v['sql'] * 1000:,.0f} | {v['python'] * 1000:,.0f} | "
+                    f"{v['model'] * 1000:,.0f} | {v['json'] * 1000:,.0f} | {v['total'] * 1000:,.0f} | "
+                    f"{h.get('p50', float('nan')) * 1000:,.0f} | {h.get('bytes', v['bytes']):,.0f} |"
+                )
         for code in codes:
             if "profile" in ip[code.label]:
                 print(code.label, ip[code.label]["profile"])
         if args.out:
             with open(args.out, "a") as f:
-                f.write(json.dumps({"db": dialect, "at": at, "inprocess": ip, "http": http, "machine_busy_cores": busy},
-                                   default=str) + "\n")
+                f.write(
+                    json.dumps(
+                        {"db": dialect, "at": at, "inprocess": ip, "http": http, "machine_busy_cores": busy},
+                        default=str,
+                    )
+                    + "\n"
+                )
     shutil.rmtree(data_dir, ignore_errors=True)
     sys.stdout.flush()
 

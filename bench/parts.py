@@ -96,8 +96,10 @@ _STATE = re.compile(rb'"state":"([a-z_]+)"')
 
 
 def _near(rng: random.Random, lat: float, lon: float, spread_km: float) -> tuple[float, float]:
-    return (round(lat + rng.gauss(0.0, spread_km) / _KM_PER_DEG, 6),
-            round(lon + rng.gauss(0.0, spread_km) / (_KM_PER_DEG * math.cos(math.radians(lat))), 6))
+    return (
+        round(lat + rng.gauss(0.0, spread_km) / _KM_PER_DEG, 6),
+        round(lon + rng.gauss(0.0, spread_km) / (_KM_PER_DEG * math.cos(math.radians(lat))), 6),
+    )
 
 
 # --------------------------------------------------------------------------- seeding
@@ -129,34 +131,58 @@ class World:
 
 def seed_world(url: str, data_dir: Path, seed: int) -> World:
     """Migrate, then the central warehouse, five branches, keys and technicians (service functions)."""
-    settings = Settings(database_url=url, data_dir=data_dir, environment="production", auto_dispatch=False,
-                        sqlite_synchronous="NORMAL")  # seeding only; the server runs with the default (FULL)
+    settings = Settings(
+        database_url=url, data_dir=data_dir, environment="production", auto_dispatch=False, sqlite_synchronous="NORMAL"
+    )  # seeding only; the server runs with the default (FULL)
     migrate.upgrade(settings)
     db = Database(make_engine(settings))
     rng = random.Random(f"{seed}:parts:technicians")
     now = datetime.now(UTC)
     techs: dict[str, list[int]] = {}
     with db.transaction() as session:
-        stock.create_location(session=session, settings=settings, now=now, location_in=LocationCreate(
-            code=CENTRAL[0], name=CENTRAL[1], kind="central", lat=CENTRAL[2], lon=CENTRAL[3]))
+        stock.create_location(
+            session=session,
+            settings=settings,
+            now=now,
+            location_in=LocationCreate(
+                code=CENTRAL[0], name=CENTRAL[1], kind="central", lat=CENTRAL[2], lon=CENTRAL[3]
+            ),
+        )
         for code, name, lat, lon, _spread in BRANCHES:
-            stock.create_location(session=session, settings=settings, now=now, location_in=LocationCreate(
-                code=code, name=name, kind="branch", lat=lat, lon=lon))
+            stock.create_location(
+                session=session,
+                settings=settings,
+                now=now,
+                location_in=LocationCreate(code=code, name=name, kind="branch", lat=lat, lon=lon),
+            )
         d_key, d_secret = auth.issue(session=session, role=Role.dispatcher, now=now, name="bench parts")
         w_key, w_secret = auth.issue(session=session, role=Role.warehouse, now=now, name="bench parts")
         for code, _name, lat, lon, spread in BRANCHES:
             techs[code] = []
             for i in range(TECHS_PER_BRANCH):
                 tlat, tlon = _near(rng, lat, lon, spread)
-                t = technicians.create(session=session, now=now, technician_in=TechnicianCreate(
-                    name=f"{code} technician {i}", skills=[SKILL], lat=tlat, lon=tlon, capacity=TECH_CAPACITY,
-                    home_branch=code))
+                t = technicians.create(
+                    session=session,
+                    now=now,
+                    technician_in=TechnicianCreate(
+                        name=f"{code} technician {i}",
+                        skills=[SKILL],
+                        lat=tlat,
+                        lon=tlon,
+                        capacity=TECH_CAPACITY,
+                        home_branch=code,
+                    ),
+                )
                 techs[code].append(t.id)  # type: ignore[arg-type]
     return World(
-        url=url, settings=settings, db=db,
+        url=url,
+        settings=settings,
+        db=db,
         dispatcher=Caller(key_id=d_key.id, role=Role.dispatcher),  # type: ignore[arg-type]
         warehouse=Caller(key_id=w_key.id, role=Role.warehouse),  # type: ignore[arg-type]
-        dispatcher_key=d_secret, warehouse_key=w_secret, techs=techs,
+        dispatcher_key=d_secret,
+        warehouse_key=w_secret,
+        techs=techs,
     )
 
 
@@ -165,17 +191,29 @@ def seed_parts(world: World, skus: list[str], levels: dict[str, int], lead_time_
     now = datetime.now(UTC)
     with world.db.transaction() as session:
         for sku in skus:
-            stock.create_part(session=session, now=now, part_in=PartCreate(
-                sku=sku, name=f"Part {sku}", categories=[SKILL], lead_time_hours=lead_time_hours))
+            stock.create_part(
+                session=session,
+                now=now,
+                part_in=PartCreate(sku=sku, name=f"Part {sku}", categories=[SKILL], lead_time_hours=lead_time_hours),
+            )
         for sku in skus:
             for code, on_hand in levels.items():
                 if on_hand:
-                    parts.set_stock(session=session, code=code, sku=sku, on_hand=on_hand, note="bench count",
-                                    caller=world.warehouse, now=now, settings=world.settings)
+                    parts.set_stock(
+                        session=session,
+                        code=code,
+                        sku=sku,
+                        on_hand=on_hand,
+                        note="bench count",
+                        caller=world.warehouse,
+                        now=now,
+                        settings=world.settings,
+                    )
 
 
-def seed_jobs(world: World, count: int, rng: random.Random, branches: list[str],
-              spread_hours: float = 20.0) -> list[int]:
+def seed_jobs(
+    world: World, count: int, rng: random.Random, branches: list[str], spread_hours: float = 20.0
+) -> list[int]:
     """``count`` jobs near the given branches, reported over the last ``spread_hours`` (so their
     deadlines differ), each assigned to a technician of that branch (capacity claimed)."""
     ids: list[int] = []
@@ -186,21 +224,38 @@ def seed_jobs(world: World, count: int, rng: random.Random, branches: list[str],
             for i in range(start, min(count, start + BATCH)):
                 code, _name, lat, lon, spread = by_code[rng.choice(branches)]
                 clat, clon = _near(rng, lat, lon, spread)
-                job_in = JobCreate.model_validate({
-                    "customer": {"name": f"Customer {i}", "phone": "+48 22 555 01 00",
-                                 "address": f"{i} Main Street, {code}", "lat": clat, "lon": clon},
-                    "product": {"category": SKILL, "model": "WM-100", "serial": f"SN{i}"},
-                    "fault": "Drum does not spin",
-                    "reported_at": (now - timedelta(seconds=rng.uniform(60, spread_hours * 3600))).isoformat(),
-                })
-                job = jobs.new(session=session, job_in=job_in, caller=world.dispatcher, now=now,
-                               settings=world.settings, location=(clat, clon))
+                job_in = JobCreate.model_validate(
+                    {
+                        "customer": {
+                            "name": f"Customer {i}",
+                            "phone": "+48 22 555 01 00",
+                            "address": f"{i} Main Street, {code}",
+                            "lat": clat,
+                            "lon": clon,
+                        },
+                        "product": {"category": SKILL, "model": "WM-100", "serial": f"SN{i}"},
+                        "fault": "Drum does not spin",
+                        "reported_at": (now - timedelta(seconds=rng.uniform(60, spread_hours * 3600))).isoformat(),
+                    }
+                )
+                job = jobs.new(
+                    session=session,
+                    job_in=job_in,
+                    caller=world.dispatcher,
+                    now=now,
+                    settings=world.settings,
+                    location=(clat, clon),
+                )
                 tech = world.technician_for(code)
                 if not technicians.claim_capacity(session=session, technician_id=tech):
                     raise RuntimeError(f"technician {tech} is full: seed fewer jobs per branch")
                 jobs.assign_new(job, technician_id=tech, now=now)
-                jobs.save_new(session=session, job=job, now=now, timeline=[
-                    events.entry("dispatched", SYSTEM.actor, technician_id=tech)])
+                jobs.save_new(
+                    session=session,
+                    job=job,
+                    now=now,
+                    timeline=[events.entry("dispatched", SYSTEM.actor, technician_id=tech)],
+                )
                 ids.append(job.id)  # type: ignore[arg-type]
     return ids
 
@@ -213,9 +268,15 @@ def seed_backorders(world: World, sku: str, job_ids: list[int], rng: random.Rand
     for start in range(0, len(order), BATCH):
         now = datetime.now(UTC)
         with world.db.transaction() as session:
-            for job_id in order[start:start + BATCH]:
-                line = parts.request_parts(session=session, job_id=job_id, request=request, caller=world.dispatcher,
-                                           now=now, settings=world.settings)
+            for job_id in order[start : start + BATCH]:
+                line = parts.request_parts(
+                    session=session,
+                    job_id=job_id,
+                    request=request,
+                    caller=world.dispatcher,
+                    now=now,
+                    settings=world.settings,
+                )
                 if line.state is not JobPartState.backordered:
                     raise RuntimeError(f"job {job_id}: expected a backorder, got {line.state.value}")
 
@@ -240,8 +301,9 @@ class PartsLoad(intake.LoadResult):
         return out
 
 
-async def _drive(port: int, requests: list[bytes], *, clients: int, warmup: float, duration: float,
-                 timeout: float, result: PartsLoad) -> None:
+async def _drive(
+    port: int, requests: list[bytes], *, clients: int, warmup: float, duration: float, timeout: float, result: PartsLoad
+) -> None:
     """intake._drive, with a different prepared request (path and body) for every request."""
     counter = iter(range(10**9))
     loop = asyncio.get_running_loop()
@@ -301,8 +363,9 @@ async def _drive(port: int, requests: list[bytes], *, clients: int, warmup: floa
     await asyncio.gather(*(client() for _ in range(clients)))
 
 
-def run_load(server: intake.Server, requests: list[bytes], *, clients: int, warmup: float, duration: float,
-             timeout: float = 10.0) -> PartsLoad:
+def run_load(
+    server: intake.Server, requests: list[bytes], *, clients: int, warmup: float, duration: float, timeout: float = 10.0
+) -> PartsLoad:
     """intake.run_load (CPU of server and load generator over the measured window) for these requests."""
     result = PartsLoad(clients=clients, seconds=duration)
     marks: dict[str, float] = {}
@@ -314,8 +377,9 @@ def run_load(server: intake.Server, requests: list[bytes], *, clients: int, warm
             meter.start()
 
         asyncio.get_running_loop().call_later(warmup, mark)
-        await _drive(server.port, requests, clients=clients, warmup=warmup, duration=duration, timeout=timeout,
-                     result=result)
+        await _drive(
+            server.port, requests, clients=clients, warmup=warmup, duration=duration, timeout=timeout, result=result
+        )
 
     wall0 = time.perf_counter()
     asyncio.run(main())
@@ -335,9 +399,14 @@ def part_requests(port: int, key: str, job_ids: list[int], skus: list[str], rng:
     out = []
     for job_id in order:
         body = f'{{"sku":"{rng.choice(skus)}","quantity":1}}'.encode()
-        out.append((f"POST /v1/jobs/{job_id}/parts HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-                    f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-                    f"Authorization: Bearer {key}\r\n\r\n").encode() + body)
+        out.append(
+            (
+                f"POST /v1/jobs/{job_id}/parts HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                f"Authorization: Bearer {key}\r\n\r\n"
+            ).encode()
+            + body
+        )
     return out
 
 
@@ -356,14 +425,29 @@ def workloads(scarce_per_branch: int, scarce_central: int) -> list[Workload]:
     return [
         Workload("stocked, 20 SKUs", [f"STK-{i:02d}" for i in range(20)], plenty),
         Workload("stocked, 1 SKU", ["HOT-00"], plenty),
-        Workload("scarce, 20 SKUs", [f"LOW-{i:02d}" for i in range(20)],
-                 {CENTRAL[0]: scarce_central, **{b[0]: scarce_per_branch for b in BRANCHES}}),
+        Workload(
+            "scarce, 20 SKUs",
+            [f"LOW-{i:02d}" for i in range(20)],
+            {CENTRAL[0]: scarce_central, **{b[0]: scarce_per_branch for b in BRANCHES}},
+        ),
     ]
 
 
-def run_reservation(*, dialect: str, url: str, data_dir: Path, logs: Path, seed: int, clients: int, warmup: float,
-                    seconds: float, jobs_per_workload: int, scarce_per_branch: int, scarce_central: int,
-                    say: Callable[[str], None]) -> list[dict[str, Any]]:
+def run_reservation(
+    *,
+    dialect: str,
+    url: str,
+    data_dir: Path,
+    logs: Path,
+    seed: int,
+    clients: int,
+    warmup: float,
+    seconds: float,
+    jobs_per_workload: int,
+    scarce_per_branch: int,
+    scarce_central: int,
+    say: Callable[[str], None],
+) -> list[dict[str, Any]]:
     rng = random.Random(f"{seed}:parts:reservation")
     t0 = time.perf_counter()
     world = seed_world(url, data_dir, seed)
@@ -377,8 +461,10 @@ def run_reservation(*, dialect: str, url: str, data_dir: Path, logs: Path, seed:
         vacuum(world)
     finally:
         world.close()
-    say(f"  {dialect}: seeded {len(loads)} × {jobs_per_workload:,} assigned jobs, {len(BRANCHES)} branches, "
-        f"{len(BRANCHES) * TECHS_PER_BRANCH} technicians in {time.perf_counter() - t0:.1f} s")
+    say(
+        f"  {dialect}: seeded {len(loads)} × {jobs_per_workload:,} assigned jobs, {len(BRANCHES)} branches, "
+        f"{len(BRANCHES) * TECHS_PER_BRANCH} technicians in {time.perf_counter() - t0:.1f} s"
+    )
     rows = []
     env = intake.app_env(url, data_dir)
     server = intake.start_server(["dispatch.app:create_app", "--factory"], env=env, log=logs / f"parts-{dialect}.log")
@@ -389,9 +475,11 @@ def run_reservation(*, dialect: str, url: str, data_dir: Path, logs: Path, seed:
             row = r.row() | {"dialect": dialect, "workload": w.name, "jobs_prepared": len(job_ids)}
             rows.append(row)
             shares = ", ".join(f"{k} {v:.0%}" for k, v in sorted(row["state_shares"].items()))
-            say(f"  {dialect:10s} {w.name:18s} {row['rps']:7.1f} rps p50 {row['p50_ms']:6.1f} ms "
+            say(
+                f"  {dialect:10s} {w.name:18s} {row['rps']:7.1f} rps p50 {row['p50_ms']:6.1f} ms "
                 f"p99 {row['p99_ms']:6.1f} ms non-2xx {row['errors']} | {shares}"
-                + (f" | {r.reused} requests reused a job" if r.reused else ""))
+                + (f" | {r.reused} requests reused a job" if r.reused else "")
+            )
     finally:
         server.stop()
     return rows
@@ -414,23 +502,31 @@ def check_fill(world: World, sku: str, job_ids: list[int], at: str, expect: int,
         out["line_states"] = by_state
         due = dict(session.execute(select(Job.id, Job.due_at).where(Job.id.in_(job_ids))).all())
         statuses: dict[str, int] = {}
-        for status, n in session.execute(select(Job.status, func.count()).where(Job.id.in_(job_ids))
-                                         .group_by(Job.status)).all():
+        for status, n in session.execute(
+            select(Job.status, func.count()).where(Job.id.in_(job_ids)).group_by(Job.status)
+        ).all():
             statuses[status.value] = n
         out["job_statuses"] = statuses
-        waiting_flag = session.scalar(select(func.count()).where(Job.id.in_(job_ids), Job.waiting_for_parts.is_not(None)))
+        waiting_flag = session.scalar(
+            select(func.count()).where(Job.id.in_(job_ids), Job.waiting_for_parts.is_not(None))
+        )
         out["jobs_waiting_for_parts"] = waiting_flag
         levels = {
             code: (s.on_hand, s.reserved)
-            for code, s in session.execute(select(Location.code, Stock).join(Stock, Stock.location_id == Location.id)
-                                           .where(Stock.part_id == part.id)).all()
+            for code, s in session.execute(
+                select(Location.code, Stock)
+                .join(Stock, Stock.location_id == Location.id)
+                .where(Stock.part_id == part.id)
+            ).all()
         }
         ledger = {
             code: (int(dh or 0), int(dr or 0))
             for code, dh, dr in session.execute(
                 select(Location.code, func.sum(StockMovement.on_hand_change), func.sum(StockMovement.reserved_change))
                 .join(Location, Location.id == StockMovement.location_id)
-                .where(StockMovement.part_id == part.id).group_by(Location.code)).all()
+                .where(StockMovement.part_id == part.id)
+                .group_by(Location.code)
+            ).all()
         }
         out["stock"] = {code: {"on_hand": h, "reserved": r} for code, (h, r) in levels.items()}
         held = {}
@@ -440,18 +536,28 @@ def check_fill(world: World, sku: str, job_ids: list[int], at: str, expect: int,
                 held[code] = held.get(code, 0) + line.quantity
         if loc.kind.value == "branch":
             # Reservations at the branch, in the order the ledger recorded them.
-            order = list(session.scalars(
-                select(StockMovement.job_id).where(StockMovement.part_id == part.id,
-                                                   StockMovement.location_id == loc.id,
-                                                   StockMovement.reason == MovementReason.reserved)
-                .order_by(StockMovement.id)))
+            order = list(
+                session.scalars(
+                    select(StockMovement.job_id)
+                    .where(
+                        StockMovement.part_id == part.id,
+                        StockMovement.location_id == loc.id,
+                        StockMovement.reason == MovementReason.reserved,
+                    )
+                    .order_by(StockMovement.id)
+                )
+            )
             filled = by_state.get("reserved", 0)
             expected_levels = {at: (received, expect)}
         else:
             # One shipment per backorder, from the warehouse to the job's branch.
-            order = list(session.scalars(
-                select(Shipment.job_id).where(Shipment.part_id == part.id, Shipment.from_location_id == loc.id)
-                .order_by(Shipment.id)))
+            order = list(
+                session.scalars(
+                    select(Shipment.job_id)
+                    .where(Shipment.part_id == part.id, Shipment.from_location_id == loc.id)
+                    .order_by(Shipment.id)
+                )
+            )
             filled = by_state.get("in_transit", 0)
             expected_levels = {at: (received - expect, 0)}
             out["shipments"] = len(order)
@@ -463,9 +569,15 @@ def check_fill(world: World, sku: str, job_ids: list[int], at: str, expect: int,
         out["reserved_matches_lines"] = all(r == held.get(c, 0) for c, (_h, r) in levels.items())
         out["stock_as_expected"] = all(levels.get(c) == v for c, v in expected_levels.items())
         out["backordered_left"] = by_state.get("backordered", 0)
-    out["ok"] = (out["filled"] == expect and out["backordered_left"] == 0 and out["fill_order_by_due_at"]
-                 and out["fill_order_jobs_distinct"] and out["stock_matches_ledger"]
-                 and out["reserved_matches_lines"] and out["stock_as_expected"])
+    out["ok"] = (
+        out["filled"] == expect
+        and out["backordered_left"] == 0
+        and out["fill_order_by_due_at"]
+        and out["fill_order_jobs_distinct"]
+        and out["stock_matches_ledger"]
+        and out["reserved_matches_lines"]
+        and out["stock_as_expected"]
+    )
     return out
 
 
@@ -511,9 +623,19 @@ class Probe:
         }
 
 
-def run_backorders(*, dialect: str, make_url: Callable[[str], str], data_dir: Path, logs: Path, seed: int,
-                   count: int, reps: int, where: list[str], say: Callable[[str], None],
-                   probe: bool = True) -> list[dict[str, Any]]:
+def run_backorders(
+    *,
+    dialect: str,
+    make_url: Callable[[str], str],
+    data_dir: Path,
+    logs: Path,
+    seed: int,
+    count: int,
+    reps: int,
+    where: list[str],
+    say: Callable[[str], None],
+    probe: bool = True,
+) -> list[dict[str, Any]]:
     """For each receipt location: a fresh database with ``reps`` SKUs × ``count`` backorders, then
     ``reps`` receipts (one per SKU) to one running server, each timed by the client. With
     ``probe``, one more receipt on a further SKU runs while another client sends part requests
@@ -538,11 +660,14 @@ def run_backorders(*, dialect: str, make_url: Callable[[str], str], data_dir: Pa
                 sets.append(ids)
             t2 = time.perf_counter()
             vacuum(world)
-            say(f"  {dialect} at {at}: seeded {len(skus)} × {count:,} jobs with a backorder in {t2 - t0:.1f} s "
-                f"({(t2 - t1) / (len(skus) * count) * 1000:.1f} ms per job + request)")
+            say(
+                f"  {dialect} at {at}: seeded {len(skus)} × {count:,} jobs with a backorder in {t2 - t0:.1f} s "
+                f"({(t2 - t1) / (len(skus) * count) * 1000:.1f} ms per job + request)"
+            )
             env = intake.app_env(url, data_dir)
-            server = intake.start_server(["dispatch.app:create_app", "--factory"], env=env,
-                                         log=logs / f"parts-backorders-{dialect}-{at}.log")
+            server = intake.start_server(
+                ["dispatch.app:create_app", "--factory"], env=env, log=logs / f"parts-backorders-{dialect}-{at}.log"
+            )
             try:
                 headers = {"Authorization": f"Bearer {world.warehouse_key}"}
                 base = f"http://127.0.0.1:{server.port}/v1/locations/{at}/receipts"
@@ -554,25 +679,36 @@ def run_backorders(*, dialect: str, make_url: Callable[[str], str], data_dir: Pa
                         probing = probe and rep == len(skus) - 1
                         with contextlib.ExitStack() as stack:
                             if probing:
-                                watcher = stack.enter_context(Probe(server.port, world.dispatcher_key, probe_jobs,
-                                                                    "PROBE"))
+                                watcher = stack.enter_context(
+                                    Probe(server.port, world.dispatcher_key, probe_jobs, "PROBE")
+                                )
                                 time.sleep(1.0)  # the probe's latency before the receipt
                             cpu0 = server.cpu_seconds()
                             meter = CpuMeter().start()
                             w0 = time.perf_counter()
-                            r = client.post(base, json={"sku": sku, "quantity": received, "note": "bench"},
-                                            headers=headers)
+                            r = client.post(
+                                base, json={"sku": sku, "quantity": received, "note": "bench"}, headers=headers
+                            )
                             wall = time.perf_counter() - w0
                             busy = meter.stop()
                             cpu = server.cpu_seconds() - cpu0
                             if probing:
                                 time.sleep(0.3)
                         body = r.json()
-                        check = check_fill(world, sku, ids, at, count, received) if r.status_code == 201 else {"ok": False}
+                        check = (
+                            check_fill(world, sku, ids, at, count, received) if r.status_code == 201 else {"ok": False}
+                        )
                         row = {
-                            "dialect": dialect, "at": at, "kind": "central" if at == CENTRAL[0] else "branch",
-                            "rep": rep, "backorders": count, "received": received, "status": r.status_code,
-                            "wall_s": wall, "ms_per_backorder": wall / count * 1000, "server_cpu_s": cpu,
+                            "dialect": dialect,
+                            "at": at,
+                            "kind": "central" if at == CENTRAL[0] else "branch",
+                            "rep": rep,
+                            "backorders": count,
+                            "received": received,
+                            "status": r.status_code,
+                            "wall_s": wall,
+                            "ms_per_backorder": wall / count * 1000,
+                            "server_cpu_s": cpu,
                             "machine_busy_cores": busy,
                             "answer_filled": body.get("backorders_filled"),
                             "answer_quantity": body.get("quantity_to_backorders"),
@@ -584,12 +720,17 @@ def run_backorders(*, dialect: str, make_url: Callable[[str], str], data_dir: Pa
                         if probing:
                             row |= {"probe": True, **watcher.summary(w0, w0 + wall)}
                         rows.append(row)
-                        say(f"  {dialect:10s} receipt at {at:8s} #{rep + 1}: {wall:6.2f} s for {count:,} backorders "
+                        say(
+                            f"  {dialect:10s} receipt at {at:8s} #{rep + 1}: {wall:6.2f} s for {count:,} backorders "
                             f"({row['ms_per_backorder']:.2f} ms each), server CPU {cpu:.2f} s, answer filled "
                             f"{row['answer_filled']}, checks {'ok' if check['ok'] else 'FAILED ' + repr(check)}"
-                            + (f" | with a probe: {row['probe_during']} other requests during it, the slowest "
-                               f"{row['probe_during_max_ms']:.0f} ms (before: p50 {row['probe_before_p50_ms']:.1f} ms)"
-                               if probing else ""))
+                            + (
+                                f" | with a probe: {row['probe_during']} other requests during it, the slowest "
+                                f"{row['probe_during_max_ms']:.0f} ms (before: p50 {row['probe_before_p50_ms']:.1f} ms)"
+                                if probing
+                                else ""
+                            )
+                        )
             finally:
                 server.stop()
         finally:
@@ -610,27 +751,40 @@ def summarise_backorders(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         rs = [r for r in rows if r["dialect"] == dialect and r["at"] == at and not r.get("probe")] or probes
         walls = [r["wall_s"] for r in rs]
         checks = [r["check"] for r in rs]
-        out.append({
-            "dialect": dialect, "at": at, "kind": rs[0]["kind"], "backorders": rs[0]["backorders"],
-            "received": rs[0]["received"], "receipts": len(rs),
-            "wall_s": statistics.median(walls), "wall_min_s": min(walls), "wall_max_s": max(walls),
-            "ms_per_backorder": statistics.median(walls) / rs[0]["backorders"] * 1000,
-            "server_cpu_s": statistics.median(r["server_cpu_s"] for r in rs),
-            "filled": [c.get("filled") for c in checks],
-            "answer_filled": [r["answer_filled"] for r in rs],
-            "in_due_order": all(c.get("fill_order_by_due_at") for c in checks),
-            "stock_ok": all(c.get("stock_matches_ledger") and c.get("reserved_matches_lines")
-                            and c.get("stock_as_expected") for c in checks),
-            "all_ok": all(c.get("ok") for c in checks) and all(r["status"] == 201 for r in rs),
-            "job_statuses": checks[0].get("job_statuses"),
-            "machine_busy_cores": statistics.median(r["machine_busy_cores"] for r in rs),
-        })
+        out.append(
+            {
+                "dialect": dialect,
+                "at": at,
+                "kind": rs[0]["kind"],
+                "backorders": rs[0]["backorders"],
+                "received": rs[0]["received"],
+                "receipts": len(rs),
+                "wall_s": statistics.median(walls),
+                "wall_min_s": min(walls),
+                "wall_max_s": max(walls),
+                "ms_per_backorder": statistics.median(walls) / rs[0]["backorders"] * 1000,
+                "server_cpu_s": statistics.median(r["server_cpu_s"] for r in rs),
+                "filled": [c.get("filled") for c in checks],
+                "answer_filled": [r["answer_filled"] for r in rs],
+                "in_due_order": all(c.get("fill_order_by_due_at") for c in checks),
+                "stock_ok": all(
+                    c.get("stock_matches_ledger") and c.get("reserved_matches_lines") and c.get("stock_as_expected")
+                    for c in checks
+                ),
+                "all_ok": all(c.get("ok") for c in checks) and all(r["status"] == 201 for r in rs),
+                "job_statuses": checks[0].get("job_statuses"),
+                "machine_busy_cores": statistics.median(r["machine_busy_cores"] for r in rs),
+            }
+        )
         if probes:
             p = probes[0]
             out[-1] |= {
-                "probe_receipt_wall_s": p["wall_s"], "probe_receipt_ok": bool(p["check"].get("ok")),
-                "probe_before_p50_ms": p["probe_before_p50_ms"], "probe_during": p["probe_during"],
-                "probe_during_max_ms": p["probe_during_max_ms"], "probe_during_non_2xx": p["probe_during_non_2xx"],
+                "probe_receipt_wall_s": p["wall_s"],
+                "probe_receipt_ok": bool(p["check"].get("ok")),
+                "probe_before_p50_ms": p["probe_before_p50_ms"],
+                "probe_during": p["probe_during"],
+                "probe_during_max_ms": p["probe_during_max_ms"],
+                "probe_during_non_2xx": p["probe_during_non_2xx"],
             }
     return out
 

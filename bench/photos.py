@@ -107,25 +107,57 @@ def prepare(base: str, clients: int) -> list[tuple[int, str]]:
     with httpx.Client(base_url=base, headers=admin, timeout=30) as http:
         out = []
         for i in range(clients):
-            tech = http.post("/v1/technicians", json={
-                "name": f"Bench {i}", "skills": ["washing machine"], "lat": CUSTOMER[0], "lon": CUSTOMER[1],
-                "capacity": 5}).raise_for_status().json()
-            job = http.post("/v1/jobs", json={
-                "customer": {"name": f"Customer {i}", "address": "Marszałkowska 104, Warszawa",
-                             "lat": CUSTOMER[0], "lon": CUSTOMER[1]},
-                "product": {"category": "washing machine"}, "fault": "Drum does not spin"}).raise_for_status().json()
-            http.post(f"/v1/jobs/{job['id']}/assign", json={"technician_id": tech["id"], "reason": "bench"}
-                      ).raise_for_status()
-            key = http.post("/v1/api-keys", json={"role": "technician", "technician_id": tech["id"]}
-                            ).raise_for_status().json()["key"]
-            http.post(f"/v1/jobs/{job['id']}/status", json={"status": "on_site", "at": datetime.now(UTC).isoformat()},
-                      headers={"Authorization": f"Bearer {key}"}).raise_for_status()
+            tech = (
+                http.post(
+                    "/v1/technicians",
+                    json={
+                        "name": f"Bench {i}",
+                        "skills": ["washing machine"],
+                        "lat": CUSTOMER[0],
+                        "lon": CUSTOMER[1],
+                        "capacity": 5,
+                    },
+                )
+                .raise_for_status()
+                .json()
+            )
+            job = (
+                http.post(
+                    "/v1/jobs",
+                    json={
+                        "customer": {
+                            "name": f"Customer {i}",
+                            "address": "Marszałkowska 104, Warszawa",
+                            "lat": CUSTOMER[0],
+                            "lon": CUSTOMER[1],
+                        },
+                        "product": {"category": "washing machine"},
+                        "fault": "Drum does not spin",
+                    },
+                )
+                .raise_for_status()
+                .json()
+            )
+            http.post(
+                f"/v1/jobs/{job['id']}/assign", json={"technician_id": tech["id"], "reason": "bench"}
+            ).raise_for_status()
+            key = (
+                http.post("/v1/api-keys", json={"role": "technician", "technician_id": tech["id"]})
+                .raise_for_status()
+                .json()["key"]
+            )
+            http.post(
+                f"/v1/jobs/{job['id']}/status",
+                json={"status": "on_site", "at": datetime.now(UTC).isoformat()},
+                headers={"Authorization": f"Bearer {key}"},
+            ).raise_for_status()
             out.append((job["id"], key))
         return out
 
 
-def drive(base: str, seats: list[tuple[int, str]], photo: bytes, *, seconds: float, warmup: float,
-          counter_start: int) -> dict[str, Any]:
+def drive(
+    base: str, seats: list[tuple[int, str]], photo: bytes, *, seconds: float, warmup: float, counter_start: int
+) -> dict[str, Any]:
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     verdicts: dict[str, int] = {}
@@ -158,8 +190,13 @@ def drive(base: str, seats: list[tuple[int, str]], photo: bytes, *, seconds: flo
     wall = time.monotonic() - measure_from
     ok = statuses.get(201, 0)
     return {
-        "requests": len(latencies), "ok": ok, "statuses": statuses, "verdicts": verdicts,
-        "wall_s": wall, "uploads_per_s": ok / wall, "mb_per_s": ok * len(photo) / wall / 1e6,
+        "requests": len(latencies),
+        "ok": ok,
+        "statuses": statuses,
+        "verdicts": verdicts,
+        "wall_s": wall,
+        "uploads_per_s": ok / wall,
+        "mb_per_s": ok * len(photo) / wall / 1e6,
         "p50_ms": percentile([x * 1000 for x in latencies], 50),
         "p95_ms": percentile([x * 1000 for x in latencies], 95),
         "max_ms": max(latencies) * 1000 if latencies else float("nan"),
@@ -233,16 +270,22 @@ def main() -> None:
     results = Path(__file__).resolve().parent / "results"
     results.mkdir(exist_ok=True)
     (results / f"photos-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json").write_text(json.dumps(rows, indent=2))
-    print("| database | clients | photo | uploads/s | MB/s | p50 ms | p95 ms | max ms | server CPU ms / upload "
-          "| RSS before → peak MB | machine busy (cores) |")
+    print(
+        "| database | clients | photo | uploads/s | MB/s | p50 ms | p95 ms | max ms | server CPU ms / upload "
+        "| RSS before → peak MB | machine busy (cores) |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
-        print(f"| {r['dialect']} | {r['clients']} | {r['photo_bytes'] / 1e6:.1f} MB | {r['uploads_per_s']:.2f} | "
-              f"{r['mb_per_s']:.1f} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | {r['max_ms']:.0f} | "
-              f"{r['server_cpu_s'] / max(r['ok'], 1) * 1000:.0f} | {r['rss_before_mb']:.0f} → {r['rss_peak_mb']:.0f} | "
-              f"{r['machine_busy_cores']:.1f} |")
-        print(f"<!-- {r['dialect']}: {r['ok']} of {r['requests']} accepted, statuses {r['statuses']}, "
-              f"verdicts {r['verdicts']}, stored {r['stored_mb']:.0f} MB -->")
+        print(
+            f"| {r['dialect']} | {r['clients']} | {r['photo_bytes'] / 1e6:.1f} MB | {r['uploads_per_s']:.2f} | "
+            f"{r['mb_per_s']:.1f} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | {r['max_ms']:.0f} | "
+            f"{r['server_cpu_s'] / max(r['ok'], 1) * 1000:.0f} | {r['rss_before_mb']:.0f} → {r['rss_peak_mb']:.0f} | "
+            f"{r['machine_busy_cores']:.1f} |"
+        )
+        print(
+            f"<!-- {r['dialect']}: {r['ok']} of {r['requests']} accepted, statuses {r['statuses']}, "
+            f"verdicts {r['verdicts']}, stored {r['stored_mb']:.0f} MB -->"
+        )
 
 
 if __name__ == "__main__":

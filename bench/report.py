@@ -51,12 +51,16 @@ def machine_facts(pg_url: str) -> dict[str, Any]:
         with engine.connect() as conn:
             facts["postgresql"] = conn.execute(text("SHOW server_version")).scalar()
         engine.dispose()
-    except Exception as exc:  # noqa: BLE001 - a fact we could not read is reported as such
+    except Exception as exc:
         facts["postgresql"] = f"unavailable ({type(exc).__name__})"
     try:
         root = Path(__file__).resolve().parents[1]
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=root, capture_output=True, text=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"], cwd=root, capture_output=True, text=True
+        ).stdout.strip()
         facts["commit"] = commit + (" + uncommitted changes in src/" if dirty else "")
     except OSError:
         facts["commit"] = "unknown"
@@ -66,7 +70,7 @@ def machine_facts(pg_url: str) -> dict[str, Any]:
 def _version(package: str) -> str:
     try:
         return version(package)
-    except Exception:  # noqa: BLE001
+    except Exception:
         return "-"
 
 
@@ -84,12 +88,28 @@ def _f(x: Any, digits: int = 2) -> str:
 
 
 def selection_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    head = ["DB", "layout", "N", "queries", "agree", "p50 ms", "p99 ms", "p50 / p50(1k)", "SELECTs",
-            "naive p50 ms (queries)", "naive / service", "GiST p50 ms", "GiST p99 ms", "GiST agree",
-            "service / GiST", "machine busy (cores)"]
+    head = [
+        "DB",
+        "layout",
+        "N",
+        "queries",
+        "agree",
+        "p50 ms",
+        "p99 ms",
+        "p50 / p50(1k)",
+        "SELECTs",
+        "naive p50 ms (queries)",
+        "naive / service",
+        "GiST p50 ms",
+        "GiST p99 ms",
+        "GiST agree",
+        "service / GiST",
+        "machine busy (cores)",
+    ]
     by = {(r["dialect"], r["layout"], r["n"], r["approach"]): r for r in rows}
-    keys = sorted({(r["dialect"], r["layout"], r["n"]) for r in rows},
-                  key=lambda k: (k[0] != "sqlite", k[1] != "uniform", k[2]))
+    keys = sorted(
+        {(r["dialect"], r["layout"], r["n"]) for r in rows}, key=lambda k: (k[0] != "sqlite", k[1] != "uniform", k[2])
+    )
     smallest = {}
     for d, l, n in keys:
         smallest.setdefault((d, l), n)
@@ -101,19 +121,26 @@ def selection_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[st
         base = by.get((d, l, smallest[(d, l)], "service"))
         naive = by.get((d, l, n, "naive"))
         gist = by.get((d, l, n, "gist"))
-        out.append([
-            d, l, _f(n), _f(s["queries"]), f"{s['agree']}/{s['checked']}",
-            _f(s["p50_ms"], 3), _f(s["p99_ms"], 3),
-            _f(s["p50_ms"] / base["p50_ms"], 2) if base else "—",
-            _f(s.get("selects_mean"), 2),
-            f"{_f(naive['p50_ms'], 1)} ({naive['queries']})" if naive else "—",
-            _f(naive["p50_ms"] / s["p50_ms"], 0) + "×" if naive else "—",
-            _f(gist["p50_ms"], 3) if gist else "—",
-            _f(gist["p99_ms"], 3) if gist else "—",
-            f"{gist['agree']}/{gist['checked']}" if gist else "—",
-            _f(s["p50_ms"] / gist["p50_ms"], 2) + "×" if gist else "—",
-            _f(s.get("machine_busy_cores"), 2),
-        ])
+        out.append(
+            [
+                d,
+                l,
+                _f(n),
+                _f(s["queries"]),
+                f"{s['agree']}/{s['checked']}",
+                _f(s["p50_ms"], 3),
+                _f(s["p99_ms"], 3),
+                _f(s["p50_ms"] / base["p50_ms"], 2) if base else "—",
+                _f(s.get("selects_mean"), 2),
+                f"{_f(naive['p50_ms'], 1)} ({naive['queries']})" if naive else "—",
+                _f(naive["p50_ms"] / s["p50_ms"], 0) + "×" if naive else "—",
+                _f(gist["p50_ms"], 3) if gist else "—",
+                _f(gist["p99_ms"], 3) if gist else "—",
+                f"{gist['agree']}/{gist['checked']}" if gist else "—",
+                _f(s["p50_ms"] / gist["p50_ms"], 2) + "×" if gist else "—",
+                _f(s.get("machine_busy_cores"), 2),
+            ]
+        )
     return head, out
 
 
@@ -125,8 +152,13 @@ def selection_targets(rows: list[dict[str, Any]]) -> list[tuple[str, str, bool]]
         return out
     agree = sum(r["agree"] for r in services)
     checked = sum(r["checked"] for r in services)
-    out.append(("selection agrees with the oracle on every query (all DBs, layouts, N)",
-                f"{agree}/{checked}", agree == checked))
+    out.append(
+        (
+            "selection agrees with the oracle on every query (all DBs, layouts, N)",
+            f"{agree}/{checked}",
+            agree == checked,
+        )
+    )
     biggest = max(r["n"] for r in services)
     smallest = min(r["n"] for r in services)
     for r in sorted(services, key=lambda r: (r["dialect"] != "sqlite", r["layout"] != "uniform")):
@@ -135,12 +167,19 @@ def selection_targets(rows: list[dict[str, Any]]) -> list[tuple[str, str, bool]]
         name = f"{r['dialect']}, {r['layout']}, N={biggest:,}"
         out.append((f"p50 ≤ {P50_MAX_MS:g} ms ({name})", f"{r['p50_ms']:.3f} ms", r["p50_ms"] <= P50_MAX_MS))
         out.append((f"p99 ≤ {P99_MAX_MS:g} ms ({name})", f"{r['p99_ms']:.3f} ms", r["p99_ms"] <= P99_MAX_MS))
-        base = next((b for b in services if b["dialect"] == r["dialect"] and b["layout"] == r["layout"]
-                     and b["n"] == smallest), None)
+        base = next(
+            (b for b in services if b["dialect"] == r["dialect"] and b["layout"] == r["layout"] and b["n"] == smallest),
+            None,
+        )
         if base and smallest != biggest:
             ratio = r["p50_ms"] / base["p50_ms"]
-            out.append((f"p50(N={biggest:,}) ≤ {SCALING_MAX:g} × p50(N={smallest:,}) ({r['dialect']}, {r['layout']})",
-                        f"{ratio:.2f}×", ratio <= SCALING_MAX))
+            out.append(
+                (
+                    f"p50(N={biggest:,}) ≤ {SCALING_MAX:g} × p50(N={smallest:,}) ({r['dialect']}, {r['layout']})",
+                    f"{ratio:.2f}×",
+                    ratio <= SCALING_MAX,
+                )
+            )
     return out
 
 
@@ -148,21 +187,44 @@ def selection_targets(rows: list[dict[str, Any]]) -> list[tuple[str, str, bool]]
 
 
 def intake_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    head = ["server", "rps", "p50 ms", "p99 ms", "max ms", "requests", "errors", "time-outs",
-            "dispatched", "server CPU", "CPU ms / request", "load-generator CPU", "machine busy (cores)",
-            "app / bare"]
+    head = [
+        "server",
+        "rps",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "requests",
+        "errors",
+        "time-outs",
+        "dispatched",
+        "server CPU",
+        "CPU ms / request",
+        "load-generator CPU",
+        "machine busy (cores)",
+        "app / bare",
+    ]
     out = []
     for r in rows:
-        out.append([
-            r["server"], _f(r["rps"], 1), _f(r["p50_ms"], 1), _f(r["p99_ms"], 1), _f(r["max_ms"], 1),
-            _f(r["requests"]), _f(r["errors"]), _f(r["timeouts"]),
-            f"{r['assigned_share']:.1%}" if "ratio" in r and not math.isnan(r["assigned_share"]) else "—",
-            f"{r['server_cpu_share']:.0%}" if not math.isnan(r["server_cpu_share"]) else "—",
-            _f(r["server_cpu_share"] / r["rps"] * 1000, 2) if r["rps"] and not math.isnan(r["server_cpu_share"]) else "—",
-            f"{r['client_cpu_share']:.0%}" if not math.isnan(r["client_cpu_share"]) else "—",
-            _f(r.get("machine_busy_cores"), 2),
-            _f(r.get("ratio"), 3) if "ratio" in r else "",
-        ])
+        out.append(
+            [
+                r["server"],
+                _f(r["rps"], 1),
+                _f(r["p50_ms"], 1),
+                _f(r["p99_ms"], 1),
+                _f(r["max_ms"], 1),
+                _f(r["requests"]),
+                _f(r["errors"]),
+                _f(r["timeouts"]),
+                f"{r['assigned_share']:.1%}" if "ratio" in r and not math.isnan(r["assigned_share"]) else "—",
+                f"{r['server_cpu_share']:.0%}" if not math.isnan(r["server_cpu_share"]) else "—",
+                _f(r["server_cpu_share"] / r["rps"] * 1000, 2)
+                if r["rps"] and not math.isnan(r["server_cpu_share"])
+                else "—",
+                f"{r['client_cpu_share']:.0%}" if not math.isnan(r["client_cpu_share"]) else "—",
+                _f(r.get("machine_busy_cores"), 2),
+                _f(r.get("ratio"), 3) if "ratio" in r else "",
+            ]
+        )
     return head, out
 
 
@@ -175,13 +237,27 @@ def intake_targets(rows: list[dict[str, Any]]) -> list[tuple[str, str, bool]]:
         official = dialect == "postgresql" or "FULL" in r["pair"]
         tag = "" if official else " (extra row, not the target configuration)"
         minimum = INTAKE_RATIO_MIN[dialect]
-        out.append((f"{r['pair']}: rps ≥ {minimum:g} × bare{tag}",
-                    f"{r['ratio']:.3f} ({r['rps']:.0f} / {r['bare_rps']:.0f} rps)", r["ratio"] >= minimum))
-        out.append((f"{r['pair']}: p99 ≤ {INTAKE_P99_MAX_MS:g} ms{tag}", f"{r['p99_ms']:.1f} ms",
-                    r["p99_ms"] <= INTAKE_P99_MAX_MS))
-        out.append((f"{r['pair']}: no errors or time-outs{tag}",
-                    f"{r['errors']} errors, {r['timeouts']} time-outs of {r['requests']:,}",
-                    r["errors"] == 0 and r["timeouts"] == 0))
+        out.append(
+            (
+                f"{r['pair']}: rps ≥ {minimum:g} × bare{tag}",
+                f"{r['ratio']:.3f} ({r['rps']:.0f} / {r['bare_rps']:.0f} rps)",
+                r["ratio"] >= minimum,
+            )
+        )
+        out.append(
+            (
+                f"{r['pair']}: p99 ≤ {INTAKE_P99_MAX_MS:g} ms{tag}",
+                f"{r['p99_ms']:.1f} ms",
+                r["p99_ms"] <= INTAKE_P99_MAX_MS,
+            )
+        )
+        out.append(
+            (
+                f"{r['pair']}: no errors or time-outs{tag}",
+                f"{r['errors']} errors, {r['timeouts']} time-outs of {r['requests']:,}",
+                r["errors"] == 0 and r["timeouts"] == 0,
+            )
+        )
     return out
 
 
@@ -194,9 +270,25 @@ def _states(r: dict[str, Any]) -> list[str]:
 
 
 def reservation_table(parts: dict[str, Any] | None) -> tuple[list[str], list[list[str]]]:
-    head = ["DB", "workload", "rps", "p50 ms", "p99 ms", "max ms", "requests", "non-2xx", "time-outs",
-            "reserved", "in transit", "backordered", "server CPU", "CPU ms / request", "load-generator CPU",
-            "machine busy (cores)", "rps / stocked 20 SKUs"]
+    head = [
+        "DB",
+        "workload",
+        "rps",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "requests",
+        "non-2xx",
+        "time-outs",
+        "reserved",
+        "in transit",
+        "backordered",
+        "server CPU",
+        "CPU ms / request",
+        "load-generator CPU",
+        "machine busy (cores)",
+        "rps / stocked 20 SKUs",
+    ]
     out: list[list[str]] = []
     if not parts:
         return head, out
@@ -204,36 +296,73 @@ def reservation_table(parts: dict[str, Any] | None) -> tuple[list[str], list[lis
     base = {r["dialect"]: r["rps"] for r in rows if r["workload"] == "stocked, 20 SKUs"}
     for r in rows:
         b = base.get(r["dialect"])
-        out.append([
-            r["dialect"], r["workload"], _f(r["rps"], 1), _f(r["p50_ms"], 1), _f(r["p99_ms"], 1), _f(r["max_ms"], 1),
-            _f(r["requests"]), _f(r["errors"]), _f(r["timeouts"]), *_states(r),
-            f"{r['server_cpu_share']:.0%}" if not math.isnan(r["server_cpu_share"]) else "—",
-            _f(r["server_cpu_share"] / r["rps"] * 1000, 2) if r["rps"] and not math.isnan(r["server_cpu_share"]) else "—",
-            f"{r['client_cpu_share']:.0%}" if not math.isnan(r["client_cpu_share"]) else "—",
-            _f(r.get("machine_busy_cores"), 2),
-            _f(r["rps"] / b, 2) if b else "—",
-        ])
+        out.append(
+            [
+                r["dialect"],
+                r["workload"],
+                _f(r["rps"], 1),
+                _f(r["p50_ms"], 1),
+                _f(r["p99_ms"], 1),
+                _f(r["max_ms"], 1),
+                _f(r["requests"]),
+                _f(r["errors"]),
+                _f(r["timeouts"]),
+                *_states(r),
+                f"{r['server_cpu_share']:.0%}" if not math.isnan(r["server_cpu_share"]) else "—",
+                _f(r["server_cpu_share"] / r["rps"] * 1000, 2)
+                if r["rps"] and not math.isnan(r["server_cpu_share"])
+                else "—",
+                f"{r['client_cpu_share']:.0%}" if not math.isnan(r["client_cpu_share"]) else "—",
+                _f(r.get("machine_busy_cores"), 2),
+                _f(r["rps"] / b, 2) if b else "—",
+            ]
+        )
     return head, out
 
 
 def backorders_table(parts: dict[str, Any] | None) -> tuple[list[str], list[list[str]]]:
-    head = ["DB", "receipt at", "backorders", "pieces received", "receipts", "wall s (median)", "wall s (min–max)",
-            "ms / backorder", "server CPU s", "filled", "most urgent first", "stock adds up", "jobs afterwards",
-            "machine busy (cores)", "other requests: p50 ms before", "slowest ms during (requests)"]
+    head = [
+        "DB",
+        "receipt at",
+        "backorders",
+        "pieces received",
+        "receipts",
+        "wall s (median)",
+        "wall s (min–max)",
+        "ms / backorder",
+        "server CPU s",
+        "filled",
+        "most urgent first",
+        "stock adds up",
+        "jobs afterwards",
+        "machine busy (cores)",
+        "other requests: p50 ms before",
+        "slowest ms during (requests)",
+    ]
     out: list[list[str]] = []
     if not parts:
         return head, out
     for r in parts["backorders"]:
-        out.append([
-            r["dialect"], f"{r['at']} ({r['kind']})", _f(r["backorders"]), _f(r["received"]), _f(r["receipts"]),
-            _f(r["wall_s"], 2), f"{r['wall_min_s']:.2f}–{r['wall_max_s']:.2f}", _f(r["ms_per_backorder"], 2),
-            _f(r["server_cpu_s"], 2), " / ".join(_f(x) for x in r["filled"]),
-            "yes" if r["in_due_order"] else "**NO**", "yes" if r["stock_ok"] else "**NO**",
-            ", ".join(f"{k} {v:,}" for k, v in sorted((r.get("job_statuses") or {}).items())),
-            _f(r.get("machine_busy_cores"), 2),
-            _f(r.get("probe_before_p50_ms"), 1),
-            f"{_f(r['probe_during_max_ms'], 0)} ({r['probe_during']})" if "probe_during" in r else "—",
-        ])
+        out.append(
+            [
+                r["dialect"],
+                f"{r['at']} ({r['kind']})",
+                _f(r["backorders"]),
+                _f(r["received"]),
+                _f(r["receipts"]),
+                _f(r["wall_s"], 2),
+                f"{r['wall_min_s']:.2f}–{r['wall_max_s']:.2f}",
+                _f(r["ms_per_backorder"], 2),
+                _f(r["server_cpu_s"], 2),
+                " / ".join(_f(x) for x in r["filled"]),
+                "yes" if r["in_due_order"] else "**NO**",
+                "yes" if r["stock_ok"] else "**NO**",
+                ", ".join(f"{k} {v:,}" for k, v in sorted((r.get("job_statuses") or {}).items())),
+                _f(r.get("machine_busy_cores"), 2),
+                _f(r.get("probe_before_p50_ms"), 1),
+                f"{_f(r['probe_during_max_ms'], 0)} ({r['probe_during']})" if "probe_during" in r else "—",
+            ]
+        )
     return head, out
 
 
@@ -249,10 +378,28 @@ def _median(rows: list[dict[str, Any]], key: str) -> float:
 
 
 def sla_table(sla: dict[str, Any] | None) -> tuple[list[str], list[list[str]]]:
-    head = ["DB", "jobs", "open", "at risk or breached", "at-risk p50 ms", "at-risk p99 ms", "in-process p50 ms",
-            "next pages p50 ms (pages)", "backlog pass s (fired)", "its predict s", "steady pass s",
-            "its predict s", "cold predict s (set)", "month's jobs", "metrics p50 ms", "by technician p50 ms",
-            "by day p50 ms", "metrics in-process p50 ms", "load s", "machine busy (cores)"]
+    head = [
+        "DB",
+        "jobs",
+        "open",
+        "at risk or breached",
+        "at-risk p50 ms",
+        "at-risk p99 ms",
+        "in-process p50 ms",
+        "next pages p50 ms (pages)",
+        "backlog pass s (fired)",
+        "its predict s",
+        "steady pass s",
+        "its predict s",
+        "cold predict s (set)",
+        "month's jobs",
+        "metrics p50 ms",
+        "by technician p50 ms",
+        "by day p50 ms",
+        "metrics in-process p50 ms",
+        "load s",
+        "machine busy (cores)",
+    ]
     out: list[list[str]] = []
     if not sla:
         return head, out
@@ -260,20 +407,30 @@ def sla_table(sla: dict[str, Any] | None) -> tuple[list[str], list[list[str]]]:
         h, ip, w, d = r["http"], r["inprocess"], r["watcher"], r["data"]
         backlog = w["backlog_passes"]
         first = backlog[0] if backlog else None
-        out.append([
-            dialect, _f(d["open"] + sum(v for k, v in d["jobs_by_status"].items() if k in ("completed", "cancelled"))),
-            _f(d["open"]), _f(d["at_risk_or_breached"]),
-            _f(h["at_risk_first"]["p50_ms"], 1), _f(h["at_risk_first"]["p99_ms"], 1),
-            _f(ip["at_risk_service"]["p50_ms"], 1),
-            f"{_f(h['at_risk_walk']['p50_ms'], 1)} ({h['at_risk_walk']['pages']})",
-            f"{_f(first['seconds'], 2)} ({_f(first['fired'])})" if first else "—",
-            _f(first["predict_s"], 2) if first else "—",
-            _f(_median(w["steady_passes"], "seconds"), 2), _f(_median(w["steady_passes"], "predict_s"), 2),
-            f"{_f(w['cold_predict']['seconds'], 1)} ({_f(w['cold_predict']['set'])})",
-            _f(ip["metrics_jobs"]), _f(h["metrics_none"]["p50_ms"], 0), _f(h["metrics_technician"]["p50_ms"], 0),
-            _f(h["metrics_day"]["p50_ms"], 0), _f(ip["metrics_service_none"]["p50_ms"], 0),
-            _f(r["load"]["load_s"] + r["load"]["finish_s"], 0), _f(r.get("machine_busy_cores"), 2),
-        ])
+        out.append(
+            [
+                dialect,
+                _f(d["open"] + sum(v for k, v in d["jobs_by_status"].items() if k in ("completed", "cancelled"))),
+                _f(d["open"]),
+                _f(d["at_risk_or_breached"]),
+                _f(h["at_risk_first"]["p50_ms"], 1),
+                _f(h["at_risk_first"]["p99_ms"], 1),
+                _f(ip["at_risk_service"]["p50_ms"], 1),
+                f"{_f(h['at_risk_walk']['p50_ms'], 1)} ({h['at_risk_walk']['pages']})",
+                f"{_f(first['seconds'], 2)} ({_f(first['fired'])})" if first else "—",
+                _f(first["predict_s"], 2) if first else "—",
+                _f(_median(w["steady_passes"], "seconds"), 2),
+                _f(_median(w["steady_passes"], "predict_s"), 2),
+                f"{_f(w['cold_predict']['seconds'], 1)} ({_f(w['cold_predict']['set'])})",
+                _f(ip["metrics_jobs"]),
+                _f(h["metrics_none"]["p50_ms"], 0),
+                _f(h["metrics_technician"]["p50_ms"], 0),
+                _f(h["metrics_day"]["p50_ms"], 0),
+                _f(ip["metrics_service_none"]["p50_ms"], 0),
+                _f(r["load"]["load_s"] + r["load"]["finish_s"], 0),
+                _f(r.get("machine_busy_cores"), 2),
+            ]
+        )
     return head, out
 
 
@@ -284,11 +441,31 @@ def sla_passes_table(sla: dict[str, Any] | None) -> tuple[list[str], list[list[s
         return head, out
     for dialect, r in sla["databases"].items():
         for i, p in enumerate(r["watcher"]["backlog_passes"]):
-            out.append([dialect, f"backlog #{i + 1}", _f(p["due"]), _f(p["fired"]), _f(p["predicted"]),
-                        _f(p["cleared"]), _f(p["seconds"], 2), _f(p["predict_s"], 2)])
+            out.append(
+                [
+                    dialect,
+                    f"backlog #{i + 1}",
+                    _f(p["due"]),
+                    _f(p["fired"]),
+                    _f(p["predicted"]),
+                    _f(p["cleared"]),
+                    _f(p["seconds"], 2),
+                    _f(p["predict_s"], 2),
+                ]
+            )
         for i, p in enumerate(r["watcher"]["steady_passes"]):
-            out.append([dialect, f"steady #{i + 1}", "0", _f(p["fired"]), _f(p["predicted"]), _f(p["cleared"]),
-                        _f(p["seconds"], 2), _f(p["predict_s"], 2)])
+            out.append(
+                [
+                    dialect,
+                    f"steady #{i + 1}",
+                    "0",
+                    _f(p["fired"]),
+                    _f(p["predicted"]),
+                    _f(p["cleared"]),
+                    _f(p["seconds"], 2),
+                    _f(p["predict_s"], 2),
+                ]
+            )
     return head, out
 
 
@@ -300,21 +477,42 @@ def sla_targets(sla: dict[str, Any] | None) -> list[tuple[str, str, bool]]:
 
     for dialect, r in sla["databases"].items():
         p50 = r["http"]["at_risk_first"]["p50_ms"]
-        out.append((f"GET /v1/sla/at-risk p50 < {AT_RISK_P50_MAX_MS:g} ms ({dialect})", f"{p50:.1f} ms",
-                    p50 < AT_RISK_P50_MAX_MS))
+        out.append(
+            (
+                f"GET /v1/sla/at-risk p50 < {AT_RISK_P50_MAX_MS:g} ms ({dialect})",
+                f"{p50:.1f} ms",
+                p50 < AT_RISK_P50_MAX_MS,
+            )
+        )
         worst = max(p["seconds"] for p in r["watcher"]["backlog_passes"])
         fired = sum(p["fired"] for p in r["watcher"]["backlog_passes"]) // max(len(r["watcher"]["backlog_passes"]), 1)
-        out.append((f"watcher pass with a backlog < {WATCHER_PASS_MAX_S:g} s ({dialect}, slowest of "
-                    f"{len(r['watcher']['backlog_passes'])}, ~{fired:,} fired each)", f"{worst:.2f} s",
-                    worst < WATCHER_PASS_MAX_S))
+        out.append(
+            (
+                f"watcher pass with a backlog < {WATCHER_PASS_MAX_S:g} s ({dialect}, slowest of "
+                f"{len(r['watcher']['backlog_passes'])}, ~{fired:,} fired each)",
+                f"{worst:.2f} s",
+                worst < WATCHER_PASS_MAX_S,
+            )
+        )
         steady = max(p["seconds"] for p in r["watcher"]["steady_passes"])
-        out.append((f"watcher pass, nothing due < {WATCHER_PASS_MAX_S:g} s ({dialect}, slowest)", f"{steady:.2f} s",
-                    steady < WATCHER_PASS_MAX_S))
+        out.append(
+            (
+                f"watcher pass, nothing due < {WATCHER_PASS_MAX_S:g} s ({dialect}, slowest)",
+                f"{steady:.2f} s",
+                steady < WATCHER_PASS_MAX_S,
+            )
+        )
         for variant in ("none", "technician", "day"):
             ms = r["http"][f"metrics_{variant}"]["p50_ms"]
             label = {"none": "ungrouped", "technician": "group_by=technician", "day": "interval=day"}[variant]
-            out.append((f"GET /v1/metrics one month ({r['inprocess']['metrics_jobs']:,} jobs), {label}, p50 < "
-                        f"{METRICS_MAX_S:g} s ({dialect})", f"{ms / 1000:.2f} s", ms / 1000 < METRICS_MAX_S))
+            out.append(
+                (
+                    f"GET /v1/metrics one month ({r['inprocess']['metrics_jobs']:,} jobs), {label}, p50 < "
+                    f"{METRICS_MAX_S:g} s ({dialect})",
+                    f"{ms / 1000:.2f} s",
+                    ms / 1000 < METRICS_MAX_S,
+                )
+            )
     return out
 
 
@@ -324,14 +522,22 @@ def sla_markdown(results: dict[str, Any]) -> str:
     head, body = sla_table(s)
     phead, pbody = sla_passes_table(s)
     parts = [
-        SLA_BEGIN, "",
+        SLA_BEGIN,
+        "",
         f"Run: **{results['started']}** ({results['mode']} mode), commit {m.get('commit', '?')}; now = {c['now']}, "
         f"{c['jobs']:,} jobs ({c['open']:,} open), {c['technicians']:,} technicians, metrics month "
         f"{c['month'][0]} to {c['month'][1]}, backlog {c['backlog_minutes']:g} min. Machine: {m['cores']} cores, "
         f"{m['memory_gb']} GB, shared; SQLite {m['sqlite']}, PostgreSQL {m.get('postgresql')}.",
-        "", _md(head, body), "", "Watcher passes:", "", _md(phead, pbody), "",
+        "",
+        _md(head, body),
+        "",
+        "Watcher passes:",
+        "",
+        _md(phead, pbody),
+        "",
         _md(["target", "measured", "result"], [[n, v, "met" if ok else "**MISSED**"] for n, v, ok in sla_targets(s)]),
-        "", SLA_END,
+        "",
+        SLA_END,
     ]
     return "\n".join(parts)
 
@@ -352,8 +558,10 @@ def write_sla_docs(results: dict[str, Any], path: Path) -> None:
 
 def print_tables(console: Console, results: dict[str, Any]) -> None:
     for title, (head, body) in (
-        ("Selection: nearest available technician (times per query, database included)",
-         selection_table(results["selection"])),
+        (
+            "Selection: nearest available technician (times per query, database included)",
+            selection_table(results["selection"]),
+        ),
         ("Intake: POST /v1/jobs with auto-dispatch vs a bare FastAPI endpoint", intake_table(results["intake_rows"])),
         ("Parts: POST /v1/jobs/{id}/parts, a different job per request", reservation_table(results.get("parts"))),
         ("Parts: one receipt fills the backorders", backorders_table(results.get("parts"))),
@@ -368,8 +576,11 @@ def print_tables(console: Console, results: dict[str, Any]) -> None:
         for row in body:
             table.add_row(*row)
         console.print(table)
-    targets = (selection_targets(results["selection"]) + intake_targets(results["intake_rows"])
-               + sla_targets(results.get("sla")))
+    targets = (
+        selection_targets(results["selection"])
+        + intake_targets(results["intake_rows"])
+        + sla_targets(results.get("sla"))
+    )
     if targets:
         table = Table(title="Targets")
         table.add_column("target")
@@ -389,8 +600,10 @@ def print_tables(console: Console, results: dict[str, Any]) -> None:
             console.print(f"[red]error[/] parts {r['dialect']} {r['workload']}: {e}")
     for r in (results.get("parts") or {}).get("backorder_receipts", []):
         if not r["check"].get("ok"):
-            console.print(f"[red]check failed[/] receipt {r['dialect']} at {r['at']} #{r['rep'] + 1}: "
-                          f"{r.get('error') or r['check']}")
+            console.print(
+                f"[red]check failed[/] receipt {r['dialect']} at {r['at']} #{r['rep'] + 1}: "
+                f"{r.get('error') or r['check']}"
+            )
 
 
 _LEFT = ("DB", "layout", "server", "workload", "receipt at", "jobs afterwards", "target", "pass")
@@ -461,8 +674,7 @@ def markdown(results: dict[str, Any]) -> str:
         parts += [
             "### Targets",
             "",
-            _md(["target", "measured", "result"],
-                [[n, v, "met" if ok else "**MISSED**"] for n, v, ok in targets]),
+            _md(["target", "measured", "result"], [[n, v, "met" if ok else "**MISSED**"] for n, v, ok in targets]),
             "",
         ]
     parts.append(END)

@@ -27,19 +27,19 @@ from typing import Any
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
-from rich.console import Console  # noqa: E402
-from sqlalchemy import create_engine, make_url, text  # noqa: E402
+import datagen
+import intake
+import parts
+import report
+import selection
+import sla
+from rich.console import Console
+from sqlalchemy import create_engine, make_url, text
+from stats import CpuMeter
 
-import datagen  # noqa: E402
-import intake  # noqa: E402
-import parts  # noqa: E402
-import report  # noqa: E402
-import selection  # noqa: E402
-import sla  # noqa: E402
-from stats import CpuMeter  # noqa: E402
-from dispatch.config import Settings  # noqa: E402
-from dispatch.database import migrate  # noqa: E402
-from dispatch.database.core import Database, make_engine  # noqa: E402
+from dispatch.config import Settings
+from dispatch.database import migrate
+from dispatch.database.core import Database, make_engine
 
 # Wide enough for the tables when the output goes to a file or a pipe.
 console = Console(width=None if sys.stdout.isatty() else 240)
@@ -49,8 +49,9 @@ DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="smoke run: N = 1,000 and 5,000, 60 queries, 3 s loads")
-    p.add_argument("--pg-url", default=DEFAULT_PG,
-                   help="a PostgreSQL server to create scratch databases on (default: %(default)s)")
+    p.add_argument(
+        "--pg-url", default=DEFAULT_PG, help="a PostgreSQL server to create scratch databases on (default: %(default)s)"
+    )
     p.add_argument("--dbs", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
     p.add_argument("--sizes", default=None, help="comma-separated N (default 1000,10000,100000; quick 1000,5000)")
     p.add_argument("--layouts", default="uniform,clustered")
@@ -59,26 +60,55 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--skip-intake", action="store_true")
     p.add_argument("--skip-parts", action="store_true")
     p.add_argument("--skip-sla", action="store_true")
-    p.add_argument("--only", default=None, help="run only these sections: comma-separated selection, intake, parts, sla")
-    p.add_argument("--intake-seconds", type=float, default=None, help="measured seconds per server (default 15; quick 3)")
+    p.add_argument(
+        "--only", default=None, help="run only these sections: comma-separated selection, intake, parts, sla"
+    )
+    p.add_argument(
+        "--intake-seconds", type=float, default=None, help="measured seconds per server (default 15; quick 3)"
+    )
     p.add_argument("--intake-technicians", type=int, default=None, help="default 10,000; quick 2,000")
     p.add_argument("--clients", type=int, default=16)
-    p.add_argument("--parts-seconds", type=float, default=None,
-                   help="parts: measured seconds per reservation workload (default 15; quick 3)")
+    p.add_argument(
+        "--parts-seconds",
+        type=float,
+        default=None,
+        help="parts: measured seconds per reservation workload (default 15; quick 3)",
+    )
     p.add_argument("--parts-clients", type=int, default=8, help="parts: concurrent reservation clients")
-    p.add_argument("--parts-jobs", type=int, default=None,
-                   help="parts: jobs prepared per reservation workload (default 5,000; quick 1,000)")
-    p.add_argument("--backorders", type=int, default=None, help="parts: backorders one receipt fills (default 1,000; quick 200)")
-    p.add_argument("--backorder-receipts", type=int, default=None,
-                   help="parts: receipts measured per database and location, each on fresh backorders (default 3; quick 1)")
+    p.add_argument(
+        "--parts-jobs",
+        type=int,
+        default=None,
+        help="parts: jobs prepared per reservation workload (default 5,000; quick 1,000)",
+    )
+    p.add_argument(
+        "--backorders", type=int, default=None, help="parts: backorders one receipt fills (default 1,000; quick 200)"
+    )
+    p.add_argument(
+        "--backorder-receipts",
+        type=int,
+        default=None,
+        help="parts: receipts measured per database and location, each on fresh backorders (default 3; quick 1)",
+    )
     p.add_argument("--receipt-at", default="branch,central", help="parts: where the receipt lands: branch, central")
-    p.add_argument("--sla-jobs", type=int, default=None,
-                   help="sla: jobs in the database, a tenth of them open (default 1,000,000; quick 100,000)")
-    p.add_argument("--sla-backlog-minutes", type=float, default=10.0,
-                   help="sla: checkpoints that came due in this many minutes before now are left for the watcher")
+    p.add_argument(
+        "--sla-jobs",
+        type=int,
+        default=None,
+        help="sla: jobs in the database, a tenth of them open (default 1,000,000; quick 100,000)",
+    )
+    p.add_argument(
+        "--sla-backlog-minutes",
+        type=float,
+        default=10.0,
+        help="sla: checkpoints that came due in this many minutes before now are left for the watcher",
+    )
     p.add_argument("--seed", type=int, default=20261123)
-    p.add_argument("--write-docs", action="store_true",
-                   help="also write docs/benchmarks.md after a quick run or a run of some sections only")
+    p.add_argument(
+        "--write-docs",
+        action="store_true",
+        help="also write docs/benchmarks.md after a quick run or a run of some sections only",
+    )
     p.add_argument("--no-docs", action="store_true", help="never write docs/benchmarks.md")
     p.add_argument("--keep", action="store_true", help="keep the scratch databases and files")
     args = p.parse_args()
@@ -161,9 +191,11 @@ def run_selection(args: argparse.Namespace, scratch: Scratch, sizes: list[int], 
             t1 = time.perf_counter()
             expected = selection.oracle(techs, points)
             t2 = time.perf_counter()
-            console.print(f"[bold]{layout} N={n:,}[/]: generated in {t1 - t0:.1f} s, oracle for "
-                          f"{len(points)} queries in {t2 - t1:.1f} s "
-                          f"({sum(e[0] is None for e in expected)} with nobody available)")
+            console.print(
+                f"[bold]{layout} N={n:,}[/]: generated in {t1 - t0:.1f} s, oracle for "
+                f"{len(points)} queries in {t2 - t1:.1f} s "
+                f"({sum(e[0] is None for e in expected)} with nobody available)"
+            )
             for dialect, url in urls.items():
                 settings = Settings(database_url=url)
                 engine = make_engine(settings)
@@ -177,8 +209,15 @@ def run_selection(args: argparse.Namespace, scratch: Scratch, sizes: list[int], 
                 db = Database(engine)
                 meter = CpuMeter().start()
                 results = selection.measure(
-                    db=db, settings=settings, dialect=dialect, layout=layout, n=n, queries=points,
-                    expected=expected, naive_limit=naive_limit(n, queries), with_gist=dialect == "postgresql",
+                    db=db,
+                    settings=settings,
+                    dialect=dialect,
+                    layout=layout,
+                    n=n,
+                    queries=points,
+                    expected=expected,
+                    naive_limit=naive_limit(n, queries),
+                    with_gist=dialect == "postgresql",
                     warmup=warmup,
                 )
                 busy = meter.stop()
@@ -191,9 +230,11 @@ def run_selection(args: argparse.Namespace, scratch: Scratch, sizes: list[int], 
                     rows.append(row)
                 svc = next(r for r in results if r.approach == "service")
                 s = svc.row()
-                console.print(f"  {dialect:10s} loaded in {t1 - t0:5.1f} s, measured in {t2 - t1:5.1f} s: "
-                              f"service p50 {s['p50_ms']:.2f} ms p99 {s['p99_ms']:.2f} ms, "
-                              f"agree {svc.agree}/{svc.checked}")
+                console.print(
+                    f"  {dialect:10s} loaded in {t1 - t0:5.1f} s, measured in {t2 - t1:5.1f} s: "
+                    f"service p50 {s['p50_ms']:.2f} ms p99 {s['p99_ms']:.2f} ms, "
+                    f"agree {svc.agree}/{svc.checked}"
+                )
             del techs
     return rows
 
@@ -253,28 +294,52 @@ def run_intake(args: argparse.Namespace, scratch: Scratch, n_techs: int, seconds
             datagen.load(engine, techs)
             engine.dispose()
             env = intake.app_env(url, scratch.dir)
-        server = intake.start_server(["dispatch.app:create_app", "--factory"], env=env,
-                                     log=logs / f"app-{kind}-{opts.get('synchronous', 'pg')}.log")
+        server = intake.start_server(
+            ["dispatch.app:create_app", "--factory"],
+            env=env,
+            log=logs / f"app-{kind}-{opts.get('synchronous', 'pg')}.log",
+        )
         try:
             key = intake.dispatcher_key(server)
-            a = intake.run_load(server, "/v1/jobs", {"Authorization": f"Bearer {key}"}, bodies,
-                                clients=args.clients, warmup=warmup, duration=seconds)
+            a = intake.run_load(
+                server,
+                "/v1/jobs",
+                {"Authorization": f"Bearer {key}"},
+                bodies,
+                clients=args.clients,
+                warmup=warmup,
+                duration=seconds,
+            )
             # The same server and data, every request with a fresh Idempotency-Key.
-            k = intake.run_load(server, "/v1/jobs", {"Authorization": f"Bearer {key}"}, bodies,
-                                clients=args.clients, warmup=warmup, duration=seconds, idempotency_keys=True)
+            k = intake.run_load(
+                server,
+                "/v1/jobs",
+                {"Authorization": f"Bearer {key}"},
+                bodies,
+                clients=args.clients,
+                warmup=warmup,
+                duration=seconds,
+                idempotency_keys=True,
+            )
         finally:
             server.stop()
         arow = a.row() | {"server": f"app, {label}", "pair": label, "bare_rps": brow["rps"]}
         arow["ratio"] = arow["rps"] / brow["rps"] if brow["rps"] else float("nan")
         rows.append(arow)
-        krow = k.row() | {"server": f"app + Idempotency-Key, {label}", "pair": label, "bare_rps": brow["rps"],
-                          "idempotency_keys": True}
+        krow = k.row() | {
+            "server": f"app + Idempotency-Key, {label}",
+            "pair": label,
+            "bare_rps": brow["rps"],
+            "idempotency_keys": True,
+        }
         krow["ratio"] = krow["rps"] / brow["rps"] if brow["rps"] else float("nan")
         rows.append(krow)
-        console.print(f"  {label:28s} app {arow['rps']:7.1f} rps p99 {arow['p99_ms']:6.1f} ms "
-                      f"errors {arow['errors']} | with Idempotency-Key {krow['rps']:7.1f} rps "
-                      f"p99 {krow['p99_ms']:6.1f} ms errors {krow['errors']} "
-                      f"| bare {brow['rps']:7.1f} rps p99 {brow['p99_ms']:6.1f} ms | ratio {arow['ratio']:.3f}")
+        console.print(
+            f"  {label:28s} app {arow['rps']:7.1f} rps p99 {arow['p99_ms']:6.1f} ms "
+            f"errors {arow['errors']} | with Idempotency-Key {krow['rps']:7.1f} rps "
+            f"p99 {krow['p99_ms']:6.1f} ms errors {krow['errors']} "
+            f"| bare {brow['rps']:7.1f} rps p99 {brow['p99_ms']:6.1f} ms | ratio {arow['ratio']:.3f}"
+        )
     return rows
 
 
@@ -293,8 +358,9 @@ def run_parts(args: argparse.Namespace, scratch: Scratch) -> dict[str, Any]:
         "scarce_central": 10 if args.quick else 50,
         "backorders": args.backorders or (200 if args.quick else 1000),
         "receipts": args.backorder_receipts or (1 if args.quick else 3),
-        "receipt_at": [parts.CENTRAL[0] if x.strip() == "central" else "WAW"
-                       for x in args.receipt_at.split(",") if x.strip()],
+        "receipt_at": [
+            parts.CENTRAL[0] if x.strip() == "central" else "WAW" for x in args.receipt_at.split(",") if x.strip()
+        ],
     }
     logs = scratch.dir / "logs"
     logs.mkdir(exist_ok=True)
@@ -304,18 +370,38 @@ def run_parts(args: argparse.Namespace, scratch: Scratch) -> dict[str, Any]:
     for dialect in dbs:
         url = scratch.sqlite("parts") if dialect == "sqlite" else scratch.postgres("dispatch_bench_parts")
         reservation += parts.run_reservation(
-            dialect=dialect, url=url, data_dir=scratch.dir, logs=logs, seed=args.seed, clients=cfg["clients"],
-            warmup=cfg["warmup"], seconds=cfg["seconds"], jobs_per_workload=cfg["jobs_per_workload"],
-            scarce_per_branch=cfg["scarce_per_branch"], scarce_central=cfg["scarce_central"], say=say,
+            dialect=dialect,
+            url=url,
+            data_dir=scratch.dir,
+            logs=logs,
+            seed=args.seed,
+            clients=cfg["clients"],
+            warmup=cfg["warmup"],
+            seconds=cfg["seconds"],
+            jobs_per_workload=cfg["jobs_per_workload"],
+            scarce_per_branch=cfg["scarce_per_branch"],
+            scarce_central=cfg["scarce_central"],
+            say=say,
         )
     for dialect in dbs:
         make = scratch.sqlite if dialect == "sqlite" else (lambda name: scratch.postgres("dispatch_bench_" + name))
         backorders += parts.run_backorders(
-            dialect=dialect, make_url=make, data_dir=scratch.dir, logs=logs, seed=args.seed,
-            count=cfg["backorders"], reps=cfg["receipts"], where=cfg["receipt_at"], say=say,
+            dialect=dialect,
+            make_url=make,
+            data_dir=scratch.dir,
+            logs=logs,
+            seed=args.seed,
+            count=cfg["backorders"],
+            reps=cfg["receipts"],
+            where=cfg["receipt_at"],
+            say=say,
         )
-    return {"config": cfg, "reservation": reservation, "backorder_receipts": backorders,
-            "backorders": parts.summarise_backorders(backorders)}
+    return {
+        "config": cfg,
+        "reservation": reservation,
+        "backorder_receipts": backorders,
+        "backorders": parts.summarise_backorders(backorders),
+    }
 
 
 # --------------------------------------------------------------------------- sla
@@ -326,9 +412,16 @@ def run_sla(args: argparse.Namespace, scratch: Scratch) -> dict[str, Any]:
     urls = {d: scratch.sqlite("sla") if d == "sqlite" else scratch.postgres("dispatch_bench_sla") for d in dbs}
     logs = scratch.dir / "logs"
     logs.mkdir(exist_ok=True)
-    return sla.run(urls=urls, data_dir=scratch.dir, logs=logs, seed=args.seed,
-                   jobs=args.sla_jobs or (100_000 if args.quick else 1_000_000), quick=args.quick,
-                   backlog_minutes=args.sla_backlog_minutes, say=console.print)
+    return sla.run(
+        urls=urls,
+        data_dir=scratch.dir,
+        logs=logs,
+        seed=args.seed,
+        jobs=args.sla_jobs or (100_000 if args.quick else 1_000_000),
+        quick=args.quick,
+        backlog_minutes=args.sla_backlog_minutes,
+        say=console.print,
+    )
 
 
 # --------------------------------------------------------------------------- main
@@ -336,7 +429,11 @@ def run_sla(args: argparse.Namespace, scratch: Scratch) -> dict[str, Any]:
 
 def main() -> int:
     args = parse_args()
-    sizes = [int(x) for x in args.sizes.split(",")] if args.sizes else ([1000, 5000] if args.quick else [1000, 10_000, 100_000])
+    sizes = (
+        [int(x) for x in args.sizes.split(",")]
+        if args.sizes
+        else ([1000, 5000] if args.quick else [1000, 10_000, 100_000])
+    )
     queries = args.queries or (60 if args.quick else 300)
     seconds = args.intake_seconds or (3.0 if args.quick else 15.0)
     n_intake = args.intake_technicians or (2000 if args.quick else 10_000)
@@ -344,10 +441,16 @@ def main() -> int:
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     results: dict[str, Any] = {
-        "started": started.isoformat(timespec="seconds"), "mode": "quick" if args.quick else "full",
-        "machine": report.machine_facts(args.pg_url), "sizes": sizes, "queries": queries,
+        "started": started.isoformat(timespec="seconds"),
+        "mode": "quick" if args.quick else "full",
+        "machine": report.machine_facts(args.pg_url),
+        "sizes": sizes,
+        "queries": queries,
         "intake": {"technicians": n_intake, "seconds": seconds, "clients": args.clients},
-        "selection": [], "intake_rows": [], "parts": None, "sla": None,
+        "selection": [],
+        "intake_rows": [],
+        "parts": None,
+        "sla": None,
     }
     try:
         if not args.skip_selection:
@@ -380,7 +483,9 @@ def main() -> int:
         report.write_docs(results, BENCH_DIR.parent / "docs" / "benchmarks.md")
         console.print("[green]wrote[/] docs/benchmarks.md")
     elif not args.no_docs and not args.quick:
-        console.print("[yellow]docs/benchmarks.md not written[/]: only some sections ran (--write-docs to write anyway)")
+        console.print(
+            "[yellow]docs/benchmarks.md not written[/]: only some sections ran (--write-docs to write anyway)"
+        )
     console.print(f"raw results: {out.relative_to(BENCH_DIR.parent)}; {results['elapsed_s'] / 60:.1f} min")
     return 0
 

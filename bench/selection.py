@@ -29,17 +29,16 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+import datagen
 from geopy.distance import geodesic
 from sqlalchemy import event, select, text
+from stats import summary_ms
 
 from dispatch.assignment import service
 from dispatch.config import Settings
 from dispatch.database.core import Database
 from dispatch.technicians.models import Technician, TechnicianSkill
 from dispatch.technicians.shifts import is_on_shift
-
-import datagen
-from stats import summary_ms
 
 AGREE_KM = 0.001  # 1 m
 # The references below use only the models, the shift rule and geopy, not the service's ranking
@@ -61,9 +60,18 @@ def _on_shift(row: Any, now: Any) -> bool:
 
 # What the naive approach reads for each technician with the skill.
 _COLUMNS = (
-    TechnicianSkill.technician_id, Technician.name, TechnicianSkill.lat, TechnicianSkill.lon,
-    Technician.active, Technician.on_duty, Technician.open_jobs, Technician.capacity,
-    Technician.shift_start, Technician.shift_end, Technician.shift_days, Technician.timezone,
+    TechnicianSkill.technician_id,
+    Technician.name,
+    TechnicianSkill.lat,
+    TechnicianSkill.lon,
+    Technician.active,
+    Technician.on_duty,
+    Technician.open_jobs,
+    Technician.capacity,
+    Technician.shift_start,
+    Technician.shift_end,
+    Technician.shift_days,
+    Technician.timezone,
 )
 
 # --------------------------------------------------------------------------- the oracle
@@ -82,7 +90,9 @@ def _oracle_one(q: datagen.Query) -> tuple[float | None, int | None]:
     return (best[0], best[1]) if best else (None, None)
 
 
-def oracle(techs: list[datagen.Tech], queries: list[datagen.Query], workers: int = 2) -> list[tuple[float | None, int | None]]:
+def oracle(
+    techs: list[datagen.Tech], queries: list[datagen.Query], workers: int = 2
+) -> list[tuple[float | None, int | None]]:
     """Brute force. The static rules (active, on duty, under capacity, skill) are applied first
     because they are cheap; every technician passing them (and on shift) is measured exactly."""
     global _ORACLE_BY_SKILL
@@ -205,9 +215,16 @@ class Result:
 
     def row(self) -> dict[str, Any]:
         return {
-            "dialect": self.dialect, "layout": self.layout, "n": self.n, "approach": self.approach,
-            "queries": self.queries, "agree": self.agree, "checked": self.checked,
-            "none_found": self.none_found, **summary_ms(self.timings), **self.extra,
+            "dialect": self.dialect,
+            "layout": self.layout,
+            "n": self.n,
+            "approach": self.approach,
+            "queries": self.queries,
+            "agree": self.agree,
+            "checked": self.checked,
+            "none_found": self.none_found,
+            **summary_ms(self.timings),
+            **self.extra,
         }
 
 
@@ -265,8 +282,15 @@ def _timed(r: Result, fn: Any, q: datagen.Query, i: int, expected: tuple[float |
     r.none_found += answer[0] is None
     if not ok and len(r.extra.setdefault("disagreements", [])) < 5:
         r.extra["disagreements"].append(
-            {"query": i, "lat": q.lat, "lon": q.lon, "skill": q.skill, "now": q.now.isoformat(),
-             "answer": answer, "oracle": expected}
+            {
+                "query": i,
+                "lat": q.lat,
+                "lon": q.lon,
+                "skill": q.skill,
+                "now": q.now.isoformat(),
+                "answer": answer,
+                "oracle": expected,
+            }
         )
 
 
@@ -288,9 +312,7 @@ def measure(
         approaches.append(("gist", lambda q: gist_query(db, q), len(queries)))
     if naive_limit:
         approaches.append(("naive", lambda q: naive_query(db, q), min(naive_limit, len(queries))))
-    results = {
-        name: Result(dialect, layout, n, name, 0, 0, 0, 0) for name, _, _ in approaches
-    }
+    results = {name: Result(dialect, layout, n, name, 0, 0, 0, 0) for name, _, _ in approaches}
     reset_process_state()
     # Warm the pool, the statement caches and the page cache with other points than the timed ones.
     for name, fn, _ in approaches:
@@ -306,7 +328,7 @@ def measure(
         # faster in a trial, which real traffic (a new point each time) would not get.
         interleaved = [a for a in approaches if a[0] != "naive"]
         for c, start in enumerate(range(0, len(queries), CHUNK)):
-            for name, fn, limit in interleaved[c % 2:] + interleaved[: c % 2]:
+            for name, fn, limit in interleaved[c % 2 :] + interleaved[: c % 2]:
                 for i in range(start, min(start + CHUNK, len(queries))):
                     _timed(results[name], fn, queries[i], i, expected[i])
         # The naive approach afterwards, on its own: each of its queries burns up to a second of

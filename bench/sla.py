@@ -60,8 +60,18 @@ METRICS_MAX_S = 1.0
 
 DAY = 86_400.0
 CHUNK = 20_000
-FAULTS = ["Drum does not spin", "Leaks water", "Does not heat", "Error code E21", "Noisy", "Door will not close",
-          "No power", "Trips the breaker", "Display dead", "Smells of burning"]
+FAULTS = [
+    "Drum does not spin",
+    "Leaks water",
+    "Does not heat",
+    "Error code E21",
+    "Noisy",
+    "Door will not close",
+    "No power",
+    "Trips the breaker",
+    "Display dead",
+    "Smells of burning",
+]
 MODELS = ["WM-100", "RF-220", "DW-45", "OV-60", "TD-8", "MW-20", "AC-35", "BO-24"]
 PART_SKUS = ["PUMP-01", "BELT-02", "HEAT-03", "BOARD-04", "SEAL-05", "MOTOR-06"]
 OUTLETS = 200
@@ -107,7 +117,13 @@ def skeleton(cfg: Config, finished_ages: tuple[float, float] = (3600, 365 * DAY)
     ages = [(rng.uniform(*finished_ages), False) for _ in range(cfg.finished)]
     for _ in range(cfg.open):
         r = rng.random()
-        age = rng.uniform(60, DAY) if r < 0.45 else rng.uniform(DAY, 7 * DAY) if r < 0.80 else rng.uniform(7 * DAY, 45 * DAY)
+        age = (
+            rng.uniform(60, DAY)
+            if r < 0.45
+            else rng.uniform(DAY, 7 * DAY)
+            if r < 0.80
+            else rng.uniform(7 * DAY, 45 * DAY)
+        )
         ages.append((age, True))
     ages.sort(key=lambda a: -a[0])
     techs = datagen.technicians(cfg.technicians, "clustered", cfg.seed, capacity=(3, 8))
@@ -123,21 +139,26 @@ def skeleton(cfg: Config, finished_ages: tuple[float, float] = (3600, 365 * DAY)
             technician[i] = slots.pop()
             status[i] = rng.choices([JobStatus.assigned, JobStatus.en_route, JobStatus.on_site], [0.55, 0.15, 0.30])[0]
         elif age < DAY:
-            status[i] = rng.choices([JobStatus.new, JobStatus.waiting_parts, JobStatus.unable, JobStatus.ready],
-                                    [0.70, 0.20, 0.05, 0.05])[0]
+            status[i] = rng.choices(
+                [JobStatus.new, JobStatus.waiting_parts, JobStatus.unable, JobStatus.ready], [0.70, 0.20, 0.05, 0.05]
+            )[0]
         else:
-            status[i] = rng.choices([JobStatus.new, JobStatus.waiting_parts, JobStatus.unable, JobStatus.ready],
-                                    [0.20, 0.60, 0.10, 0.10])[0]
+            status[i] = rng.choices(
+                [JobStatus.new, JobStatus.waiting_parts, JobStatus.unable, JobStatus.ready], [0.20, 0.60, 0.10, 0.10]
+            )[0]
     held = Counter(technician.values())
-    techs = [dataclasses.replace(t, open_jobs=held.get(t.id, 0), capacity=max(t.capacity, held.get(t.id, 0)))
-             for t in techs]
+    techs = [
+        dataclasses.replace(t, open_jobs=held.get(t.id, 0), capacity=max(t.capacity, held.get(t.id, 0))) for t in techs
+    ]
     branch = {t.id: _nearest_city(t.lat, t.lon) for t in techs}
     return Skeleton([a for a, _ in ages], status, technician, techs, branch)
 
 
 def _policies() -> dict[PolicyName, SlaPolicy]:
-    return {name: SlaPolicy(name=name, updated_at=datetime(2026, 1, 1, tzinfo=UTC), updated_by="bench", **values)
-            for name, values in policies.DEFAULTS.items()}
+    return {
+        name: SlaPolicy(name=name, updated_at=datetime(2026, 1, 1, tzinfo=UTC), updated_by="bench", **values)
+        for name, values in policies.DEFAULTS.items()
+    }
 
 
 class Generator:
@@ -192,21 +213,48 @@ class Generator:
         outlet_id = rng.randint(1, OUTLETS) if rng.random() < 0.8 else None
         received = reported + timedelta(seconds=rng.uniform(0, 120))
         job: dict[str, Any] = {
-            "id": job_id, "outlet_id": outlet_id, "external_ref": f"ORD-{job_id}" if outlet_id else f"DSP-{job_id}",
-            "customer_name": f"Customer {job_id}", "customer_phone": "+48 22 555 01 00",
-            "customer_address": f"{job_id % 997} Main Street", "lat": round(lat, 6), "lon": round(lon, 6),
-            "needs_location": False, "product_category": category, "product_model": rng.choice(MODELS),
-            "product_serial": f"SN{job_id}", "product_batch": None, "product_purchased_on": None,
-            "fault": rng.choice(FAULTS), "priority": priority, "service_tier": tier,
-            "reported_at": reported, "received_at": received, "due_at": plan.due_at, "at_risk_at": plan.at_risk_at,
-            "appointment_start": appointment_start, "appointment_end": appointment_end,
-            "technician_id": None, "assigned_at": None, "completed_at": None, "cancelled_at": None,
-            "waiting_for_parts": None, "parts_eta": None, "predicted_breach": None,
-            "sla_policy": name.value, "arrival_due_at": plan.arrival_due_at, "arrival_at_risk_at": plan.arrival_at_risk_at,
-            "arrived_at": None, "arrival_missed": False, "next_due_at": None, "next_at_risk_at": None,
-            "urgency": 0 if name is PolicyName.emergency else 1, "paused_at": None,
+            "id": job_id,
+            "outlet_id": outlet_id,
+            "external_ref": f"ORD-{job_id}" if outlet_id else f"DSP-{job_id}",
+            "customer_name": f"Customer {job_id}",
+            "customer_phone": "+48 22 555 01 00",
+            "customer_address": f"{job_id % 997} Main Street",
+            "lat": round(lat, 6),
+            "lon": round(lon, 6),
+            "needs_location": False,
+            "product_category": category,
+            "product_model": rng.choice(MODELS),
+            "product_serial": f"SN{job_id}",
+            "product_batch": None,
+            "product_purchased_on": None,
+            "fault": rng.choice(FAULTS),
+            "priority": priority,
+            "service_tier": tier,
+            "reported_at": reported,
+            "received_at": received,
+            "due_at": plan.due_at,
+            "at_risk_at": plan.at_risk_at,
+            "appointment_start": appointment_start,
+            "appointment_end": appointment_end,
+            "technician_id": None,
+            "assigned_at": None,
+            "completed_at": None,
+            "cancelled_at": None,
+            "waiting_for_parts": None,
+            "parts_eta": None,
+            "predicted_breach": None,
+            "sla_policy": name.value,
+            "arrival_due_at": plan.arrival_due_at,
+            "arrival_at_risk_at": plan.arrival_at_risk_at,
+            "arrived_at": None,
+            "arrival_missed": False,
+            "next_due_at": None,
+            "next_at_risk_at": None,
+            "urgency": 0 if name is PolicyName.emergency else 1,
+            "paused_at": None,
             "created_by": f"outlet:{outlet_id}" if outlet_id else "dispatcher:1",
-            "version": 1, "resolution_seconds": None,
+            "version": 1,
+            "resolution_seconds": None,
         }
         stages = dict.fromkeys(("dispatch", "assigned", "travel", "on_site", "parts", "customer"), 0)
         if not is_open:
@@ -219,9 +267,18 @@ class Generator:
         # The checkpoints, each fired, resolved or pending as the watcher and the service left them.
         cps = []
         for c in plan.checkpoints:
-            row = {"job_id": job_id, "deadline": c["deadline"].value, "level": c["level"].value, "ratio": c["ratio"],
-                   "audience": c["audience"].value, "fires_at": c["fires_at"], "fired_at": None,
-                   "resolved_at": None, "acknowledged_at": None, "acknowledged_by": None}
+            row = {
+                "job_id": job_id,
+                "deadline": c["deadline"].value,
+                "level": c["level"].value,
+                "ratio": c["ratio"],
+                "audience": c["audience"].value,
+                "fires_at": c["fires_at"],
+                "fired_at": None,
+                "resolved_at": None,
+                "acknowledged_at": None,
+                "acknowledged_by": None,
+            }
             done = job["arrived_at"] if c["deadline"].value in ("arrival", "appointment") else None
             done = done or job["completed_at"] or job["cancelled_at"]
             fires = c["fires_at"]
@@ -237,11 +294,20 @@ class Generator:
             cps.append(row)
         pause = None
         if job["paused_at"] is not None:
-            pause = {"job_id": job_id, "reason": "customer_requested_later", "note": None,
-                     "started_at": job["paused_at"], "ended_at": None, "started_by": "dispatcher:1", "ended_by": None}
+            pause = {
+                "job_id": job_id,
+                "reason": "customer_requested_later",
+                "note": None,
+                "started_at": job["paused_at"],
+                "ended_at": None,
+                "started_by": "dispatcher:1",
+                "ended_by": None,
+            }
         return job, cps, pause
 
-    def _finished(self, job: dict[str, Any], rng: random.Random, reported: datetime, stages: dict[str, int]) -> datetime:
+    def _finished(
+        self, job: dict[str, Any], rng: random.Random, reported: datetime, stages: dict[str, int]
+    ) -> datetime:
         now = self.cfg.now
         latest = now - timedelta(seconds=60)
         job["technician_id"] = self.sk.techs[rng.randrange(len(self.sk.techs))].id
@@ -267,8 +333,14 @@ class Generator:
         parts = rng.uniform(0.2, 0.6) if rng.random() < 0.15 else 0.0
         customer = rng.uniform(0.05, 0.3) if rng.random() < 0.03 else 0.0
         scale = total / (sum(shares) + parts + customer)
-        stages.update(dispatch=shares[0] * scale, assigned=shares[1] * scale, travel=shares[2] * scale,
-                      on_site=(shares[3]) * scale, parts=parts * scale, customer=customer * scale)
+        stages.update(
+            dispatch=shares[0] * scale,
+            assigned=shares[1] * scale,
+            travel=shares[2] * scale,
+            on_site=(shares[3]) * scale,
+            parts=parts * scale,
+            customer=customer * scale,
+        )
         job["assigned_at"] = reported + timedelta(seconds=stages["dispatch"])
         arrive_after = stages["dispatch"] + stages["assigned"] + stages["travel"]
         if job["arrival_due_at"] is not None:  # 2 h targets, missed by about 8 %
@@ -282,8 +354,15 @@ class Generator:
         job["version"] = rng.randint(5, 9)
         return completed
 
-    def _open(self, job: dict[str, Any], rng: random.Random, reported: datetime, status: JobStatus,
-              tech_id: int | None, stages: dict[str, int]) -> datetime:
+    def _open(
+        self,
+        job: dict[str, Any],
+        rng: random.Random,
+        reported: datetime,
+        status: JobStatus,
+        tech_id: int | None,
+        stages: dict[str, int],
+    ) -> datetime:
         now = self.cfg.now
         age = (now - reported).total_seconds()
         job["status"] = status.value
@@ -292,8 +371,9 @@ class Generator:
             job["technician_id"] = tech_id
             job["assigned_at"] = reported + timedelta(seconds=age * rng.uniform(0.02, 0.3))
         arrived = None
-        if status is JobStatus.on_site or (status in (JobStatus.waiting_parts, JobStatus.unable, JobStatus.ready)
-                                           and rng.random() < 0.6):
+        if status is JobStatus.on_site or (
+            status in (JobStatus.waiting_parts, JobStatus.unable, JobStatus.ready) and rng.random() < 0.6
+        ):
             if job["arrival_due_at"] is not None and rng.random() < 0.85:
                 after = min(rng.uniform(0.3, 1.95) * 3600, age * 0.9)
             else:
@@ -302,8 +382,9 @@ class Generator:
         if status in (JobStatus.waiting_parts, JobStatus.ready):
             eta = now + timedelta(hours=rng.uniform(-12, 72)) if status is JobStatus.waiting_parts else None
             if status is JobStatus.waiting_parts:
-                job["waiting_for_parts"] = [{"sku": rng.choice(PART_SKUS), "quantity": 1,
-                                             "eta": eta.isoformat() if eta else None}]
+                job["waiting_for_parts"] = [
+                    {"sku": rng.choice(PART_SKUS), "quantity": 1, "eta": eta.isoformat() if eta else None}
+                ]
                 job["parts_eta"] = eta
                 if eta and eta > job["due_at"]:
                     job["predicted_breach"] = "parts_eta_after_due"
@@ -370,8 +451,10 @@ class Sink:
             if self.dialect == "sqlite":
                 marks = ", ".join("?" for _ in cols)
                 cur.execute("BEGIN")  # the engine's connections are in autocommit: one transaction per chunk
-                cur.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})",
-                                [tuple(_sqlite_value(r[c]) for c in cols) for r in rows])
+                cur.executemany(
+                    f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})",
+                    [tuple(_sqlite_value(r[c]) for c in cols) for r in rows],
+                )
                 cur.execute("COMMIT")
             else:
                 with cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as copy:  # type: ignore[attr-defined]
@@ -393,11 +476,22 @@ def load(cfg: Config, sk: Skeleton, urls: dict[str, str], say: Callable[[str], N
         engine = make_engine(Settings(database_url=url))
         datagen.load(engine, sk.techs)
         with engine.begin() as conn:
-            conn.execute(insert(Outlet.__table__), [  # type: ignore[attr-defined]
-                {"id": i, "code": f"OUT-{i:04d}", "name": f"Outlet {i}", "created_at": cfg.now - timedelta(days=400)}
-                for i in range(1, OUTLETS + 1)])
-            conn.execute(text("UPDATE technician SET home_branch = :b WHERE id = :id"),
-                         [{"b": b, "id": i} for i, b in sk.branch.items()])
+            conn.execute(
+                insert(Outlet.__table__),
+                [  # type: ignore[attr-defined]
+                    {
+                        "id": i,
+                        "code": f"OUT-{i:04d}",
+                        "name": f"Outlet {i}",
+                        "created_at": cfg.now - timedelta(days=400),
+                    }
+                    for i in range(1, OUTLETS + 1)
+                ],
+            )
+            conn.execute(
+                text("UPDATE technician SET home_branch = :b WHERE id = :id"),
+                [{"b": b, "id": i} for i, b in sk.branch.items()],
+            )
         sinks[dialect] = Sink(dialect, engine)
         info[dialect] = {"migrate_s": time.perf_counter() - t0}
     gen = Generator(cfg, sk)
@@ -415,8 +509,11 @@ def load(cfg: Config, sk: Skeleton, urls: dict[str, str], say: Callable[[str], N
             sink.write("sla_checkpoint", cps)
             sink.write("sla_pause", pauses)
         if (start // CHUNK) % 10 == 9:
-            say(f"  loaded {start + len(jobs):,} jobs ({gen_s:.0f} s generating, "
-                + ", ".join(f"{d} {s.seconds:.0f} s" for d, s in sinks.items()) + ")")
+            say(
+                f"  loaded {start + len(jobs):,} jobs ({gen_s:.0f} s generating, "
+                + ", ".join(f"{d} {s.seconds:.0f} s" for d, s in sinks.items())
+                + ")"
+            )
     for dialect, sink in sinks.items():
         t0 = time.perf_counter()
         finish_bulk_load(sink.engine, ("job", "sla_checkpoint", "sla_pause", "outlet"))
@@ -435,8 +532,12 @@ def finish_bulk_load(engine: Any, tables: tuple[str, ...]) -> None:
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             for table in tables:
-                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                                  f"(SELECT COALESCE(MAX(id), 1) FROM {table}))"))
+                conn.execute(
+                    text(
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                        f"(SELECT COALESCE(MAX(id), 1) FROM {table}))"
+                    )
+                )
             conn.execute(text("VACUUM ANALYZE"))
     else:
         with engine.connect() as conn:
@@ -453,16 +554,29 @@ def describe(url: str, now: datetime) -> dict[str, Any]:
         out["open"] = s.scalar(text("SELECT COUNT(*) FROM job WHERE next_due_at IS NOT NULL"))
         caller = Caller(key_id=1, role=Role.dispatcher)
         out["at_risk_or_breached"] = s.scalar(
-            sla_service.jobs.visible(caller).where(sla_service.clock.at_risk_or_breached_sql(now))
-            .with_only_columns(func.count()))
+            sla_service.jobs.visible(caller)
+            .where(sla_service.clock.at_risk_or_breached_sql(now))
+            .with_only_columns(func.count())
+        )
         out["breached"] = s.scalar(
-            sla_service.jobs.visible(caller).where(sla_service.clock.breached_sql(now)).with_only_columns(func.count()))
+            sla_service.jobs.visible(caller).where(sla_service.clock.breached_sql(now)).with_only_columns(func.count())
+        )
         out["checkpoints"] = s.scalar(text("SELECT COUNT(*) FROM sla_checkpoint"))
         out["pending_checkpoints"] = watcher.pending_count(s)
-        out["due_now"] = s.scalar(text("SELECT COUNT(*) FROM sla_checkpoint WHERE fired_at IS NULL AND resolved_at IS NULL "
-                                       "AND fires_at <= :now"), {"now": _bind(db, now)})
-        out["predicted_breach"] = dict(s.execute(text(
-            "SELECT predicted_breach, COUNT(*) FROM job WHERE predicted_breach IS NOT NULL GROUP BY predicted_breach")).all())
+        out["due_now"] = s.scalar(
+            text(
+                "SELECT COUNT(*) FROM sla_checkpoint WHERE fired_at IS NULL AND resolved_at IS NULL "
+                "AND fires_at <= :now"
+            ),
+            {"now": _bind(db, now)},
+        )
+        out["predicted_breach"] = dict(
+            s.execute(
+                text(
+                    "SELECT predicted_breach, COUNT(*) FROM job WHERE predicted_breach IS NOT NULL GROUP BY predicted_breach"
+                )
+            ).all()
+        )
     db.dispose()
     return out
 
@@ -485,12 +599,27 @@ def _timed(fn: Callable[[], Any], reps: int) -> tuple[list[float], Any]:
 
 def _ms(times: list[float]) -> dict[str, float]:
     ms = [t * 1000 for t in times]
-    return {"p50_ms": percentile(ms, 50), "p99_ms": percentile(ms, 99), "min_ms": min(ms), "max_ms": max(ms),
-            "n": len(ms)}
+    return {
+        "p50_ms": percentile(ms, 50),
+        "p99_ms": percentile(ms, 99),
+        "min_ms": min(ms),
+        "max_ms": max(ms),
+        "n": len(ms),
+    }
 
 
-def measure_http(url: str, data_dir: Path, logs: Path, dialect: str, *, requests: int, pages: int,
-                 month: tuple[date, date], metric_reps: int, say: Callable[[str], None]) -> dict[str, Any]:
+def measure_http(
+    url: str,
+    data_dir: Path,
+    logs: Path,
+    dialect: str,
+    *,
+    requests: int,
+    pages: int,
+    month: tuple[date, date],
+    metric_reps: int,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
     env = intake.app_env(url, data_dir)
     server = intake.start_server(["dispatch.app:create_app", "--factory"], env=env, log=logs / f"sla-{dialect}.log")
     out: dict[str, Any] = {}
@@ -498,6 +627,7 @@ def measure_http(url: str, data_dir: Path, logs: Path, dialect: str, *, requests
         key = intake.dispatcher_key(server)
         base = f"http://127.0.0.1:{server.port}"
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=120) as client:
+
             def first_page() -> dict[str, Any]:
                 r = client.get("/v1/sla/at-risk", params={"limit": 50})
                 r.raise_for_status()
@@ -506,8 +636,11 @@ def measure_http(url: str, data_dir: Path, logs: Path, dialect: str, *, requests
             _timed(first_page, 20)  # warm-up
             meter = CpuMeter().start()
             times, page = _timed(first_page, requests)
-            out["at_risk_first"] = _ms(times) | {"machine_busy_cores": meter.stop(), "items": len(page["items"]),
-                                                 "emergencies_on_page": sum(i["policy"] == "emergency" for i in page["items"])}
+            out["at_risk_first"] = _ms(times) | {
+                "machine_busy_cores": meter.stop(),
+                "items": len(page["items"]),
+                "emergencies_on_page": sum(i["policy"] == "emergency" for i in page["items"]),
+            }
             walk: list[float] = []
             cursor, seen = page["next_cursor"], len(page["items"])
             for _ in range(pages):
@@ -519,14 +652,21 @@ def measure_http(url: str, data_dir: Path, logs: Path, dialect: str, *, requests
                 r.raise_for_status()
                 body = r.json()
                 cursor, seen = body["next_cursor"], seen + len(body["items"])
-            out["at_risk_walk"] = _ms(walk) | {"pages": len(walk) + 1, "jobs_seen": seen,
-                                               "last_page_ms": walk[-1] * 1000 if walk else math.nan}
-            say(f"  {dialect}: at-risk over HTTP p50 {out['at_risk_first']['p50_ms']:.1f} ms, "
-                f"p99 {out['at_risk_first']['p99_ms']:.1f} ms; {len(walk) + 1} pages p50 {out['at_risk_walk']['p50_ms']:.1f} ms")
+            out["at_risk_walk"] = _ms(walk) | {
+                "pages": len(walk) + 1,
+                "jobs_seen": seen,
+                "last_page_ms": walk[-1] * 1000 if walk else math.nan,
+            }
+            say(
+                f"  {dialect}: at-risk over HTTP p50 {out['at_risk_first']['p50_ms']:.1f} ms, "
+                f"p99 {out['at_risk_first']['p99_ms']:.1f} ms; {len(walk) + 1} pages p50 {out['at_risk_walk']['p50_ms']:.1f} ms"
+            )
             for variant, params in _metric_variants(month):
+
                 def get(params: dict[str, str] = params) -> None:
                     r = client.get("/v1/metrics", params=params)
                     r.raise_for_status()
+
                 t, _ = _timed(get, metric_reps)
                 out[f"metrics_{variant}"] = _ms(t)
                 say(f"  {dialect}: metrics {variant} over HTTP p50 {out[f'metrics_{variant}']['p50_ms']:.0f} ms")
@@ -537,13 +677,16 @@ def measure_http(url: str, data_dir: Path, logs: Path, dialect: str, *, requests
 
 def _metric_variants(month: tuple[date, date]) -> list[tuple[str, dict[str, str]]]:
     since, until = month[0].isoformat(), month[1].isoformat()
-    return [("none", {"since": since, "until": until}),
-            ("technician", {"since": since, "until": until, "group_by": "technician"}),
-            ("day", {"since": since, "until": until, "interval": "day"})]
+    return [
+        ("none", {"since": since, "until": until}),
+        ("technician", {"since": since, "until": until, "group_by": "technician"}),
+        ("day", {"since": since, "until": until, "interval": "day"}),
+    ]
 
 
-def measure_inprocess(url: str, dialect: str, *, requests: int, month: tuple[date, date], metric_reps: int,
-                      say: Callable[[str], None]) -> dict[str, Any]:
+def measure_inprocess(
+    url: str, dialect: str, *, requests: int, month: tuple[date, date], metric_reps: int, say: Callable[[str], None]
+) -> dict[str, Any]:
     settings = Settings(database_url=url)
     db = Database(make_engine(settings))
     caller = Caller(key_id=1, role=Role.dispatcher)
@@ -560,24 +703,38 @@ def measure_inprocess(url: str, dialect: str, *, requests: int, month: tuple[dat
     since = datetime.combine(month[0], datetime.min.time(), UTC)
     until = datetime.combine(month[1], datetime.min.time(), UTC)
     for variant, params in _metric_variants(month):
+
         def compute(params: dict[str, str] = params) -> int:
             with db.transaction(write=False) as s:
-                return len(metrics.compute(session=s, since=since, until=until, now=datetime.now(UTC),
-                                           group_by=params.get("group_by", "none"),  # type: ignore[arg-type]
-                                           interval=params.get("interval", "none")))  # type: ignore[arg-type]
+                return len(
+                    metrics.compute(
+                        session=s,
+                        since=since,
+                        until=until,
+                        now=datetime.now(UTC),
+                        group_by=params.get("group_by", "none"),  # type: ignore[arg-type]
+                        interval=params.get("interval", "none"),
+                    )
+                )  # type: ignore[arg-type]
+
         t, groups = _timed(compute, metric_reps)
         out[f"metrics_service_{variant}"] = _ms(t) | {"rows": groups}
     with db.transaction(write=False) as s:
-        out["metrics_jobs"] = s.scalar(text("SELECT COUNT(*) FROM job WHERE reported_at >= :a AND reported_at < :b"),
-                                       {"a": _bind(db, since), "b": _bind(db, until)})
-    say(f"  {dialect}: in-process at-risk p50 {out['at_risk_service']['p50_ms']:.1f} ms; metrics "
-        f"({out['metrics_jobs']:,} jobs) p50 {out['metrics_service_none']['p50_ms']:.0f} ms")
+        out["metrics_jobs"] = s.scalar(
+            text("SELECT COUNT(*) FROM job WHERE reported_at >= :a AND reported_at < :b"),
+            {"a": _bind(db, since), "b": _bind(db, until)},
+        )
+    say(
+        f"  {dialect}: in-process at-risk p50 {out['at_risk_service']['p50_ms']:.1f} ms; metrics "
+        f"({out['metrics_jobs']:,} jobs) p50 {out['metrics_service_none']['p50_ms']:.0f} ms"
+    )
     db.dispose()
     return out
 
 
-def measure_watcher(url: str, dialect: str, cfg: Config, *, backlog_passes: int, steady_passes: int,
-                    say: Callable[[str], None]) -> dict[str, Any]:
+def measure_watcher(
+    url: str, dialect: str, cfg: Config, *, backlog_passes: int, steady_passes: int, say: Callable[[str], None]
+) -> dict[str, Any]:
     settings = Settings(database_url=url)
     db = Database(make_engine(settings))
     out: dict[str, Any] = {}
@@ -596,8 +753,11 @@ def measure_watcher(url: str, dialect: str, cfg: Config, *, backlog_passes: int,
     t0 = time.perf_counter()
     with db.transaction() as s:
         p = watcher.predict(s, cfg.now - backlog, settings)
-    out["cold_predict"] = {"seconds": time.perf_counter() - t0, "set": p.set if p else None,
-                           "cleared": p.cleared if p else None}
+    out["cold_predict"] = {
+        "seconds": time.perf_counter() - t0,
+        "set": p.set if p else None,
+        "cleared": p.cleared if p else None,
+    }
     say(f"  {dialect}: cold predict {out['cold_predict']['seconds']:.2f} s, set {out['cold_predict']['set']:,}")
     watcher.predict = timed_predict  # type: ignore[assignment]
     try:
@@ -608,10 +768,21 @@ def measure_watcher(url: str, dialect: str, cfg: Config, *, backlog_passes: int,
             predict_times.clear()
             due = _due(db, at)
             result = watcher.run_pass(db, lambda at=at: at, settings)
-            rows.append({"now": at.isoformat(), "due": due, "fired": result.fired, "predicted": result.predicted,
-                         "cleared": result.cleared, "seconds": result.seconds, "predict_s": sum(predict_times)})
-            say(f"  {dialect}: pass with {due:,} due: fired {result.fired:,} in {result.seconds:.2f} s "
-                f"(predict {sum(predict_times):.2f} s; predicted {result.predicted}, cleared {result.cleared})")
+            rows.append(
+                {
+                    "now": at.isoformat(),
+                    "due": due,
+                    "fired": result.fired,
+                    "predicted": result.predicted,
+                    "cleared": result.cleared,
+                    "seconds": result.seconds,
+                    "predict_s": sum(predict_times),
+                }
+            )
+            say(
+                f"  {dialect}: pass with {due:,} due: fired {result.fired:,} in {result.seconds:.2f} s "
+                f"(predict {sum(predict_times):.2f} s; predicted {result.predicted}, cleared {result.cleared})"
+            )
             at += backlog
         out["backlog_passes"] = rows
         # 3. Steady state: nothing due.
@@ -620,11 +791,20 @@ def measure_watcher(url: str, dialect: str, cfg: Config, *, backlog_passes: int,
             predict_times.clear()
             at2 = at - backlog
             result = watcher.run_pass(db, lambda at2=at2: at2, settings)
-            rows.append({"fired": result.fired, "predicted": result.predicted, "cleared": result.cleared,
-                         "seconds": result.seconds, "predict_s": sum(predict_times)})
+            rows.append(
+                {
+                    "fired": result.fired,
+                    "predicted": result.predicted,
+                    "cleared": result.cleared,
+                    "seconds": result.seconds,
+                    "predict_s": sum(predict_times),
+                }
+            )
         out["steady_passes"] = rows
-        say(f"  {dialect}: steady pass p50 {statistics.median(r['seconds'] for r in rows):.2f} s "
-            f"(predict {statistics.median(r['predict_s'] for r in rows):.2f} s)")
+        say(
+            f"  {dialect}: steady pass p50 {statistics.median(r['seconds'] for r in rows):.2f} s "
+            f"(predict {statistics.median(r['predict_s'] for r in rows):.2f} s)"
+        )
     finally:
         watcher.predict = original  # type: ignore[assignment]
     db.dispose()
@@ -633,8 +813,16 @@ def measure_watcher(url: str, dialect: str, cfg: Config, *, backlog_passes: int,
 
 def _due(db: Database, at: datetime) -> int:
     with db.transaction(write=False) as s:
-        return s.scalar(text("SELECT COUNT(*) FROM sla_checkpoint WHERE fired_at IS NULL AND resolved_at IS NULL "
-                             "AND fires_at <= :now"), {"now": _bind(db, at)}) or 0
+        return (
+            s.scalar(
+                text(
+                    "SELECT COUNT(*) FROM sla_checkpoint WHERE fired_at IS NULL AND resolved_at IS NULL "
+                    "AND fires_at <= :now"
+                ),
+                {"now": _bind(db, at)},
+            )
+            or 0
+        )
 
 
 def metrics_month(now: datetime) -> tuple[date, date]:
@@ -645,32 +833,55 @@ def metrics_month(now: datetime) -> tuple[date, date]:
     return before, last_month
 
 
-def run(*, urls: dict[str, str], data_dir: Path, logs: Path, seed: int, jobs: int,
-        quick: bool, backlog_minutes: float, say: Callable[[str], None]) -> dict[str, Any]:
+def run(
+    *,
+    urls: dict[str, str],
+    data_dir: Path,
+    logs: Path,
+    seed: int,
+    jobs: int,
+    quick: bool,
+    backlog_minutes: float,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
     now = datetime.now(UTC).replace(microsecond=0)
-    cfg = Config(jobs=jobs, open=jobs // 10, technicians=max(500, min(5000, jobs // 200)), seed=seed, now=now,
-                 backlog_minutes=backlog_minutes)
+    cfg = Config(
+        jobs=jobs,
+        open=jobs // 10,
+        technicians=max(500, min(5000, jobs // 200)),
+        seed=seed,
+        now=now,
+        backlog_minutes=backlog_minutes,
+    )
     month = metrics_month(now)
     requests = 60 if quick else 200
     pages = 20 if quick else 100
     metric_reps = 3 if quick else 5
     t0 = time.perf_counter()
     sk = skeleton(cfg)
-    say(f"skeleton of {jobs:,} jobs ({cfg.open:,} open, {cfg.technicians:,} technicians) in "
-        f"{time.perf_counter() - t0:.1f} s; now = {now.isoformat()}")
+    say(
+        f"skeleton of {jobs:,} jobs ({cfg.open:,} open, {cfg.technicians:,} technicians) in "
+        f"{time.perf_counter() - t0:.1f} s; now = {now.isoformat()}"
+    )
     loads = load(cfg, sk, urls, say)
-    result: dict[str, Any] = {"config": dataclasses.asdict(cfg) | {"now": now.isoformat(), "month": [m.isoformat() for m in month]},
-                              "databases": {}}
+    result: dict[str, Any] = {
+        "config": dataclasses.asdict(cfg) | {"now": now.isoformat(), "month": [m.isoformat() for m in month]},
+        "databases": {},
+    }
     for dialect, url in urls.items():
-        say(f"[{dialect}] loaded in {loads[dialect]['load_s']:.0f} s (+ {loads[dialect]['finish_s']:.0f} s "
-            f"VACUUM ANALYZE / checkpoint)")
+        say(
+            f"[{dialect}] loaded in {loads[dialect]['load_s']:.0f} s (+ {loads[dialect]['finish_s']:.0f} s "
+            f"VACUUM ANALYZE / checkpoint)"
+        )
         row: dict[str, Any] = {"load": loads[dialect], "data": describe(url, datetime.now(UTC))}
         say(f"  {dialect}: {row['data']}")
         meter = CpuMeter().start()
-        row["http"] = measure_http(url, data_dir, logs, dialect, requests=requests, pages=pages, month=month,
-                                   metric_reps=metric_reps, say=say)
-        row["inprocess"] = measure_inprocess(url, dialect, requests=requests, month=month, metric_reps=metric_reps,
-                                             say=say)
+        row["http"] = measure_http(
+            url, data_dir, logs, dialect, requests=requests, pages=pages, month=month, metric_reps=metric_reps, say=say
+        )
+        row["inprocess"] = measure_inprocess(
+            url, dialect, requests=requests, month=month, metric_reps=metric_reps, say=say
+        )
         row["watcher"] = measure_watcher(url, dialect, cfg, backlog_passes=3, steady_passes=3 if quick else 5, say=say)
         row["machine_busy_cores"] = meter.stop()
         result["databases"][dialect] = row
@@ -692,8 +903,14 @@ def main() -> None:
     run_ = json.loads(Path(args.results).read_text())["sla"]
     c = run_["config"]
     later = datetime.fromisoformat(c["now"]) + timedelta(minutes=c["backlog_minutes"]) * args.after_passes
-    cfg = Config(jobs=c["jobs"], open=c["open"], technicians=c["technicians"], seed=c["seed"], now=later,
-                 backlog_minutes=c["backlog_minutes"])
+    cfg = Config(
+        jobs=c["jobs"],
+        open=c["open"],
+        technicians=c["technicians"],
+        seed=c["seed"],
+        now=later,
+        backlog_minutes=c["backlog_minutes"],
+    )
     out = {}
     for dialect, url in (("sqlite", f"sqlite:///{args.sqlite}" if args.sqlite else None), ("postgresql", args.pg_url)):
         if url:

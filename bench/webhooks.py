@@ -40,21 +40,36 @@ from dispatch.webhooks.schemas import WebhookCreate
 from dispatch.webhooks.worker import Worker
 
 T0 = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
-BODY = {"customer": {"name": "C", "address": "Marszałkowska 1, Warszawa", "lat": 52.23, "lon": 21.01},
-        "product": {"category": "washing machine"}, "fault": "Leaks"}
+BODY = {
+    "customer": {"name": "C", "address": "Marszałkowska 1, Warszawa", "lat": 52.23, "lon": 21.01},
+    "product": {"category": "washing machine"},
+    "fault": "Leaks",
+}
 
 
 def _settings(url: str, **extra: Any) -> Settings:
-    return Settings(database_url=url, webhook_allow_private_urls=True, sqlite_synchronous="NORMAL",
-                    webhook_batch_size=200, webhook_concurrency=16, **extra)
+    return Settings(
+        database_url=url,
+        webhook_allow_private_urls=True,
+        sqlite_synchronous="NORMAL",
+        webhook_batch_size=200,
+        webhook_concurrency=16,
+        **extra,
+    )
 
 
 def _subscribe(database: Database, url: str) -> int:
     with database.transaction() as session:
         outlet = outlets.create(session=session, code=f"bench-{time.time_ns()}", name="bench", now=T0)
-        webhooks.create(session=session, webhook_in=WebhookCreate(url=url, event_types=[
-            "job.created", "job.status_changed", "job.assigned"], outlet_id=outlet.id),
-            caller=SYSTEM, now=T0, allow_private=True)
+        webhooks.create(
+            session=session,
+            webhook_in=WebhookCreate(
+                url=url, event_types=["job.created", "job.status_changed", "job.assigned"], outlet_id=outlet.id
+            ),
+            caller=SYSTEM,
+            now=T0,
+            allow_private=True,
+        )
         return outlet.id
 
 
@@ -67,21 +82,38 @@ def _make_jobs(database: Database, settings: Settings, outlet_id: int, jobs: int
     for start in range(0, jobs, 500):
         with database.transaction() as session:
             for _ in range(min(500, jobs - start)):
-                job = flows.receive(session=session, job_in=job_in, placed=None, caller=caller, now=T0,
-                                    settings=settings)
+                job = flows.receive(
+                    session=session, job_in=job_in, placed=None, caller=caller, now=T0, settings=settings
+                )
                 for i in range(extra_events):
-                    events.record(session=session, job_id=job.id, type="status_changed", actor="bench", now=T0,
-                                  to=f"step-{i}")
+                    events.record(
+                        session=session, job_id=job.id, type="status_changed", actor="bench", now=T0, to=f"step-{i}"
+                    )
 
 
 def _pending(database: Database) -> int:
     with database.transaction(write=False) as session:
-        return session.scalar(select(func.count()).select_from(WebhookDelivery).where(WebhookDelivery.state != "succeeded"))
+        return session.scalar(
+            select(func.count()).select_from(WebhookDelivery).where(WebhookDelivery.state != "succeeded")
+        )
 
 
 def start_receiver(port: int, log: Path) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "uvicorn", "webhook_receiver:app", "--app-dir", str(intake.BENCH_DIR),
-           "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "webhook_receiver:app",
+        "--app-dir",
+        str(intake.BENCH_DIR),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
     handle = log.open("ab")
     proc = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 30
@@ -133,9 +165,16 @@ def run(url: str, log: Path, *, jobs: int = 5000, backlog_jobs: int = 2000, per_
         drained = worker.drain()
         elapsed = time.perf_counter() - t0
         assert _pending(database) == 0, "backlog not drained"
-        out["backlog"] = {"events": backlog, "jobs": backlog_jobs, "per_job": per_job,
-                          "failing_round_attempts": failed_round, "failing_round_seconds": t_fail,
-                          "attempts_after_return": drained, "seconds": elapsed, "per_second": backlog / elapsed}
+        out["backlog"] = {
+            "events": backlog,
+            "jobs": backlog_jobs,
+            "per_job": per_job,
+            "failing_round_attempts": failed_round,
+            "failing_round_seconds": t_fail,
+            "attempts_after_return": drained,
+            "seconds": elapsed,
+            "per_second": backlog / elapsed,
+        }
         worker.close()
     finally:
         if receiver.poll() is None:
@@ -156,7 +195,9 @@ def main() -> None:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dbs", default="sqlite,postgresql")
-    p.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
+    p.add_argument(
+        "--pg-url", default=os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    )
     p.add_argument("--jobs", type=int, default=5000)
     p.add_argument("--backlog-jobs", type=int, default=2000)
     p.add_argument("--per-job", type=int, default=5)
@@ -184,9 +225,11 @@ def main() -> None:
                         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
                     admin.dispose()
             t, b = results[db]["throughput"], results[db]["backlog"]
-            print(f"{db}: throughput {t['per_second']:.0f} deliveries/s ({t['deliveries']} in {t['seconds']:.1f} s); "
-                  f"backlog of {b['events']} events ({b['jobs']} jobs x {b['per_job']}) drained in {b['seconds']:.1f} s "
-                  f"({b['per_second']:.0f}/s) after the receiver came back")
+            print(
+                f"{db}: throughput {t['per_second']:.0f} deliveries/s ({t['deliveries']} in {t['seconds']:.1f} s); "
+                f"backlog of {b['events']} events ({b['jobs']} jobs x {b['per_job']}) drained in {b['seconds']:.1f} s "
+                f"({b['per_second']:.0f}/s) after the receiver came back"
+            )
     print(json.dumps(results, indent=2))
 
 

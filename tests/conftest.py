@@ -127,8 +127,11 @@ class Api:
         if name not in self.keys:
             with self.database.transaction() as session:
                 _, secret = auth.issue(
-                    session=session, role=role, now=self.clock.now(),
-                    technician_id=technician_id, outlet_id=outlet_id,
+                    session=session,
+                    role=role,
+                    now=self.clock.now(),
+                    technician_id=technician_id,
+                    outlet_id=outlet_id,
                 )
             self.keys[name] = secret
         return name
@@ -165,8 +168,13 @@ class Api:
 
 
 def job_body(**fields: Any) -> dict[str, Any]:
-    customer = {"name": "Maria Dąbrowska", "phone": "+48 22 555 01 00", "address": "Marszałkowska 104, Warszawa",
-                "lat": 52.2319, "lon": 21.0067}
+    customer = {
+        "name": "Maria Dąbrowska",
+        "phone": "+48 22 555 01 00",
+        "address": "Marszałkowska 104, Warszawa",
+        "lat": 52.2319,
+        "lon": 21.0067,
+    }
     customer.update(fields.pop("customer", {}))
     product = {"category": "washing machine", "model": "WM-100", "serial": "SN1"}
     product.update(fields.pop("product", {}))

@@ -22,8 +22,14 @@ def _dms(value: float) -> tuple[float, float, float]:
 
 
 def image_bytes(
-    *, gps: tuple[float, float] | None = None, gps_time: datetime | None = None, local_time: datetime | None = None,
-    offset: str | None = None, size: tuple[int, int] = (64, 48), fmt: str = "JPEG", colour=(200, 120, 40),
+    *,
+    gps: tuple[float, float] | None = None,
+    gps_time: datetime | None = None,
+    local_time: datetime | None = None,
+    offset: str | None = None,
+    size: tuple[int, int] = (64, 48),
+    fmt: str = "JPEG",
+    colour=(200, 120, 40),
 ) -> bytes:
     """A real image. ``gps_time`` (UTC) goes in the GPS block with the position; ``local_time``
     is EXIF DateTimeOriginal (a wall-clock time), with ``offset`` as OffsetTimeOriginal."""
@@ -54,12 +60,17 @@ def image_bytes(
 
 def png_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
     """A PNG whose header claims ten billion pixels, with a tiny body: nothing may decode it."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-            + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def tap(api, job_id, to, headers, at=None, **extra):

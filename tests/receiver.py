@@ -53,8 +53,12 @@ class Receiver:
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", 0))
                 body = self.rfile.read(length)
-                item = Received(self.headers.get("webhook-id", ""), self.headers.get("webhook-timestamp", ""),
-                                self.headers.get("webhook-signature", ""), body)
+                item = Received(
+                    self.headers.get("webhook-id", ""),
+                    self.headers.get("webhook-timestamp", ""),
+                    self.headers.get("webhook-signature", ""),
+                    body,
+                )
                 with receiver._lock:
                     receiver.seen.append(item)
                     mode = receiver.mode

@@ -48,15 +48,30 @@ def free_port() -> int:
 
 def _spawn(*, port: int, env: Mapping[str, str], workers: int, log_path: Path) -> Server:
     command = [
-        sys.executable, "-m", "uvicorn", "dispatch.app:create_app", "--factory",
-        "--host", HOST, "--port", str(port), "--workers", str(workers),
-        "--log-level", "warning", "--no-access-log",
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "dispatch.app:create_app",
+        "--factory",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+        "--no-access-log",
     ]
     log = log_path.open("wb")
     try:
-        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            command, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+        process = subprocess.Popen(
+            command,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
     finally:
         log.close()  # the child holds its own descriptor
@@ -75,9 +90,7 @@ def _wait_ready(server: Server, deadline: float) -> bool:
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
-    raise TimeoutError(
-        f"server on port {server.port} not ready after {READY_TIMEOUT_SECONDS:g}s\n{server.log_tail()}"
-    )
+    raise TimeoutError(f"server on port {server.port} not ready after {READY_TIMEOUT_SECONDS:g}s\n{server.log_tail()}")
 
 
 def _port_was_taken(server: Server) -> bool:
@@ -103,7 +116,12 @@ def stop(server: Server) -> None:
 
 @contextmanager
 def running(
-    *, env: Mapping[str, str], log_dir: Path, count: int = 1, workers: int = 1, wait: bool = True,
+    *,
+    env: Mapping[str, str],
+    log_dir: Path,
+    count: int = 1,
+    workers: int = 1,
+    wait: bool = True,
     retries: int = 3,
 ) -> Iterator[list[Server]]:
     """Start ``count`` servers at once (each with ``workers`` processes) on free ports.
@@ -117,7 +135,9 @@ def running(
 
         def start(index: int, attempt: int) -> Server:
             server = _spawn(
-                port=free_port(), env=env, workers=workers,
+                port=free_port(),
+                env=env,
+                workers=workers,
                 log_path=log_dir / f"server-{index}-attempt-{attempt}.log",
             )
             stack.callback(stop, server)

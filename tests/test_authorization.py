@@ -99,15 +99,26 @@ def _routes(app):
 def test_every_route_is_in_the_role_matrix(api):
     served = set(_routes(api.client.app))
     assert served == set(MATRIX), (
-        f"routes missing from the matrix: {sorted(served - set(MATRIX))}; "
-        f"stale entries: {sorted(set(MATRIX) - served)}"
+        f"routes missing from the matrix: {sorted(served - set(MATRIX))}; stale entries: {sorted(set(MATRIX) - served)}"
     )
 
 
 def _call(api, method, path, headers):
-    url = path.format(key_id=1, outlet_id=1, technician_id=1, job_id=1, line_id=1, shipment_id=1, code="C1", sku="S1",
-                      escalation_id=1, name="standard", photo_id=1,
-                      subscription_id=1, delivery_id=1)
+    url = path.format(
+        key_id=1,
+        outlet_id=1,
+        technician_id=1,
+        job_id=1,
+        line_id=1,
+        shipment_id=1,
+        code="C1",
+        sku="S1",
+        escalation_id=1,
+        name="standard",
+        photo_id=1,
+        subscription_id=1,
+        delivery_id=1,
+    )
     return api.client.request(method, url, headers=headers, json={} if method in {"POST", "PATCH", "PUT"} else None)
 
 
@@ -198,8 +209,11 @@ def test_the_admin_key_from_the_environment_works_at_start_up(settings, clock, d
     settings.admin_key = secret
     for _ in range(2):  # a restart confirms the same key, it does not duplicate it
         with TestClient(create_app(settings, clock=clock, database=database)) as client:
-            r = client.post("/v1/outlets", json={"code": "o", "name": "O"} if _ == 0 else {"code": "p", "name": "P"},
-                            headers={"Authorization": f"Bearer {secret}"})
+            r = client.post(
+                "/v1/outlets",
+                json={"code": "o", "name": "O"} if _ == 0 else {"code": "p", "name": "P"},
+                headers={"Authorization": f"Bearer {secret}"},
+            )
             assert r.status_code == 201, r.text
     with database.engine.connect() as conn:
         from sqlalchemy import text
@@ -211,10 +225,15 @@ def test_an_outlet_is_created_with_its_key_shown_once(api):
     r = api.post("/v1/outlets", {"code": "shop-7", "name": "Shop 7"}, who="admin")
     assert r.status_code == 201
     outlet = r.json()
-    job = api.client.post("/v1/jobs", json={
-        "customer": {"name": "A", "address": "Street 1", "lat": 52.0, "lon": 21.0},
-        "product": {"category": "oven"}, "fault": "no heat"},
-        headers={"Authorization": f"Bearer {outlet['api_key']}"})
+    job = api.client.post(
+        "/v1/jobs",
+        json={
+            "customer": {"name": "A", "address": "Street 1", "lat": 52.0, "lon": 21.0},
+            "product": {"category": "oven"},
+            "fault": "no heat",
+        },
+        headers={"Authorization": f"Bearer {outlet['api_key']}"},
+    )
     assert job.status_code == 201 and job.json()["outlet_id"] == outlet["id"]
     again = api.post("/v1/outlets", {"code": "shop-7", "name": "Shop 7 again"}, who="admin")
     assert again.status_code == 409
@@ -232,7 +251,9 @@ def test_a_technician_sees_and_changes_only_their_own_jobs(api):
     phone = api.as_technician(mine["id"])
     assert [j["id"] for j in api.get("/v1/jobs", headers=phone).json()["items"]] == [my_job["id"]]
     assert api.get(f"/v1/jobs/{their_job['id']}", headers=phone).status_code == 404
-    r = api.post(f"/v1/jobs/{their_job['id']}/status", {"status": "en_route", "at": "2026-03-10T09:00:00Z"}, headers=phone)
+    r = api.post(
+        f"/v1/jobs/{their_job['id']}/status", {"status": "en_route", "at": "2026-03-10T09:00:00Z"}, headers=phone
+    )
     assert r.status_code == 404
     assert api.get(f"/v1/jobs/{their_job['id']}").json()["status"] == "assigned"
     assert api.get(f"/v1/technicians/{other['id']}", headers=phone).status_code == 404
@@ -278,9 +299,15 @@ def test_every_job_route_hides_other_outlets_and_technicians_jobs(api):
     outlet_a, outlet_b = api.as_outlet(a["id"]), api.as_outlet(b["id"])
     api.post("/v1/jobs", _job(), headers=outlet_a)
     theirs = api.post("/v1/jobs", _job(), headers=outlet_b).json()
-    assert api.post(f"/v1/jobs/{theirs['id']}/assign", {"technician_id": other["id"], "reason": "closer"}).status_code == 200
-    api.post("/v1/parts", {"sku": "BELT-1", "name": "Belt", "categories": ["washing machine"], "lead_time_hours": 48},
-             who="warehouse")
+    assert (
+        api.post(f"/v1/jobs/{theirs['id']}/assign", {"technician_id": other["id"], "reason": "closer"}).status_code
+        == 200
+    )
+    api.post(
+        "/v1/parts",
+        {"sku": "BELT-1", "name": "Belt", "categories": ["washing machine"], "lead_time_hours": 48},
+        who="warehouse",
+    )
     line = api.post(f"/v1/jobs/{theirs['id']}/parts", {"sku": "BELT-1", "quantity": 1})
     assert line.status_code == 201, line.text
     before = api.get(f"/v1/jobs/{theirs['id']}").json()
@@ -307,8 +334,11 @@ def test_every_job_route_hides_other_outlets_and_technicians_jobs(api):
 
 
 def test_warehouse_staff_see_the_jobs_that_asked_for_parts_and_no_other_customers(api):
-    api.post("/v1/parts", {"sku": "BELT-1", "name": "Belt", "categories": ["washing machine"], "lead_time_hours": 48},
-             who="warehouse")
+    api.post(
+        "/v1/parts",
+        {"sku": "BELT-1", "name": "Belt", "categories": ["washing machine"], "lead_time_hours": 48},
+        who="warehouse",
+    )
     needs_a_belt, other = api.job(), api.job()
     assert api.post(f"/v1/jobs/{needs_a_belt['id']}/parts", {"sku": "BELT-1", "quantity": 1}).status_code == 201
     warehouse = api.headers("warehouse")
@@ -326,8 +356,11 @@ def test_every_subscription_route_hides_other_outlets_subscriptions(api):
     api.client.app.state.settings.webhook_allow_private_urls = False
     a = api.post("/v1/outlets", {"code": "shop-a", "name": "A"}, who="admin").json()
     b = api.post("/v1/outlets", {"code": "shop-b", "name": "B"}, who="admin").json()
-    theirs = api.post("/v1/webhooks", {"url": "https://b.example/hooks", "event_types": ["job.created"]},
-                      headers=api.as_outlet(b["id"])).json()
+    theirs = api.post(
+        "/v1/webhooks",
+        {"url": "https://b.example/hooks", "event_types": ["job.created"]},
+        headers=api.as_outlet(b["id"]),
+    ).json()
     api.post("/v1/jobs", _job(), headers=api.as_outlet(b["id"]))
     deliveries = api.get(f"/v1/webhooks/{theirs['id']}/deliveries", headers=api.as_outlet(b["id"])).json()["items"]
     assert len(deliveries) == 1

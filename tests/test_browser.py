@@ -25,15 +25,28 @@ from servers import running
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs the system Chromium at /usr/bin/chromium (apt-get install chromium)"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="needs the system Chromium at /usr/bin/chromium (apt-get install chromium)"
+    ),
 ]
 ARTIFACTS = Path(os.environ.get("DISPATCH_TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts"))
 LAUNCH_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
-PHONE = {"viewport": {"width": 360, "height": 780}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True,
-         "timezone_id": "Europe/Warsaw", "locale": "en-GB"}
+PHONE = {
+    "viewport": {"width": 360, "height": 780},
+    "device_scale_factor": 2,
+    "is_mobile": True,
+    "has_touch": True,
+    "timezone_id": "Europe/Warsaw",
+    "locale": "en-GB",
+}
 DESKTOP = {"viewport": {"width": 1366, "height": 900}, "timezone_id": "UTC", "locale": "en-GB"}
 TIMEOUT_MS = 15_000
 
@@ -59,8 +72,14 @@ class Service:
         return self.post("/v1/api-keys", {"role": role, **bound})["key"]
 
     def technician(self, name: str, **fields: Any) -> dict[str, Any]:
-        body = {"name": name, "phone": "+48 600 100 200", "skills": ["washing machine"],
-                "lat": 52.2297, "lon": 21.0122, "capacity": 3}
+        body = {
+            "name": name,
+            "phone": "+48 600 100 200",
+            "skills": ["washing machine"],
+            "lat": 52.2297,
+            "lon": 21.0122,
+            "capacity": 3,
+        }
         body.update(fields)
         return self.post("/v1/technicians", body)
 
@@ -128,8 +147,10 @@ def technician_phone(service: Service, browser: Any, tech: dict[str, Any], job: 
 
 def tiny_png() -> bytes:
     """A 4x4 PNG, made here so the test needs no image library."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
     raw = b"".join(b"\x00" + b"\x2a\x6f\xb0" * 4 for _ in range(4))
     body = io.BytesIO()
     body.write(b"\x89PNG\r\n\x1a\n")
@@ -162,14 +183,18 @@ def test_a_dispatcher_signs_in_and_dispatches_a_job_to_the_nearest_technician(se
     service.technician("Piotr Off", lat=52.2450, lon=21.0300, home_branch="WAW-N", on_duty=False)
     job = service.job(customer={"name": "Maria Dąbrowska", "phone": "+48 22 555 01 77"}, external_ref="ORD-1001")
     now = datetime.now(UTC)
-    late = service.job(customer={"name": "Jan Kowalski", "phone": "+48 22 555 09 09"},
-                       reported_at=(now - timedelta(hours=24, minutes=1)).isoformat())
-    risky = service.job(customer={"name": "Ewa Lis", "phone": "+48 22 555 08 08"},
-                        reported_at=(now - timedelta(hours=20)).isoformat())
+    late = service.job(
+        customer={"name": "Jan Kowalski", "phone": "+48 22 555 09 09"},
+        reported_at=(now - timedelta(hours=24, minutes=1)).isoformat(),
+    )
+    risky = service.job(
+        customer={"name": "Ewa Lis", "phone": "+48 22 555 08 08"}, reported_at=(now - timedelta(hours=20)).isoformat()
+    )
     # A job waiting for a part nobody has: backordered with the supplier's lead time.
     service.post("/v1/locations", {"code": "CENTRAL", "name": "Central", "kind": "central", "lat": 51.76, "lon": 19.46})
-    service.post("/v1/parts", {"sku": "BELT-1200", "name": "Drum belt", "categories": ["washing machine"],
-                               "lead_time_hours": 72})
+    service.post(
+        "/v1/parts", {"sku": "BELT-1200", "name": "Drum belt", "categories": ["washing machine"], "lead_time_hours": 72}
+    )
     waiting = service.job(customer={"name": "Olga Wrona", "phone": "+48 22 555 07 07"})
     service.post(f"/v1/jobs/{waiting['id']}/parts", {"sku": "BELT-1200", "quantity": 1})
     key = service.key("dispatcher")
@@ -254,7 +279,8 @@ def test_a_technician_completes_a_job_on_the_phone(service, browser):
     expect(card).to_contain_text("Maria Dąbrowska")
     expect(card.get_by_role("link", name="Call Maria Dąbrowska")).to_have_attribute("href", "tel:+48225550100")
     expect(card.get_by_role("link", name="Navigate to Marszałkowska 104, Warszawa")).to_have_attribute(
-        "href", "https://www.google.com/maps/dir/?api=1&destination=52.2319%2C21.0067")
+        "href", "https://www.google.com/maps/dir/?api=1&destination=52.2319%2C21.0067"
+    )
     fits_360(page)
     shot(page, "tech-jobs-360")
 
@@ -265,7 +291,8 @@ def test_a_technician_completes_a_job_on_the_phone(service, browser):
     expect(card.get_by_role("button", name=f"Done, job {job['id']}")).to_be_enabled()
     card.get_by_role("button", name=f"Done, job {job['id']}").click()
     card.get_by_label("Sign-off photo").set_input_files(
-        {"name": "signoff.png", "mimeType": "image/png", "buffer": tiny_png()})
+        {"name": "signoff.png", "mimeType": "image/png", "buffer": tiny_png()}
+    )
     card.get_by_label("Signed by").fill("Maria Dąbrowska")
     fits_360(page)
     shot(page, "tech-signoff-360")
@@ -326,7 +353,10 @@ def test_taps_made_offline_are_queued_shown_and_sent_once_in_order_when_the_sign
     server = service.get(f"/v1/jobs/{job['id']}")
     assert server["status"] == "on_site"
     changes = status_changes(service, job["id"])
-    assert [(e["data"]["from"], e["data"]["to"]) for e in changes] == [("assigned", "en_route"), ("en_route", "on_site")]
+    assert [(e["data"]["from"], e["data"]["to"]) for e in changes] == [
+        ("assigned", "en_route"),
+        ("en_route", "on_site"),
+    ]
     # Each carries the phone's time of the tap, before the server heard of it.
     for e in changes:
         assert datetime.fromisoformat(e["occurred_at"]) < datetime.fromisoformat(e["recorded_at"])
@@ -346,7 +376,8 @@ def serious_accessibility_problems(page: Any) -> list[str]:
     assert result["testEngine"]["name"] == "axe-core" and result["passes"], "axe did not run"
     return [
         f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes']][:3]}"
-        for v in result["violations"] if v["impact"] in ("serious", "critical")
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
     ]
 
 
@@ -397,8 +428,9 @@ def test_a_technician_asks_for_a_part_nobody_has_and_the_job_waits_for_it(servic
     job = service.job()
     service.post(f"/v1/jobs/{job['id']}/assign", {"technician_id": tech["id"], "reason": "regular customer"})
     service.post("/v1/locations", {"code": "CENTRAL", "name": "Central", "kind": "central", "lat": 51.76, "lon": 19.46})
-    service.post("/v1/parts", {"sku": "BELT-1200", "name": "Drum belt", "categories": ["washing machine"],
-                               "lead_time_hours": 72})
+    service.post(
+        "/v1/parts", {"sku": "BELT-1200", "name": "Drum belt", "categories": ["washing machine"], "lead_time_hours": 72}
+    )
 
     context, page, card = technician_phone(service, browser, tech, job)
     card.get_by_role("button", name=f"On site, job {job['id']}").click()
@@ -438,7 +470,9 @@ def test_a_technician_who_cannot_do_the_job_gives_it_back_with_why_from_the_phon
     back = service.get(f"/v1/jobs/{job['id']}")
     assert back["technician_id"] is None  # for a dispatcher to send someone else
     assert [(e["data"]["to"], e["data"].get("note")) for e in status_changes(service, job["id"])] == [
-        ("en_route", None), ("unable", "Van broke down on the S8")]
+        ("en_route", None),
+        ("unable", "Van broke down on the S8"),
+    ]
     context.close()
 
 
@@ -505,7 +539,8 @@ def test_an_answer_lost_on_the_way_back_is_retried_with_the_same_key_and_counted
 def test_chromium_finds_the_technician_app_installable(service, playwright, tmp_path):
     # A real profile (not an incognito-like context), as installing needs one.
     context = playwright.chromium.launch_persistent_context(
-        str(tmp_path / "profile"), executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True, **PHONE)
+        str(tmp_path / "profile"), executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True, **PHONE
+    )
     try:
         page = context.new_page()
         page.goto(service.base_url + "/tech/")

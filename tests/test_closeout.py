@@ -55,8 +55,15 @@ def test_signed_off_called_back_fixed_and_compliant_closes_by_itself(api):
     state = closeout(api, job["id"])
     assert (state["compliant"], state["signer_name"], state["satisfaction"]) == (True, "Maria Dąbrowska", 5)
     types = [e["type"] for e in api.get(f"/v1/jobs/{job['id']}/events").json()["items"]]
-    for expected in ("visit_started", "photo_uploaded", "photo_verdict", "visit_ended", "signed_off", "callback",
-                     "job_closed"):
+    for expected in (
+        "visit_started",
+        "photo_uploaded",
+        "photo_verdict",
+        "visit_ended",
+        "signed_off",
+        "callback",
+        "job_closed",
+    ):
         assert expected in types
     assert [j["id"] for j in api.get("/v1/jobs", params={"status": "closed"}).json()["items"]] == [job["id"]]
     assert [j["id"] for j in api.get("/v1/jobs", params={"sla_state": "met"}).json()["items"]] == [job["id"]]
@@ -119,8 +126,9 @@ def test_not_fixed_on_the_callback_means_a_return_visit_with_its_own_sign_off(ap
     back = api.post(f"/v1/jobs/{job['id']}/return-visits", {"reason": "callback_not_fixed"}).json()
     assert (back["job"]["status"], back["job"]["technician_id"]) == ("assigned", tech["id"])
     tap(api, job["id"], "on_site", phone)
-    second = upload(api, job["id"], image_bytes(gps=(52.2319, 21.0067), gps_time=api.clock.now(), colour=(3, 3, 3)),
-                    phone).json()
+    second = upload(
+        api, job["id"], image_bytes(gps=(52.2319, 21.0067), gps_time=api.clock.now(), colour=(3, 3, 3)), phone
+    ).json()
     assert second["visit_number"] == 2
     tap(api, job["id"], "completed", phone)
     # The second visit needs its own sign-off and callback: the first ones were about the first.
@@ -151,8 +159,11 @@ def test_a_failed_compliance_review_needs_a_reason_blocks_closing_and_leads_to_a
     sign(api, job["id"], photo["id"], phone)
     r = api.post(f"/v1/jobs/{job['id']}/compliance-reviews", {"passed": False}, who="supervisor")
     assert r.status_code == 422 and r.json()["code"] == "reason-required"
-    r = api.post(f"/v1/jobs/{job['id']}/compliance-reviews",
-                 {"passed": False, "reason": "The photo shows a different appliance"}, who="supervisor")
+    r = api.post(
+        f"/v1/jobs/{job['id']}/compliance-reviews",
+        {"passed": False, "reason": "The photo shows a different appliance"},
+        who="supervisor",
+    )
     assert r.status_code == 201 and r.json()["missing"] == ["compliance-review-failed", "callback"]
     assert call(api, job["id"]).json()["job_status"] == "completed"
     assert api.post(f"/v1/jobs/{job['id']}/compliance-reviews", {"passed": True}, who="dispatcher").status_code == 403
@@ -204,7 +215,9 @@ def test_the_call_list_shows_customers_to_call_now_longest_waiting_first(api):
     _, second, _, _ = completed_with_photo(api)
     due = api.get("/v1/callbacks/due").json()["items"]
     assert [(d["job_id"], d["unreached_attempts"], d["retry_after"]) for d in due] == [
-        (first["id"], 0, None), (second["id"], 0, None)]
+        (first["id"], 0, None),
+        (second["id"], 0, None),
+    ]
     assert due[0]["customer_phone"] == "+48 22 555 01 00"
     api.post(f"/v1/jobs/{first['id']}/callbacks", {"reached": False})  # voicemail: try again in two hours
     assert [d["job_id"] for d in api.get("/v1/callbacks/due").json()["items"]] == [second["id"]]

@@ -9,8 +9,8 @@ does not revoke its own key.
 """
 
 import schemathesis
-from schemathesis.generation import GenerationMode
 from hypothesis import HealthCheck, given, settings
+from schemathesis.generation import GenerationMode
 
 
 def test_every_operation_honours_its_contract(api):

@@ -12,14 +12,14 @@ import time
 from datetime import UTC, datetime
 
 import httpx
-from sqlalchemy import select, text
-
 import servers
 from conftest import job_body
+from receiver import Receiver
+from sqlalchemy import select, text
+
 from dispatch.auth import service as auth
 from dispatch.events.models import JobEvent
 from dispatch.webhooks.catalogue import public_types
-from receiver import Receiver
 
 ADMIN_KEY = "crash-test-admin-key-0123456789"
 WANTED = ["job.created", "job.assigned"]
@@ -55,9 +55,17 @@ def test_jobs_acknowledged_before_a_kill_9_survive_with_deadlines_and_all_their_
                 outlet = client.post("/v1/outlets", json={"code": "shop-k9", "name": "K9"}, headers=admin).json()
                 shop = {"Authorization": f"Bearer {outlet['api_key']}"}
                 for i in range(4):
-                    r = client.post("/v1/technicians", headers=admin, json={
-                        "name": f"Tech {i}", "skills": ["washing machine"], "lat": 52.2297, "lon": 21.0122,
-                        "capacity": 100})
+                    r = client.post(
+                        "/v1/technicians",
+                        headers=admin,
+                        json={
+                            "name": f"Tech {i}",
+                            "skills": ["washing machine"],
+                            "lat": 52.2297,
+                            "lon": 21.0122,
+                            "capacity": 100,
+                        },
+                    )
                     assert r.status_code == 201, r.text
                 r = client.post("/v1/webhooks", headers=shop, json={"url": receiver.url, "event_types": WANTED})
                 assert r.status_code == 201, r.text
@@ -67,8 +75,9 @@ def test_jobs_acknowledged_before_a_kill_9_survive_with_deadlines_and_all_their_
                     for i in range(10_000):
                         ref = f"K9-{worker}-{i}"
                         try:
-                            r = client.post("/v1/jobs", json=job_body(external_ref=ref),
-                                            headers={**shop, "Idempotency-Key": ref})
+                            r = client.post(
+                                "/v1/jobs", json=job_body(external_ref=ref), headers={**shop, "Idempotency-Key": ref}
+                            )
                         except httpx.TransportError:
                             return  # the server is gone
                         if r.status_code == 201:

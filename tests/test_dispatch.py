@@ -3,7 +3,6 @@
 from datetime import time
 
 import pytest
-
 from conftest import T0, job_body
 
 CUSTOMER = {"lat": 52.2319, "lon": 21.0067}  # Marszałkowska, central Warsaw
@@ -45,8 +44,9 @@ def test_a_technician_outside_shift_hours_is_not_sent(api):
     # 09:00 UTC is 10:00 in Warsaw: an afternoon shift has not started yet.
     afternoon = {"start": "14:00", "end": "22:00", "timezone": "Europe/Warsaw"}
     api.technician(name="Afternoon", lat=52.2320, lon=21.0070, shift=afternoon)
-    morning = api.technician(name="Morning", lat=52.30, lon=21.05,
-                             shift={"start": "08:00", "end": "16:00", "timezone": "Europe/Warsaw"})
+    morning = api.technician(
+        name="Morning", lat=52.30, lon=21.05, shift={"start": "08:00", "end": "16:00", "timezone": "Europe/Warsaw"}
+    )
     body = api.post(f"/v1/jobs/{api.job()['id']}/dispatch").json()
     assert body["technician_id"] == morning["id"]
 
@@ -184,8 +184,16 @@ def test_a_job_without_a_location_cannot_be_dispatched_until_placed(api):
 
 def test_shift_hours_are_read_in_the_technicians_time_zone(api):
     # 09:00 UTC: 10:00 in Warsaw (on shift 08-16) but 04:00 in New York (off shift 08-16).
-    api.technician(name="New York hours", lat=52.2320, lon=21.0070,
-                   shift={"start": "08:00", "end": "16:00", "timezone": "America/New_York"})
-    warsaw = api.technician(name="Warsaw hours", lat=52.25, lon=21.03,
-                            shift={"start": time(8).isoformat(), "end": "16:00", "timezone": "Europe/Warsaw"})
+    api.technician(
+        name="New York hours",
+        lat=52.2320,
+        lon=21.0070,
+        shift={"start": "08:00", "end": "16:00", "timezone": "America/New_York"},
+    )
+    warsaw = api.technician(
+        name="Warsaw hours",
+        lat=52.25,
+        lon=21.03,
+        shift={"start": time(8).isoformat(), "end": "16:00", "timezone": "Europe/Warsaw"},
+    )
     assert api.post(f"/v1/jobs/{api.job()['id']}/dispatch").json()["technician_id"] == warsaw["id"]

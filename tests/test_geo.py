@@ -1,10 +1,10 @@
 """The search box never cuts the circle short, wherever on Earth it is drawn."""
 
+from geopy.distance import geodesic
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from geopy.distance import geodesic
 
-from dispatch.geo import box_around, haversine_km, lat_band, SPHERE_ERROR
+from dispatch.geo import SPHERE_ERROR, box_around, haversine_km, lat_band
 
 
 @settings(max_examples=300, deadline=None)

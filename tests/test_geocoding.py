@@ -19,9 +19,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from conftest import T0, Api, job_body
 from fastapi.testclient import TestClient
 
-from conftest import T0, Api, job_body
 from dispatch.app import create_app
 from dispatch.auth import service as auth
 from dispatch.auth.models import Role
@@ -83,7 +83,7 @@ class FakeNominatim:
 class _Handler(BaseHTTPRequestHandler):
     server: Any
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         fake: FakeNominatim = self.server.fake
         url = urlsplit(self.path)
         if url.path != "/search":
@@ -106,7 +106,7 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:  # the client gave up (time-out) and closed the connection
             pass
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 

@@ -1,7 +1,6 @@
 """What a buggy integration or a hostile client sends gets a clear 4xx, never a 500."""
 
 import pytest
-
 from conftest import job_body
 
 
@@ -42,7 +41,9 @@ def test_a_forged_cursor_is_422(api):
 
 def test_a_body_over_the_limit_is_413_whether_declared_or_not(api):
     big = b'{"fault": "' + b"x" * 300_000 + b'"}'
-    r = api.client.post("/v1/jobs", content=big, headers={**api.headers("dispatcher"), "content-type": "application/json"})
+    r = api.client.post(
+        "/v1/jobs", content=big, headers={**api.headers("dispatcher"), "content-type": "application/json"}
+    )
     assert r.status_code == 413
     assert r.json()["code"] == "too-large"
 
@@ -50,18 +51,26 @@ def test_a_body_over_the_limit_is_413_whether_declared_or_not(api):
         for _ in range(40):
             yield b"x" * 10_000
 
-    r = api.client.post("/v1/jobs", content=chunks(), headers={**api.headers("dispatcher"), "content-type": "application/json"})
+    r = api.client.post(
+        "/v1/jobs", content=chunks(), headers={**api.headers("dispatcher"), "content-type": "application/json"}
+    )
     assert r.status_code == 413
 
 
 def test_not_json_at_all_is_422(api):
-    r = api.client.post("/v1/jobs", content=b"customer=1", headers={**api.headers("dispatcher"), "content-type": "application/x-www-form-urlencoded"})
+    r = api.client.post(
+        "/v1/jobs",
+        content=b"customer=1",
+        headers={**api.headers("dispatcher"), "content-type": "application/x-www-form-urlencoded"},
+    )
     assert r.status_code == 422
 
 
 def test_nan_is_not_a_coordinate(api):
     body = b'{"customer": {"name": "A", "address": "Street 1", "lat": NaN, "lon": 21.0}, "product": {"category": "oven"}, "fault": "x"}'
-    r = api.client.post("/v1/jobs", content=body, headers={**api.headers("dispatcher"), "content-type": "application/json"})
+    r = api.client.post(
+        "/v1/jobs", content=body, headers={**api.headers("dispatcher"), "content-type": "application/json"}
+    )
     assert r.status_code == 422
 
 
@@ -91,8 +100,13 @@ def test_patch_refuses_null_for_fields_that_cannot_be_empty(api):
 
 def test_shift_times_are_wall_clock_times_without_an_offset(api):
     for bad in ("08:00+02:00", "8am", "24:00", 800):
-        body = {"name": "T", "skills": ["oven"], "lat": 52.0, "lon": 21.0,
-                "shift": {"start": bad, "end": "16:00", "timezone": "Europe/Warsaw"}}
+        body = {
+            "name": "T",
+            "skills": ["oven"],
+            "lat": 52.0,
+            "lon": 21.0,
+            "shift": {"start": bad, "end": "16:00", "timezone": "Europe/Warsaw"},
+        }
         assert api.post("/v1/technicians", body).status_code == 422, bad
 
 
@@ -113,7 +127,9 @@ def test_timestamps_at_the_calendars_edges_are_422_not_an_overflow(api, moment):
     assert r.status_code == 422, r.text
     tech, job = api.technician(), api.job()
     api.post(f"/v1/jobs/{job['id']}/assign", {"technician_id": tech["id"], "reason": "x"})
-    r = api.post(f"/v1/jobs/{job['id']}/status", {"status": "en_route", "at": moment}, headers=api.as_technician(tech["id"]))
+    r = api.post(
+        f"/v1/jobs/{job['id']}/status", {"status": "en_route", "at": moment}, headers=api.as_technician(tech["id"])
+    )
     assert r.status_code == 422, r.text
 
 
@@ -131,5 +147,9 @@ def test_a_category_that_grows_when_lower_cased_still_fits_its_column(api):
     r = api.post("/v1/jobs", job_body(product={"category": "İ" * 64}))  # 64 characters, 128 lower-cased
     assert r.status_code == 422, r.text
     assert r.json()["errors"][0]["loc"] == ["body", "product", "category"]
-    assert api.post("/v1/technicians", {"name": "T", "skills": ["İ" * 32], "lat": 52.2, "lon": 21.0,
-                                        "capacity": 1}).status_code == 201
+    assert (
+        api.post(
+            "/v1/technicians", {"name": "T", "skills": ["İ" * 32], "lat": 52.2, "lon": 21.0, "capacity": 1}
+        ).status_code
+        == 201
+    )

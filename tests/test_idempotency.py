@@ -57,8 +57,11 @@ def test_the_same_key_with_a_different_body_is_refused(api):
     assert r.status_code == 422
     assert r.headers["content-type"].startswith("application/problem+json")
     assert r.json()["code"] == "idempotency-key-reused"
-    r = api.post("/v1/technicians", {"name": "T", "skills": ["tv"], "lat": 52.0, "lon": 21.0, "capacity": 1},
-                 headers=_with_key(api, "k1"))
+    r = api.post(
+        "/v1/technicians",
+        {"name": "T", "skills": ["tv"], "lat": 52.0, "lon": 21.0, "capacity": 1},
+        headers=_with_key(api, "k1"),
+    )
     assert r.status_code == 422 and r.json()["code"] == "idempotency-key-reused"  # another path is another request
     assert _jobs(api) == 1
 
@@ -80,7 +83,9 @@ def test_twenty_identical_requests_at_once_make_exactly_one_job(api):
     statuses = Counter(r.status_code for r in responses)
     assert set(statuses) <= {201, 409}, statuses
     assert statuses[201] >= 1
-    assert {r.json()["id"] for r in responses if r.status_code == 201} == {responses[[r.status_code for r in responses].index(201)].json()["id"]}
+    assert {r.json()["id"] for r in responses if r.status_code == 201} == {
+        responses[[r.status_code for r in responses].index(201)].json()["id"]
+    }
     assert {r.json()["code"] for r in responses if r.status_code == 409} <= {"idempotency-key-in-use"}
     assert all(r.headers.get("retry-after") == "1" for r in responses if r.status_code == 409)
     assert _jobs(api) == 1
@@ -91,7 +96,9 @@ def test_twenty_identical_requests_at_once_make_exactly_one_job(api):
 def test_a_phone_resending_a_status_change_gets_the_first_answer_not_a_conflict(api):
     tech = api.technician()
     job = api.job()
-    assert api.post(f"/v1/jobs/{job['id']}/assign", {"technician_id": tech["id"], "reason": "closer"}).status_code == 200
+    assert (
+        api.post(f"/v1/jobs/{job['id']}/assign", {"technician_id": tech["id"], "reason": "closer"}).status_code == 200
+    )
     phone = {**api.as_technician(tech["id"]), "Idempotency-Key": "tap-1"}
     body = {"status": "en_route", "at": "2026-03-10T09:00:00Z"}
     first = api.post(f"/v1/jobs/{job['id']}/status", body, headers=phone)
@@ -110,15 +117,24 @@ def test_a_refused_request_releases_its_key_so_the_retry_runs_again(api):
     phone = {**api.as_technician(tech["id"]), "Idempotency-Key": "early-tap"}
     body = {"status": "en_route", "at": "2026-03-10T09:00:00Z"}
     assert api.post(f"/v1/jobs/{job['id']}/status", body, headers=phone).status_code == 404  # not theirs yet
-    assert api.post(f"/v1/jobs/{job['id']}/assign", {"technician_id": tech["id"], "reason": "closer"}).status_code == 200
+    assert (
+        api.post(f"/v1/jobs/{job['id']}/assign", {"technician_id": tech["id"], "reason": "closer"}).status_code == 200
+    )
     # 404 is a final answer for that request: kept and replayed.
     assert api.post(f"/v1/jobs/{job['id']}/status", body, headers=phone).status_code == 404
     # A 409 is not kept: a conflict may clear, so the key is free again.
-    api.post(f"/v1/jobs/{job['id']}/status", {"status": "en_route", "at": "2026-03-10T09:00:00Z"},
-             headers=api.as_technician(tech["id"]))
+    api.post(
+        f"/v1/jobs/{job['id']}/status",
+        {"status": "en_route", "at": "2026-03-10T09:00:00Z"},
+        headers=api.as_technician(tech["id"]),
+    )
     conflict = {**api.as_technician(tech["id"]), "Idempotency-Key": "second-tap"}
-    assert api.post(f"/v1/jobs/{job['id']}/status", {"status": "en_route", "at": "2026-03-10T09:00:00Z"},
-                    headers=conflict).status_code == 409
+    assert (
+        api.post(
+            f"/v1/jobs/{job['id']}/status", {"status": "en_route", "at": "2026-03-10T09:00:00Z"}, headers=conflict
+        ).status_code
+        == 409
+    )
     r = api.post(f"/v1/jobs/{job['id']}/status", {"status": "on_site", "at": "2026-03-10T09:00:00Z"}, headers=conflict)
     assert r.status_code == 200, r.text  # the released key is free for the next request
     with api.database.transaction(write=False) as session:
@@ -160,8 +176,12 @@ def test_without_a_valid_api_key_the_header_changes_nothing(api):
 
 def test_every_write_operation_documents_the_header(api):
     spec = api.client.get("/openapi.json").json()
-    writes = [(m, p, op) for p, ops in spec["paths"].items() for m, op in ops.items()
-              if m in {"post", "put", "patch", "delete"}]
+    writes = [
+        (m, p, op)
+        for p, ops in spec["paths"].items()
+        for m, op in ops.items()
+        if m in {"post", "put", "patch", "delete"}
+    ]
     assert writes
     for method, path, op in writes:
         names = [p["name"] for p in op.get("parameters", [])]
@@ -190,8 +210,11 @@ def form(boundary: str, *parts: tuple[str, str | None, str | None, bytes], heade
 
 
 def send_form(api, job_id, body: bytes, boundary: str, headers):
-    return api.client.post(f"/v1/jobs/{job_id}/photos", content=body,
-                           headers={**headers, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    return api.client.post(
+        f"/v1/jobs/{job_id}/photos",
+        content=body,
+        headers={**headers, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
 
 
 def _photos_and_uploads(api, job_id) -> tuple[int, int]:
@@ -205,14 +228,21 @@ def test_a_retried_photo_upload_with_a_new_boundary_gets_the_first_answer(api):
     _, job, phone = on_site(api)
     picture = good_photo(api)
     phone = {**phone, "Idempotency-Key": "photo-tap-1"}
-    first = send_form(api, job["id"], form("attempt-1-a8f3", ("file", "photo.jpg", "image/jpeg", picture)),
-                      "attempt-1-a8f3", phone)
+    first = send_form(
+        api, job["id"], form("attempt-1-a8f3", ("file", "photo.jpg", "image/jpeg", picture)), "attempt-1-a8f3", phone
+    )
     assert first.status_code == 201, first.text
     assert "idempotent-replayed" not in first.headers
     api.clock.advance(seconds=40)  # the answer was lost; the phone tries again, framing the body anew
-    again = send_form(api, job["id"], form("----WebKitFormBoundary7MA4YWxkTrZu0gW",
-                                           ("file", "photo.jpg", "image/jpeg", picture), header_case=str.lower),
-                      "----WebKitFormBoundary7MA4YWxkTrZu0gW", phone)
+    again = send_form(
+        api,
+        job["id"],
+        form(
+            "----WebKitFormBoundary7MA4YWxkTrZu0gW", ("file", "photo.jpg", "image/jpeg", picture), header_case=str.lower
+        ),
+        "----WebKitFormBoundary7MA4YWxkTrZu0gW",
+        phone,
+    )
     assert again.status_code == 201, again.text  # the first answer, not the 200 of a second upload
     assert again.headers["idempotent-replayed"] == "true"
     assert again.json() == first.json()
@@ -231,12 +261,17 @@ def test_the_same_key_with_another_picture_name_or_field_is_refused(api):
     assert upload(api, job["id"], picture, phone).status_code == 201
     other_picture = image_bytes(gps=CUSTOMER, gps_time=api.clock.now(), colour=(1, 2, 3))
     refused = [
-        upload(api, job["id"], other_picture, phone),                          # another photo
-        upload(api, job["id"], picture, phone, name="IMG_0001.jpg"),           # another file name
-        upload(api, job["id"], picture, phone, content_type="image/png"),      # another declared type
+        upload(api, job["id"], other_picture, phone),  # another photo
+        upload(api, job["id"], picture, phone, name="IMG_0001.jpg"),  # another file name
+        upload(api, job["id"], picture, phone, content_type="image/png"),  # another declared type
         send_form(api, job["id"], form("b1", ("photo", "photo.jpg", "image/jpeg", picture)), "b1", phone),  # field
-        send_form(api, job["id"], form("b2", ("file", "photo.jpg", "image/jpeg", picture),
-                                       ("note", None, None, b"kitchen")), "b2", phone),  # an extra part
+        send_form(
+            api,
+            job["id"],
+            form("b2", ("file", "photo.jpg", "image/jpeg", picture), ("note", None, None, b"kitchen")),
+            "b2",
+            phone,
+        ),  # an extra part
     ]
     for r in refused:
         assert r.status_code == 422, r.text
@@ -255,8 +290,10 @@ def test_a_malformed_multipart_body_with_a_key_is_a_clear_4xx_not_a_500(api, set
         "not multipart at all": (b"\x00\xff" * 500, "multipart/form-data; boundary=b0"),
         "a part without a name": (whole.replace(b' name="file";', b""), "multipart/form-data; boundary=b0"),
         "a boundary too long": (whole, "multipart/form-data; boundary=" + "x" * 300),
-        "more parts than a form may have": (form("b0", *[("note", None, None, b"x")] * 2001),
-                                            "multipart/form-data; boundary=b0"),
+        "more parts than a form may have": (
+            form("b0", *[("note", None, None, b"x")] * 2001),
+            "multipart/form-data; boundary=b0",
+        ),
     }
     for n, (what, (body, content_type)) in enumerate(malformed.items()):
         headers = {**phone, "Idempotency-Key": f"bad-{n}", "Content-Type": content_type}
@@ -276,8 +313,9 @@ def test_json_key_order_and_whitespace_do_not_make_another_request(api):
     assert first.status_code == 201, first.text
     reordered = {k: body[k] for k in reversed(list(body))}
     spelled_otherwise = json.dumps(reordered, indent=2, ensure_ascii=True).encode()  # "D\u0105browska"
-    again = api.client.post("/v1/jobs", content=spelled_otherwise,
-                            headers={**headers, "Content-Type": "application/json; charset=utf-8"})
+    again = api.client.post(
+        "/v1/jobs", content=spelled_otherwise, headers={**headers, "Content-Type": "application/json; charset=utf-8"}
+    )
     assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
     assert again.json() == first.json()
     # What it says still counts: another value, or the same items in another order, is another request.
@@ -312,14 +350,15 @@ def test_fingerprints_never_fail_on_a_bad_body():
     assert fingerprints.of("POST", "/p", b"", "multipart/form-data; boundary=zz", form("zz", *parts)) == meaning
     for cut in range(0, len(whole), 97):  # every cut-off body: the raw bytes decide
         body = whole[:cut]
-        assert fingerprints.of("POST", "/p", b"", multipart, body) == \
-            fingerprints.raw("POST", "/p", b"", multipart, body)
+        assert fingerprints.of("POST", "/p", b"", multipart, body) == fingerprints.raw(
+            "POST", "/p", b"", multipart, body
+        )
     for body in (b"{", b"[" * 100_000 + b"]" * 100_000, b"1" * 5000, b"\xff\xfe{}", b'{"a": NaN}'):
         assert fingerprints.of("POST", "/p", b"", "application/json", body)
     # Past the most parts a form may have, parsing stops early and the raw bytes decide.
     many = form("b0", *[("note", None, None, b"x")] * (fingerprints.MULTIPART_MAX_PARTS + 1))
-    assert fingerprints.of("POST", "/p", b"", multipart, many) == \
-        fingerprints.raw("POST", "/p", b"", multipart, many)
+    assert fingerprints.of("POST", "/p", b"", multipart, many) == fingerprints.raw("POST", "/p", b"", multipart, many)
     # Empty parts and absent filenames are not confused with each other.
-    assert fingerprints.of("POST", "/p", b"", multipart, form("b0", ("f", None, None, b""))) != \
-        fingerprints.of("POST", "/p", b"", multipart, form("b0", ("f", "", None, b"")))
+    assert fingerprints.of("POST", "/p", b"", multipart, form("b0", ("f", None, None, b""))) != fingerprints.of(
+        "POST", "/p", b"", multipart, form("b0", ("f", "", None, b""))
+    )

@@ -3,7 +3,6 @@
 from datetime import timedelta
 
 import pytest
-
 from conftest import T0, job_body
 
 
@@ -95,9 +94,13 @@ def test_a_device_clock_a_little_ahead_is_tolerated(api):
 
 
 def test_json_that_is_not_an_object_is_a_422_not_a_500(api):
-    r = api.client.post("/v1/jobs", content=b"[1, 2", headers={**api.headers("dispatcher"), "content-type": "application/json"})
+    r = api.client.post(
+        "/v1/jobs", content=b"[1, 2", headers={**api.headers("dispatcher"), "content-type": "application/json"}
+    )
     _problem(r, 422)
-    r = api.client.post("/v1/jobs", content=b"null", headers={**api.headers("dispatcher"), "content-type": "application/json"})
+    r = api.client.post(
+        "/v1/jobs", content=b"null", headers={**api.headers("dispatcher"), "content-type": "application/json"}
+    )
     _problem(r, 422)
 
 
@@ -141,8 +144,10 @@ def test_jobs_filter_by_sla_state(api):
     fresh = api.job()
     risky = api.job(reported_at=(T0 - timedelta(hours=20)).isoformat())
     late = api.job(reported_at=(T0 - timedelta(hours=30)).isoformat())
-    states = {s: [j["id"] for j in api.get("/v1/jobs", params={"sla_state": s}).json()["items"]]
-              for s in ("on_track", "at_risk", "breached")}
+    states = {
+        s: [j["id"] for j in api.get("/v1/jobs", params={"sla_state": s}).json()["items"]]
+        for s in ("on_track", "at_risk", "breached")
+    }
     assert states == {"on_track": [fresh["id"]], "at_risk": [risky["id"]], "breached": [late["id"]]}
 
 
@@ -159,7 +164,9 @@ def test_jobs_filter_by_status_and_technician(api):
     assert [j["id"] for j in mine] == [a["id"]]
 
 
-@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 1000}, {"cursor": "not-a-cursor"}, {"sla_state": "late"}, {"status": "done"}])
+@pytest.mark.parametrize(
+    "params", [{"limit": 0}, {"limit": 1000}, {"cursor": "not-a-cursor"}, {"sla_state": "late"}, {"status": "done"}]
+)
 def test_bad_list_parameters_are_422(api, params):
     _problem(api.get("/v1/jobs", params=params), 422)
 
@@ -170,8 +177,11 @@ def test_every_change_is_on_the_timeline_with_device_and_server_time(api):
     api.post(f"/v1/jobs/{job['id']}/dispatch")
     device_time = T0 - timedelta(minutes=3)
     api.clock.advance(minutes=10)
-    r = api.post(f"/v1/jobs/{job['id']}/status", {"status": "en_route", "at": device_time.isoformat()},
-                 headers=api.as_technician(tech["id"]))
+    r = api.post(
+        f"/v1/jobs/{job['id']}/status",
+        {"status": "en_route", "at": device_time.isoformat()},
+        headers=api.as_technician(tech["id"]),
+    )
     assert r.status_code == 200, r.text
     events = api.get(f"/v1/jobs/{job['id']}/events").json()["items"]
     assert [e["type"] for e in events] == ["job_created", "dispatched", "status_changed", "visit_started"]

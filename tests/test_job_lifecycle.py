@@ -3,8 +3,8 @@
 from datetime import timedelta
 
 import pytest
-
 from conftest import T0, job_body
+
 from dispatch.jobs.lifecycle import TRANSITIONS, JobStatus
 
 
@@ -34,7 +34,11 @@ def test_a_technician_goes_en_route_arrives_and_completes(api, assigned):
     assert done["sla"]["state"] == "met"
     assert api.get(f"/v1/technicians/{tech['id']}").json()["open_jobs"] == 0
     events = api.get(f"/v1/jobs/{job['id']}/events").json()["items"]
-    assert [e["data"].get("to") for e in events if e["type"] == "status_changed"] == ["en_route", "on_site", "completed"]
+    assert [e["data"].get("to") for e in events if e["type"] == "status_changed"] == [
+        "en_route",
+        "on_site",
+        "completed",
+    ]
     assert [e for e in events if e["type"] == "status_changed"][-1]["data"]["note"] == "replaced the drum bearing"
 
 
@@ -132,7 +136,8 @@ def test_a_late_tap_from_an_offline_phone_is_taken_with_its_own_time(api, assign
     assert r.status_code == 200, r.text
     events = api.get(f"/v1/jobs/{job['id']}/events").json()["items"]
     assert [e["occurred_at"] for e in events if e["type"] == "status_changed"] == [
-        moment.isoformat().replace("+00:00", "Z") for moment in (set_off, arrived)]
+        moment.isoformat().replace("+00:00", "Z") for moment in (set_off, arrived)
+    ]
 
 
 def test_a_device_time_before_what_already_happened_is_refused(api, assigned):
@@ -156,4 +161,7 @@ def test_a_device_time_before_what_already_happened_is_refused(api, assigned):
 def test_a_request_reported_more_than_a_month_ago_is_refused(api):
     r = api.post("/v1/jobs", job_body(reported_at=(api.clock.now() - timedelta(days=31)).isoformat()))
     assert r.status_code == 422 and r.json()["code"] == "timestamp-too-old", r.text
-    assert api.post("/v1/jobs", job_body(reported_at=(api.clock.now() - timedelta(days=29)).isoformat())).status_code == 201
+    assert (
+        api.post("/v1/jobs", job_body(reported_at=(api.clock.now() - timedelta(days=29)).isoformat())).status_code
+        == 201
+    )

@@ -24,11 +24,21 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from hypothesis import HealthCheck, settings as hypothesis_settings, strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
-from sqlalchemy import delete, select
-
 from conftest import T0, job_body
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+from sqlalchemy import delete, select
+from test_races import assert_capacity_consistent, stock_problems
+
 from dispatch.auth import service as auth
 from dispatch.auth.models import Role
 from dispatch.config import Settings
@@ -50,7 +60,6 @@ from dispatch.parts.models import WAITING, JobPart, JobPartState, Stock
 from dispatch.sla import policies, watcher
 from dispatch.sla.models import Deadline, SlaCheckpoint
 from dispatch.technicians.models import Technician
-from test_races import assert_capacity_consistent, stock_problems
 
 SKILL = "washing machine"
 BRANCH = {"code": "MODEL-BR", "name": "Model branch", "kind": "branch", "lat": 52.2330, "lon": 21.0080}
@@ -104,8 +113,12 @@ def test_the_job_lifecycle_keeps_every_invariant_through_any_sequence_of_steps(a
             return r
 
         def tap(self, job: int, to: JobStatus, headers: dict[str, str]):  # type: ignore[no-untyped-def]
-            return self.call("POST", f"/v1/jobs/{job}/status", headers=headers,
-                             json={"status": to.value, "at": api.clock.now().isoformat()})
+            return self.call(
+                "POST",
+                f"/v1/jobs/{job}/status",
+                headers=headers,
+                json={"status": to.value, "at": api.clock.now().isoformat()},
+            )
 
         def room(self, tid: int) -> int:
             held = sum(1 for j, s in self.status.items() if s in HOLDS_CAPACITY and self.tech_of[j] == tid)
@@ -125,8 +138,10 @@ def test_the_job_lifecycle_keeps_every_invariant_through_any_sequence_of_steps(a
 
         def jobs_now(self) -> dict[int, tuple[JobStatus, int | None]]:
             with database.transaction(write=False) as session:
-                return {row.id: (row.status, row.technician_id)
-                        for row in session.execute(select(Job.id, Job.status, Job.technician_id))}
+                return {
+                    row.id: (row.status, row.technician_id)
+                    for row in session.execute(select(Job.id, Job.status, Job.technician_id))
+                }
 
         def sync_side_effects(self, target: int | None = None) -> None:
             """Stock freed or received goes to waiting jobs: each goes back out (assigned) or is
@@ -145,17 +160,27 @@ def test_the_job_lifecycle_keeps_every_invariant_through_any_sequence_of_steps(a
 
         # Setup ------------------------------------------------------------------------------
 
-        @initialize(capacities=st.lists(st.integers(1, 2), min_size=2, max_size=3), on_hand=st.integers(0, 2),
-                    tiers=st.lists(st.sampled_from(["standard", "express"]), min_size=1, max_size=3))
-        def a_branch_with_a_part_technicians_and_faults(self, capacities: list[int], on_hand: int,
-                                                         tiers: list[str]) -> None:
+        @initialize(
+            capacities=st.lists(st.integers(1, 2), min_size=2, max_size=3),
+            on_hand=st.integers(0, 2),
+            tiers=st.lists(st.sampled_from(["standard", "express"]), min_size=1, max_size=3),
+        )
+        def a_branch_with_a_part_technicians_and_faults(
+            self, capacities: list[int], on_hand: int, tiers: list[str]
+        ) -> None:
             assert self.call("POST", "/v1/locations", who="warehouse", json=BRANCH).status_code == 201
             assert self.call("POST", "/v1/parts", who="warehouse", json=PART).status_code == 201
             r = self.call("PUT", STOCK, who="warehouse", json={"on_hand": on_hand, "note": "opening count"})
             assert r.status_code == 200, r.text
             for i, capacity in enumerate(capacities):
-                tech = api.technician(name=f"Tech {i}", capacity=capacity, skills=[SKILL], home_branch=BRANCH["code"],
-                                      lat=52.2300 + 0.002 * i, lon=21.0100 - 0.002 * i)
+                tech = api.technician(
+                    name=f"Tech {i}",
+                    capacity=capacity,
+                    skills=[SKILL],
+                    home_branch=BRANCH["code"],
+                    lat=52.2300 + 0.002 * i,
+                    lon=21.0100 - 0.002 * i,
+                )
                 self.capacity[tech["id"]] = capacity
             for tier in tiers:
                 self.report_a_fault(tier)
@@ -207,7 +232,9 @@ def test_the_job_lifecycle_keeps_every_invariant_through_any_sequence_of_steps(a
             self.status[job], self.tech_of[job] = JobStatus.assigned, r.json()["technician_id"]
 
         def assign_by_hand(self, job: int, tech: int) -> None:
-            r = self.call("POST", f"/v1/jobs/{job}/assign", json={"technician_id": tech, "reason": "knows the customer"})
+            r = self.call(
+                "POST", f"/v1/jobs/{job}/assign", json={"technician_id": tech, "reason": "knows the customer"}
+            )
             if self.status[job] not in REASSIGNABLE:
                 expected = "job-not-assignable"
             elif self.tech_of[job] == tech:
@@ -225,8 +252,9 @@ def test_the_job_lifecycle_keeps_every_invariant_through_any_sequence_of_steps(a
         def phone_tap(self, data: st.DataObject) -> None:
             job = self.job_for(data, HOLDS_CAPACITY)
             forward = FORWARD.get(self.status[job])
-            to = data.draw(st.sampled_from(forward if forward and data.draw(USUALLY, label="forward?") else TAPS),
-                           label="tap")
+            to = data.draw(
+                st.sampled_from(forward if forward and data.draw(USUALLY, label="forward?") else TAPS), label="tap"
+            )
             tech = self.tech_of[job]
             if tech is None:  # nobody has the job: no phone sees it
                 r = self.tap(job, to, api.as_technician(min(self.capacity)))
@@ -272,8 +300,12 @@ def test_the_job_lifecycle_keeps_every_invariant_through_any_sequence_of_steps(a
             quantity = data.draw(st.integers(0, 4), label="quantity")
             on_hand, reserved = self.level()
             if receipt:
-                r = self.call("POST", f"/v1/locations/{BRANCH['code']}/receipts", who="warehouse",
-                              json={"sku": PART["sku"], "quantity": quantity or 1})
+                r = self.call(
+                    "POST",
+                    f"/v1/locations/{BRANCH['code']}/receipts",
+                    who="warehouse",
+                    json={"sku": PART["sku"], "quantity": quantity or 1},
+                )
                 assert r.status_code == 201, r.text
             else:
                 r = self.call("PUT", STOCK, who="warehouse", json={"on_hand": quantity, "note": "shelf count"})
@@ -299,10 +331,14 @@ def test_the_job_lifecycle_keeps_every_invariant_through_any_sequence_of_steps(a
             with database.transaction(write=False) as session:
                 due_before = session.scalar(select(Job.due_at).where(Job.id == job))
                 moot = session.execute(
-                    select(SlaCheckpoint.id, SlaCheckpoint.fires_at).where(
-                        SlaCheckpoint.job_id == job, SlaCheckpoint.deadline == Deadline.completion.value,
-                        SlaCheckpoint.fired_at.is_(None), SlaCheckpoint.resolved_at.is_not(None),
-                    ).order_by(SlaCheckpoint.fires_at, SlaCheckpoint.id)
+                    select(SlaCheckpoint.id, SlaCheckpoint.fires_at)
+                    .where(
+                        SlaCheckpoint.job_id == job,
+                        SlaCheckpoint.deadline == Deadline.completion.value,
+                        SlaCheckpoint.fired_at.is_(None),
+                        SlaCheckpoint.resolved_at.is_not(None),
+                    )
+                    .order_by(SlaCheckpoint.fires_at, SlaCheckpoint.id)
                 ).all()
             previous, free = self.tech_of[job], self.with_room()
             r = self.call("POST", f"/v1/jobs/{job}/return-visits", json={"reason": reason})
@@ -323,8 +359,10 @@ def test_the_job_lifecycle_keeps_every_invariant_through_any_sequence_of_steps(a
             passed = [c.id for c in moot if c.fires_at <= now]
             with database.transaction(write=False) as session:
                 assert session.scalar(select(Job.due_at).where(Job.id == job)) == due_before
-                after = {c.id: c for c in session.scalars(select(SlaCheckpoint).where(
-                    SlaCheckpoint.id.in_([c.id for c in moot])))}
+                after = {
+                    c.id: c
+                    for c in session.scalars(select(SlaCheckpoint).where(SlaCheckpoint.id.in_([c.id for c in moot])))
+                }
             for c in moot:
                 armed = after[c.id].resolved_at is None and after[c.id].fired_at is None
                 if c.fires_at > now:
@@ -343,9 +381,11 @@ def test_the_job_lifecycle_keeps_every_invariant_through_any_sequence_of_steps(a
             watcher.run_pass(database, api.clock.now, Settings())
             with database.transaction(write=False) as session:
                 overdue = session.execute(
-                    select(SlaCheckpoint.id, SlaCheckpoint.job_id, SlaCheckpoint.deadline, SlaCheckpoint.level)
-                    .where(SlaCheckpoint.fires_at <= now, SlaCheckpoint.fired_at.is_(None),
-                           SlaCheckpoint.resolved_at.is_(None))
+                    select(SlaCheckpoint.id, SlaCheckpoint.job_id, SlaCheckpoint.deadline, SlaCheckpoint.level).where(
+                        SlaCheckpoint.fires_at <= now,
+                        SlaCheckpoint.fired_at.is_(None),
+                        SlaCheckpoint.resolved_at.is_(None),
+                    )
                 ).all()
                 open_jobs = session.scalars(select(Job).where(Job.status.in_([s.value for s in OPEN]))).all()
                 breaches = self.breaches(session)
@@ -359,8 +399,10 @@ def test_the_job_lifecycle_keeps_every_invariant_through_any_sequence_of_steps(a
         @staticmethod
         def breaches(session: Any) -> Counter[tuple[int, str]]:
             return Counter(
-                (job_id, data["deadline"]) for job_id, data in
-                session.execute(select(JobEvent.job_id, JobEvent.data).where(JobEvent.type == "sla_breached"))
+                (job_id, data["deadline"])
+                for job_id, data in session.execute(
+                    select(JobEvent.job_id, JobEvent.data).where(JobEvent.type == "sla_breached")
+                )
             )
 
         # After every step -------------------------------------------------------------------
@@ -401,11 +443,21 @@ def test_the_job_lifecycle_keeps_every_invariant_through_any_sequence_of_steps(a
         def sla_records_are_never_doubled_and_end_with_the_job(self) -> None:
             with database.transaction(write=False) as session:
                 breaches = self.breaches(session)
-                ended = {row.id: row for row in session.execute(
-                    select(Job.id, Job.status, Job.cancelled_at, Job.completed_at, Job.due_at)
-                    .where(Job.status.not_in([s.value for s in OPEN])))}
-                pending = set(session.scalars(select(SlaCheckpoint.job_id).where(
-                    SlaCheckpoint.fired_at.is_(None), SlaCheckpoint.resolved_at.is_(None))))
+                ended = {
+                    row.id: row
+                    for row in session.execute(
+                        select(Job.id, Job.status, Job.cancelled_at, Job.completed_at, Job.due_at).where(
+                            Job.status.not_in([s.value for s in OPEN])
+                        )
+                    )
+                }
+                pending = set(
+                    session.scalars(
+                        select(SlaCheckpoint.job_id).where(
+                            SlaCheckpoint.fired_at.is_(None), SlaCheckpoint.resolved_at.is_(None)
+                        )
+                    )
+                )
                 sla_events = session.execute(
                     select(JobEvent.job_id, JobEvent.recorded_at).where(JobEvent.type.like("sla\\_%", escape="\\"))
                 ).all()
@@ -414,7 +466,9 @@ def test_the_job_lifecycle_keeps_every_invariant_through_any_sequence_of_steps(a
             for job_id, recorded_at in sla_events:
                 job = ended.get(job_id)
                 if job is not None:  # the last fix or the cancellation ended the race
-                    assert recorded_at <= (job.cancelled_at or job.completed_at), f"job {job_id} heard from the watcher after it ended"
+                    assert recorded_at <= (job.cancelled_at or job.completed_at), (
+                        f"job {job_id} heard from the watcher after it ended"
+                    )
             for job_id, job in ended.items():  # ended late: its breach is kept, however late the watcher
                 if (job.cancelled_at or job.completed_at) > job.due_at:
                     assert breaches[(job_id, "completion")] == 1, (job_id, job.status, "breach lost at the end")
@@ -422,7 +476,10 @@ def test_the_job_lifecycle_keeps_every_invariant_through_any_sequence_of_steps(a
     run_state_machine_as_test(
         Lifecycle,
         settings=hypothesis_settings(
-            max_examples=20, stateful_step_count=40, deadline=None, derandomize=True,
+            max_examples=20,
+            stateful_step_count=40,
+            deadline=None,
+            derandomize=True,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
         ),
     )

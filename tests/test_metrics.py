@@ -8,8 +8,6 @@ from collections import defaultdict
 from datetime import UTC, timedelta
 from typing import Any
 
-import pytest
-from conftest import T0
 from sqlalchemy import select
 
 from dispatch.closeout.models import JobCallback
@@ -24,8 +22,11 @@ STAGES = ("dispatch", "assigned", "travel", "on_site", "parts", "customer")
 
 
 def status(api, job_id, to, tech):  # type: ignore[no-untyped-def]
-    r = api.post(f"/v1/jobs/{job_id}/status", {"status": to, "at": api.clock.now().isoformat()},
-                 headers=api.as_technician(tech["id"]))
+    r = api.post(
+        f"/v1/jobs/{job_id}/status",
+        {"status": to, "at": api.clock.now().isoformat()},
+        headers=api.as_technician(tech["id"]),
+    )
     assert r.status_code == 200, r.text
 
 
@@ -60,8 +61,9 @@ def a_fortnight_of_work(api) -> None:  # type: ignore[no-untyped-def]
         status(api, job["id"], "completed", tech)
         if i % 2 == 0:
             api.post(f"/v1/jobs/{job['id']}/callbacks", {"reached": False})
-            r = api.post(f"/v1/jobs/{job['id']}/callbacks",
-                         {"reached": True, "fixed": i != 6, "satisfaction": i % 5 + 1})
+            r = api.post(
+                f"/v1/jobs/{job['id']}/callbacks", {"reached": True, "fixed": i != 6, "satisfaction": i % 5 + 1}
+            )
             assert r.status_code in (200, 201), r.text
         if i == 6:
             r = api.post(f"/v1/jobs/{job['id']}/return-visits", {"reason": "callback_not_fixed"})
@@ -93,17 +95,24 @@ def kpis(jobs: list[Job], first_fixed: dict[int, int], calls: dict[int, list[Job
         return round(part / whole, 4) if whole else None
 
     return {
-        "jobs": len(jobs), "cancelled": len(jobs) - n, "open": sum(j.status in OPEN for j in jobs),
-        "completed": len(done), "completed_within_24h": within, "completion_rate_24h": rate(within, n),
+        "jobs": len(jobs),
+        "cancelled": len(jobs) - n,
+        "open": sum(j.status in OPEN for j in jobs),
+        "completed": len(done),
+        "completed_within_24h": within,
+        "completion_rate_24h": rate(within, n),
         "mean_hours_to_complete": round(sum(times) / len(times) / 3600, 2) if times else None,
         "p90_hours_to_complete": round(times[math.ceil(0.9 * len(times)) - 1] / 3600, 2) if times else None,
         "first_time_fix_rate": rate(sum(first_fixed[j.id] == 1 and j.return_visits == 0 for j in fixed), len(fixed)),
         "return_visit_rate": rate(sum(j.return_visits > 0 for j in fixed), len(fixed)),
-        "callbacks": len(made), "callback_reach_rate": rate(sum(c.reached for c in made), len(made)),
+        "callbacks": len(made),
+        "callback_reach_rate": rate(sum(c.reached for c in made), len(made)),
         "jobs_reached_by_callback": rate(sum(any(c.reached for c in calls[j.id]) for j in called), len(called)),
         "mean_satisfaction": round(sum(scores) / len(scores), 2) if scores else None,
-        "sla_compliance": [{"policy": p, "deadline": d, "met": met, "missed": missed,
-                            "compliance": round(met / (met + missed), 4)} for (p, d), (met, missed) in sorted(sla.items())],
+        "sla_compliance": [
+            {"policy": p, "deadline": d, "met": met, "missed": missed, "compliance": round(met / (met + missed), 4)}
+            for (p, d), (met, missed) in sorted(sla.items())
+        ],
         "hours": {s: round(v / 3600, 2) for s, v in seconds.items()},
         "hours_per_job": {s: round(v / 3600 / n, 2) if n else None for s, v in seconds.items()},
     }
@@ -129,17 +138,23 @@ def expected_rows(api, group_by: str, interval: str) -> list[dict[str, Any]]:  #
         return str({"day": day, "week": day - timedelta(days=day.weekday()), "month": day.replace(day=1)}[interval])
 
     def group(job: Job) -> str | None:
-        value = {"none": None, "technician": job.technician_id, "outlet": job.outlet_id,
-                 "category": job.product_category,
-                 "branch": branch.get(job.technician_id) if job.technician_id else None}[group_by]
+        value = {
+            "none": None,
+            "technician": job.technician_id,
+            "outlet": job.outlet_id,
+            "category": job.product_category,
+            "branch": branch.get(job.technician_id) if job.technician_id else None,
+        }[group_by]
         return None if value is None else str(value)
 
     buckets: dict[tuple[str | None, str | None], list[Job]] = defaultdict(list)
     for job in jobs:
         buckets[(period(job), group(job))].append(job)
     now = api.clock.now()
-    return [{"period": p, "group": g, **kpis(js, first_fixed, calls, now)}
-            for (p, g), js in sorted(buckets.items(), key=lambda kv: (kv[0][0] or "", kv[0][1] or ""))]
+    return [
+        {"period": p, "group": g, **kpis(js, first_fixed, calls, now)}
+        for (p, g), js in sorted(buckets.items(), key=lambda kv: (kv[0][0] or "", kv[0][1] or ""))
+    ]
 
 
 def test_every_grouped_row_is_the_kpis_of_its_own_jobs(api):
@@ -155,10 +170,17 @@ def test_every_grouped_row_is_the_kpis_of_its_own_jobs(api):
             seen_groups = max(seen_groups, len(body["rows"]))
     # The data is not trivial: several groups and periods, every policy, fixes, callbacks, a reopen.
     (total,) = api.get("/v1/metrics", who="supervisor", params=MONTH).json()["rows"]
-    assert seen_groups >= 12 and (total["jobs"], total["cancelled"], total["open"], total["completed"]) == (24, 4, 9, 11)
+    assert seen_groups >= 12 and (total["jobs"], total["cancelled"], total["open"], total["completed"]) == (
+        24,
+        4,
+        9,
+        11,
+    )
     assert 0 < total["completed_within_24h"] < total["completed"]
     compliance = {(c["policy"], c["deadline"]): (c["met"], c["missed"]) for c in total["sla_compliance"]}
-    assert {p for p, _ in compliance} == {"standard", "express", "emergency"} and min(compliance["standard", "completion"]) > 0
+    assert {p for p, _ in compliance} == {"standard", "express", "emergency"} and min(
+        compliance["standard", "completion"]
+    ) > 0
     assert total["return_visit_rate"] and total["callbacks"] == 16 and total["mean_satisfaction"]
 
 
@@ -175,7 +197,9 @@ def test_grouped_rows_come_a_page_at_a_time_and_add_up_to_the_whole_answer(api):
     whole = api.get("/v1/metrics", who="supervisor", params=params).json()["rows"]
     pages, cursor = [], None
     while True:
-        r = api.get("/v1/metrics", who="supervisor", params={**params, "limit": 4, **({"cursor": cursor} if cursor else {})})
+        r = api.get(
+            "/v1/metrics", who="supervisor", params={**params, "limit": 4, **({"cursor": cursor} if cursor else {})}
+        )
         assert r.status_code == 200, r.text
         pages.append(r.json()["rows"])
         cursor = r.json()["next_cursor"]

@@ -40,17 +40,29 @@ def test_adding_parts_keeps_every_job_and_its_timeline(settings, database):
     engine = create_engine(settings.resolved_database_url)
     now = "2026-03-10 09:00:00+00:00"
     with engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO technician (id, name, lat, lon, capacity, open_jobs, on_duty, active, timezone, created_at,"
-            " updated_at) VALUES (1, 'T', 52.2, 21.0, 2, 1, true, true, 'UTC', :now, :now)"), {"now": now})
-        conn.execute(text(
-            "INSERT INTO job (id, customer_name, customer_address, needs_location, product_category, fault, priority,"
-            " service_tier, reported_at, received_at, due_at, at_risk_at, status, technician_id, created_by,"
-            " updated_at, version) VALUES (1, 'C', 'A', false, 'fridge', 'F', 'normal', 'standard', :now, :now,"
-            " :now, :now, 'assigned', 1, 'test', :now, 1)"), {"now": now})
-        conn.execute(text(
-            "INSERT INTO job_event (job_id, type, actor, occurred_at, recorded_at, data)"
-            " VALUES (1, 'job_created', 'test', :now, :now, '{}')"), {"now": now})
+        conn.execute(
+            text(
+                "INSERT INTO technician (id, name, lat, lon, capacity, open_jobs, on_duty, active, timezone, created_at,"
+                " updated_at) VALUES (1, 'T', 52.2, 21.0, 2, 1, true, true, 'UTC', :now, :now)"
+            ),
+            {"now": now},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO job (id, customer_name, customer_address, needs_location, product_category, fault, priority,"
+                " service_tier, reported_at, received_at, due_at, at_risk_at, status, technician_id, created_by,"
+                " updated_at, version) VALUES (1, 'C', 'A', false, 'fridge', 'F', 'normal', 'standard', :now, :now,"
+                " :now, :now, 'assigned', 1, 'test', :now, 1)"
+            ),
+            {"now": now},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO job_event (job_id, type, actor, occurred_at, recorded_at, data)"
+                " VALUES (1, 'job_created', 'test', :now, :now, '{}')"
+            ),
+            {"now": now},
+        )
     migrate.upgrade(settings)
     with engine.begin() as conn:
         assert conn.execute(text("SELECT id, status, technician_id FROM job")).all() == [(1, "assigned", 1)]
@@ -74,27 +86,39 @@ def test_adding_slas_gives_jobs_already_open_their_policy_and_checkpoints(settin
     migrate.downgrade(settings, before)
     engine = create_engine(settings.resolved_database_url)
     with engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO technician (id, name, lat, lon, capacity, open_jobs, on_duty, active, timezone, created_at,"
-            " updated_at) VALUES (1, 'T', 52.2, 21.0, 2, 0, true, true, 'UTC', :now, :now)"),
-            {"now": "2026-03-10 09:00:00+00:00"})
-        for job_id, priority, status, completed, tech in ((1, "emergency", "new", None, None),
-                                                          (2, "normal", "completed", "2026-03-10 11:30:00+00:00", 1)):
-            conn.execute(text(
-                "INSERT INTO job (id, customer_name, customer_address, needs_location, product_category, fault,"
-                " priority, service_tier, reported_at, received_at, due_at, at_risk_at, status, completed_at,"
-                " technician_id, created_by, updated_at, version) VALUES (:id, 'C', 'A', false, 'fridge', 'F', :priority,"
-                " 'standard', '2026-03-10 09:00:00+00:00', '2026-03-10 09:00:00+00:00', '2026-03-11 09:00:00+00:00',"
-                " '2026-03-11 03:00:00+00:00', :status, :completed, :tech, 'test', '2026-03-10 10:00:00+00:00', 1)"),
-                {"id": job_id, "priority": priority, "status": status, "completed": completed, "tech": tech})
+        conn.execute(
+            text(
+                "INSERT INTO technician (id, name, lat, lon, capacity, open_jobs, on_duty, active, timezone, created_at,"
+                " updated_at) VALUES (1, 'T', 52.2, 21.0, 2, 0, true, true, 'UTC', :now, :now)"
+            ),
+            {"now": "2026-03-10 09:00:00+00:00"},
+        )
+        for job_id, priority, status, completed, tech in (
+            (1, "emergency", "new", None, None),
+            (2, "normal", "completed", "2026-03-10 11:30:00+00:00", 1),
+        ):
+            conn.execute(
+                text(
+                    "INSERT INTO job (id, customer_name, customer_address, needs_location, product_category, fault,"
+                    " priority, service_tier, reported_at, received_at, due_at, at_risk_at, status, completed_at,"
+                    " technician_id, created_by, updated_at, version) VALUES (:id, 'C', 'A', false, 'fridge', 'F', :priority,"
+                    " 'standard', '2026-03-10 09:00:00+00:00', '2026-03-10 09:00:00+00:00', '2026-03-11 09:00:00+00:00',"
+                    " '2026-03-11 03:00:00+00:00', :status, :completed, :tech, 'test', '2026-03-10 10:00:00+00:00', 1)"
+                ),
+                {"id": job_id, "priority": priority, "status": status, "completed": completed, "tech": tech},
+            )
     migrate.upgrade(settings)
     with engine.begin() as conn:
-        rows = conn.execute(text(
-            "SELECT id, sla_policy, urgency, next_due_at IS NOT NULL, resolution_seconds, status_since IS NOT NULL"
-            " FROM job ORDER BY id")).all()
+        rows = conn.execute(
+            text(
+                "SELECT id, sla_policy, urgency, next_due_at IS NOT NULL, resolution_seconds, status_since IS NOT NULL"
+                " FROM job ORDER BY id"
+            )
+        ).all()
         assert rows == [(1, "emergency", 0, True, None, True), (2, "standard", 1, False, 9000, True)]
-        checkpoints = conn.execute(text(
-            "SELECT job_id, level, audience FROM sla_checkpoint ORDER BY job_id, level")).all()
+        checkpoints = conn.execute(
+            text("SELECT job_id, level, audience FROM sla_checkpoint ORDER BY job_id, level")
+        ).all()
         assert checkpoints == [(1, "at_risk", "dispatcher"), (1, "breached", "supervisor")]
         assert conn.execute(text("SELECT count(*) FROM sla_policy")).scalar() == 3
     engine.dispose()

@@ -30,7 +30,9 @@ def test_an_admin_creates_an_outlet_and_its_key_is_shown_once_and_stored_hashed(
     assert job.status_code == 201 and job.json()["outlet_id"] == outlet["id"]
     assert "api_key" not in api.get(f"/v1/outlets/{outlet['id']}").json()
     with api.database.engine.connect() as conn:
-        hashes = conn.execute(text("SELECT key_hash FROM api_key WHERE outlet_id = :o"), {"o": outlet["id"]}).scalars().all()
+        hashes = (
+            conn.execute(text("SELECT key_hash FROM api_key WHERE outlet_id = :o"), {"o": outlet["id"]}).scalars().all()
+        )
     assert hashes == [hash_key(secret)]
 
 

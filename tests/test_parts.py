@@ -7,16 +7,22 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
+from conftest import T0
 from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from conftest import T0
 from dispatch.parts.models import Stock
 
 CUSTOMER = (52.2319, 21.0067)  # Marszałkowska, central Warsaw
 NEAR_BRANCH = {"code": "WAW-C", "name": "Warsaw Centre", "kind": "branch", "lat": 52.2350, "lon": 21.0100}
-SOUTH_BRANCH = {"code": "WAW-S", "name": "Warsaw South", "kind": "branch", "lat": 52.1800, "lon": 21.0200,
-                "delivery_hours": 6}
+SOUTH_BRANCH = {
+    "code": "WAW-S",
+    "name": "Warsaw South",
+    "kind": "branch",
+    "lat": 52.1800,
+    "lon": 21.0200,
+    "delivery_hours": 6,
+}
 CENTRAL = {"code": "CENTRAL", "name": "Central warehouse, Łódź", "kind": "central", "lat": 51.7592, "lon": 19.4560}
 BELT = {"sku": "BELT-1200", "name": "Drum belt 1200", "categories": ["Washing  Machine"], "lead_time_hours": 72}
 
@@ -37,8 +43,11 @@ def stockroom(api):
 
 
 def set_stock(api, code, on_hand, sku="BELT-1200"):
-    r = api.client.put(f"/v1/locations/{code}/stock/{sku}", json={"on_hand": on_hand, "note": "count"},
-                       headers=api.headers("warehouse"))
+    r = api.client.put(
+        f"/v1/locations/{code}/stock/{sku}",
+        json={"on_hand": on_hand, "note": "count"},
+        headers=api.headers("warehouse"),
+    )
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -87,12 +96,18 @@ def test_warehouse_staff_keep_locations_a_catalogue_and_counted_stock(stockroom)
     assert api.get("/v1/parts", params={"category": "fridge"}).json()["items"] == []
 
     assert set_stock(api, "WAW-C", 5) | {"updated_at": None} == {
-        "location": "WAW-C", "sku": "BELT-1200", "on_hand": 5, "reserved": 0, "available": 5, "updated_at": None
+        "location": "WAW-C",
+        "sku": "BELT-1200",
+        "on_hand": 5,
+        "reserved": 0,
+        "available": 5,
+        "updated_at": None,
     }
     set_stock(api, "WAW-C", 3)
     ledger = api.get("/v1/locations/WAW-C/stock/BELT-1200/movements").json()["items"]
     assert [(m["reason"], m["on_hand_change"], m["note"]) for m in ledger] == [
-        ("counted", 5, "count"), ("counted", -2, "count")
+        ("counted", 5, "count"),
+        ("counted", -2, "count"),
     ]
     assert all(m["actor"].startswith("warehouse") for m in ledger)
 
@@ -103,15 +118,24 @@ def test_a_count_made_before_goods_came_in_is_refused_instead_of_undoing_the_rec
     counted = api.get("/v1/locations/WAW-C/stock/BELT-1200", who="warehouse")
     etag = counted.headers["etag"]
     # Meanwhile a delivery of 5 is booked in at the other desk.
-    assert api.post("/v1/locations/WAW-C/receipts", {"sku": "BELT-1200", "quantity": 5}, who="warehouse").status_code == 201
-    stale = api.client.put("/v1/locations/WAW-C/stock/BELT-1200", json={"on_hand": 9, "note": "shelf count"},
-                           headers={**api.headers("warehouse"), "If-Match": etag})
+    assert (
+        api.post("/v1/locations/WAW-C/receipts", {"sku": "BELT-1200", "quantity": 5}, who="warehouse").status_code
+        == 201
+    )
+    stale = api.client.put(
+        "/v1/locations/WAW-C/stock/BELT-1200",
+        json={"on_hand": 9, "note": "shelf count"},
+        headers={**api.headers("warehouse"), "If-Match": etag},
+    )
     assert stale.status_code == 412, stale.text
     assert stale.json()["code"] == "precondition-failed"
     assert stock_of(api, "WAW-C")["on_hand"] == 15
     fresh = api.get("/v1/locations/WAW-C/stock/BELT-1200", who="warehouse").headers["etag"]
-    ok = api.client.put("/v1/locations/WAW-C/stock/BELT-1200", json={"on_hand": 14, "note": "recount"},
-                        headers={**api.headers("warehouse"), "If-Match": fresh})
+    ok = api.client.put(
+        "/v1/locations/WAW-C/stock/BELT-1200",
+        json={"on_hand": 14, "note": "recount"},
+        headers={**api.headers("warehouse"), "If-Match": fresh},
+    )
     assert ok.status_code == 200, ok.text
     assert ok.json()["on_hand"] == 14 and ok.headers["etag"] not in (etag, fresh)
     # Without If-Match a count still goes through, as before (the header is opt-in).
@@ -124,8 +148,11 @@ def test_a_reservation_does_not_make_a_count_stale(stockroom):
     etag = api.get("/v1/locations/WAW-S/stock/BELT-1200", who="warehouse").headers["etag"]
     tech, job, phone = on_site_job(api, home_branch="WAW-S")
     assert ask(api, job["id"], headers=phone).json()["state"] == "reserved"
-    r = api.client.put("/v1/locations/WAW-S/stock/BELT-1200", json={"on_hand": 4, "note": "found one"},
-                       headers={**api.headers("warehouse"), "If-Match": etag})
+    r = api.client.put(
+        "/v1/locations/WAW-S/stock/BELT-1200",
+        json={"on_hand": 4, "note": "found one"},
+        headers={**api.headers("warehouse"), "If-Match": etag},
+    )
     assert r.status_code == 200, r.text
     assert (r.json()["on_hand"], r.json()["reserved"]) == (4, 1)
 
@@ -152,7 +179,12 @@ def test_a_part_in_the_technicians_own_branch_is_reserved_there_and_the_visit_go
     assert (line["state"], line["location"], line["eta"]) == ("reserved", "WAW-S", None)
     assert r.headers["location"] == f"/v1/jobs/{job['id']}/parts/{line['id']}"
     assert stock_of(api, "WAW-S") | {"updated_at": None} == {
-        "location": "WAW-S", "sku": "BELT-1200", "on_hand": 5, "reserved": 2, "available": 3, "updated_at": None
+        "location": "WAW-S",
+        "sku": "BELT-1200",
+        "on_hand": 5,
+        "reserved": 2,
+        "available": 3,
+        "updated_at": None,
     }
     after = api.get(f"/v1/jobs/{job['id']}").json()
     assert after["status"] == "on_site" and after["waiting_for_parts"] == [] and after["parts_eta"] is None
@@ -197,15 +229,23 @@ def test_only_the_central_warehouse_has_it_so_it_ships_to_the_branch_and_the_tec
     api.clock.advance(hours=5)
     r = api.post(f"/v1/shipments/{line['shipment_id']}/receive", who="warehouse")
     assert r.status_code == 200, r.text
-    assert api.post(f"/v1/shipments/{line['shipment_id']}/receive", who="warehouse").json()["code"] == "shipment-received"
+    assert (
+        api.post(f"/v1/shipments/{line['shipment_id']}/receive", who="warehouse").json()["code"] == "shipment-received"
+    )
 
     back = api.get(f"/v1/jobs/{job['id']}").json()
     assert (back["status"], back["technician_id"], back["waiting_for_parts"]) == ("assigned", tech["id"], [])
     assert stock_of(api, "WAW-S")["reserved"] == 1
     steps = [(e["type"], e["data"].get("to")) for e in timeline(api, job["id"])]
     assert steps == [
-        ("job_created", None), ("dispatched", None), ("status_changed", "on_site"), ("visit_started", None),
-        ("parts_in_transit", None), ("status_changed", "waiting_parts"), ("visit_ended", None), ("parts_arrived", None),
+        ("job_created", None),
+        ("dispatched", None),
+        ("status_changed", "on_site"),
+        ("visit_started", None),
+        ("parts_in_transit", None),
+        ("status_changed", "waiting_parts"),
+        ("visit_ended", None),
+        ("parts_arrived", None),
         ("sent_back", None),
     ]
     sent_back = [e for e in timeline(api, job["id"]) if e["type"] == "sent_back"][0]
@@ -225,8 +265,9 @@ def test_a_part_nobody_has_is_backordered_with_the_parts_lead_time(stockroom):
 def test_a_supplier_delivery_on_its_way_gives_the_backorder_its_eta(stockroom):
     api = stockroom
     eta = T0 + timedelta(hours=10)
-    r = api.post("/v1/shipments", {"sku": "BELT-1200", "quantity": 2, "to_location": "WAW-C", "eta": iso(eta)},
-                 who="warehouse")
+    r = api.post(
+        "/v1/shipments", {"sku": "BELT-1200", "quantity": 2, "to_location": "WAW-C", "eta": iso(eta)}, who="warehouse"
+    )
     assert r.status_code == 201, r.text
     _, first, _ = on_site_job(api, capacity=3)
     second = api.job()
@@ -274,7 +315,12 @@ def test_goods_received_go_to_the_most_urgent_job_first_not_the_first_to_ask(sto
     assert lines(urgent) == [("reserved", 2)]
     assert lines(relaxed) == [("backordered", 1), ("reserved", 1)]  # split: one now, one still owed
     assert stock_of(api, "WAW-C") | {"updated_at": None} == {
-        "location": "WAW-C", "sku": "BELT-1200", "on_hand": 3, "reserved": 3, "available": 0, "updated_at": None
+        "location": "WAW-C",
+        "sku": "BELT-1200",
+        "on_hand": 3,
+        "reserved": 3,
+        "available": 0,
+        "updated_at": None,
     }
     assert api.get(f"/v1/jobs/{urgent['id']}").json()["status"] == "assigned"  # parts in: someone goes
     assert api.get(f"/v1/jobs/{relaxed['id']}").json()["status"] == "waiting_parts"
@@ -406,11 +452,29 @@ def test_unknown_skus_and_locations_are_clear_problems(stockroom):
     assert api.get("/v1/locations/NOWHERE/stock/BELT-1200").status_code == 404
     r = api.post("/v1/locations/NOWHERE/receipts", {"sku": "BELT-1200", "quantity": 1}, who="warehouse")
     assert (r.status_code, r.json()["code"]) == (404, "location-not-found")
-    r = api.post("/v1/shipments", {"sku": "BELT-1200", "quantity": 1, "from_location": "WAW-C",
-                                   "to_location": "NOWHERE", "eta": iso(T0 + timedelta(hours=1))}, who="warehouse")
+    r = api.post(
+        "/v1/shipments",
+        {
+            "sku": "BELT-1200",
+            "quantity": 1,
+            "from_location": "WAW-C",
+            "to_location": "NOWHERE",
+            "eta": iso(T0 + timedelta(hours=1)),
+        },
+        who="warehouse",
+    )
     assert (r.status_code, r.json()["errors"][0]["loc"]) == (422, ["body", "to_location"])
-    r = api.post("/v1/shipments", {"sku": "BELT-1200", "quantity": 1, "from_location": "WAW-C",
-                                   "to_location": "WAW-S", "eta": iso(T0 + timedelta(hours=1))}, who="warehouse")
+    r = api.post(
+        "/v1/shipments",
+        {
+            "sku": "BELT-1200",
+            "quantity": 1,
+            "from_location": "WAW-C",
+            "to_location": "WAW-S",
+            "eta": iso(T0 + timedelta(hours=1)),
+        },
+        who="warehouse",
+    )
     assert (r.status_code, r.json()["code"]) == (409, "insufficient-stock")
     assert api.get("/v1/shipments").json()["items"] == []  # the refused shipment left nothing behind
 
@@ -434,12 +498,10 @@ def test_a_closed_job_needs_no_more_parts(stockroom):
 def test_the_database_itself_refuses_reserving_more_than_is_on_hand(stockroom):
     api = stockroom
     set_stock(api, "WAW-C", 2)
-    with pytest.raises(IntegrityError):
-        with api.database.transaction() as session:
-            session.execute(update(Stock).values(reserved=3))
-    with pytest.raises(IntegrityError):
-        with api.database.transaction() as session:
-            session.execute(update(Stock).values(on_hand=-1, reserved=0))
+    with pytest.raises(IntegrityError), api.database.transaction() as session:
+        session.execute(update(Stock).values(reserved=3))
+    with pytest.raises(IntegrityError), api.database.transaction() as session:
+        session.execute(update(Stock).values(on_hand=-1, reserved=0))
     with api.database.transaction(write=False) as session:
         assert session.execute(select(Stock.on_hand, Stock.reserved)).one() == (2, 0)
         assert session.execute(text("SELECT count(*) FROM stock_movement")).scalar() == 1

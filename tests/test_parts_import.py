@@ -104,17 +104,29 @@ def test_known_skus_are_updated_new_ones_created_and_identical_rows_left_alone(s
     api = stockroom
     before = catalogue(api)
     api.clock.advance(hours=1)
-    result = imports.import_parts(database, write_csv(tmp_path, "catalogue.csv", """sku,name,categories,lead_time_hours
+    result = imports.import_parts(
+        database,
+        write_csv(
+            tmp_path,
+            "catalogue.csv",
+            """sku,name,categories,lead_time_hours
 BELT-1200,Drum belt 1200 (reinforced),washing machine;dryer,96
 PUMP-7,Drain pump,Dishwasher;Washing Machine,48
 HOSE-2,Inlet hose,,12.5
-"""), now=api.clock.now())
+""",
+        ),
+        now=api.clock.now(),
+    )
 
     assert (result.created, result.updated, result.unchanged) == (1, 1, 1), messages(result)
     after = catalogue(api)
     assert after["BELT-1200"] | {"updated_at": None} == {
-        **BELT, "name": "Drum belt 1200 (reinforced)", "categories": ["dryer", "washing machine"],
-        "lead_time_hours": 96, "created_at": before["BELT-1200"]["created_at"], "updated_at": None,
+        **BELT,
+        "name": "Drum belt 1200 (reinforced)",
+        "categories": ["dryer", "washing machine"],
+        "lead_time_hours": 96,
+        "created_at": before["BELT-1200"]["created_at"],
+        "updated_at": None,
     }
     assert after["BELT-1200"]["updated_at"] != before["BELT-1200"]["updated_at"]
     assert after["PUMP-7"] == before["PUMP-7"]  # same content in another order: untouched
@@ -124,11 +136,15 @@ HOSE-2,Inlet hose,,12.5
 def test_a_file_with_one_bad_row_imports_nothing_and_names_the_row(stockroom, database, tmp_path, monkeypatch):
     api = stockroom
     before = catalogue(api)
-    path = write_csv(tmp_path, "catalogue.csv", """sku,name,categories,lead_time_hours
+    path = write_csv(
+        tmp_path,
+        "catalogue.csv",
+        """sku,name,categories,lead_time_hours
 BELT-1200,Drum belt 1200 (reinforced),washing machine,96
 HOSE-2,Inlet hose,washing machine,about a day
 DOOR-1,Door seal,washing machine,24
-""")
+""",
+    )
     monkeypatch.setenv("DATABASE_URL", api.database.engine.url.render_as_string(hide_password=False))
 
     outcome = CliRunner().invoke(app, ["import-parts", str(path)])
@@ -140,16 +156,23 @@ DOOR-1,Door seal,washing machine,24
 
 
 def test_every_bad_row_is_reported_with_its_line_and_column(api, database, tmp_path):
-    result = import_parts(database, write_csv(tmp_path, "catalogue.csv", f"""sku,name,categories,lead_time_hours
+    result = import_parts(
+        database,
+        write_csv(
+            tmp_path,
+            "catalogue.csv",
+            f"""sku,name,categories,lead_time_hours
 BELT-1200,Drum belt,washing machine,72
 BELT 1200,Drum belt,washing machine,72
 ,Nameless,washing machine,72
 PUMP-7,,washing machine,-4
 HOSE-2,"Inlet hose,
-two lines",washing machine;{'x' * 65},10000
+two lines",washing machine;{"x" * 65},10000
 BELT-1200,Drum belt again,washing machine,72
 DOOR-1,Door seal,washing machine
-"""))
+""",
+        ),
+    )
 
     assert not result.ok and not result.written
     assert messages(result) == [
@@ -197,8 +220,9 @@ def test_a_spreadsheets_byte_order_mark_crlf_and_blank_trailing_lines_are_fine(a
 
 
 def test_a_file_that_is_not_utf8_is_refused(api, database, tmp_path):
-    result = import_parts(database, write_csv(tmp_path, "latin1.csv", CATALOGUE + "ŁOŻ-1,Łożysko,pralka,24\n",
-                                              encoding="iso-8859-2"))
+    result = import_parts(
+        database, write_csv(tmp_path, "latin1.csv", CATALOGUE + "ŁOŻ-1,Łożysko,pralka,24\n", encoding="iso-8859-2")
+    )
     assert not result.ok
     assert "is not UTF-8 text" in messages(result)[0]
     assert count(database, Part) == 0
@@ -224,20 +248,36 @@ def test_a_large_catalogue_is_streamed_and_written_in_one_go(api, database, tmp_
 
 def test_a_stock_file_sets_levels_as_counts_in_the_stock_ledger(stockroom, database, settings, tmp_path):
     api = stockroom
-    first = import_stock(database, settings, write_csv(tmp_path, "count-march.csv", """location,sku,on_hand
+    first = import_stock(
+        database,
+        settings,
+        write_csv(
+            tmp_path,
+            "count-march.csv",
+            """location,sku,on_hand
 WAW-C,BELT-1200,5
 WAW-S,BELT-1200,2
 CENTRAL,PUMP-7,40
-"""))
+""",
+        ),
+    )
     assert (first.ok, first.created, first.updated, first.unchanged) == (True, 3, 0, 0), messages(first)
     assert first.summary() == "stock levels: 3 created, 0 updated, 0 unchanged (3 rows from count-march.csv)"
     assert (on_hand(api, "WAW-C", "BELT-1200"), on_hand(api, "CENTRAL", "PUMP-7")) == (5, 40)
 
-    second = import_stock(database, settings, write_csv(tmp_path, "count-april.csv", """location,sku,on_hand
+    second = import_stock(
+        database,
+        settings,
+        write_csv(
+            tmp_path,
+            "count-april.csv",
+            """location,sku,on_hand
 WAW-C,BELT-1200,3
 WAW-S,BELT-1200,2
 WAW-S,PUMP-7,0
-"""))
+""",
+        ),
+    )
     assert (second.created, second.updated, second.unchanged) == (1, 1, 1), messages(second)
 
     movements = ledger(database)
@@ -249,14 +289,22 @@ WAW-S,PUMP-7,0
     ]
     # The API's audit trail shows the same.
     trail = api.get("/v1/locations/WAW-C/stock/BELT-1200/movements", who="warehouse").json()["items"]
-    assert [(m["on_hand_change"], m["actor"]) for m in trail] == [(5, "import:count-march.csv"),
-                                                                    (-2, "import:count-april.csv")]
+    assert [(m["on_hand_change"], m["actor"]) for m in trail] == [
+        (5, "import:count-march.csv"),
+        (-2, "import:count-april.csv"),
+    ]
 
 
 def test_unknown_locations_and_skus_and_bad_counts_are_row_errors_and_nothing_is_written(
     stockroom, database, settings, tmp_path
 ):
-    result = import_stock(database, settings, write_csv(tmp_path, "stock.csv", """location,sku,on_hand
+    result = import_stock(
+        database,
+        settings,
+        write_csv(
+            tmp_path,
+            "stock.csv",
+            """location,sku,on_hand
 WAW-C,BELT-1200,5
 KRK-1,BELT-1200,5
 WAW-C,NO-SUCH-PART,5
@@ -266,7 +314,9 @@ CENTRAL,BELT-1200,lots
 CENTRAL,PUMP-7,
 WAW-C,BELT-1200,6
 WAW-S,PUMP-7,20000000
-"""))
+""",
+        ),
+    )
 
     assert not result.ok and not result.written
     assert messages(result) == [
@@ -288,10 +338,18 @@ def test_a_count_below_what_is_reserved_for_jobs_imports_nothing(stockroom, data
     assert reserve(api, 3)["location"] == "WAW-C"
     before = len(ledger(database))
 
-    result = import_stock(database, settings, write_csv(tmp_path, "recount.csv", """location,sku,on_hand
+    result = import_stock(
+        database,
+        settings,
+        write_csv(
+            tmp_path,
+            "recount.csv",
+            """location,sku,on_hand
 WAW-S,BELT-1200,4
 WAW-C,BELT-1200,2
-"""))
+""",
+        ),
+    )
 
     assert messages(result) == [
         "line 3, on_hand: 3 of BELT-1200 at WAW-C are reserved for jobs; on hand cannot go below that"
@@ -314,7 +372,8 @@ def test_a_rise_in_a_stock_file_fills_backorders_like_any_count(stockroom, datab
     stock = api.get("/v1/locations/WAW-C/stock/BELT-1200", who="warehouse").json()
     assert (stock["on_hand"], stock["reserved"]) == (5, 2)
     assert [(m.reason.value, m.on_hand_change, m.reserved_change, m.actor) for m in ledger(database)] == [
-        ("counted", 5, 0, "import:delivery.csv"), ("reserved", 0, 2, "import:delivery.csv"),
+        ("counted", 5, 0, "import:delivery.csv"),
+        ("reserved", 0, 2, "import:delivery.csv"),
     ]
 
 
@@ -330,11 +389,19 @@ def test_when_the_database_refuses_a_row_midway_the_rows_before_it_are_rolled_ba
         return real_set_stock(session=session, code=code, sku=sku, **kwargs)
 
     monkeypatch.setattr(service, "set_stock", set_stock)
-    result = import_stock(database, settings, write_csv(tmp_path, "stock.csv", """location,sku,on_hand
+    result = import_stock(
+        database,
+        settings,
+        write_csv(
+            tmp_path,
+            "stock.csv",
+            """location,sku,on_hand
 WAW-C,BELT-1200,5
 WAW-S,BELT-1200,2
 CENTRAL,PUMP-7,40
-"""))
+""",
+        ),
+    )
 
     assert not result.written and (result.created, result.updated) == (0, 0)
     [error] = result.errors
@@ -357,10 +424,18 @@ def test_a_reservation_made_after_the_check_still_stops_the_import_at_the_write(
         return real_set_stock(session=session, code=code, sku=sku, **kwargs)
 
     monkeypatch.setattr(service, "set_stock", set_stock)
-    result = import_stock(database, settings, write_csv(tmp_path, "recount.csv", """location,sku,on_hand
+    result = import_stock(
+        database,
+        settings,
+        write_csv(
+            tmp_path,
+            "recount.csv",
+            """location,sku,on_hand
 WAW-S,BELT-1200,4
 WAW-C,BELT-1200,2
-"""))
+""",
+        ),
+    )
 
     assert messages(result) == [
         "line 3, on_hand: 3 of BELT-1200 at WAW-C are reserved for jobs; on hand cannot go below that"

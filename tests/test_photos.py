@@ -57,8 +57,10 @@ def test_a_photo_taken_at_the_customers_during_the_visit_is_verified(api, settin
     verdict = next(e for e in events_of(api, job["id"]) if e["type"] == "photo_verdict")
     assert verdict["data"]["verdict"] == "verified"
     # Files are named by their content, nothing else.
-    assert stored_files(settings) == [f"photos/{photo['sha256'][:2]}/{photo['sha256']}.jpg",
-                                      f"thumbs/{photo['sha256'][:2]}/{photo['sha256']}.jpg"]
+    assert stored_files(settings) == [
+        f"photos/{photo['sha256'][:2]}/{photo['sha256']}.jpg",
+        f"thumbs/{photo['sha256'][:2]}/{photo['sha256']}.jpg",
+    ]
 
 
 def test_the_served_copy_and_thumbnail_carry_no_location(api):
@@ -116,16 +118,26 @@ def test_a_wall_clock_capture_time_is_read_in_the_technicians_time_zone(api):
     photo = upload(api, job["id"], image_bytes(gps=CUSTOMER, local_time=warsaw_wall_clock), phone).json()
     assert photo["verdict"] == "verified", photo
     assert photo["taken_at"].startswith(api.clock.now().isoformat()[:16])
-    with_offset = upload(api, job["id"], image_bytes(gps=CUSTOMER, local_time=warsaw_wall_clock, offset="+01:00",
-                                                     colour=(1, 2, 3)), phone).json()
+    with_offset = upload(
+        api,
+        job["id"],
+        image_bytes(gps=CUSTOMER, local_time=warsaw_wall_clock, offset="+01:00", colour=(1, 2, 3)),
+        phone,
+    ).json()
     assert with_offset["verdict"] == "verified"
 
 
 def test_png_and_webp_are_photos_too(api):
     _, job, phone = on_site(api)
     for fmt, colour in (("PNG", (10, 10, 10)), ("WEBP", (20, 20, 20))):
-        r = upload(api, job["id"], image_bytes(fmt=fmt, colour=colour), phone, name="x.bin",
-                   content_type="application/octet-stream")
+        r = upload(
+            api,
+            job["id"],
+            image_bytes(fmt=fmt, colour=colour),
+            phone,
+            name="x.bin",
+            content_type="application/octet-stream",
+        )
         assert r.status_code == 201, r.text
         assert r.json()["format"] == fmt.lower()
 
@@ -267,8 +279,10 @@ def test_when_the_database_write_fails_the_orphan_file_is_swept(api, settings, m
         later = datetime.now(UTC) + timedelta(hours=2)  # file times are the real clock's
         removed = photo_service.sweep(session=session, store=store, now=later, grace=timedelta(hours=1))
     assert len(removed) == 2 and all(kept["sha256"] not in key for key in removed)
-    assert stored_files(settings) == [f"photos/{kept['sha256'][:2]}/{kept['sha256']}.jpg",
-                                      f"thumbs/{kept['sha256'][:2]}/{kept['sha256']}.jpg"]
+    assert stored_files(settings) == [
+        f"photos/{kept['sha256'][:2]}/{kept['sha256']}.jpg",
+        f"thumbs/{kept['sha256'][:2]}/{kept['sha256']}.jpg",
+    ]
     assert api.get(kept["url"]).status_code == 200
 
 
@@ -288,8 +302,10 @@ def test_the_sweep_command_removes_orphans_and_keeps_photos(api, settings, monke
     assert "would remove 1 file" in result.output and len(stored_files(settings)) == 3
     result = CliRunner().invoke(cli, ["sweep-photos", "--older-than-minutes", "0"])
     assert "removed 1 file" in result.output
-    assert stored_files(settings) == [f"photos/{kept['sha256'][:2]}/{kept['sha256']}.jpg",
-                                      f"thumbs/{kept['sha256'][:2]}/{kept['sha256']}.jpg"]
+    assert stored_files(settings) == [
+        f"photos/{kept['sha256'][:2]}/{kept['sha256']}.jpg",
+        f"thumbs/{kept['sha256'][:2]}/{kept['sha256']}.jpg",
+    ]
 
 
 # The rule on its own ---------------------------------------------------------------------------
@@ -299,8 +315,15 @@ def _judge(**overrides):
     from dispatch.photos.verdict import judge
 
     start = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
-    args = {"taken_at": start, "taken_lat": CUSTOMER[0], "taken_lon": CUSTOMER[1], "customer": CUSTOMER,
-            "window": (start, start + timedelta(hours=1)), "max_distance_m": 250, "slack": timedelta(minutes=30)}
+    args = {
+        "taken_at": start,
+        "taken_lat": CUSTOMER[0],
+        "taken_lon": CUSTOMER[1],
+        "customer": CUSTOMER,
+        "window": (start, start + timedelta(hours=1)),
+        "max_distance_m": 250,
+        "slack": timedelta(minutes=30),
+    }
     return judge(**{**args, **overrides})
 
 

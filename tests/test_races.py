@@ -16,7 +16,11 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, settings as hypothesis_settings, strategies as st
+import servers
+from conftest import T0, job_body
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,
@@ -28,7 +32,6 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import delete, func, select
 
-from conftest import T0, job_body
 from dispatch.assignment import service as assignment
 from dispatch.auth import service as auth
 from dispatch.auth.models import ApiKey, Role
@@ -42,15 +45,14 @@ from dispatch.jobs.lifecycle import HOLDS_CAPACITY, REASSIGNABLE, TRANSITIONS, J
 from dispatch.jobs.models import Job
 from dispatch.jobs.schemas import JobCreate
 from dispatch.models import metadata
-from dispatch.parts import service as parts, stock
+from dispatch.parts import service as parts
+from dispatch.parts import stock
 from dispatch.parts.models import JobPart, JobPartState, Location, Stock, StockMovement
 from dispatch.parts.schemas import LocationCreate, PartCreate
 from dispatch.sla import policies
 from dispatch.technicians import service as technicians
 from dispatch.technicians.models import Technician
 from dispatch.technicians.schemas import TechnicianCreate
-
-import servers
 
 DISPATCHER = Caller(key_id=-1, role=Role.dispatcher)  # a dispatcher's key, for the timeline
 CUSTOMER = (52.2319, 21.0067)  # Marszałkowska, central Warsaw
@@ -72,14 +74,14 @@ def capacity_problems(database: Database) -> list[str]:
             ).all()
         )
         orphans = session.scalar(
-            select(func.count()).select_from(Job).where(
-                Job.status.in_(list(HOLDS_CAPACITY)), Job.technician_id.is_(None)
-            )
+            select(func.count())
+            .select_from(Job)
+            .where(Job.status.in_(list(HOLDS_CAPACITY)), Job.technician_id.is_(None))
         )
         waiting_with_tech = session.scalar(
-            select(func.count()).select_from(Job).where(
-                Job.status.in_([JobStatus.new, JobStatus.unable]), Job.technician_id.is_not(None)
-            )
+            select(func.count())
+            .select_from(Job)
+            .where(Job.status.in_([JobStatus.new, JobStatus.unable]), Job.technician_id.is_not(None))
         )
     problems = []
     if orphans:
@@ -100,9 +102,7 @@ def assert_capacity_consistent(database: Database) -> None:
     assert not problems, "\n".join(problems)
 
 
-def add_technicians(
-    database: Database, count: int, *, skill: str, capacity: int = 1, spread: bool = True
-) -> list[int]:
+def add_technicians(database: Database, count: int, *, skill: str, capacity: int = 1, spread: bool = True) -> list[int]:
     ids = []
     with database.transaction() as session:
         for i in range(count):
@@ -111,8 +111,11 @@ def add_technicians(
             tech = technicians.create(
                 session=session,
                 technician_in=TechnicianCreate(
-                    name=f"Tech {skill} {i}", skills=[skill], lat=CUSTOMER[0] + offset,
-                    lon=CUSTOMER[1] + (offset if i % 2 else -offset), capacity=capacity,
+                    name=f"Tech {skill} {i}",
+                    skills=[skill],
+                    lat=CUSTOMER[0] + offset,
+                    lon=CUSTOMER[1] + (offset if i % 2 else -offset),
+                    capacity=capacity,
                 ),
                 now=T0,
             )
@@ -120,16 +123,22 @@ def add_technicians(
     return ids
 
 
-def add_jobs(database: Database, count: int, *, skill: str, settings: Settings, now: datetime = T0,
-             same_spot: bool = True) -> list[int]:
+def add_jobs(
+    database: Database, count: int, *, skill: str, settings: Settings, now: datetime = T0, same_spot: bool = True
+) -> list[int]:
     ids = []
     with database.transaction() as session:
         for i in range(count):
             lat, lon = CUSTOMER if same_spot else (CUSTOMER[0] + 0.001 * (i % 7), CUSTOMER[1] - 0.001 * (i % 5))
             job = flows.receive(
                 session=session,
-                job_in=JobCreate.model_validate(job_body(product={"category": skill}, customer={"lat": lat, "lon": lon})),
-                placed=Geocoded(lat, lon, cached=True), caller=SYSTEM, now=now, settings=settings,
+                job_in=JobCreate.model_validate(
+                    job_body(product={"category": skill}, customer={"lat": lat, "lon": lon})
+                ),
+                placed=Geocoded(lat, lon, cached=True),
+                caller=SYSTEM,
+                now=now,
+                settings=settings,
             )
             ids.append(job.id)
     return ids
@@ -147,7 +156,7 @@ def run_together(calls: list[Callable[[], Any]]) -> list[Any]:
         try:
             barrier.wait(timeout=THREAD_TIMEOUT)
             results[i] = call()
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
+        except BaseException as exc:
             results[i] = exc
 
     threads = [threading.Thread(target=worker, args=(i, c), daemon=True) for i, c in enumerate(calls)]
@@ -208,10 +217,10 @@ def test_racing_dispatches_never_overbook_a_technician(settings, database, same_
             assert sorted(assigned) == sorted(techs), "a technician got two jobs, or one got none"
 
             with database.transaction(write=False) as session:
-                open_jobs = dict(session.execute(
-                    select(Technician.id, Technician.open_jobs).where(Technician.id.in_(techs))).all())
-                rows = session.execute(
-                    select(Job.id, Job.status, Job.technician_id).where(Job.id.in_(job_ids))).all()
+                open_jobs = dict(
+                    session.execute(select(Technician.id, Technician.open_jobs).where(Technician.id.in_(techs))).all()
+                )
+                rows = session.execute(select(Job.id, Job.status, Job.technician_id).where(Job.id.in_(job_ids))).all()
             assert open_jobs == {tid: 1 for tid in techs}
             held = [r for r in rows if r.status is JobStatus.assigned]
             assert len(held) == 10 and len({r.technician_id for r in held}) == 10
@@ -256,10 +265,12 @@ def test_racing_dispatches_across_app_processes_never_overbook(settings, databas
             skill = f"http race {round_}"
             techs = add_technicians(database, 10, skill=skill, capacity=1)
             job_ids = add_jobs(database, 40, skill=skill, settings=settings, now=now)
-            responses = run_together([
-                lambda j=j, c=clients[i % len(clients)]: c.post(f"/v1/jobs/{j}/dispatch")
-                for i, j in enumerate(job_ids)
-            ])
+            responses = run_together(
+                [
+                    lambda j=j, c=clients[i % len(clients)]: c.post(f"/v1/jobs/{j}/dispatch")
+                    for i, j in enumerate(job_ids)
+                ]
+            )
             errors = [r for r in responses if isinstance(r, BaseException)]
             assert not errors, errors[:3]
             statuses = Counter(r.status_code for r in responses)
@@ -301,9 +312,9 @@ def test_bootstrapping_the_admin_key_from_several_workers_at_once_is_safe(databa
 
 
 def test_concurrent_intake_queues_writers_instead_of_failing(api):
-    responses = run_together([
-        lambda i=i: api.post("/v1/jobs", job_body(external_ref=f"INTAKE-{i}")) for i in range(40)
-    ])
+    responses = run_together(
+        [lambda i=i: api.post("/v1/jobs", job_body(external_ref=f"INTAKE-{i}")) for i in range(40)]
+    )
     errors = [r for r in responses if isinstance(r, BaseException)]
     assert not errors, errors[:3]
     failed = [(r.status_code, r.text[:300]) for r in responses if r.status_code != 201]
@@ -323,8 +334,12 @@ def test_concurrent_intake_from_services_in_their_own_transactions(settings, dat
     def intake(i: int) -> int:
         with database.transaction() as session:
             job = flows.receive(
-                session=session, job_in=JobCreate.model_validate(job_body(external_ref=f"SVC-{i}")),
-                placed=Geocoded(*CUSTOMER, cached=True), caller=SYSTEM, now=T0, settings=settings,
+                session=session,
+                job_in=JobCreate.model_validate(job_body(external_ref=f"SVC-{i}")),
+                placed=Geocoded(*CUSTOMER, cached=True),
+                caller=SYSTEM,
+                now=T0,
+                settings=settings,
             )
             return job.id
 
@@ -342,10 +357,12 @@ def test_intake_from_several_app_processes_at_once_queues_writers(database, app_
     headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
     clients = [httpx.Client(base_url=s.base_url, headers=headers, timeout=30.0) for s in app_servers]
     try:
-        responses = run_together([
-            lambda i=i: clients[i % len(clients)].post("/v1/jobs", json=job_body(external_ref=f"PROC-{i}"))
-            for i in range(40)
-        ])
+        responses = run_together(
+            [
+                lambda i=i: clients[i % len(clients)].post("/v1/jobs", json=job_body(external_ref=f"PROC-{i}"))
+                for i in range(40)
+            ]
+        )
     finally:
         for client in clients:
             client.close()
@@ -364,9 +381,9 @@ def test_the_same_order_number_sent_many_times_at_once_is_stored_once(api, sende
         headers = api.as_outlet(outlet["id"])
     else:
         headers = api.headers("dispatcher")
-    responses = run_together([
-        lambda: api.post("/v1/jobs", job_body(external_ref="ORD-1"), headers=headers) for _ in range(20)
-    ])
+    responses = run_together(
+        [lambda: api.post("/v1/jobs", job_body(external_ref="ORD-1"), headers=headers) for _ in range(20)]
+    )
     _no_server_errors(*responses)
     statuses = Counter(r.status_code for r in responses)
     codes = Counter(r.json()["code"] for r in responses if r.status_code == 409)
@@ -431,9 +448,12 @@ def test_a_technician_giving_up_while_the_dispatcher_reassigns_keeps_capacity_co
         x, y = (api.technician(name=n, skills=[skill])["id"] for n in ("X", "Y"))
         job = api.job(product={"category": skill})["id"]
         assert _assign(api, job, x).status_code == 200
-        gave_up, moved = run_together([
-            lambda: _status(api, job, "unable", api.as_technician(x)), lambda: _assign(api, job, y),
-        ])
+        gave_up, moved = run_together(
+            [
+                lambda: _status(api, job, "unable", api.as_technician(x)),
+                lambda: _assign(api, job, y),
+            ]
+        )
         _no_server_errors(gave_up, moved)
         # Either order ends the same: Y has the job, X is free.
         assert moved.status_code == 200, moved.text
@@ -454,9 +474,12 @@ def test_completing_a_job_while_the_next_is_dispatched_to_the_same_technician(ap
         assert api.post(f"/v1/jobs/{first}/dispatch").json()["technician_id"] == x
         for status in ("en_route", "on_site"):
             assert _status(api, first, status, phone).status_code == 200
-        done, sent = run_together([
-            lambda: _status(api, first, "completed", phone), lambda: api.post(f"/v1/jobs/{second}/dispatch"),
-        ])
+        done, sent = run_together(
+            [
+                lambda: _status(api, first, "completed", phone),
+                lambda: api.post(f"/v1/jobs/{second}/dispatch"),
+            ]
+        )
         _no_server_errors(done, sent)
         assert done.status_code == 200, done.text
         if sent.status_code == 200:
@@ -478,9 +501,12 @@ def test_cancelling_while_another_dispatcher_reassigns_frees_everyone(api):
         x, y = (api.technician(name=n, skills=[skill])["id"] for n in ("X", "Y"))
         job = api.job(product={"category": skill})["id"]
         assert _assign(api, job, x).status_code == 200
-        cancelled, moved = run_together([
-            lambda: _status(api, job, "cancelled", api.headers("supervisor")), lambda: _assign(api, job, y),
-        ])
+        cancelled, moved = run_together(
+            [
+                lambda: _status(api, job, "cancelled", api.headers("supervisor")),
+                lambda: _assign(api, job, y),
+            ]
+        )
         _no_server_errors(cancelled, moved)
         assert cancelled.status_code == 200, cancelled.text
         assert moved.status_code in (200, 409), moved.text
@@ -533,8 +559,12 @@ def test_two_dispatchers_saving_the_same_version_at_once_one_wins_and_the_other_
         tech = api.technician(name=f"Edited {round_}", capacity=2)
         url = f"/v1/technicians/{tech['id']}"
         seen = {**api.headers("dispatcher"), "If-Match": api.get(url).headers["etag"]}
-        a, b = run_together([lambda: api.patch(url, {"capacity": 3}, headers=seen),
-                             lambda: api.patch(url, {"capacity": 5}, headers=seen)])
+        a, b = run_together(
+            [
+                lambda: api.patch(url, {"capacity": 3}, headers=seen),
+                lambda: api.patch(url, {"capacity": 5}, headers=seen),
+            ]
+        )
         _no_server_errors(a, b)
         assert sorted([a.status_code, b.status_code]) == [200, 412], (a.text, b.text)
         winner = a if a.status_code == 200 else b
@@ -542,15 +572,23 @@ def test_two_dispatchers_saving_the_same_version_at_once_one_wins_and_the_other_
 
 
 def test_two_counts_of_the_same_shelf_at_once_one_lands_and_the_other_gets_412(api):
-    api.post("/v1/locations", {"code": "B1", "name": "Branch", "kind": "branch", "lat": 52.2, "lon": 21.0},
-             who="warehouse")
-    api.post("/v1/parts", {"sku": "P1", "name": "Pump", "categories": ["washing machine"], "lead_time_hours": 24},
-             who="warehouse")
+    api.post(
+        "/v1/locations", {"code": "B1", "name": "Branch", "kind": "branch", "lat": 52.2, "lon": 21.0}, who="warehouse"
+    )
+    api.post(
+        "/v1/parts",
+        {"sku": "P1", "name": "Pump", "categories": ["washing machine"], "lead_time_hours": 24},
+        who="warehouse",
+    )
     url = "/v1/locations/B1/stock/P1"
     for round_ in range(ROUNDS):
         seen = {**api.headers("warehouse"), "If-Match": api.get(url, who="warehouse").headers["etag"]}
-        a, b = run_together([lambda: api.client.put(url, json={"on_hand": 2 * round_ + 1}, headers=seen),
-                             lambda: api.client.put(url, json={"on_hand": 2 * round_ + 2}, headers=seen)])
+        a, b = run_together(
+            [
+                lambda: api.client.put(url, json={"on_hand": 2 * round_ + 1}, headers=seen),
+                lambda: api.client.put(url, json={"on_hand": 2 * round_ + 2}, headers=seen),
+            ]
+        )
         _no_server_errors(a, b)
         assert sorted([a.status_code, b.status_code]) == [200, 412], (a.text, b.text)
         winner = a if a.status_code == 200 else b
@@ -582,7 +620,8 @@ def test_capacity_stays_consistent_through_any_sequence_of_dispatches_and_status
 
         def eligible(self, skill: str) -> set[int]:
             return {
-                tid for tid, t in self.tech.items()
+                tid
+                for tid, t in self.tech.items()
                 if skill in t["skills"] and t["active"] and t["on_duty"] and self.open_jobs(tid) < t["capacity"]
             }
 
@@ -597,9 +636,12 @@ def test_capacity_stays_consistent_through_any_sequence_of_dispatches_and_status
         def a_first_technician(self) -> int:
             return self.new_technician(1, [SKILLS[0]], 0)
 
-        @rule(target=technicians, capacity=st.integers(1, 3),
-              skills=st.lists(st.sampled_from(SKILLS), min_size=1, max_size=2, unique=True),
-              where=st.integers(0, 5))
+        @rule(
+            target=technicians,
+            capacity=st.integers(1, 3),
+            skills=st.lists(st.sampled_from(SKILLS), min_size=1, max_size=2, unique=True),
+            where=st.integers(0, 5),
+        )
         def add_technician(self, capacity: int, skills: list[str], where: int) -> int:
             return self.new_technician(capacity, skills, where)
 
@@ -643,9 +685,13 @@ def test_capacity_stays_consistent_through_any_sequence_of_dispatches_and_status
                 return
             assert r.status_code == 409 and r.json()["code"] == expected, (expected, r.text)
 
-        @rule(job=jobs, status=st.sampled_from(
-            [JobStatus.en_route, JobStatus.on_site, JobStatus.completed, JobStatus.unable, JobStatus.cancelled]),
-              from_phone=st.booleans())
+        @rule(
+            job=jobs,
+            status=st.sampled_from(
+                [JobStatus.en_route, JobStatus.on_site, JobStatus.completed, JobStatus.unable, JobStatus.cancelled]
+            ),
+            from_phone=st.booleans(),
+        )
         def change_status(self, job: int, status: JobStatus, from_phone: bool) -> None:
             model = self.job[job]
             phone = from_phone and model["tech"] is not None and status is not JobStatus.cancelled
@@ -687,7 +733,10 @@ def test_capacity_stays_consistent_through_any_sequence_of_dispatches_and_status
     run_state_machine_as_test(
         Lifecycle,
         settings=hypothesis_settings(
-            max_examples=30, stateful_step_count=25, deadline=None, derandomize=True,
+            max_examples=30,
+            stateful_step_count=25,
+            deadline=None,
+            derandomize=True,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
         ),
     )
@@ -707,11 +756,12 @@ def test_a_burst_larger_than_the_worker_threads_waits_its_turn_instead_of_deadlo
         "DISPATCH_MAX_CONCURRENT_REQUESTS": "2",
     }
     with servers.running(env=env, log_dir=tmp_path, count=1, workers=1) as (server,):
-        with httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-                          timeout=60.0) as client:
-            responses = run_together([
-                lambda i=i: client.post("/v1/jobs", json=job_body(external_ref=f"BURST-{i}")) for i in range(60)
-            ])
+        with httpx.Client(
+            base_url=server.base_url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=60.0
+        ) as client:
+            responses = run_together(
+                [lambda i=i: client.post("/v1/jobs", json=job_body(external_ref=f"BURST-{i}")) for i in range(60)]
+            )
             # Health checks are never queued behind the burst.
             assert client.get("/healthz").status_code == 200
     _no_server_errors(*responses)
@@ -725,12 +775,25 @@ def add_stocked_part(database: Database, settings: Settings, *, sku: str, on_han
     """One branch holding ``on_hand`` of a new part; no central warehouse to ship from."""
     with database.transaction() as session:
         if session.scalar(select(Location.id).where(Location.code == "RACE-BR")) is None:
-            stock.create_location(session=session, location_in=LocationCreate(
-                code="RACE-BR", name="Race branch", kind="branch", lat=CUSTOMER[0], lon=CUSTOMER[1]),
-                settings=settings, now=T0)
+            stock.create_location(
+                session=session,
+                location_in=LocationCreate(
+                    code="RACE-BR", name="Race branch", kind="branch", lat=CUSTOMER[0], lon=CUSTOMER[1]
+                ),
+                settings=settings,
+                now=T0,
+            )
         stock.create_part(session=session, part_in=PartCreate(sku=sku, name=sku, lead_time_hours=48), now=T0)
-        parts.set_stock(session=session, code="RACE-BR", sku=sku, on_hand=on_hand, note=None, caller=SYSTEM,
-                        now=T0, settings=settings)
+        parts.set_stock(
+            session=session,
+            code="RACE-BR",
+            sku=sku,
+            on_hand=on_hand,
+            note=None,
+            caller=SYSTEM,
+            now=T0,
+            settings=settings,
+        )
 
 
 def stock_problems(database: Database) -> list[str]:
@@ -741,10 +804,12 @@ def stock_problems(database: Database) -> list[str]:
         ledger = {
             (row.location_id, row.part_id): (row.on_hand, row.reserved)
             for row in session.execute(
-                select(StockMovement.location_id, StockMovement.part_id,
-                       func.sum(StockMovement.on_hand_change).label("on_hand"),
-                       func.sum(StockMovement.reserved_change).label("reserved"))
-                .group_by(StockMovement.location_id, StockMovement.part_id)
+                select(
+                    StockMovement.location_id,
+                    StockMovement.part_id,
+                    func.sum(StockMovement.on_hand_change).label("on_hand"),
+                    func.sum(StockMovement.reserved_change).label("reserved"),
+                ).group_by(StockMovement.location_id, StockMovement.part_id)
             )
         }
         held = dict(
@@ -769,18 +834,22 @@ def stock_problems(database: Database) -> list[str]:
 
 def _part_states(database: Database, job_ids: list[int]) -> Counter[str]:
     with database.transaction(write=False) as session:
-        return Counter(state.value for state in session.scalars(select(JobPart.state).where(JobPart.job_id.in_(job_ids))))
+        return Counter(
+            state.value for state in session.scalars(select(JobPart.state).where(JobPart.job_id.in_(job_ids)))
+        )
 
 
 def test_fifty_phones_asking_for_the_last_ten_parts_get_ten_reservations_and_forty_backorders(api, settings):
     """In one app (SQLite serialises writers, PostgreSQL row locks): 50 requests at once."""
     add_stocked_part(api.database, settings, sku="RACE-1", on_hand=10)
     job_ids = add_jobs(api.database, 50, skill="washing machine", settings=settings)
-    responses = run_together([
-        lambda j=j: api.post(f"/v1/jobs/{j}/parts", {"sku": "RACE-1", "quantity": 1}) for j in job_ids
-    ])
+    responses = run_together(
+        [lambda j=j: api.post(f"/v1/jobs/{j}/parts", {"sku": "RACE-1", "quantity": 1}) for j in job_ids]
+    )
     _no_server_errors(*responses)
-    assert Counter(r.status_code for r in responses) == {201: 50}, [r.text[:200] for r in responses if r.status_code != 201][:3]
+    assert Counter(r.status_code for r in responses) == {201: 50}, [
+        r.text[:200] for r in responses if r.status_code != 201
+    ][:3]
     assert Counter(r.json()["state"] for r in responses) == {"reserved": 10, "backordered": 40}
     assert _part_states(api.database, job_ids) == {"reserved": 10, "backordered": 40}
     problems = stock_problems(api.database)
@@ -797,12 +866,18 @@ def test_racing_part_requests_across_app_processes_never_oversell(settings, data
         now = datetime.now(UTC)
         add_stocked_part(database, settings, sku="RACE-HTTP", on_hand=10)
         job_ids = add_jobs(database, 50, skill="washing machine", settings=settings, now=now)
-        responses = run_together([
-            lambda j=j, c=clients[i % len(clients)]: c.post(f"/v1/jobs/{j}/parts", json={"sku": "RACE-HTTP", "quantity": 1})
-            for i, j in enumerate(job_ids)
-        ])
+        responses = run_together(
+            [
+                lambda j=j, c=clients[i % len(clients)]: c.post(
+                    f"/v1/jobs/{j}/parts", json={"sku": "RACE-HTTP", "quantity": 1}
+                )
+                for i, j in enumerate(job_ids)
+            ]
+        )
         _no_server_errors(*responses)
-        assert Counter(r.status_code for r in responses) == {201: 50}, [r.text[:300] for r in responses if r.status_code != 201][:3]
+        assert Counter(r.status_code for r in responses) == {201: 50}, [
+            r.text[:300] for r in responses if r.status_code != 201
+        ][:3]
         assert _part_states(database, job_ids) == {"reserved": 10, "backordered": 40}
 
         # Goods arrive in five receipts at once while the phones ask for 10 more parts.
@@ -816,7 +891,9 @@ def test_racing_part_requests_across_app_processes_never_oversell(settings, data
         ]
         responses = run_together(calls)
         _no_server_errors(*responses)
-        assert all(r.status_code == 201 for r in responses), [r.text[:300] for r in responses if r.status_code != 201][:3]
+        assert all(r.status_code == 201 for r in responses), [r.text[:300] for r in responses if r.status_code != 201][
+            :3
+        ]
         # 10 + 30 received = 40 pieces for 60 requests: 40 reserved, 20 still on backorder.
         assert _part_states(database, job_ids + more_jobs) == {"reserved": 40, "backordered": 20}
         problems = stock_problems(database)

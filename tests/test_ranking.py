@@ -17,8 +17,20 @@ NOW = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 
 
 def row(tid, lat, lon, **kw):
-    base = dict(technician_id=tid, name=f"t{tid}", lat=lat, lon=lon, active=True, on_duty=True,
-                open_jobs=0, capacity=1, shift_start=None, shift_end=None, shift_days=None, timezone="UTC")
+    base = dict(
+        technician_id=tid,
+        name=f"t{tid}",
+        lat=lat,
+        lon=lon,
+        active=True,
+        on_duty=True,
+        open_jobs=0,
+        capacity=1,
+        shift_start=None,
+        shift_end=None,
+        shift_days=None,
+        timezone="UTC",
+    )
     base.update(kw)
     return CandidateRow(**base)
 
@@ -70,18 +82,34 @@ def test_the_database_search_agrees_with_measuring_everyone(database, settings):
         clat, clon = rng.choice(cities) if rng.random() < 0.7 else (rng.uniform(49, 55), rng.uniform(14, 24))
         lat, lon = clat + rng.gauss(0, 0.1), clon + rng.gauss(0, 0.15)
         shift = rng.random() < 0.3
-        techs.append(dict(
-            id=i, name=f"t{i}", lat=lat, lon=lon, capacity=2, open_jobs=rng.choice([0, 0, 1, 2]),
-            on_duty=rng.random() < 0.7, active=rng.random() < 0.95,
-            shift_start=time(14) if shift else None, shift_end=time(22) if shift else None,
-            timezone="Europe/Warsaw", created_at=NOW, updated_at=NOW, skills=rng.sample(skills, 2),
-        ))
+        techs.append(
+            dict(
+                id=i,
+                name=f"t{i}",
+                lat=lat,
+                lon=lon,
+                capacity=2,
+                open_jobs=rng.choice([0, 0, 1, 2]),
+                on_duty=rng.random() < 0.7,
+                active=rng.random() < 0.95,
+                shift_start=time(14) if shift else None,
+                shift_end=time(22) if shift else None,
+                timezone="Europe/Warsaw",
+                created_at=NOW,
+                updated_at=NOW,
+                skills=rng.sample(skills, 2),
+            )
+        )
     with database.transaction() as session:
         session.execute(insert(Technician), [{k: v for k, v in t.items() if k != "skills"} for t in techs])
-        session.execute(insert(TechnicianSkill), [
-            {"technician_id": t["id"], "skill": s, "lat": t["lat"], "lon": t["lon"], "lat_band": lat_band(t["lat"])}
-            for t in techs for s in t["skills"]
-        ])
+        session.execute(
+            insert(TechnicianSkill),
+            [
+                {"technician_id": t["id"], "skill": s, "lat": t["lat"], "lon": t["lon"], "lat_band": lat_band(t["lat"])}
+                for t in techs
+                for s in t["skills"]
+            ],
+        )
     with database.transaction(write=False) as session:
         for _ in range(150):
             clat, clon = rng.choice(cities)

@@ -228,29 +228,49 @@ def test_both_passes_through_the_repeated_hour_are_on_shift():
 
 # Working through a queue of jobs on shift (the watcher's technician_overloaded) -------------
 
-from hypothesis import given, settings as hypothesis_settings, strategies as st  # noqa: E402
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
-from dispatch.technicians.shifts import finish_times  # noqa: E402
+from dispatch.technicians.shifts import finish_times
 
 
-def finishes(since: datetime, per_job_minutes: int, count: int, start: str | None, end: str | None,
-             days: str | None = None, zone: str = "UTC") -> list[datetime | None]:
-    done = finish_times(since, timedelta(minutes=per_job_minutes), count,
-                        start=time.fromisoformat(start) if start else None,
-                        end=time.fromisoformat(end) if end else None, days=days, timezone=zone)
+def finishes(
+    since: datetime,
+    per_job_minutes: int,
+    count: int,
+    start: str | None,
+    end: str | None,
+    days: str | None = None,
+    zone: str = "UTC",
+) -> list[datetime | None]:
+    done = finish_times(
+        since,
+        timedelta(minutes=per_job_minutes),
+        count,
+        start=time.fromisoformat(start) if start else None,
+        end=time.fromisoformat(end) if end else None,
+        days=days,
+        timezone=zone,
+    )
     return [None if stamp == float("inf") else datetime.fromtimestamp(stamp, UTC) for stamp in done]
 
 
 def test_without_shift_hours_the_jobs_follow_each_other_round_the_clock():
     assert finishes(utc(2026, 3, 10, 22), 90, 3, None, None) == [
-        utc(2026, 3, 10, 23, 30), utc(2026, 3, 11, 1), utc(2026, 3, 11, 2, 30)]
+        utc(2026, 3, 10, 23, 30),
+        utc(2026, 3, 11, 1),
+        utc(2026, 3, 11, 2, 30),
+    ]
 
 
 def test_work_left_at_the_end_of_a_shift_waits_for_the_next_one():
     # Tuesday 15:00 in Warsaw, shift 08:00-16:00 on weekdays: an hour today, the rest tomorrow.
     since = datetime(2026, 3, 10, 15, tzinfo=ZoneInfo(WARSAW))
-    local = [f.astimezone(ZoneInfo(WARSAW)).strftime("%a %H:%M") for f in finishes(since, 90, 3, "08:00", "16:00",
-                                                                                     "12345", WARSAW)]
+    local = [
+        f.astimezone(ZoneInfo(WARSAW)).strftime("%a %H:%M")
+        for f in finishes(since, 90, 3, "08:00", "16:00", "12345", WARSAW)
+    ]
     assert local == ["Wed 08:30", "Wed 10:00", "Wed 11:30"]
 
 
@@ -275,8 +295,12 @@ def test_the_short_night_of_the_spring_change_has_seven_hours():
 @hypothesis_settings(max_examples=40, deadline=None)
 @given(
     since=st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2026, 12, 31)).map(
-        lambda d: d.replace(second=0, microsecond=0, tzinfo=UTC)),
-    start=st.integers(0, 23), length=st.integers(1, 24), per_job=st.integers(1, 240), count=st.integers(1, 3),
+        lambda d: d.replace(second=0, microsecond=0, tzinfo=UTC)
+    ),
+    start=st.integers(0, 23),
+    length=st.integers(1, 24),
+    per_job=st.integers(1, 240),
+    count=st.integers(1, 3),
     days=st.sets(st.sampled_from("1234567"), min_size=1).map(lambda s: "".join(sorted(s))),
     zone=st.sampled_from(["UTC", WARSAW, "America/New_York"]),
 )

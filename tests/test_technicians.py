@@ -4,7 +4,6 @@ they can be sent right now."""
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from conftest import T0
 
 CUSTOMER = {"lat": 52.2319, "lon": 21.0067}  # Marszałkowska, central Warsaw (job_body's customer)
@@ -33,8 +32,10 @@ def _outlet(api):
 
 
 def test_a_dispatcher_adds_a_technician_with_sensible_defaults(api):
-    r = api.post("/v1/technicians", {"name": "  Jan Kowalski ", "skills": ["Washing  Machine", "FRIDGE", "fridge"],
-                                      "lat": 52.2297, "lon": 21.0122})
+    r = api.post(
+        "/v1/technicians",
+        {"name": "  Jan Kowalski ", "skills": ["Washing  Machine", "FRIDGE", "fridge"], "lat": 52.2297, "lon": 21.0122},
+    )
     assert r.status_code == 201, r.text
     tech = r.json()
     assert tech["name"] == "Jan Kowalski"
@@ -48,7 +49,9 @@ def test_a_dispatcher_adds_a_technician_with_sensible_defaults(api):
 
 
 def test_shift_hours_are_stored_with_their_zone_and_days(api):
-    tech = api.technician(shift={**WARSAW_DAY, "days": [5, 1, 2, 3, 4, 1]}, home_branch="WAW-1", phone="+48 600 100 200")
+    tech = api.technician(
+        shift={**WARSAW_DAY, "days": [5, 1, 2, 3, 4, 1]}, home_branch="WAW-1", phone="+48 600 100 200"
+    )
     assert tech["shift"] == {"start": "08:00", "end": "16:00", "days": [1, 2, 3, 4, 5], "timezone": "Europe/Warsaw"}
     assert tech["home_branch"] == "WAW-1" and tech["phone"] == "+48 600 100 200"
     every_day = api.technician(shift={"start": "22:00", "end": "06:00"})
@@ -83,10 +86,27 @@ def test_shift_hours_are_stored_with_their_zone_and_days(api):
         ({"shift": {"start": "08:00"}}, ["body", "shift", "end"]),
     ],
     ids=[
-        "lat 91", "lat -90.5", "lon 180.01", "lon as a string", "no skills", "empty skill", "skills not a list",
-        "capacity 0", "capacity 101", "capacity as a string", "on_duty as a string", "blank name", "unknown field",
-        "unknown zone", "zone that is a tzdata folder", "zone that is a path", "shift times with an offset",
-        "hour 25", "weekday 0", "no weekdays", "shift without an end",
+        "lat 91",
+        "lat -90.5",
+        "lon 180.01",
+        "lon as a string",
+        "no skills",
+        "empty skill",
+        "skills not a list",
+        "capacity 0",
+        "capacity 101",
+        "capacity as a string",
+        "on_duty as a string",
+        "blank name",
+        "unknown field",
+        "unknown zone",
+        "zone that is a tzdata folder",
+        "zone that is a path",
+        "shift times with an offset",
+        "hour 25",
+        "weekday 0",
+        "no weekdays",
+        "shift without an end",
     ],
 )
 def test_a_bad_technician_is_a_422_that_names_the_field(api, change, where):
@@ -163,7 +183,9 @@ def test_a_patch_changes_only_what_it_sends(api):
     assert changed["capacity"] == 4 and changed["on_duty"] is False
     assert changed["updated_at"] == iso(T0 + timedelta(minutes=5))
     unchanged = {k: v for k, v in changed.items() if k not in {"capacity", "on_duty", "updated_at", "available_now"}}
-    assert unchanged == {k: v for k, v in tech.items() if k not in {"capacity", "on_duty", "updated_at", "available_now"}}
+    assert unchanged == {
+        k: v for k, v in tech.items() if k not in {"capacity", "on_duty", "updated_at", "available_now"}
+    }
     assert changed["location_at"] == iso(T0)  # not moved
     assert api.get(f"/v1/technicians/{tech['id']}").json() == changed
 
@@ -243,8 +265,11 @@ def test_a_technician_reports_their_own_location(api):
     phone = api.as_technician(tech["id"])
     api.clock.advance(minutes=10)
     fix_time = T0 + timedelta(minutes=9)
-    r = api.post(f"/v1/technicians/{tech['id']}/location",
-                 {"lat": 52.25, "lon": 21.05, "at": fix_time.isoformat()}, headers=phone)
+    r = api.post(
+        f"/v1/technicians/{tech['id']}/location",
+        {"lat": 52.25, "lon": 21.05, "at": fix_time.isoformat()},
+        headers=phone,
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert (body["lat"], body["lon"]) == (52.25, 21.05)
@@ -259,8 +284,9 @@ def test_a_technician_reports_their_own_location(api):
 def test_a_technician_cannot_report_for_someone_else(api):
     me = api.technician(name="Me")
     other = api.technician(name="Other", lat=52.40, lon=21.00)
-    r = api.post(f"/v1/technicians/{other['id']}/location", {"lat": 52.0, "lon": 20.0},
-                 headers=api.as_technician(me["id"]))
+    r = api.post(
+        f"/v1/technicians/{other['id']}/location", {"lat": 52.0, "lon": 20.0}, headers=api.as_technician(me["id"])
+    )
     assert _problem(r, 404)["code"] == "technician-not-found"
     after = api.get(f"/v1/technicians/{other['id']}").json()
     assert (after["lat"], after["lon"]) == (52.40, 21.00)
@@ -278,12 +304,21 @@ def test_a_late_report_never_overwrites_a_newer_one(api):
     phone = api.as_technician(tech["id"])
     api.clock.advance(minutes=30)
     newer = T0 + timedelta(minutes=20)
-    assert api.post(f"/v1/technicians/{tech['id']}/location",
-                    {"lat": 52.25, "lon": 21.05, "at": newer.isoformat()}, headers=phone).status_code == 200
+    assert (
+        api.post(
+            f"/v1/technicians/{tech['id']}/location",
+            {"lat": 52.25, "lon": 21.05, "at": newer.isoformat()},
+            headers=phone,
+        ).status_code
+        == 200
+    )
     # A fix queued offline from earlier arrives afterwards: accepted, but it does not move anyone.
     for late in (T0 + timedelta(minutes=10), newer):
-        r = api.post(f"/v1/technicians/{tech['id']}/location",
-                     {"lat": 50.06, "lon": 19.94, "at": late.isoformat()}, headers=phone)
+        r = api.post(
+            f"/v1/technicians/{tech['id']}/location",
+            {"lat": 50.06, "lon": 19.94, "at": late.isoformat()},
+            headers=phone,
+        )
         assert r.status_code == 200, r.text
         assert (r.json()["lat"], r.json()["lon"]) == (52.25, 21.05)
         assert r.json()["location_at"] == iso(newer)
@@ -293,24 +328,32 @@ def test_a_late_report_never_overwrites_a_newer_one(api):
 
 def test_a_fix_timed_before_the_technician_was_added_is_ignored(api):
     tech = api.technician(lat=52.40, lon=21.00)
-    r = api.post(f"/v1/technicians/{tech['id']}/location",
-                 {"lat": 52.25, "lon": 21.05, "at": (T0 - timedelta(minutes=1)).isoformat()},
-                 headers=api.as_technician(tech["id"]))
+    r = api.post(
+        f"/v1/technicians/{tech['id']}/location",
+        {"lat": 52.25, "lon": 21.05, "at": (T0 - timedelta(minutes=1)).isoformat()},
+        headers=api.as_technician(tech["id"]),
+    )
     assert r.status_code == 200 and (r.json()["lat"], r.json()["lon"]) == (52.40, 21.00)
 
 
 def test_a_report_from_the_future_is_refused(api):
     tech = api.technician(lat=52.40, lon=21.00)
     phone = api.as_technician(tech["id"])
-    r = api.post(f"/v1/technicians/{tech['id']}/location",
-                 {"lat": 52.25, "lon": 21.05, "at": (T0 + timedelta(seconds=301)).isoformat()}, headers=phone)
+    r = api.post(
+        f"/v1/technicians/{tech['id']}/location",
+        {"lat": 52.25, "lon": 21.05, "at": (T0 + timedelta(seconds=301)).isoformat()},
+        headers=phone,
+    )
     problem = _problem(r, 422)
     assert problem["code"] == "timestamp-in-future"
     assert problem["errors"][0]["loc"] == ["body", "at"]
     assert api.get(f"/v1/technicians/{tech['id']}").json()["lat"] == 52.40
     # A phone clock a little ahead is within the allowed skew.
-    r = api.post(f"/v1/technicians/{tech['id']}/location",
-                 {"lat": 52.25, "lon": 21.05, "at": (T0 + timedelta(seconds=300)).isoformat()}, headers=phone)
+    r = api.post(
+        f"/v1/technicians/{tech['id']}/location",
+        {"lat": 52.25, "lon": 21.05, "at": (T0 + timedelta(seconds=300)).isoformat()},
+        headers=phone,
+    )
     assert r.status_code == 200 and r.json()["lat"] == 52.25
 
 
@@ -326,7 +369,9 @@ def test_a_report_from_the_future_is_refused(api):
 )
 def test_a_bad_location_report_is_a_422(api, body, where):
     tech = api.technician()
-    problem = _problem(api.post(f"/v1/technicians/{tech['id']}/location", body, headers=api.as_technician(tech["id"])), 422)
+    problem = _problem(
+        api.post(f"/v1/technicians/{tech['id']}/location", body, headers=api.as_technician(tech["id"])), 422
+    )
     assert any(e["loc"][: len(where)] == where for e in problem["errors"]), problem
 
 
@@ -401,7 +446,9 @@ def test_an_outlet_key_cannot_see_or_move_technicians(api):
     assert _problem(api.get("/v1/technicians", headers=shop), 403)["code"] == "role-not-allowed"
     _problem(api.get(f"/v1/technicians/{tech['id']}", headers=shop), 403)
     _problem(api.post(f"/v1/technicians/{tech['id']}/location", {"lat": 50.0, "lon": 19.0}, headers=shop), 403)
-    _problem(api.post("/v1/technicians", {"name": "X", "skills": ["fridge"], "lat": 52.0, "lon": 21.0}, headers=shop), 403)
+    _problem(
+        api.post("/v1/technicians", {"name": "X", "skills": ["fridge"], "lat": 52.0, "lon": 21.0}, headers=shop), 403
+    )
 
 
 def test_a_supervisor_reads_technicians_but_does_not_change_them(api):
@@ -436,8 +483,11 @@ def test_dispatch_uses_the_position_a_patch_moved_the_technician_to(api):
 def test_dispatch_uses_the_position_a_phone_reported(api):
     near, far = _two_technicians(api)
     api.clock.advance(minutes=2)
-    r = api.post(f"/v1/technicians/{far['id']}/location", {"lat": 52.2320, "lon": 21.0068, "at": iso(T0 + timedelta(minutes=1))},
-                 headers=api.as_technician(far["id"]))
+    r = api.post(
+        f"/v1/technicians/{far['id']}/location",
+        {"lat": 52.2320, "lon": 21.0068, "at": iso(T0 + timedelta(minutes=1))},
+        headers=api.as_technician(far["id"]),
+    )
     assert r.status_code == 200, r.text
     r = api.post(f"/v1/jobs/{api.job()['id']}/dispatch")
     assert r.status_code == 200, r.text
@@ -448,8 +498,11 @@ def test_dispatch_stops_sending_a_technician_who_moved_away(api):
     near, far = _two_technicians(api)
     # The near one drives to Kraków; the far one is now the nearest.
     api.clock.advance(minutes=2)
-    api.post(f"/v1/technicians/{near['id']}/location", {"lat": 50.0647, "lon": 19.9450},
-             headers=api.as_technician(near["id"]))
+    api.post(
+        f"/v1/technicians/{near['id']}/location",
+        {"lat": 50.0647, "lon": 19.9450},
+        headers=api.as_technician(near["id"]),
+    )
     r = api.post(f"/v1/jobs/{api.job()['id']}/dispatch")
     assert r.status_code == 200, r.text
     assert r.json()["technician_id"] == far["id"]
@@ -467,11 +520,17 @@ def test_a_late_report_does_not_move_the_technician_for_dispatch_either(api):
     near, far = _two_technicians(api)
     api.clock.advance(minutes=5)
     phone = api.as_technician(far["id"])
-    api.post(f"/v1/technicians/{far['id']}/location", {"lat": 52.40, "lon": 21.00, "at": iso(T0 + timedelta(minutes=4))},
-             headers=phone)
+    api.post(
+        f"/v1/technicians/{far['id']}/location",
+        {"lat": 52.40, "lon": 21.00, "at": iso(T0 + timedelta(minutes=4))},
+        headers=phone,
+    )
     # An older fix (from when they were next to the customer) arrives late.
-    api.post(f"/v1/technicians/{far['id']}/location", {"lat": 52.2320, "lon": 21.0068, "at": iso(T0 + timedelta(minutes=3))},
-             headers=phone)
+    api.post(
+        f"/v1/technicians/{far['id']}/location",
+        {"lat": 52.2320, "lon": 21.0068, "at": iso(T0 + timedelta(minutes=3))},
+        headers=phone,
+    )
     r = api.post(f"/v1/jobs/{api.job()['id']}/dispatch")
     assert r.status_code == 200 and r.json()["technician_id"] == near["id"]
 
@@ -503,10 +562,13 @@ def test_the_phone_reporting_its_location_does_not_make_a_dispatchers_edit_stale
     etag = api.get(f"/v1/technicians/{tech['id']}").headers["etag"]
     phone = api.as_technician(tech["id"])
     api.clock.advance(minutes=1)
-    assert api.post(f"/v1/technicians/{tech['id']}/location", {"lat": 52.25, "lon": 21.0},
-                    headers=phone).status_code == 200
-    r = api.patch(f"/v1/technicians/{tech['id']}", {"on_duty": False},
-                  headers={**api.headers("dispatcher"), "If-Match": etag})
+    assert (
+        api.post(f"/v1/technicians/{tech['id']}/location", {"lat": 52.25, "lon": 21.0}, headers=phone).status_code
+        == 200
+    )
+    r = api.patch(
+        f"/v1/technicians/{tech['id']}", {"on_duty": False}, headers={**api.headers("dispatcher"), "If-Match": etag}
+    )
     assert r.status_code == 200, r.text
 
 
@@ -515,7 +577,9 @@ def test_an_if_match_that_is_not_the_current_strong_etag_is_refused(api, if_matc
     tech = api.technician()
     etag = api.get(f"/v1/technicians/{tech['id']}").headers["etag"]
     header = if_match.format(etag=etag.strip('"')) if "{etag}" in if_match else if_match
-    r = api.patch(f"/v1/technicians/{tech['id']}", {"capacity": 9}, headers={**api.headers("dispatcher"), "If-Match": header})
+    r = api.patch(
+        f"/v1/technicians/{tech['id']}", {"capacity": 9}, headers={**api.headers("dispatcher"), "If-Match": header}
+    )
     assert r.status_code == 412, r.text
     assert api.get(f"/v1/technicians/{tech['id']}").json()["capacity"] == tech["capacity"]
 
@@ -523,11 +587,17 @@ def test_an_if_match_that_is_not_the_current_strong_etag_is_refused(api, if_matc
 def test_if_match_star_or_one_of_several_tags_lets_the_edit_through(api):
     tech = api.technician()
     etag = api.get(f"/v1/technicians/{tech['id']}").headers["etag"]
-    r = api.patch(f"/v1/technicians/{tech['id']}", {"name": "Renamed once"},
-                  headers={**api.headers("dispatcher"), "If-Match": "*"})
+    r = api.patch(
+        f"/v1/technicians/{tech['id']}",
+        {"name": "Renamed once"},
+        headers={**api.headers("dispatcher"), "If-Match": "*"},
+    )
     assert r.status_code == 200, r.text
     assert r.headers["etag"] != etag
-    r = api.patch(f"/v1/technicians/{tech['id']}", {"name": "Renamed twice"},
-                  headers={**api.headers("dispatcher"), "If-Match": f'"old", {r.headers["etag"]}'})
+    r = api.patch(
+        f"/v1/technicians/{tech['id']}",
+        {"name": "Renamed twice"},
+        headers={**api.headers("dispatcher"), "If-Match": f'"old", {r.headers["etag"]}'},
+    )
     assert r.status_code == 200, r.text
     assert api.get(f"/v1/technicians/{tech['id']}").json()["name"] == "Renamed twice"

@@ -79,7 +79,9 @@ def test_a_customer_who_is_not_home_ends_the_visit_customer_absent_and_the_next_
     tap(api, job["id"], "on_site", phone)
     tap(api, job["id"], "unable", phone, outcome="customer_absent", note="Nobody answered the door")
     api.clock.advance(hours=2)
-    assert api.post(f"/v1/jobs/{job['id']}/assign", {"technician_id": tech["id"], "reason": "rebooked"}).status_code == 200
+    assert (
+        api.post(f"/v1/jobs/{job['id']}/assign", {"technician_id": tech["id"], "reason": "rebooked"}).status_code == 200
+    )
     tap(api, job["id"], "en_route", phone)
     first, second = visits_of(api, job["id"])
     assert (first["number"], first["outcome"], first["note"]) == (1, "customer_absent", "Nobody answered the door")
@@ -89,8 +91,11 @@ def test_a_customer_who_is_not_home_ends_the_visit_customer_absent_and_the_next_
 def test_unable_without_an_outcome_is_not_fixed_and_an_outcome_needs_unable(api):
     _, job, phone = dispatched_job(api)
     tap(api, job["id"], "on_site", phone)
-    r = api.post(f"/v1/jobs/{job['id']}/status",
-                 {"status": "completed", "at": api.clock.now().isoformat(), "outcome": "customer_absent"}, headers=phone)
+    r = api.post(
+        f"/v1/jobs/{job['id']}/status",
+        {"status": "completed", "at": api.clock.now().isoformat(), "outcome": "customer_absent"},
+        headers=phone,
+    )
     assert r.status_code == 422
     tap(api, job["id"], "unable", phone)
     assert visits_of(api, job["id"])[0]["outcome"] == "not_fixed"
@@ -189,7 +194,9 @@ def test_first_time_fix_and_return_visit_rates(api):
         api.post(f"/v1/jobs/{job['id']}/dispatch")
         for step in steps:
             if step == "return":
-                assert api.post(f"/v1/jobs/{job['id']}/return-visits", {"reason": "callback_not_fixed"}).status_code == 201
+                assert (
+                    api.post(f"/v1/jobs/{job['id']}/return-visits", {"reason": "callback_not_fixed"}).status_code == 201
+                )
             elif step == "unable":
                 tap(api, job["id"], "unable", phone)
                 api.post(f"/v1/jobs/{job['id']}/assign", {"technician_id": tech["id"], "reason": "again"})

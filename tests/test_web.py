@@ -14,7 +14,7 @@ def test_each_app_shell_is_served_with_a_content_security_policy(api, page):
     assert r.headers["content-type"].startswith("text/html")
     assert "default-src 'self'" in r.headers["content-security-policy"]
     assert r.headers["x-content-type-options"] == "nosniff"
-    assert '<main' in r.text
+    assert "<main" in r.text
 
 
 @pytest.mark.parametrize("bare, target", [("/console", "/console/"), ("/tech", "/tech/")])

@@ -97,8 +97,10 @@ def test_signatures_match_the_standard_webhooks_known_answer():
     # The reference vector from the Standard Webhooks specification's libraries.
     secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
     body = b'{"test": 2432232314}'
-    assert signing.sign(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body) == \
-        "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    assert (
+        signing.sign(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body)
+        == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    )
 
 
 def test_signatures_agree_with_the_reference_library():
@@ -132,8 +134,13 @@ def test_an_outlet_subscribes_and_sees_only_its_own_subscriptions(api, hook_sett
 
 def test_loopback_and_private_urls_are_refused_unless_allowed(api):
     _, headers = _outlet(api)
-    for url in ("http://127.0.0.1:9/x", "http://localhost/x", "http://10.1.2.3/x", "http://[::1]/x",
-                "http://169.254.169.254/latest"):
+    for url in (
+        "http://127.0.0.1:9/x",
+        "http://localhost/x",
+        "http://10.1.2.3/x",
+        "http://[::1]/x",
+        "http://169.254.169.254/latest",
+    ):
         r = api.post("/v1/webhooks", {"url": url, "event_types": ["job.created"]}, headers=headers)
         assert r.status_code == 422 and r.json()["code"] == "webhook-url-not-allowed", url
     r = api.post("/v1/webhooks", {"url": "ftp://example.com/x", "event_types": ["job.created"]}, headers=headers)
@@ -144,8 +151,12 @@ def test_loopback_and_private_urls_are_refused_unless_allowed(api):
 
 def test_ipv4_addresses_wrapped_in_ipv6_are_refused_too(api):
     _, headers = _outlet(api)
-    for url in ("http://[::ffff:127.0.0.1]/x", "http://[2002:7f00:1::]/x", "http://[64:ff9b::a9fe:a9fe]/x",
-                "http://[2001:0:4136:e378:8000:63bf:f5ff:fffe]/x"):  # mapped, 6to4, NAT64, Teredo (to 10.0.0.1)
+    for url in (
+        "http://[::ffff:127.0.0.1]/x",
+        "http://[2002:7f00:1::]/x",
+        "http://[64:ff9b::a9fe:a9fe]/x",
+        "http://[2001:0:4136:e378:8000:63bf:f5ff:fffe]/x",
+    ):  # mapped, 6to4, NAT64, Teredo (to 10.0.0.1)
         r = api.post("/v1/webhooks", {"url": url, "event_types": ["job.created"]}, headers=headers)
         assert r.status_code == 422 and r.json()["code"] == "webhook-url-not-allowed", url
 
@@ -231,8 +242,9 @@ def test_a_change_that_rolls_back_sends_nothing(api, worker, receiver):
     job = api.post("/v1/jobs", job_body(), headers=headers).json()
     before = len(_deliveries(api))
     with pytest.raises(RuntimeError), api.database.transaction() as session:
-        events.record(session=session, job_id=job["id"], type="status_changed", actor="test", now=api.clock.now(),
-                      to="cancelled")
+        events.record(
+            session=session, job_id=job["id"], type="status_changed", actor="test", now=api.clock.now(), to="cancelled"
+        )
         assert len(list(session.scalars(select(WebhookDelivery)))) == before + 1  # written with the event
         raise RuntimeError("the change fails after its event was written")
     assert len(_deliveries(api)) == before
@@ -400,8 +412,12 @@ def test_the_worker_runs_inside_the_server(settings, clock, database, receiver):
         _, admin = auth.issue(session=session, role=Role.admin, now=clock.now())
     with TestClient(create_app(settings, clock=clock, database=database)) as client:
         headers = {"Authorization": f"Bearer {admin}"}
-        assert client.post("/v1/webhooks", json={"url": receiver.url, "event_types": ["job.created"]},
-                           headers=headers).status_code == 201
+        assert (
+            client.post(
+                "/v1/webhooks", json={"url": receiver.url, "event_types": ["job.created"]}, headers=headers
+            ).status_code
+            == 201
+        )
         assert client.post("/v1/jobs", json=job_body(), headers=headers).status_code == 201
         deadline = time.monotonic() + 10
         while not receiver.accepted and time.monotonic() < deadline:

@@ -81,7 +81,11 @@ def create_app(
         stop = asyncio.Event()
         # The embedded default watches SLAs and delivers webhooks in the app; production runs
         # `dispatch worker` processes and turns these off.
-        watching = asyncio.create_task(watcher.watch(database, clock.now, settings, stop)) if settings.sla_watcher_in_app else None
+        watching = (
+            asyncio.create_task(watcher.watch(database, clock.now, settings, stop))
+            if settings.sla_watcher_in_app
+            else None
+        )
         async with webhook_worker(database=database, settings=settings, clock=clock):
             yield
         if watching is not None:
@@ -102,8 +106,11 @@ def create_app(
     app.state.recent_keys = auth.RecentKeys(ttl=settings.auth_cache_seconds)
     install_problem_handlers(app)
     app.add_middleware(IdempotencyMiddleware)  # innermost of ours: it sees bodies within the size limit
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
-                       larger={("POST", UPLOAD_PATH): settings.photo_max_bytes + MULTIPART_ALLOWANCE})
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        larger={("POST", UPLOAD_PATH): settings.photo_max_bytes + MULTIPART_ALLOWANCE},
+    )
     app.add_middleware(ConcurrencyLimit, limit=settings.max_concurrent_requests)
     # Outermost: a key over its rate is refused before it waits for a slot.
     app.add_middleware(RateLimit, rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst)

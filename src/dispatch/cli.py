@@ -41,8 +41,10 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
     migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate", help="Run migrations first")] = True,
-    watcher: Annotated[bool, typer.Option("--watcher/--no-watcher",
-                                          help="Watch SLAs in this process (off when `dispatch worker` runs)")] = True,
+    watcher: Annotated[
+        bool,
+        typer.Option("--watcher/--no-watcher", help="Watch SLAs in this process (off when `dispatch worker` runs)"),
+    ] = True,
 ) -> None:
     """Serve the API (docs at /docs), with the SLA watcher inside unless told otherwise."""
     import os
@@ -52,8 +54,15 @@ def serve(
     if migrate_first:
         migrate()
     os.environ["DISPATCH_SLA_WATCHER_IN_APP"] = "true" if watcher else "false"
-    uvicorn.run("dispatch.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="info", access_log=False)
+    uvicorn.run(
+        "dispatch.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        access_log=False,
+    )
 
 
 @app.command()
@@ -80,8 +89,9 @@ def worker(
     try:
         if once:
             result = sla_watcher.run_pass(database, clock.now, settings)
-            console.print(f"fired {result.fired}, predicted {result.predicted}, cleared {result.cleared} "
-                          f"in {result.seconds:.2f}s")
+            console.print(
+                f"fired {result.fired}, predicted {result.predicted}, cleared {result.cleared} in {result.seconds:.2f}s"
+            )
             console.print(f"{delivery.drain()} delivery attempt(s)")
             return
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -121,8 +131,12 @@ def create_key(
     try:
         with database.transaction() as session:
             key, secret = auth.issue(
-                session=session, role=role, now=SystemClock().now(), name=name,
-                technician_id=technician_id, outlet_id=outlet_id,
+                session=session,
+                role=role,
+                now=SystemClock().now(),
+                name=name,
+                technician_id=technician_id,
+                outlet_id=outlet_id,
             )
     except DispatchError as exc:
         console.print(f"[red]error:[/] {exc.detail}")
@@ -155,7 +169,8 @@ def demo(
             console.print(f"  {role:<11} {bound:<18} {secret}", soft_wrap=True, highlight=False)
         console.print(
             f"Try: curl -H 'Authorization: Bearer {keys[1][2]}' http://{host}:{port}/v1/jobs",
-            soft_wrap=True, highlight=False,
+            soft_wrap=True,
+            highlight=False,
         )
     if serve_after:
         console.print(f"API docs: http://{host}:{port}/docs")
@@ -164,8 +179,12 @@ def demo(
 
 @app.command("import-parts")
 def import_parts(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True,
-                                         help="CSV with columns sku,name,categories,lead_time_hours")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, dir_okay=False, readable=True, help="CSV with columns sku,name,categories,lead_time_hours"
+        ),
+    ],
 ) -> None:
     """Import the parts catalogue from CSV: new SKUs are created, known ones updated. All or nothing."""
     from dispatch.clock import SystemClock
@@ -184,8 +203,9 @@ def import_parts(
 
 @app.command("import-stock")
 def import_stock(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True,
-                                         help="CSV with columns location,sku,on_hand")],
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="CSV with columns location,sku,on_hand")
+    ],
 ) -> None:
     """Set stock levels from CSV, each row as a stock count (ledger, reservations, backorders). All or nothing."""
     from dispatch.clock import SystemClock
@@ -195,8 +215,7 @@ def import_stock(
     database = _database(settings)
     try:
         with imports.progress_bar() as progress:
-            result = imports.import_stock(database, file, settings=settings, now=SystemClock().now(),
-                                          progress=progress)
+            result = imports.import_stock(database, file, settings=settings, now=SystemClock().now(), progress=progress)
     finally:
         database.dispose()
     imports.print_report(result, console)
@@ -206,8 +225,12 @@ def import_stock(
 
 @app.command("sweep-photos")
 def sweep_photos(
-    older_than_minutes: Annotated[float, typer.Option(min=0, help="Leave files younger than this alone: an upload "
-                                                                  "may be between storing its file and its row")] = 60,
+    older_than_minutes: Annotated[
+        float,
+        typer.Option(
+            min=0, help="Leave files younger than this alone: an upload may be between storing its file and its row"
+        ),
+    ] = 60,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be removed")] = False,
 ) -> None:
     """Remove photo files no photo record points at (left by uploads whose database write failed)."""
@@ -221,14 +244,20 @@ def sweep_photos(
     database = _database(settings)
     try:
         with database.transaction(write=False) as session:
-            removed = photos.sweep(session=session, store=LocalPhotoStore(settings.resolved_photo_dir),
-                                   now=SystemClock().now(), grace=timedelta(minutes=older_than_minutes),
-                                   dry_run=dry_run)
+            removed = photos.sweep(
+                session=session,
+                store=LocalPhotoStore(settings.resolved_photo_dir),
+                now=SystemClock().now(),
+                grace=timedelta(minutes=older_than_minutes),
+                dry_run=dry_run,
+            )
     finally:
         database.dispose()
     for key in removed:
         console.print(key)
-    console.print(f"{'would remove' if dry_run else 'removed'} {len(removed)} file(s) from {settings.resolved_photo_dir}")
+    console.print(
+        f"{'would remove' if dry_run else 'removed'} {len(removed)} file(s) from {settings.resolved_photo_dir}"
+    )
 
 
 @app.command()

@@ -22,22 +22,59 @@ from dispatch.technicians.models import Technician
 from dispatch.technicians.schemas import Shift, TechnicianCreate
 
 CATEGORIES = [
-    "washing machine", "refrigerator", "dishwasher", "oven", "hob", "microwave",
-    "dryer", "television", "sofa", "wardrobe", "kitchen cabinet", "bed",
+    "washing machine",
+    "refrigerator",
+    "dishwasher",
+    "oven",
+    "hob",
+    "microwave",
+    "dryer",
+    "television",
+    "sofa",
+    "wardrobe",
+    "kitchen cabinet",
+    "bed",
 ]
 # Districts of Warsaw (centre lat, lon) where the technicians live and start their day.
 DISTRICTS = {
-    "Śródmieście": (52.2297, 21.0122), "Mokotów": (52.1935, 21.0343), "Wola": (52.2364, 20.9594),
-    "Praga-Południe": (52.2390, 21.0800), "Bielany": (52.2870, 20.9390), "Ursynów": (52.1395, 21.0460),
-    "Bemowo": (52.2540, 20.9110), "Targówek": (52.2900, 21.0500), "Białołęka": (52.3260, 21.0010),
+    "Śródmieście": (52.2297, 21.0122),
+    "Mokotów": (52.1935, 21.0343),
+    "Wola": (52.2364, 20.9594),
+    "Praga-Południe": (52.2390, 21.0800),
+    "Bielany": (52.2870, 20.9390),
+    "Ursynów": (52.1395, 21.0460),
+    "Bemowo": (52.2540, 20.9110),
+    "Targówek": (52.2900, 21.0500),
+    "Białołęka": (52.3260, 21.0010),
     "Wawer": (52.1960, 21.1650),
 }
 FIRST = ["Anna", "Piotr", "Kasia", "Marek", "Ola", "Tomek", "Ewa", "Jan", "Zosia", "Paweł", "Magda", "Adam"]
 LAST = ["Nowak", "Kowalski", "Wiśniewska", "Wójcik", "Kamińska", "Lewandowski", "Zielińska", "Szymański"]
 JOBS = [
-    ("Maria Dąbrowska", "Marszałkowska 104, Warszawa", (52.2319, 21.0067), "washing machine", "Drum does not spin", "normal"),
-    ("Krzysztof Mazur", "Puławska 145, Warszawa", (52.1880, 21.0220), "refrigerator", "Not cooling; food spoiling", "high"),
-    ("Agnieszka Król", "Górczewska 124, Warszawa", (52.2400, 20.9300), "dishwasher", "Water leaking onto the floor", "emergency"),
+    (
+        "Maria Dąbrowska",
+        "Marszałkowska 104, Warszawa",
+        (52.2319, 21.0067),
+        "washing machine",
+        "Drum does not spin",
+        "normal",
+    ),
+    (
+        "Krzysztof Mazur",
+        "Puławska 145, Warszawa",
+        (52.1880, 21.0220),
+        "refrigerator",
+        "Not cooling; food spoiling",
+        "high",
+    ),
+    (
+        "Agnieszka Król",
+        "Górczewska 124, Warszawa",
+        (52.2400, 20.9300),
+        "dishwasher",
+        "Water leaking onto the floor",
+        "emergency",
+    ),
     ("Tomasz Pawlak", "Grochowska 207, Warszawa", (52.2470, 21.0950), "sofa", "Recliner mechanism broken", "low"),
     ("Barbara Wróbel", "Aleja KEN 36, Warszawa", (52.1450, 21.0500), "oven", "Door glass cracked", "emergency"),
     ("Jakub Górski", "ul. Nieznana 7, Warszawa", None, "wardrobe", "Sliding door off its track", "normal"),
@@ -99,8 +136,12 @@ def load(*, database: Database, settings: Settings, seed: int = 7) -> list[tuple
         for n, (name, address, coords, category, fault, priority) in enumerate(JOBS):
             job_in = JobCreate.model_validate(
                 {
-                    "customer": {"name": name, "phone": f"+48 22 555 {n:02d} 00", "address": address,
-                                 **({"lat": coords[0], "lon": coords[1]} if coords else {})},
+                    "customer": {
+                        "name": name,
+                        "phone": f"+48 22 555 {n:02d} 00",
+                        "address": address,
+                        **({"lat": coords[0], "lon": coords[1]} if coords else {}),
+                    },
                     "product": {"category": category, "model": "demo model", "serial": f"SN{1000 + n}"},
                     "fault": fault,
                     "priority": priority,
@@ -111,10 +152,14 @@ def load(*, database: Database, settings: Settings, seed: int = 7) -> list[tuple
             )
             caller = outlet_caller if n % 2 else dispatcher
             placed = Geocoded(*coords, cached=True) if coords else None
-            job = flows.receive(session=session, job_in=job_in, placed=placed, caller=caller, now=now, settings=settings)
+            job = flows.receive(
+                session=session, job_in=job_in, placed=placed, caller=caller, now=now, settings=settings
+            )
             if first_assigned is None and job.technician_id is not None:
                 first_assigned = job.technician_id
         tech_id = first_assigned or created[0].id
-        _, secret = auth.issue(session=session, role=Role.technician, technician_id=tech_id, now=now, name="demo technician")
+        _, secret = auth.issue(
+            session=session, role=Role.technician, technician_id=tech_id, now=now, name="demo technician"
+        )
         keys.append(("technician", f"technician {tech_id}", secret))
         return keys

@@ -67,9 +67,7 @@ class UnitOfWork:
             except DBAPIError as exc:
                 session.rollback()
                 if _is_retryable(exc):
-                    raise Conflict(
-                        "the request raced with another one; retry it", code="concurrent-update"
-                    ) from exc
+                    raise Conflict("the request raced with another one; retry it", code="concurrent-update") from exc
                 raise
             except BaseException:
                 session.rollback()
@@ -105,7 +103,11 @@ IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 # Paging parameters shared by every collection: bounded pages, opaque cursors.
 LimitQuery = Annotated[int, Query(ge=1, le=200, description="Page size")]
 CursorQuery = Annotated[str | None, Query(max_length=200, description="From the previous page's next_cursor")]
-IfMatchHeader = Annotated[str | None, Header(
-    alias="If-Match", max_length=1000,
-    description="The ETag you read: the change is refused with 412 if someone changed the resource since",
-)]
+IfMatchHeader = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        max_length=1000,
+        description="The ETag you read: the change is refused with 412 if someone changed the resource since",
+    ),
+]

@@ -166,20 +166,20 @@ def install_problem_handlers(app: FastAPI) -> None:
             for err in exc.errors()
         ]
         first = errors[0] if errors else None
-        detail = (
-            f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}" if first else "The request is not valid"
-        )
+        detail = f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}" if first else "The request is not valid"
         return problem_response(
-            request, status=422, code="validation-failed", title="The request is not valid",
-            detail=detail, errors=errors,
+            request,
+            status=422,
+            code="validation-failed",
+            title="The request is not valid",
+            detail=detail,
+            errors=errors,
         )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code, title = _HTTP_CODES.get(exc.status_code, ("http-error", "HTTP error"))
-        response = problem_response(
-            request, status=exc.status_code, code=code, title=title, detail=str(exc.detail)
-        )
+        response = problem_response(request, status=exc.status_code, code=code, title=title, detail=str(exc.detail))
         if exc.headers:
             response.headers.update(exc.headers)
         if exc.status_code == 405:
@@ -194,7 +194,10 @@ def install_problem_handlers(app: FastAPI) -> None:
         # A uniqueness race the service's own checks could not see (two requests at once).
         log.info("integrity error on %s %s: %s", request.method, request.url.path, exc.orig)
         return problem_response(
-            request, status=409, code="conflicts-with-existing-data", title="Conflict",
+            request,
+            status=409,
+            code="conflicts-with-existing-data",
+            title="Conflict",
             detail="the request conflicts with data written at the same time; read it again and retry",
         )
 
@@ -202,6 +205,9 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(
-            request, status=500, code="internal-error", title="Internal server error",
+            request,
+            status=500,
+            code="internal-error",
+            title="Internal server error",
             detail="The server failed to handle this request; it has been logged.",
         )

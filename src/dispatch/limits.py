@@ -31,8 +31,7 @@ class BodyTooLarge(HTTPException):
 class BodySizeLimit:
     """``larger`` gives (method, path pattern) -> limit for the few routes that take files."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int,
-                 larger: dict[tuple[str, str], int] | None = None) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, larger: dict[tuple[str, str], int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.larger = [(method, re.compile(pattern), limit) for (method, pattern), limit in (larger or {}).items()]
@@ -86,12 +85,17 @@ class BodySizeLimit:
             "instance": scope.get("path", ""),
         }
         payload = json.dumps(body).encode()
-        await send({
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [(b"content-type", PROBLEM_MEDIA_TYPE.encode()), (b"content-length", str(len(payload)).encode()),
-                        (b"connection", b"close")],
-        })
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                    (b"content-length", str(len(payload)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": payload})
 
 
@@ -108,7 +112,9 @@ def _content_length(scope: Scope) -> int | None:
 class ConcurrencyLimit:
     """At most ``limit`` requests are handled at once; health checks always get through."""
 
-    def __init__(self, app: ASGIApp, *, limit: int, exempt: frozenset[str] = frozenset({"/healthz", "/readyz"})) -> None:
+    def __init__(
+        self, app: ASGIApp, *, limit: int, exempt: frozenset[str] = frozenset({"/healthz", "/readyz"})
+    ) -> None:
         self.app = app
         self.limit = limit
         self.exempt = exempt

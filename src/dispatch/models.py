@@ -3,24 +3,46 @@
 from sqlmodel import SQLModel
 
 from dispatch.auth.models import ApiKey
+from dispatch.closeout.models import ComplianceReview, JobCallback, SignOff
 from dispatch.events.models import JobEvent
 from dispatch.geocoding.models import GeocodeCacheEntry
 from dispatch.idempotency.models import IdempotencyKey
 from dispatch.jobs.models import Job
 from dispatch.outlets.models import Outlet
 from dispatch.parts.models import JobPart, Location, Part, Shipment, Stock, StockMovement
+from dispatch.photos.models import Photo
 from dispatch.sla.models import SlaCheckpoint, SlaPause, SlaPolicy
 from dispatch.technicians.models import Technician, TechnicianSkill
 from dispatch.visits.models import Visit
-from dispatch.photos.models import Photo
-from dispatch.closeout.models import ComplianceReview, JobCallback, SignOff
 from dispatch.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 
 metadata = SQLModel.metadata
 
 __all__ = [
-    "ApiKey", "ComplianceReview", "GeocodeCacheEntry", "IdempotencyKey", "Job", "JobCallback", "JobEvent", "JobPart",
-    "Location", "Outlet", "Part", "Photo", "Shipment", "SignOff", "SlaCheckpoint", "SlaPause", "SlaPolicy", "Stock",
-    "StockMovement", "Technician", "TechnicianSkill", "Visit", "WebhookAttempt", "WebhookDelivery",
-    "WebhookSubscription", "metadata",
+    "ApiKey",
+    "ComplianceReview",
+    "GeocodeCacheEntry",
+    "IdempotencyKey",
+    "Job",
+    "JobCallback",
+    "JobEvent",
+    "JobPart",
+    "Location",
+    "Outlet",
+    "Part",
+    "Photo",
+    "Shipment",
+    "SignOff",
+    "SlaCheckpoint",
+    "SlaPause",
+    "SlaPolicy",
+    "Stock",
+    "StockMovement",
+    "Technician",
+    "TechnicianSkill",
+    "Visit",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookSubscription",
+    "metadata",
 ]

@@ -70,16 +70,28 @@ class RateLimit:
             await self.app(scope, receive, send)
             return
         retry_after = max(1, math.ceil(wait))
-        body = json.dumps({
-            "type": PROBLEM_TYPE_BASE + "rate-limited", "title": "Too many requests", "status": 429,
-            "detail": f"this key is over its limit of {self.buckets.rate:g} requests per second; retry in "
-                      f"{retry_after} s",
-            "code": "rate-limited", "instance": scope.get("path", ""),
-        }).encode()
-        await send({"type": "http.response.start", "status": 429, "headers": [
-            (b"content-type", PROBLEM_MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode()),
-            (b"retry-after", str(retry_after).encode()),
-        ]})
+        body = json.dumps(
+            {
+                "type": PROBLEM_TYPE_BASE + "rate-limited",
+                "title": "Too many requests",
+                "status": 429,
+                "detail": f"this key is over its limit of {self.buckets.rate:g} requests per second; retry in "
+                f"{retry_after} s",
+                "code": "rate-limited",
+                "instance": scope.get("path", ""),
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 429,
+                "headers": [
+                    (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"retry-after", str(retry_after).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -89,10 +101,14 @@ def document(spec: dict[str, Any]) -> dict[str, Any]:
         if not path.startswith("/v1"):
             continue
         for operation in operations.values():
-            operation.setdefault("responses", {}).setdefault("429", {
-                "description": "Too many requests for this key; retry after `Retry-After` seconds",
-                "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1},
-                                            "description": "Seconds to wait"}},
-                "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-            })
+            operation.setdefault("responses", {}).setdefault(
+                "429",
+                {
+                    "description": "Too many requests for this key; retry after `Retry-After` seconds",
+                    "headers": {
+                        "Retry-After": {"schema": {"type": "integer", "minimum": 1}, "description": "Seconds to wait"}
+                    },
+                    "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                },
+            )
     return spec

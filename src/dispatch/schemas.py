@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 import re
-from datetime import UTC, date, datetime, time
 from collections.abc import Callable
+from datetime import UTC, date, datetime, time
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import (
@@ -19,6 +19,7 @@ from pydantic import (
     WithJsonSchema,
     model_validator,
 )
+
 
 def json_number(value: Any) -> Any:
     # JSON says 3 and 3.0 are the same integer; "3" and true are not numbers at all.
@@ -67,7 +68,9 @@ Day = Annotated[date, BeforeValidator(_json_text)]
 LocalTime = Annotated[
     time,
     BeforeValidator(_local_time),
-    WithJsonSchema({"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$", "examples": ["08:00"]}),
+    WithJsonSchema(
+        {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$", "examples": ["08:00"]}
+    ),
 ]
 
 Latitude = Annotated[float, Field(strict=True, ge=-90, le=90, allow_inf_nan=False, examples=[52.2297])]
@@ -169,7 +172,8 @@ def decode_id_cursor(cursor: str | None) -> int | None:
         return last_id
     except (ValueError, UnicodeDecodeError) as exc:
         raise Unprocessable(
-            "cursor is not one this API gave out", code="invalid-cursor",
+            "cursor is not one this API gave out",
+            code="invalid-cursor",
             errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor", "type": "value_error"}],
         ) from exc
 

@@ -50,6 +50,13 @@ def check(if_match: list[str] | None, current: str, *, what: str) -> None:
 
 def etag_header(status: int = 200) -> dict[int | str, dict[str, Any]]:
     """The ``responses=`` entry that documents the ``ETag`` a versioned resource answers with."""
-    return {status: {"headers": {"ETag": {
-        "description": "The version to send back as If-Match with your next change", "schema": {"type": "string"},
-    }}}}
+    return {
+        status: {
+            "headers": {
+                "ETag": {
+                    "description": "The version to send back as If-Match with your next change",
+                    "schema": {"type": "string"},
+                }
+            }
+        }
+    }

@@ -127,8 +127,11 @@ def rank(
     rows: Iterable[CandidateRow], *, lat: float, lon: float, now: datetime, exclude: frozenset[int] = frozenset()
 ) -> Ranking:
     candidates = [
-        Candidate(row=row, estimate_km=haversine_km(lat, lon, row.lat, row.lon),
-                  passed_over=passed_over_reason(row, now, exclude))
+        Candidate(
+            row=row,
+            estimate_km=haversine_km(lat, lon, row.lat, row.lon),
+            passed_over=passed_over_reason(row, now, exclude),
+        )
         for row in rows
     ]
     candidates.sort(key=lambda c: (c.estimate_km, c.row.technician_id))

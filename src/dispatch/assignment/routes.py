@@ -35,8 +35,13 @@ async def dispatch_job(
             distance_km=choice.distance_km,
             searched_radius_km=choice.selection.radius_km,
             candidates=service.explain(
-                session=session, lat=job.lat, lon=job.lon, skill=job.product_category,  # type: ignore[arg-type]
-                now=now, settings=settings, selection=choice.selection,
+                session=session,
+                lat=job.lat,
+                lon=job.lon,
+                skill=job.product_category,  # type: ignore[arg-type]
+                now=now,
+                settings=settings,
+                selection=choice.selection,
             ),
         )
 
@@ -44,9 +49,21 @@ async def dispatch_job(
 
 
 @router.post("/{job_id}/assign", response_model=JobPublic)
-async def assign_job(job_id: IdPath, body: AssignRequest, uow: UnitOfWorkDep, now: NowDep, caller: Dispatcher) -> JobPublic:
+async def assign_job(
+    job_id: IdPath, body: AssignRequest, uow: UnitOfWorkDep, now: NowDep, caller: Dispatcher
+) -> JobPublic:
     """A dispatcher's own choice of technician, with a reason. Skill and shift may be overridden
     (the timeline says so); capacity and blocks may not."""
-    return await uow.run(lambda session: jobs.to_public(service.assign(
-        session=session, job_id=job_id, technician_id=body.technician_id, reason=body.reason, caller=caller, now=now
-    ), now))
+    return await uow.run(
+        lambda session: jobs.to_public(
+            service.assign(
+                session=session,
+                job_id=job_id,
+                technician_id=body.technician_id,
+                reason=body.reason,
+                caller=caller,
+                now=now,
+            ),
+            now,
+        )
+    )

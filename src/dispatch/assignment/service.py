@@ -95,8 +95,12 @@ def _available_rows(session: Session, skill: str, box: Box | None) -> list[Any]:
     if box is None:
         return list(session.execute(_AVAILABLE, {"skill": skill}))
     params = {
-        "skill": skill, "bands": list(box.bands), "min_lon": box.min_lon, "max_lon": box.max_lon,
-        "min_lat": box.min_lat, "max_lat": box.max_lat,
+        "skill": skill,
+        "bands": list(box.bands),
+        "min_lon": box.min_lon,
+        "max_lon": box.max_lon,
+        "min_lat": box.min_lat,
+        "max_lat": box.max_lat,
     }
     return list(session.execute(_AVAILABLE_IN_BOX, params))
 
@@ -212,7 +216,13 @@ _EXPLAIN_RADIUS_KM = 100.0
 
 
 def explain(
-    *, session: Session, lat: float, lon: float, skill: str, now: datetime, settings: Settings,
+    *,
+    session: Session,
+    lat: float,
+    lon: float,
+    skill: str,
+    now: datetime,
+    settings: Settings,
     selection: Selection | None = None,
 ) -> list[CandidatePublic]:
     """The nearest technicians with the skill, with their distances and why each was passed over:
@@ -261,7 +271,13 @@ class Choice:
 
 
 def choose(
-    *, session: Session, lat: float, lon: float, skill: str, now: datetime, settings: Settings,
+    *,
+    session: Session,
+    lat: float,
+    lon: float,
+    skill: str,
+    now: datetime,
+    settings: Settings,
     explain_refusal: bool = False,
 ) -> Choice:
     """Claim the nearest available technician, or raise ``NoTechnicianAvailable`` (with the
@@ -275,8 +291,10 @@ def choose(
         if best is None:
             reason, detail = explain_unavailable(session=session, skill=skill, settings=settings)
             candidates = (
-                [c.model_dump(mode="json") for c in explain(session=session, lat=lat, lon=lon, skill=skill, now=now,
-                                                            settings=settings)]
+                [
+                    c.model_dump(mode="json")
+                    for c in explain(session=session, lat=lat, lon=lon, skill=skill, now=now, settings=settings)
+                ]
                 if explain_refusal
                 else []
             )
@@ -285,8 +303,9 @@ def choose(
         if technicians.claim_capacity(session=session, technician_id=technician_id):
             return Choice(technician_id, round(best.distance_km(lat, lon), 3), selection)
         exclude.add(technician_id)  # lost a race for their last slot: the next nearest
-    raise Conflict("too many concurrent dispatches competed for the same technicians; retry",
-                   code="dispatch-contention")
+    raise Conflict(
+        "too many concurrent dispatches competed for the same technicians; retry", code="dispatch-contention"
+    )
 
 
 @dataclass
@@ -295,9 +314,7 @@ class Dispatched:
     choice: Choice
 
 
-def dispatch(
-    *, session: Session, job_id: int, caller: Caller, now: datetime, settings: Settings
-) -> Dispatched:
+def dispatch(*, session: Session, job_id: int, caller: Caller, now: datetime, settings: Settings) -> Dispatched:
     """Assign the job to the nearest available technician, or raise ``NoTechnicianAvailable``."""
     job = jobs.get(session=session, job_id=job_id, caller=caller, for_update=True)
     return dispatch_job(session=session, job=job, caller=caller, now=now, settings=settings, explain_refusal=True)
@@ -318,12 +335,24 @@ def dispatch_job(
             code="job-needs-location",
         )
     choice = choose(
-        session=session, lat=job.lat, lon=job.lon, skill=job.product_category, now=now, settings=settings,
+        session=session,
+        lat=job.lat,
+        lon=job.lon,
+        skill=job.product_category,
+        now=now,
+        settings=settings,
         explain_refusal=explain_refusal,
     )
     details = choice.details
-    jobs.mark_assigned(session=session, job=job, technician_id=details.pop("technician_id"), caller=caller, now=now,
-                       how="dispatched", **details)
+    jobs.mark_assigned(
+        session=session,
+        job=job,
+        technician_id=details.pop("technician_id"),
+        caller=caller,
+        now=now,
+        how="dispatched",
+        **details,
+    )
     return Dispatched(job=job, choice=choice)
 
 
@@ -370,11 +399,17 @@ def assign(
         else None
     )
     jobs.mark_assigned(
-        session=session, job=job, technician_id=technician_id, caller=caller, now=now,
-        how="assigned", reason=reason, distance_km=distance, **overrides,
+        session=session,
+        job=job,
+        technician_id=technician_id,
+        caller=caller,
+        now=now,
+        how="assigned",
+        reason=reason,
+        distance_km=distance,
+        **overrides,
     )
     return job
-
 
 
 def send_back(
@@ -385,32 +420,63 @@ def send_back(
     available the job is ``ready`` for a dispatcher and the timeline says why. Returns who goes."""
     if previous is not None:
         technician = technicians.get(session=session, technician_id=previous)
-        if (technician.active and technician.on_duty and technicians.on_shift_now(technician, now)
-                and technicians.claim_capacity(session=session, technician_id=previous)):
-            jobs.mark_assigned(session=session, job=job, technician_id=previous, caller=SYSTEM, now=now,
-                               how="sent_back", continuity=True, **details)
+        if (
+            technician.active
+            and technician.on_duty
+            and technicians.on_shift_now(technician, now)
+            and technicians.claim_capacity(session=session, technician_id=previous)
+        ):
+            jobs.mark_assigned(
+                session=session,
+                job=job,
+                technician_id=previous,
+                caller=SYSTEM,
+                now=now,
+                how="sent_back",
+                continuity=True,
+                **details,
+            )
             return previous
     reason = "job-needs-location"
     if job.lat is not None and job.lon is not None:
         try:
-            choice = choose(session=session, lat=job.lat, lon=job.lon, skill=job.product_category, now=now,
-                            settings=settings)
+            choice = choose(
+                session=session, lat=job.lat, lon=job.lon, skill=job.product_category, now=now, settings=settings
+            )
         except Conflict as exc:
             reason = exc.extra.get("reason", exc.code)
         else:
             found = choice.details
             technician_id = found.pop("technician_id")
-            jobs.mark_assigned(session=session, job=job, technician_id=technician_id, caller=SYSTEM, now=now,
-                               how="sent_back", continuity=False, **found, **details)
+            jobs.mark_assigned(
+                session=session,
+                job=job,
+                technician_id=technician_id,
+                caller=SYSTEM,
+                now=now,
+                how="sent_back",
+                continuity=False,
+                **found,
+                **details,
+            )
             return technician_id
     previous_status = job.status
     jobs.set_status(job, JobStatus.ready, now)
     job.technician_id = None
     jobs.touch(job, now)
     session.flush()
-    events.record(session=session, job_id=job.id, type="status_changed", actor=SYSTEM.actor, now=now,  # type: ignore[arg-type]
-                  **{"from": previous_status.value}, to=JobStatus.ready.value, previous_technician_id=previous,
-                  reason=reason, **details)
+    events.record(
+        session=session,
+        job_id=job.id,
+        type="status_changed",
+        actor=SYSTEM.actor,
+        now=now,  # type: ignore[arg-type]
+        **{"from": previous_status.value},
+        to=JobStatus.ready.value,
+        previous_technician_id=previous,
+        reason=reason,
+        **details,
+    )
     return None
 
 

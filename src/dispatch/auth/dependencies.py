@@ -51,10 +51,7 @@ def allow(*roles: Role):
 
     async def _check(caller: CallerDep) -> Caller:
         if caller.role not in allowed:
-            raise Forbidden(
-                f"a {caller.role.value} key may not do this", code="role-not-allowed"
-            )
+            raise Forbidden(f"a {caller.role.value} key may not do this", code="role-not-allowed")
         return caller
 
     return _check
-

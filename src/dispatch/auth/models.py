@@ -27,9 +27,7 @@ class ApiKey(SQLModel, table=True):
 
     __tablename__ = "api_key"
     __table_args__ = (
-        CheckConstraint(
-            "(role = 'technician') = (technician_id IS NOT NULL)", name="technician_binding"
-        ),
+        CheckConstraint("(role = 'technician') = (technician_id IS NOT NULL)", name="technician_binding"),
         CheckConstraint("(role = 'outlet') = (outlet_id IS NOT NULL)", name="outlet_binding"),
     )
 
@@ -37,15 +35,11 @@ class ApiKey(SQLModel, table=True):
     key_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
     prefix: str = Field(sa_column=Column(String(16), nullable=False))
     name: str = Field(default="", sa_column=Column(String(200), nullable=False, server_default=""))
-    role: Role = Field(
-        sa_column=Column(enum_column(Role), nullable=False)
-    )
+    role: Role = Field(sa_column=Column(enum_column(Role), nullable=False))
     technician_id: int | None = Field(
         default=None, sa_column=Column(Integer, ForeignKey("technician.id"), nullable=True)
     )
-    outlet_id: int | None = Field(
-        default=None, sa_column=Column(Integer, ForeignKey("outlet.id"), nullable=True)
-    )
+    outlet_id: int | None = Field(default=None, sa_column=Column(Integer, ForeignKey("outlet.id"), nullable=True))
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     revoked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     # A rotated key works until then beside its successor; NULL: no end.

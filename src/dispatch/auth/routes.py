@@ -28,13 +28,18 @@ router = APIRouter(prefix="/v1/api-keys", tags=["api keys"], responses=problem_r
 AdminOnly = Depends(allow())
 
 
-@router.post("", status_code=201, response_model=ApiKeyCreated, dependencies=[AdminOnly],
-             responses=problem_responses(404))
+@router.post(
+    "", status_code=201, response_model=ApiKeyCreated, dependencies=[AdminOnly], responses=problem_responses(404)
+)
 async def create_api_key(body: ApiKeyCreate, uow: UnitOfWorkDep, now: NowDep) -> ApiKeyCreated:
     def work(session):  # type: ignore[no-untyped-def]
         key, secret = service.issue(
-            session=session, role=body.role, now=now, name=body.name,
-            technician_id=body.technician_id, outlet_id=body.outlet_id,
+            session=session,
+            role=body.role,
+            now=now,
+            name=body.name,
+            technician_id=body.technician_id,
+            outlet_id=body.outlet_id,
         )
         return ApiKeyCreated.model_validate({**ApiKeyPublic.model_validate(key).model_dump(), "key": secret})
 
@@ -45,7 +50,9 @@ async def create_api_key(body: ApiKeyCreate, uow: UnitOfWorkDep, now: NowDep) ->
 async def list_api_keys(uow: UnitOfWorkDep, limit: LimitQuery = 50, cursor: CursorQuery = None) -> Page[ApiKeyPublic]:
     after_id = decode_id_cursor(cursor)
     return await uow.run(
-        lambda session: id_page(ApiKeyPublic, service.list_keys(session=session, limit=limit + 1, after_id=after_id), limit)
+        lambda session: id_page(
+            ApiKeyPublic, service.list_keys(session=session, limit=limit + 1, after_id=after_id), limit
+        )
     )
 
 
@@ -53,7 +60,9 @@ async def list_api_keys(uow: UnitOfWorkDep, limit: LimitQuery = 50, cursor: Curs
 async def revoke_api_key(key_id: IdPath, request: Request, uow: UnitOfWorkDep, now: NowDep) -> ApiKeyPublic:
     """Revoke a key. It stops working at once on this server and within
     `DISPATCH_AUTH_CACHE_SECONDS` on the others."""
-    key = await uow.run(lambda session: ApiKeyPublic.model_validate(service.revoke(session=session, key_id=key_id, now=now)))
+    key = await uow.run(
+        lambda session: ApiKeyPublic.model_validate(service.revoke(session=session, key_id=key_id, now=now))
+    )
     request.app.state.recent_keys.forget(key_id)
     return key
 
@@ -64,25 +73,35 @@ def _rotate(key_id: int, body: ApiKeyRotate | None, settings, now):  # type: ign
 
     def work(session):  # type: ignore[no-untyped-def]
         new, secret, old = service.rotate(session=session, key_id=key_id, now=now, grace=grace)
-        return ApiKeyRotated.model_validate({
-            **ApiKeyPublic.model_validate(new).model_dump(), "key": secret,
-            "previous": ApiKeyPublic.model_validate(old),
-        })
+        return ApiKeyRotated.model_validate(
+            {
+                **ApiKeyPublic.model_validate(new).model_dump(),
+                "key": secret,
+                "previous": ApiKeyPublic.model_validate(old),
+            }
+        )
 
     return work
 
 
 @router.post("/current/rotate", status_code=201, response_model=ApiKeyRotated, responses=problem_responses(409))
-async def rotate_own_api_key(caller: CallerDep, uow: UnitOfWorkDep, settings: SettingsDep, now: NowDep,
-                             body: ApiKeyRotate | None = None) -> ApiKeyRotated:
+async def rotate_own_api_key(
+    caller: CallerDep, uow: UnitOfWorkDep, settings: SettingsDep, now: NowDep, body: ApiKeyRotate | None = None
+) -> ApiKeyRotated:
     """Replace the key making this call (an outlet's integration rotating its own secret).
     The old key keeps working for the grace period, so deployments can switch over."""
     return await uow.run(_rotate(caller.key_id, body, settings, now))
 
 
-@router.post("/{key_id}/rotate", status_code=201, response_model=ApiKeyRotated, dependencies=[AdminOnly],
-             responses=problem_responses(404, 409))
-async def rotate_api_key(key_id: IdPath, uow: UnitOfWorkDep, settings: SettingsDep, now: NowDep,
-                         body: ApiKeyRotate | None = None) -> ApiKeyRotated:
+@router.post(
+    "/{key_id}/rotate",
+    status_code=201,
+    response_model=ApiKeyRotated,
+    dependencies=[AdminOnly],
+    responses=problem_responses(404, 409),
+)
+async def rotate_api_key(
+    key_id: IdPath, uow: UnitOfWorkDep, settings: SettingsDep, now: NowDep, body: ApiKeyRotate | None = None
+) -> ApiKeyRotated:
     """Issue a successor to a key (same role and binding). Both work until the grace period ends."""
     return await uow.run(_rotate(key_id, body, settings, now))

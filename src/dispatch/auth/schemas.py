@@ -35,7 +35,9 @@ class ApiKeyCreated(ApiKeyPublic):
 
 class ApiKeyRotate(RequestBody):
     grace_hours: float | None = Field(
-        default=None, ge=0, le=720,
+        default=None,
+        ge=0,
+        le=720,
         description="How long the old key keeps working beside the new one (default: the server's setting)",
     )
 

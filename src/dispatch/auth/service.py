@@ -96,7 +96,8 @@ def issue(
 def authenticate(*, session: Session, key_hash: str, now: datetime) -> Caller:
     row = session.execute(
         select(ApiKey.id, ApiKey.role, ApiKey.technician_id, ApiKey.outlet_id).where(
-            ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None),
+            ApiKey.key_hash == key_hash,
+            ApiKey.revoked_at.is_(None),
             or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now),
         )
     ).first()
@@ -157,10 +158,14 @@ def rotate(*, session: Session, key_id: int, now: datetime, grace: timedelta) ->
     if old.revoked_at is not None or (old.expires_at is not None and old.expires_at <= now):
         raise Conflict(f"API key {key_id} is revoked or expired", code="api-key-inactive")
     if old.replaced_by_id is not None:
-        raise Conflict(f"API key {key_id} was already rotated (successor {old.replaced_by_id})",
-                       code="api-key-already-rotated", replaced_by_id=old.replaced_by_id)
-    new, secret = issue(session=session, role=old.role, now=now, name=old.name,
-                        technician_id=old.technician_id, outlet_id=old.outlet_id)
+        raise Conflict(
+            f"API key {key_id} was already rotated (successor {old.replaced_by_id})",
+            code="api-key-already-rotated",
+            replaced_by_id=old.replaced_by_id,
+        )
+    new, secret = issue(
+        session=session, role=old.role, now=now, name=old.name, technician_id=old.technician_id, outlet_id=old.outlet_id
+    )
     old.replaced_by_id = new.id
     old.expires_at = now + grace
     session.flush()

@@ -80,8 +80,10 @@ class CloseoutPublic(ResponseBody):
     status: JobStatus
     closed_at: datetime | None
     visit_number: int | None = Field(description="The visit whose work is being closed")
-    missing: list[str] = Field(description="Stable codes: `job-not-completed`, `signoff`, `photo-mismatch`, "
-                                           "`compliance-review-failed`, `callback`, `callback-not-fixed`")
+    missing: list[str] = Field(
+        description="Stable codes: `job-not-completed`, `signoff`, `photo-mismatch`, "
+        "`compliance-review-failed`, `callback`, `callback-not-fixed`"
+    )
     compliant: bool = Field(description="Sign-off present, its photo present and not a mismatch, no failed review")
     signer_name: str | None
     photo_id: int | None

@@ -72,8 +72,10 @@ def closing(session: Session, job: Job) -> Closing:
     state.signoff = session.scalar(select(SignOff).where(SignOff.visit_id == visit.id))
     state.photo = session.get(Photo, state.signoff.photo_id) if state.signoff else None
     state.review = session.scalar(
-        select(ComplianceReview).where(ComplianceReview.visit_id == visit.id)
-        .order_by(ComplianceReview.id.desc()).limit(1)
+        select(ComplianceReview)
+        .where(ComplianceReview.visit_id == visit.id)
+        .order_by(ComplianceReview.id.desc())
+        .limit(1)
     )
     calls = list(session.scalars(select(JobCallback).where(JobCallback.visit_id == visit.id).order_by(JobCallback.id)))
     reached = [c for c in calls if c.reached]
@@ -83,8 +85,10 @@ def closing(session: Session, job: Job) -> Closing:
         state.retry_after = calls[-1].retry_after
     if state.signoff is None:
         state.missing.append("signoff")
-    elif state.photo is not None and state.photo.verdict is PhotoVerdict.mismatch and not (
-        state.review is not None and state.review.passed
+    elif (
+        state.photo is not None
+        and state.photo.verdict is PhotoVerdict.mismatch
+        and not (state.review is not None and state.review.passed)
     ):
         state.missing.append("photo-mismatch")
     if state.review is not None and not state.review.passed:
@@ -107,7 +111,11 @@ def close_if_ready(*, session: Session, job: Job, now: datetime) -> bool:
     jobs.touch(job, now)
     session.flush()
     events.record(
-        session=session, job_id=job.id, type="job_closed", actor=SYSTEM.actor, now=now,  # type: ignore[arg-type]
+        session=session,
+        job_id=job.id,
+        type="job_closed",
+        actor=SYSTEM.actor,
+        now=now,  # type: ignore[arg-type]
         visit_number=state.visit.number if state.visit else None,
         signoff_id=state.signoff.id if state.signoff else None,
         photo_verdict=state.photo.verdict.value if state.photo else None,
@@ -130,27 +138,50 @@ def sign_off(
     """The customer signs off the visit, with a photo of this job taken on site."""
     job = jobs.get(session=session, job_id=job_id, caller=caller, for_update=True)
     if job.status not in SIGNABLE:
-        raise Conflict(f"job {job_id} is {job.status.value}; the customer signs off on site or once it is completed",
-                       code="not-signable", current_status=job.status.value)
+        raise Conflict(
+            f"job {job_id} is {job.status.value}; the customer signs off on site or once it is completed",
+            code="not-signable",
+            current_status=job.status.value,
+        )
     visit = visits.require_visit(session, job)
     photo = session.get(Photo, photo_id)
     if photo is None or photo.job_id != job_id:
-        raise Unprocessable(f"photo {photo_id} is not a photo of job {job_id}", code="photo-not-of-job",
-                            errors=[_field("photo_id", "not a photo of this job")])
+        raise Unprocessable(
+            f"photo {photo_id} is not a photo of job {job_id}",
+            code="photo-not-of-job",
+            errors=[_field("photo_id", "not a photo of this job")],
+        )
     if photo.visit_id is not None and photo.visit_id != visit.id:
         # A return visit is signed off with proof of that visit, not the photo of the fix that failed.
-        raise Unprocessable(f"photo {photo_id} was taken on another visit of job {job_id}; sign off visit "
-                            f"{visit.number} with a photo of it", code="photo-of-another-visit",
-                            errors=[_field("photo_id", "taken on another visit")])
+        raise Unprocessable(
+            f"photo {photo_id} was taken on another visit of job {job_id}; sign off visit "
+            f"{visit.number} with a photo of it",
+            code="photo-of-another-visit",
+            errors=[_field("photo_id", "taken on another visit")],
+        )
     if session.scalar(select(SignOff.id).where(SignOff.visit_id == visit.id)) is not None:
         raise Conflict(f"visit {visit.number} of job {job_id} is signed off already", code="already-signed-off")
-    signoff = SignOff(job_id=job_id, visit_id=visit.id, photo_id=photo_id, signer_name=signer_name,  # type: ignore[arg-type]
-                      signed_at=now, recorded_by=caller.actor)
+    signoff = SignOff(
+        job_id=job_id,
+        visit_id=visit.id,
+        photo_id=photo_id,
+        signer_name=signer_name,  # type: ignore[arg-type]
+        signed_at=now,
+        recorded_by=caller.actor,
+    )
     session.add(signoff)
     session.flush()
-    events.record(session=session, job_id=job_id, type="signed_off", actor=caller.actor, now=now,
-                  signer_name=signer_name, photo_id=photo_id, photo_verdict=photo.verdict.value,
-                  visit_number=visit.number)
+    events.record(
+        session=session,
+        job_id=job_id,
+        type="signed_off",
+        actor=caller.actor,
+        now=now,
+        signer_name=signer_name,
+        photo_id=photo_id,
+        photo_verdict=photo.verdict.value,
+        visit_number=visit.number,
+    )
     close_if_ready(session=session, job=job, now=now)
     return job, signoff
 
@@ -159,38 +190,73 @@ def sign_off(
 
 
 def record_callback(
-    *, session: Session, job_id: int, reached: bool, fixed: bool | None, satisfaction: int | None, note: str | None,
-    caller: Caller, now: datetime, settings: Settings,
+    *,
+    session: Session,
+    job_id: int,
+    reached: bool,
+    fixed: bool | None,
+    satisfaction: int | None,
+    note: str | None,
+    caller: Caller,
+    now: datetime,
+    settings: Settings,
 ) -> tuple[Job, JobCallback]:
     """A call to the customer after the job was completed. Unreached: try again after
     ``DISPATCH_CALLBACK_RETRY_MINUTES``. Reached and fixed: the job closes if it is compliant.
     Reached and not fixed: it needs a return visit (``POST .../return-visits``)."""
     if not reached and (fixed is not None or satisfaction is not None):
-        raise Unprocessable("a customer who was not reached gave no answers", code="unreached-with-answers",
-                            errors=[_field("fixed" if fixed is not None else "satisfaction", "only when reached")])
+        raise Unprocessable(
+            "a customer who was not reached gave no answers",
+            code="unreached-with-answers",
+            errors=[_field("fixed" if fixed is not None else "satisfaction", "only when reached")],
+        )
     if reached and fixed is None:
-        raise Unprocessable("say whether the customer says it is fixed", code="fixed-required",
-                            errors=[_field("fixed", "required when reached")])
+        raise Unprocessable(
+            "say whether the customer says it is fixed",
+            code="fixed-required",
+            errors=[_field("fixed", "required when reached")],
+        )
     job = jobs.get(session=session, job_id=job_id, caller=caller, for_update=True)
     if job.status is not JobStatus.completed:
-        raise Conflict(f"job {job_id} is {job.status.value}; customers are called back once it is completed",
-                       code="not-completed", current_status=job.status.value)
+        raise Conflict(
+            f"job {job_id} is {job.status.value}; customers are called back once it is completed",
+            code="not-completed",
+            current_status=job.status.value,
+        )
     visit = _completed_visit(session, job) or visits.latest(session, job_id)
     if visit is None:
         raise Conflict(f"job {job_id} has had no visit", code="no-visit")
-    attempt = (session.scalar(select(func.count()).select_from(JobCallback).where(JobCallback.visit_id == visit.id))
-               or 0) + 1
+    attempt = (
+        session.scalar(select(func.count()).select_from(JobCallback).where(JobCallback.visit_id == visit.id)) or 0
+    ) + 1
     callback = JobCallback(
-        job_id=job_id, visit_id=visit.id, attempt=attempt, reached=reached, fixed=fixed,  # type: ignore[arg-type]
-        satisfaction=satisfaction, note=note, called_at=now, called_by=caller.actor,
+        job_id=job_id,
+        visit_id=visit.id,
+        attempt=attempt,
+        reached=reached,
+        fixed=fixed,  # type: ignore[arg-type]
+        satisfaction=satisfaction,
+        note=note,
+        called_at=now,
+        called_by=caller.actor,
         retry_after=None if reached else now + timedelta(minutes=settings.callback_retry_minutes),
     )
     session.add(callback)
     session.flush()
-    events.record(session=session, job_id=job_id, type="callback", actor=caller.actor, now=now,
-                  attempt=attempt, reached=reached, fixed=fixed, satisfaction=satisfaction, note=note,
-                  retry_after=callback.retry_after.isoformat() if callback.retry_after else None,
-                  visit_number=visit.number)
+    events.record(
+        session=session,
+        job_id=job_id,
+        type="callback",
+        actor=caller.actor,
+        now=now,
+        attempt=attempt,
+        reached=reached,
+        fixed=fixed,
+        satisfaction=satisfaction,
+        note=note,
+        retry_after=callback.retry_after.isoformat() if callback.retry_after else None,
+        visit_number=visit.number,
+    )
     close_if_ready(session=session, job=job, now=now)
     return job, callback
 
@@ -210,29 +276,48 @@ def review(
     reason and blocks closing (or, on a closed job, calls for a return visit); passing also
     accepts a photo whose EXIF did not match (the supervisor checked it by eye)."""
     if not passed and not reason:
-        raise Unprocessable("a failed review needs a reason", code="reason-required",
-                            errors=[_field("reason", "required when the review fails")])
+        raise Unprocessable(
+            "a failed review needs a reason",
+            code="reason-required",
+            errors=[_field("reason", "required when the review fails")],
+        )
     job = jobs.get(session=session, job_id=job_id, caller=caller, for_update=True)
     visit = _completed_visit(session, job) if job.status in (JobStatus.completed, JobStatus.closed) else None
     if visit is None:
-        raise Conflict(f"job {job_id} is {job.status.value}; reviews are of completed work", code="not-completed",
-                       current_status=job.status.value)
-    entry = ComplianceReview(job_id=job_id, visit_id=visit.id, passed=passed, reason=reason,  # type: ignore[arg-type]
-                             reviewed_by=caller.actor, reviewed_at=now)
+        raise Conflict(
+            f"job {job_id} is {job.status.value}; reviews are of completed work",
+            code="not-completed",
+            current_status=job.status.value,
+        )
+    entry = ComplianceReview(
+        job_id=job_id,
+        visit_id=visit.id,
+        passed=passed,
+        reason=reason,  # type: ignore[arg-type]
+        reviewed_by=caller.actor,
+        reviewed_at=now,
+    )
     session.add(entry)
     session.flush()
-    events.record(session=session, job_id=job_id, type="compliance_reviewed", actor=caller.actor, now=now,
-                  passed=passed, reason=reason, visit_number=visit.number)
+    events.record(
+        session=session,
+        job_id=job_id,
+        type="compliance_reviewed",
+        actor=caller.actor,
+        now=now,
+        passed=passed,
+        reason=reason,
+        visit_number=visit.number,
+    )
     close_if_ready(session=session, job=job, now=now)
     return job, entry
 
 
 def reviews_of(*, session: Session, job_id: int, caller: Caller) -> list[ComplianceReview]:
     jobs.get(session=session, job_id=job_id, caller=caller)
-    return list(session.scalars(
-        select(ComplianceReview).where(ComplianceReview.job_id == job_id).order_by(ComplianceReview.id)
-    ))
-
+    return list(
+        session.scalars(select(ComplianceReview).where(ComplianceReview.job_id == job_id).order_by(ComplianceReview.id))
+    )
 
 
 # --- the dispatcher's call list ---------------------------------------------------------------
@@ -245,16 +330,21 @@ def callbacks_due(*, session: Session, now: datetime, limit: int) -> list[tuple[
     latest = select(Visit.job_id, func.max(Visit.number).label("number")).group_by(Visit.job_id).subquery()
     last = aliased(Visit)
     reached = exists().where(JobCallback.visit_id == last.id, JobCallback.reached)
-    attempts = (select(func.count()).where(JobCallback.visit_id == last.id).correlate(last).scalar_subquery())
-    retry_after = (select(func.max(JobCallback.retry_after)).where(JobCallback.visit_id == last.id)
-                   .correlate(last).scalar_subquery())
+    attempts = select(func.count()).where(JobCallback.visit_id == last.id).correlate(last).scalar_subquery()
+    retry_after = (
+        select(func.max(JobCallback.retry_after))
+        .where(JobCallback.visit_id == last.id)
+        .correlate(last)
+        .scalar_subquery()
+    )
     due_since = func.coalesce(retry_after, Job.completed_at)
     rows = session.execute(
         select(Job, attempts, retry_after)
         .join(latest, latest.c.job_id == Job.id)
         .join(last, and_(last.job_id == latest.c.job_id, last.number == latest.c.number))
         .where(Job.status == JobStatus.completed, ~reached, or_(retry_after.is_(None), retry_after <= now))
-        .order_by(due_since, Job.id).limit(limit)
+        .order_by(due_since, Job.id)
+        .limit(limit)
     ).all()
     return [(job, int(count or 0), retry) for job, count, retry in rows]
 
@@ -293,8 +383,14 @@ class ProofFigures:
         return self.reached / self.calls if self.calls else None
 
 
-def proof_figures(session: Session, since: datetime, until: datetime, *, outlet_id: int | None = None,
-                  technician_id: int | None = None) -> ProofFigures:
+def proof_figures(
+    session: Session,
+    since: datetime,
+    until: datetime,
+    *,
+    outlet_id: int | None = None,
+    technician_id: int | None = None,
+) -> ProofFigures:
     """Sign-off, authenticity, compliance and callback figures for the KPI module."""
     stmt = select(Visit.id).where(Visit.outcome == VisitOutcome.fixed, Visit.left_at >= since, Visit.left_at < until)
     if technician_id is not None:
@@ -306,13 +402,18 @@ def proof_figures(session: Session, since: datetime, until: datetime, *, outlet_
     last_review: dict[int, bool] = {}
     calls, reached, scores = 0, 0, []
     for start in range(0, len(visit_ids), 500):
-        chunk = visit_ids[start:start + 500]
-        verdicts.update((visit_id, verdict) for visit_id, verdict in session.execute(
-            select(SignOff.visit_id, Photo.verdict).join(Photo, Photo.id == SignOff.photo_id)
-            .where(SignOff.visit_id.in_(chunk))
-        ))
+        chunk = visit_ids[start : start + 500]
+        verdicts.update(
+            (visit_id, verdict)
+            for visit_id, verdict in session.execute(
+                select(SignOff.visit_id, Photo.verdict)
+                .join(Photo, Photo.id == SignOff.photo_id)
+                .where(SignOff.visit_id.in_(chunk))
+            )
+        )
         for visit_id, passed in session.execute(
-            select(ComplianceReview.visit_id, ComplianceReview.passed).where(ComplianceReview.visit_id.in_(chunk))
+            select(ComplianceReview.visit_id, ComplianceReview.passed)
+            .where(ComplianceReview.visit_id.in_(chunk))
             .order_by(ComplianceReview.id)
         ):
             last_review[visit_id] = passed
@@ -324,14 +425,21 @@ def proof_figures(session: Session, since: datetime, until: datetime, *, outlet_
             if satisfaction is not None:
                 scores.append(satisfaction)
     compliant = sum(
-        1 for visit_id in visit_ids
-        if visit_id in verdicts and last_review.get(visit_id) is not False
+        1
+        for visit_id in visit_ids
+        if visit_id in verdicts
+        and last_review.get(visit_id) is not False
         and (verdicts[visit_id] is not PhotoVerdict.mismatch or last_review.get(visit_id) is True)
     )
     counted: dict[str, int] = {}
     for verdict in verdicts.values():
         counted[verdict.value] = counted.get(verdict.value, 0) + 1
     return ProofFigures(
-        fixed_visits=len(visit_ids), signed_off=len(verdicts), photo_verdicts=counted, compliant=compliant,
-        calls=calls, reached=reached, satisfaction_mean=sum(scores) / len(scores) if scores else None,
+        fixed_visits=len(visit_ids),
+        signed_off=len(verdicts),
+        photo_verdicts=counted,
+        compliant=compliant,
+        calls=calls,
+        reached=reached,
+        satisfaction_mean=sum(scores) / len(scores) if scores else None,
     )

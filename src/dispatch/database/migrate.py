@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from alembic import command
 from alembic.config import Config
 
+from alembic import command
 from dispatch.config import Settings
 from dispatch.database.core import ensure_sqlite_folder
 

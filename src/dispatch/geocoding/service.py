@@ -48,7 +48,10 @@ def _geocoder(name: str, domain: str | None, scheme: str, timeout: float, user_a
     # The standard library's HTTP client: one attempt per job (geopy's requests adapter retries
     # time-outs, tripling the wait), and the same behaviour whatever else is installed.
     kwargs: dict[str, object] = {
-        "timeout": timeout, "user_agent": user_agent, "scheme": scheme, "adapter_factory": URLLibAdapter,
+        "timeout": timeout,
+        "user_agent": user_agent,
+        "scheme": scheme,
+        "adapter_factory": URLLibAdapter,
     }
     if domain:
         kwargs["domain"] = domain
@@ -59,8 +62,11 @@ def geocoder_for(settings: Settings):  # type: ignore[no-untyped-def]
     if settings.geocoder is None:
         return None
     return _geocoder(
-        settings.geocoder, settings.geocoder_domain, settings.geocoder_scheme,
-        settings.geocoder_timeout_seconds, settings.geocoder_user_agent,
+        settings.geocoder,
+        settings.geocoder_domain,
+        settings.geocoder_scheme,
+        settings.geocoder_timeout_seconds,
+        settings.geocoder_user_agent,
     )
 
 

@@ -65,8 +65,10 @@ def _digest(*parts: bytes) -> str:
 
 def _media_type(content_type: str) -> tuple[str, dict[str, str]]:
     media_type, params = parse_options_header(content_type)
-    return (media_type.decode("latin-1").strip().lower(),
-            {k.decode("latin-1").strip().lower(): v.decode("latin-1") for k, v in params.items()})
+    return (
+        media_type.decode("latin-1").strip().lower(),
+        {k.decode("latin-1").strip().lower(): v.decode("latin-1") for k, v in params.items()},
+    )
 
 
 def _is_json(media_type: str) -> bool:
@@ -145,11 +147,18 @@ def _multipart_parts(body: bytes, boundary: str | None) -> bytes | None:
         ended = True
 
     try:
-        parser = MultipartParser(boundary.encode("latin-1"), {
-            "on_part_begin": on_part_begin, "on_header_field": on_header_field,
-            "on_header_value": on_header_value, "on_header_end": on_header_end,
-            "on_part_data": on_part_data, "on_part_end": on_part_end, "on_end": on_end,
-        })
+        parser = MultipartParser(
+            boundary.encode("latin-1"),
+            {
+                "on_part_begin": on_part_begin,
+                "on_header_field": on_header_field,
+                "on_header_value": on_header_value,
+                "on_header_end": on_header_end,
+                "on_part_data": on_part_data,
+                "on_part_end": on_part_end,
+                "on_end": on_end,
+            },
+        )
         parser.write(body)
         parser.finalize()
     except Exception:  # any parse failure: the raw bytes decide (never a 500 from here)

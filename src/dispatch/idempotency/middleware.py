@@ -52,8 +52,13 @@ class IdempotencyMiddleware:
             return
         key = raw_key.decode("latin-1").strip()
         if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable() or not key.isascii():
-            await _problem(scope, send, 422, "invalid-idempotency-key",
-                           f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters")
+            await _problem(
+                scope,
+                send,
+                422,
+                "invalid-idempotency-key",
+                f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters",
+            )
             return
         state = scope["app"].state
         caller = await _caller(state, scope)
@@ -68,25 +73,45 @@ class IdempotencyMiddleware:
         # Parsing and hashing a photo takes a few milliseconds: in a thread, and outside the
         # SQLite writer's turn.
         fingerprint = await anyio.to_thread.run_sync(fingerprints.of, *request)
-        decision = await _write(state, lambda: service.begin(
-            database=database, owner=caller.actor, key=key, method=scope["method"], path=scope["path"],
-            fingerprint=fingerprint, also_matches=lambda: fingerprints.raw(*request),
-            now=clock.now(), keep_for=timedelta(hours=settings.idempotency_key_hours),
-            lock_for=timedelta(seconds=settings.idempotency_lock_seconds),
-        ))
+        decision = await _write(
+            state,
+            lambda: service.begin(
+                database=database,
+                owner=caller.actor,
+                key=key,
+                method=scope["method"],
+                path=scope["path"],
+                fingerprint=fingerprint,
+                also_matches=lambda: fingerprints.raw(*request),
+                now=clock.now(),
+                keep_for=timedelta(hours=settings.idempotency_key_hours),
+                lock_for=timedelta(seconds=settings.idempotency_lock_seconds),
+            ),
+        )
         if decision.outcome == "mismatch":
-            await _problem(scope, send, 422, "idempotency-key-reused",
-                           "this Idempotency-Key was sent before with a different request; use a new key")
+            await _problem(
+                scope,
+                send,
+                422,
+                "idempotency-key-reused",
+                "this Idempotency-Key was sent before with a different request; use a new key",
+            )
             return
         if decision.outcome == "in_flight":
-            await _problem(scope, send, 409, "idempotency-key-in-use",
-                           "a request with this Idempotency-Key is still being handled; retry shortly",
-                           headers=[(b"retry-after", b"1")])
+            await _problem(
+                scope,
+                send,
+                409,
+                "idempotency-key-in-use",
+                "a request with this Idempotency-Key is still being handled; retry shortly",
+                headers=[(b"retry-after", b"1")],
+            )
             return
         if decision.outcome == "replay":
             headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in decision.headers or []]
-            await _send_response(send, decision.status or 200, headers + [(REPLAYED_HEADER.encode(), b"true")],
-                                 decision.body or b"")
+            await _send_response(
+                send, decision.status or 200, [*headers, (REPLAYED_HEADER.encode(), b"true")], decision.body or b""
+            )
             return
 
         # We hold the key: run the request on the body we read, and keep what it answers.
@@ -114,13 +139,23 @@ class IdempotencyMiddleware:
         try:
             await self.app(scope, replay_receive, capture)
         finally:
-            kept = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in headers
-                    if k.decode("latin-1").lower() in _KEPT_HEADERS]
+            kept = [
+                [k.decode("latin-1"), v.decode("latin-1")]
+                for k, v in headers
+                if k.decode("latin-1").lower() in _KEPT_HEADERS
+            ]
             answer = b"".join(chunks)
-            await _write(state, lambda: service.finish(
-                database=database, row_id=decision.row_id, status=status, headers=kept, body=answer,  # type: ignore[arg-type]
-                now=clock.now(),
-            ))
+            await _write(
+                state,
+                lambda: service.finish(
+                    database=database,
+                    row_id=decision.row_id,
+                    status=status,
+                    headers=kept,
+                    body=answer,  # type: ignore[arg-type]
+                    now=clock.now(),
+                ),
+            )
         await _send_response(send, status, [(k, v) for k, v in headers if k.lower() != b"content-length"], answer)
 
 
@@ -179,12 +214,19 @@ async def _send_response(send: Send, status: int, headers: list[tuple[bytes, byt
     await send({"type": "http.response.body", "body": body})
 
 
-async def _problem(scope: Scope, send: Send, status: int, code: str, detail: str,
-                   headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    payload = json.dumps({
-        "type": PROBLEM_TYPE_BASE + code, "title": "Conflict" if status == 409 else "The request is not valid",
-        "status": status, "detail": detail, "code": code, "instance": scope.get("path", ""),
-    }).encode()
+async def _problem(
+    scope: Scope, send: Send, status: int, code: str, detail: str, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    payload = json.dumps(
+        {
+            "type": PROBLEM_TYPE_BASE + code,
+            "title": "Conflict" if status == 409 else "The request is not valid",
+            "status": status,
+            "detail": detail,
+            "code": code,
+            "instance": scope.get("path", ""),
+        }
+    ).encode()
     await _send_response(send, status, [(b"content-type", PROBLEM_MEDIA_TYPE.encode()), *(headers or [])], payload)
 
 
@@ -201,13 +243,21 @@ def document(spec: dict[str, Any]) -> dict[str, Any]:
                 continue
             params = operation.setdefault("parameters", [])
             if not any(p.get("name") == "Idempotency-Key" for p in params):
-                params.append({
-                    "name": "Idempotency-Key", "in": "header", "required": False,
-                    "description": "Makes a retry safe: the first answer is replayed for the same key and "
-                                   "request; the same key with a different request is refused (422).",
-                    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH,
-                               "pattern": "^[\\x21-\\x7e]([\\x20-\\x7e]*[\\x21-\\x7e])?$"},
-                })
+                params.append(
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": False,
+                        "description": "Makes a retry safe: the first answer is replayed for the same key and "
+                        "request; the same key with a different request is refused (422).",
+                        "schema": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": MAX_KEY_LENGTH,
+                            "pattern": "^[\\x21-\\x7e]([\\x20-\\x7e]*[\\x21-\\x7e])?$",
+                        },
+                    }
+                )
             responses = operation.setdefault("responses", {})
             for status, entry in problems.items():
                 if str(status) not in responses:

@@ -67,8 +67,13 @@ def begin(
             )
             if row is None:
                 fresh = IdempotencyKey(
-                    owner=owner, key=key, method=method, path=path, fingerprint=fingerprint,
-                    locked_at=now, expires_at=now + keep_for,
+                    owner=owner,
+                    key=key,
+                    method=method,
+                    path=path,
+                    fingerprint=fingerprint,
+                    locked_at=now,
+                    expires_at=now + keep_for,
                 )
                 try:
                     with session.begin_nested():
@@ -100,9 +105,9 @@ def finish(*, database: Database, row_id: int, status: int, headers: list[Any], 
     with database.transaction() as session:
         if keeps(status):
             session.execute(
-                update(IdempotencyKey).where(IdempotencyKey.id == row_id).values(
-                    status=status, headers=headers, body=body, completed_at=now
-                )
+                update(IdempotencyKey)
+                .where(IdempotencyKey.id == row_id)
+                .values(status=status, headers=headers, body=body, completed_at=now)
             )
         else:
             session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == row_id, IdempotencyKey.status.is_(None)))
@@ -113,9 +118,14 @@ def purge(*, database: Database, now: datetime, batch: int = 5000) -> int:
     removed = 0
     while True:
         with database.transaction() as session:
-            ids = list(session.scalars(
-                select(IdempotencyKey.id).where(IdempotencyKey.expires_at <= now).order_by(IdempotencyKey.id).limit(batch)
-            ))
+            ids = list(
+                session.scalars(
+                    select(IdempotencyKey.id)
+                    .where(IdempotencyKey.expires_at <= now)
+                    .order_by(IdempotencyKey.id)
+                    .limit(batch)
+                )
+            )
             if not ids:
                 return removed
             session.execute(delete(IdempotencyKey).where(IdempotencyKey.id.in_(ids)))

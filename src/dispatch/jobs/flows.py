@@ -59,13 +59,19 @@ def receive(
     if settings.auto_dispatch and placed is not None:
         try:
             choice = assignment.choose(
-                session=session, lat=placed.lat, lon=placed.lon, skill=job.product_category, now=now,
+                session=session,
+                lat=placed.lat,
+                lon=placed.lon,
+                skill=job.product_category,
+                now=now,
                 settings=settings,
             )
         except Conflict as exc:  # nobody available, or lost every race: nothing was written
-            timeline.append(events.entry(
-                "dispatch_failed", SYSTEM.actor, reason=exc.extra.get("reason", exc.code), detail=exc.detail
-            ))
+            timeline.append(
+                events.entry(
+                    "dispatch_failed", SYSTEM.actor, reason=exc.extra.get("reason", exc.code), detail=exc.detail
+                )
+            )
         else:
             jobs.assign_new(job, technician_id=choice.technician_id, now=now)
             timeline.append(events.entry("dispatched", SYSTEM.actor, **choice.details))
@@ -81,8 +87,13 @@ def auto_dispatch(*, session: Session, job: Job, now: datetime, settings: Settin
         assignment.dispatch_job(session=session, job=job, caller=SYSTEM, now=now, settings=settings)
     except Conflict as exc:  # nobody available, or lost every race: nothing was written
         events.record(
-            session=session, job_id=job.id, type="dispatch_failed", actor=SYSTEM.actor, now=now,
-            reason=exc.extra.get("reason", exc.code), detail=exc.detail,
+            session=session,
+            job_id=job.id,
+            type="dispatch_failed",
+            actor=SYSTEM.actor,
+            now=now,
+            reason=exc.extra.get("reason", exc.code),
+            detail=exc.detail,
         )
 
 
@@ -99,11 +110,20 @@ def change_status(
     if job.paused_at is not None:
         # First, so that a job completed while paused is held against its moved deadline.
         sla.resume_locked(session, job, actor=caller.actor, now=now)
-    jobs.change_status(session=session, job=job, target=target, change=change, caller=caller, now=now,
-                       settings=settings)
+    jobs.change_status(
+        session=session, job=job, target=target, change=change, caller=caller, now=now, settings=settings
+    )
     sla.after_status_change(session, job, at=change.at, now=now)
-    visits.track(session=session, job=job, technician_id=job.technician_id or _holder(session, job_id), at=change.at,
-                 actor=caller.actor, now=now, outcome=change.outcome, note=change.note)
+    visits.track(
+        session=session,
+        job=job,
+        technician_id=job.technician_id or _holder(session, job_id),
+        at=change.at,
+        actor=caller.actor,
+        now=now,
+        outcome=change.outcome,
+        note=change.note,
+    )
     parts.settle(session=session, job=job, now=now, actor=caller.actor, settings=settings)
     return job
 

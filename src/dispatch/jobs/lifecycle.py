@@ -24,12 +24,8 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.assigned: frozenset(
         {JobStatus.en_route, JobStatus.on_site, JobStatus.unable, JobStatus.waiting_parts, JobStatus.cancelled}
     ),
-    JobStatus.en_route: frozenset(
-        {JobStatus.on_site, JobStatus.unable, JobStatus.waiting_parts, JobStatus.cancelled}
-    ),
-    JobStatus.on_site: frozenset(
-        {JobStatus.completed, JobStatus.unable, JobStatus.waiting_parts, JobStatus.cancelled}
-    ),
+    JobStatus.en_route: frozenset({JobStatus.on_site, JobStatus.unable, JobStatus.waiting_parts, JobStatus.cancelled}),
+    JobStatus.on_site: frozenset({JobStatus.completed, JobStatus.unable, JobStatus.waiting_parts, JobStatus.cancelled}),
     JobStatus.unable: frozenset({JobStatus.assigned, JobStatus.waiting_parts, JobStatus.cancelled}),
     # Left only by the parts arriving (sent back, or ready when nobody can go) or a cancellation.
     JobStatus.waiting_parts: frozenset({JobStatus.assigned, JobStatus.ready, JobStatus.cancelled}),
@@ -55,9 +51,7 @@ OPEN = frozenset(set(JobStatus) - {JobStatus.completed, JobStatus.cancelled, Job
 # Done and finished with: the SLA outcome (met or missed) is final for these.
 FINISHED = frozenset({JobStatus.completed, JobStatus.closed})
 # What a technician reports from the phone; dispatchers may also cancel.
-TECHNICIAN_STATUSES = frozenset(
-    {JobStatus.en_route, JobStatus.on_site, JobStatus.completed, JobStatus.unable}
-)
+TECHNICIAN_STATUSES = frozenset({JobStatus.en_route, JobStatus.on_site, JobStatus.completed, JobStatus.unable})
 DISPATCHER_STATUSES = TECHNICIAN_STATUSES | {JobStatus.cancelled}
 
 

@@ -37,7 +37,6 @@ class ServiceTier(str, enum.Enum):
     express = "express"
 
 
-
 class Job(SQLModel, table=True):
     """A repair request and its work order."""
 
@@ -45,23 +44,31 @@ class Job(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("outlet_id", "external_ref"),
         CheckConstraint("(lat IS NULL) = (lon IS NULL)", name="coordinates_together"),
+        CheckConstraint("lat IS NULL OR (lat BETWEEN -90 AND 90 AND lon BETWEEN -180 AND 180)", name="coordinates"),
         CheckConstraint(
-            "lat IS NULL OR (lat BETWEEN -90 AND 90 AND lon BETWEEN -180 AND 180)", name="coordinates"
-        ),
-        CheckConstraint("(technician_id IS NOT NULL) OR status IN ('new', 'unable', 'cancelled', 'waiting_parts', 'ready')",
+            "(technician_id IS NOT NULL) OR status IN ('new', 'unable', 'cancelled', 'waiting_parts', 'ready')",
             name="assigned_has_technician",
         ),
         Index("ix_job_status_due_at", "status", "due_at"),
         Index("ix_job_due_at_id", "due_at", "id"),
         Index("ix_job_technician_id_status", "technician_id", "status"),
         # The at-risk queue: open jobs (only they have a next deadline), emergencies first.
-        Index("ix_job_sla_queue", "urgency", "next_due_at", "id",
-              sqlite_where=text("next_due_at IS NOT NULL"), postgresql_where=text("next_due_at IS NOT NULL")),
+        Index(
+            "ix_job_sla_queue",
+            "urgency",
+            "next_due_at",
+            "id",
+            sqlite_where=text("next_due_at IS NOT NULL"),
+            postgresql_where=text("next_due_at IS NOT NULL"),
+        ),
         Index("ix_job_reported_at", "reported_at"),
         # The watcher's "can anyone get there in time": arrival deadlines nobody has met yet.
-        Index("ix_job_arrival_pending", "arrival_due_at",
-              sqlite_where=text("arrived_at IS NULL AND arrival_due_at IS NOT NULL"),
-              postgresql_where=text("arrived_at IS NULL AND arrival_due_at IS NOT NULL")),
+        Index(
+            "ix_job_arrival_pending",
+            "arrival_due_at",
+            sqlite_where=text("arrived_at IS NULL AND arrival_due_at IS NOT NULL"),
+            postgresql_where=text("arrived_at IS NULL AND arrival_due_at IS NOT NULL"),
+        ),
         # Jobs typed in by dispatchers have no outlet; NULLs never collide in the unique
         # constraint above, so their order numbers need an index of their own.
         Index(

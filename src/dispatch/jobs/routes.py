@@ -16,9 +16,10 @@ from dispatch.events import service as events
 from dispatch.events.schemas import JobEventPublic
 from dispatch.jobs import flows, service
 from dispatch.jobs.lifecycle import JobStatus
-from dispatch.jobs.schemas import BranchFilter, JobCreate, JobSearch, JobLocation, JobOrder, JobPublic, StatusChange
+from dispatch.jobs.schemas import BranchFilter, JobCreate, JobLocation, JobOrder, JobPublic, JobSearch, StatusChange
 from dispatch.schemas import Category, Page, decode_id_cursor, id_page
-from dispatch.sla.clock import SlaState
+from dispatch.sla.states import SlaState
+
 
 def _no_nul(value: str) -> str:
     if "\x00" in value:  # PostgreSQL cannot compare text with NUL in it
@@ -46,9 +47,11 @@ async def create_job(
         placed = await anyio.to_thread.run_sync(
             lambda: flows.place_customer(database=database, settings=settings, job_in=body)
         )
-    job = await uow.run(lambda session: service.to_public(
-        flows.receive(session=session, job_in=body, placed=placed, caller=caller, now=now, settings=settings), now
-    ))
+    job = await uow.run(
+        lambda session: service.to_public(
+            flows.receive(session=session, job_in=body, placed=placed, caller=caller, now=now, settings=settings), now
+        )
+    )
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return job
 
@@ -64,12 +67,17 @@ async def list_jobs(
     sla_state: SlaState | None = None,
     needs_location: bool | None = None,
     category: Annotated[Category | None, Query()] = None,
-    branch: Annotated[BranchFilter | None, Query(description="Jobs assigned to technicians of this home branch")] = None,
-    q: Annotated[JobSearch | None, Query(
-        description="Search: the outlet's order number (`external_ref`), or part of the customer's phone number"
-    )] = None,
-    external_ref: Annotated[Annotated[str, AfterValidator(_no_nul)] | None,
-                            Query(min_length=1, max_length=100, description="The outlet's own order number")] = None,
+    branch: Annotated[
+        BranchFilter | None, Query(description="Jobs assigned to technicians of this home branch")
+    ] = None,
+    q: Annotated[
+        JobSearch | None,
+        Query(description="Search: the outlet's order number (`external_ref`), or part of the customer's phone number"),
+    ] = None,
+    external_ref: Annotated[
+        Annotated[str, AfterValidator(_no_nul)] | None,
+        Query(min_length=1, max_length=100, description="The outlet's own order number"),
+    ] = None,
     order: JobOrder = "due_at",
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
@@ -78,9 +86,20 @@ async def list_jobs(
 
     def work(session: Session) -> Page[JobPublic]:
         rows, next_cursor = service.list_jobs(
-            session=session, caller=caller, now=now, limit=limit, cursor=cursor, order=order,
-            statuses=status, technician_id=technician_id, outlet_id=outlet_id, sla_state=sla_state,
-            needs_location=needs_location, category=category, branch=branch, search=q,
+            session=session,
+            caller=caller,
+            now=now,
+            limit=limit,
+            cursor=cursor,
+            order=order,
+            statuses=status,
+            technician_id=technician_id,
+            outlet_id=outlet_id,
+            sla_state=sla_state,
+            needs_location=needs_location,
+            category=category,
+            branch=branch,
+            search=q,
             external_ref=external_ref,
         )
         return Page[JobPublic](items=[service.to_public(j, now) for j in rows], next_cursor=next_cursor)
@@ -90,7 +109,9 @@ async def list_jobs(
 
 @router.get("/{job_id}", response_model=JobPublic, responses=problem_responses(404))
 async def get_job(job_id: IdPath, uow: UnitOfWorkDep, caller: CallerDep, now: NowDep) -> JobPublic:
-    return await uow.run(lambda session: service.to_public(service.get(session=session, job_id=job_id, caller=caller), now))
+    return await uow.run(
+        lambda session: service.to_public(service.get(session=session, job_id=job_id, caller=caller), now)
+    )
 
 
 @router.get("/{job_id}/events", response_model=Page[JobEventPublic], responses=problem_responses(404))
@@ -119,9 +140,12 @@ async def change_job_status(
 ) -> JobPublic:
     """The technician's taps: `en_route`, `on_site`, `completed`, `unable`, with the device time.
     Dispatchers may also `cancel`. Illegal moves are 409."""
-    return await uow.run(lambda session: service.to_public(
-        flows.change_status(session=session, job_id=job_id, change=body, caller=caller, now=now, settings=settings), now
-    ))
+    return await uow.run(
+        lambda session: service.to_public(
+            flows.change_status(session=session, job_id=job_id, change=body, caller=caller, now=now, settings=settings),
+            now,
+        )
+    )
 
 
 @router.post("/{job_id}/location", response_model=JobPublic, responses=problem_responses(404, 409))

@@ -8,9 +8,9 @@ from pydantic import AfterValidator, Field, StringConstraints, model_validator
 from dispatch.jobs.lifecycle import JobStatus
 from dispatch.jobs.models import Priority, ServiceTier
 from dispatch.schemas import (
-    Id,
     Category,
     Day,
+    Id,
     Latitude,
     Longitude,
     Note,
@@ -21,7 +21,7 @@ from dispatch.schemas import (
     Timestamp,
     WithOptionalPosition,
 )
-from dispatch.sla.clock import SlaState
+from dispatch.sla.states import SlaState
 
 Address = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500)]
 Fault = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
@@ -143,7 +143,9 @@ class SlaPublic(ResponseBody):
         description="The deadline the job is racing now; none once finished"
     )
     next_due_at: datetime | None
-    time_left_seconds: int = Field(description="Until the next deadline (the completion deadline once finished); negative once late")
+    time_left_seconds: int = Field(
+        description="Until the next deadline (the completion deadline once finished); negative once late"
+    )
     reasons: list[str] = Field(
         default_factory=list,
         description="Why the job is at risk or breached: deadline_passed, arrival_missed, no_show, time_elapsed, "

@@ -18,7 +18,6 @@ from dispatch.events import service as events
 from dispatch.events.models import JobEvent
 from dispatch.jobs.lifecycle import (
     DISPATCHER_STATUSES,
-    FINISHED,
     HOLDS_CAPACITY,
     OPEN,
     TECHNICIAN_STATUSES,
@@ -41,10 +40,10 @@ from dispatch.jobs.schemas import (
 )
 from dispatch.parts.models import JobPart
 from dispatch.schemas import MAX_ID, sane_instant
-from dispatch.sla import clock as sla
 from dispatch.sla import policies
-from dispatch.sla.clock import SlaState
+from dispatch.sla import states as sla
 from dispatch.sla.models import SlaCheckpoint
+from dispatch.sla.states import SlaState
 from dispatch.technicians import service as technicians
 
 
@@ -67,7 +66,8 @@ def new(
     ensure_not_future(reported_at, now=now, skew_seconds=settings.clock_skew_seconds, field=["reported_at"])
     if reported_at < now - timedelta(days=settings.reported_at_max_age_days):
         raise Unprocessable(
-            f"reported_at is more than {settings.reported_at_max_age_days} days ago", code="timestamp-too-old",
+            f"reported_at is more than {settings.reported_at_max_age_days} days ago",
+            code="timestamp-too-old",
             errors=[_field_error(["reported_at"], f"must be within the last {settings.reported_at_max_age_days} days")],
         )
     if job_in.product.purchased_on is not None and job_in.product.purchased_on > (now + timedelta(days=1)).date():
@@ -79,8 +79,10 @@ def new(
     outlet_id = caller.outlet_id if caller.role is Role.outlet else None
     if job_in.external_ref is not None:
         existing = session.scalar(
-            select(Job.id).where(Job.outlet_id.is_(None) if outlet_id is None else Job.outlet_id == outlet_id,
-                                 Job.external_ref == job_in.external_ref)
+            select(Job.id).where(
+                Job.outlet_id.is_(None) if outlet_id is None else Job.outlet_id == outlet_id,
+                Job.external_ref == job_in.external_ref,
+            )
         )
         if existing is not None:
             raise Conflict(
@@ -126,10 +128,16 @@ def sla_plan(session: Session, job: Job) -> policies.Plan:
 
 def created_entry(job: Job) -> dict[str, Any]:
     return events.entry(
-        "job_created", job.created_by, occurred_at=job.reported_at, due_at=job.due_at.isoformat(),
-        arrival_due_at=job.arrival_due_at.isoformat() if job.arrival_due_at else None, sla_policy=job.sla_policy,
-        priority=job.priority.value, service_tier=job.service_tier.value,
-        product_category=job.product_category, external_ref=job.external_ref,
+        "job_created",
+        job.created_by,
+        occurred_at=job.reported_at,
+        due_at=job.due_at.isoformat(),
+        arrival_due_at=job.arrival_due_at.isoformat() if job.arrival_due_at else None,
+        sla_policy=job.sla_policy,
+        priority=job.priority.value,
+        service_tier=job.service_tier.value,
+        product_category=job.product_category,
+        external_ref=job.external_ref,
     )
 
 
@@ -215,7 +223,8 @@ def _decode_cursor(cursor: str) -> tuple[datetime, int]:
         return sane_instant(due_at), last_id
     except (ValueError, UnicodeDecodeError) as exc:
         raise Unprocessable(
-            "cursor is not one this API gave out", code="invalid-cursor",
+            "cursor is not one this API gave out",
+            code="invalid-cursor",
             errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor", "type": "value_error"}],
         ) from exc
 
@@ -264,7 +273,7 @@ def list_jobs(
             stmt = stmt.where(or_(Job.due_at < due_at, and_(Job.due_at == due_at, Job.id < last_id)))
         else:
             stmt = stmt.where(or_(Job.due_at > due_at, and_(Job.due_at == due_at, Job.id > last_id)))
-    stmt = stmt.order_by(*( (Job.due_at.desc(), Job.id.desc()) if descending else (Job.due_at, Job.id) ))
+    stmt = stmt.order_by(*((Job.due_at.desc(), Job.id.desc()) if descending else (Job.due_at, Job.id)))
     rows = list(session.scalars(stmt.limit(limit + 1)))
     next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
     return rows[:limit], next_cursor
@@ -295,9 +304,7 @@ def search_condition(text: str) -> Any:
     return or_(*conditions)
 
 
-def set_location(
-    *, session: Session, job_id: int, lat: float, lon: float, caller: Caller, now: datetime
-) -> Job:
+def set_location(*, session: Session, job_id: int, lat: float, lon: float, caller: Caller, now: datetime) -> Job:
     job = get(session=session, job_id=job_id, caller=caller, for_update=True)
     if job.status not in OPEN:
         raise Conflict(f"job {job_id} is {job.status.value}; its location is final", code="job-closed")
@@ -312,10 +319,15 @@ def lock_all(*, session: Session, job_ids: list[int]) -> list[Job]:
     """Lock job rows in id order for the system's own changes (no caller, so no visibility rule)."""
     if not job_ids:
         return []
-    return list(session.scalars(
-        select(Job).where(Job.id.in_(sorted(set(job_ids)))).order_by(Job.id).with_for_update()
-        .execution_options(populate_existing=True)
-    ))
+    return list(
+        session.scalars(
+            select(Job)
+            .where(Job.id.in_(sorted(set(job_ids))))
+            .order_by(Job.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    )
 
 
 def touch(job: Job, now: datetime) -> None:
@@ -341,8 +353,14 @@ def mark_assigned(
     touch(job, now)
     session.flush()
     events.record(
-        session=session, job_id=job.id, type=how, actor=caller.actor, now=now,
-        technician_id=technician_id, previous_technician_id=previous, **details,
+        session=session,
+        job_id=job.id,
+        type=how,
+        actor=caller.actor,
+        now=now,
+        technician_id=technician_id,
+        previous_technician_id=previous,
+        **details,
     )
 
 
@@ -351,14 +369,17 @@ def ensure_in_order(session: Session, job: Job, at: datetime, *, skew_seconds: i
     already happened to the job: its report, its assignment, its last status change. Otherwise a
     wrong phone clock, or a wish, could complete a job before its deadline after the fact."""
     last = session.scalar(
-        select(JobEvent.occurred_at).where(JobEvent.job_id == job.id, JobEvent.type == "status_changed")
-        .order_by(JobEvent.id.desc()).limit(1)
+        select(JobEvent.occurred_at)
+        .where(JobEvent.job_id == job.id, JobEvent.type == "status_changed")
+        .order_by(JobEvent.id.desc())
+        .limit(1)
     )
     floor = max(moment for moment in (job.reported_at, job.assigned_at, last) if moment is not None)
     if at < floor - timedelta(seconds=skew_seconds):
         raise Unprocessable(
             f"at is before what already happened to job {job.id} ({floor.isoformat()})",
-            code="timestamp-out-of-order", not_before=floor.isoformat(),
+            code="timestamp-out-of-order",
+            not_before=floor.isoformat(),
             errors=[_field_error(["at"], "must not be before the job's last step")],
         )
 
@@ -380,7 +401,13 @@ def settable_status(*, change: StatusChange, caller: Caller, now: datetime, sett
 
 
 def change_status(
-    *, session: Session, job: Job, target: JobStatus, change: StatusChange, caller: Caller, now: datetime,
+    *,
+    session: Session,
+    job: Job,
+    target: JobStatus,
+    change: StatusChange,
+    caller: Caller,
+    now: datetime,
     settings: Settings,
 ) -> Job:
     """Move a job the caller has locked (``get(..., for_update=True)``) to ``target``, from
@@ -408,9 +435,18 @@ def change_status(
     touch(job, now)
     session.flush()
     events.record(
-        session=session, job_id=job.id, type="status_changed", actor=caller.actor, now=now,
-        occurred_at=change.at, **{"from": current.value}, to=target.value,
-        technician_id=technician_id, note=change.note, lat=change.lat, lon=change.lon,
+        session=session,
+        job_id=job.id,
+        type="status_changed",
+        actor=caller.actor,
+        now=now,
+        occurred_at=change.at,
+        **{"from": current.value},
+        to=target.value,
+        technician_id=technician_id,
+        note=change.note,
+        lat=change.lat,
+        lon=change.lon,
     )
     return job
 
@@ -418,14 +454,24 @@ def change_status(
 def sla_public(job: Job, now: datetime) -> SlaPublic:
     deadlines = []
     if job.arrival_due_at is not None and job.arrival_at_risk_at is not None:
-        deadlines.append(DeadlinePublic(
-            deadline="arrival", due_at=job.arrival_due_at, at_risk_at=job.arrival_at_risk_at, done_at=job.arrived_at,
-            outcome="pending" if job.arrived_at is None else ("missed" if job.arrival_missed else "met"),
-        ))
-    deadlines.append(DeadlinePublic(
-        deadline="completion", due_at=job.due_at, at_risk_at=job.at_risk_at, done_at=job.completed_at,
-        outcome="pending" if job.completed_at is None else ("missed" if job.completed_at > job.due_at else "met"),
-    ))
+        deadlines.append(
+            DeadlinePublic(
+                deadline="arrival",
+                due_at=job.arrival_due_at,
+                at_risk_at=job.arrival_at_risk_at,
+                done_at=job.arrived_at,
+                outcome="pending" if job.arrived_at is None else ("missed" if job.arrival_missed else "met"),
+            )
+        )
+    deadlines.append(
+        DeadlinePublic(
+            deadline="completion",
+            due_at=job.due_at,
+            at_risk_at=job.at_risk_at,
+            done_at=job.completed_at,
+            outcome="pending" if job.completed_at is None else ("missed" if job.completed_at > job.due_at else "met"),
+        )
+    )
     is_open = job.status in OPEN and job.next_due_at is not None
     if is_open:
         next_deadline = "arrival" if job.next_due_at == job.arrival_due_at and job.arrived_at is None else "completion"
@@ -434,10 +480,18 @@ def sla_public(job: Job, now: datetime) -> SlaPublic:
         next_deadline = None
         time_left = job.due_at - (job.completed_at or job.cancelled_at or now)
     return SlaPublic(
-        policy=job.sla_policy, state=sla.state(job, now), due_at=job.due_at, at_risk_at=job.at_risk_at,
-        deadlines=deadlines, next_deadline=next_deadline, next_due_at=job.next_due_at if is_open else None,  # type: ignore[arg-type]
-        time_left_seconds=int(time_left.total_seconds()), reasons=sla.reasons(job, now), return_visits=job.return_visits,
-        predicted_breach=job.predicted_breach if job.status in OPEN else None, paused_since=job.paused_at,
+        policy=job.sla_policy,
+        state=sla.state(job, now),
+        due_at=job.due_at,
+        at_risk_at=job.at_risk_at,
+        deadlines=deadlines,
+        next_deadline=next_deadline,
+        next_due_at=job.next_due_at if is_open else None,  # type: ignore[arg-type]
+        time_left_seconds=int(time_left.total_seconds()),
+        reasons=sla.reasons(job, now),
+        return_visits=job.return_visits,
+        predicted_breach=job.predicted_breach if job.status in OPEN else None,
+        paused_since=job.paused_at,
     )
 
 
@@ -448,12 +502,18 @@ def to_public(job: Job, now: datetime) -> JobPublic:
         outlet_id=job.outlet_id,
         external_ref=job.external_ref,
         customer=CustomerPublic(
-            name=job.customer_name, phone=job.customer_phone, address=job.customer_address,
-            lat=job.lat, lon=job.lon,
+            name=job.customer_name,
+            phone=job.customer_phone,
+            address=job.customer_address,
+            lat=job.lat,
+            lon=job.lon,
         ),
         product=ProductPublic(
-            category=job.product_category, model=job.product_model, serial=job.product_serial,
-            batch=job.product_batch, purchased_on=job.product_purchased_on,
+            category=job.product_category,
+            model=job.product_model,
+            serial=job.product_serial,
+            batch=job.product_batch,
+            purchased_on=job.product_purchased_on,
         ),
         fault=job.fault,
         priority=job.priority,

@@ -23,7 +23,9 @@ MAX_LIMIT = 1000
 
 
 @router.get(
-    "", response_model=Metrics, dependencies=[Depends(allow(Role.dispatcher, Role.supervisor))],
+    "",
+    response_model=Metrics,
+    dependencies=[Depends(allow(Role.dispatcher, Role.supervisor))],
     responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
 )
 async def get_metrics(
@@ -34,9 +36,17 @@ async def get_metrics(
     group_by: service.GroupBy = "none",
     interval: service.Interval = "none",
     format: Literal["json", "csv"] = "json",
-    limit: Annotated[int | None, Query(ge=1, le=MAX_LIMIT, description=(
-        "Rows per page (JSON only); without it every row. Grouped by technician a month is a row per "
-        "technician: thousands"))] = None,
+    limit: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=MAX_LIMIT,
+            description=(
+                "Rows per page (JSON only); without it every row. Grouped by technician a month is a row per "
+                "technician: thousands"
+            ),
+        ),
+    ] = None,
     cursor: CursorQuery = None,
 ) -> Metrics | Response:
     """KPIs for jobs reported in the period (definitions in docs/sla.md); `format=csv` for the
@@ -45,26 +55,37 @@ async def get_metrics(
     for name, day in (("since", since), ("until", until)):
         if day is not None and not 2000 <= day.year < 3000:
             raise Unprocessable(
-                f"{name} must be between the years 2000 and 2999", code="invalid-period",
+                f"{name} must be between the years 2000 and 2999",
+                code="invalid-period",
                 errors=[{"loc": ["query", name], "msg": "out of range", "type": "value_error"}],
             )
     end = until or (now + timedelta(days=1)).date()
     start = since or end - timedelta(days=30)
     if start >= end or (end - start).days > MAX_DAYS:
         raise Unprocessable(
-            f"since must be before until, at most {MAX_DAYS} days apart", code="invalid-period",
+            f"since must be before until, at most {MAX_DAYS} days apart",
+            code="invalid-period",
             errors=[{"loc": ["query", "since"], "msg": "invalid period", "type": "value_error"}],
         )
     if format == "csv" and (limit is not None or cursor is not None):
         raise Unprocessable(
-            "the CSV is never paged: leave out limit and cursor", code="invalid-paging",
+            "the CSV is never paged: leave out limit and cursor",
+            code="invalid-paging",
             errors=[{"loc": ["query", "limit"], "msg": "not with format=csv", "type": "value_error"}],
         )
     after = _decode(cursor)
-    rows = await uow.run(lambda session: service.compute(
-        session=session, since=datetime.combine(start, time(), UTC), until=datetime.combine(end, time(), UTC),
-        now=now, group_by=group_by, interval=interval, limit=None if limit is None else limit + 1, after=after,
-    ))
+    rows = await uow.run(
+        lambda session: service.compute(
+            session=session,
+            since=datetime.combine(start, time(), UTC),
+            until=datetime.combine(end, time(), UTC),
+            now=now,
+            group_by=group_by,
+            interval=interval,
+            limit=None if limit is None else limit + 1,
+            after=after,
+        )
+    )
     next_cursor = None
     if limit is not None and len(rows) > limit:
         rows = rows[:limit]
@@ -76,14 +97,23 @@ async def get_metrics(
         writer = csv.DictWriter(out, fieldnames=fields)
         writer.writeheader()
         writer.writerows({k: _cell(v) for k, v in row.items()} for row in flat)
-        return Response(out.getvalue(), media_type="text/csv", headers={
-            "Content-Disposition": f'attachment; filename="metrics-{start}-{end}.csv"'})
+        return Response(
+            out.getvalue(),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="metrics-{start}-{end}.csv"'},
+        )
     # The rows are plain dicts in the model's field order (service.public); written as they are.
     # Building the `Metrics` model first took 0.4-1.2 s for 5,000 rows (much of it the garbage
     # collector walking the objects it makes) and serialised to the same bytes (docs/benchmarks.md,
     # Metrics); tests/test_metrics.py checks the body against the model.
-    body = {"since": start.isoformat(), "until": end.isoformat(), "group_by": group_by, "interval": interval,
-            "rows": rows, "next_cursor": next_cursor}
+    body = {
+        "since": start.isoformat(),
+        "until": end.isoformat(),
+        "group_by": group_by,
+        "interval": interval,
+        "rows": rows,
+        "next_cursor": next_cursor,
+    }
     return Response(render(body), media_type="application/json")
 
 
@@ -107,7 +137,8 @@ def _decode(cursor: str | None) -> tuple[str, str] | None:
         return period, group
     except (ValueError, TypeError, UnicodeDecodeError) as exc:  # binascii.Error and JSONDecodeError are ValueErrors
         raise Unprocessable(
-            "cursor is not one this API gave out", code="invalid-cursor",
+            "cursor is not one this API gave out",
+            code="invalid-cursor",
             errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor", "type": "value_error"}],
         ) from exc
 

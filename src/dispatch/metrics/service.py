@@ -57,8 +57,15 @@ def public(row: Any, p90: int | None) -> dict[str, Any]:
         for deadline in DEADLINES:
             met, missed = getattr(row, f"{policy}_{deadline}_met"), getattr(row, f"{policy}_{deadline}_missed")
             if met or missed:
-                sla.append({"policy": policy, "deadline": deadline, "met": met, "missed": missed,
-                            "compliance": round(met / (met + missed), 4)})
+                sla.append(
+                    {
+                        "policy": policy,
+                        "deadline": deadline,
+                        "met": met,
+                        "missed": missed,
+                        "compliance": round(met / (met + missed), 4),
+                    }
+                )
     seconds = [getattr(row, f"seconds_{stage}") for stage in STAGES]
     return {
         "jobs": row.jobs,
@@ -74,11 +81,14 @@ def public(row: Any, p90: int | None) -> dict[str, Any]:
         "callbacks": row.calls,
         "callback_reach_rate": ratio(row.reached, row.calls),
         "jobs_reached_by_callback": ratio(row.jobs_reached, row.jobs_called),
-        "mean_satisfaction": round(row.satisfaction_sum / row.satisfaction_count, 2) if row.satisfaction_count else None,
+        "mean_satisfaction": round(row.satisfaction_sum / row.satisfaction_count, 2)
+        if row.satisfaction_count
+        else None,
         "sla_compliance": sla,
         "hours": {stage: round(s / 3600, 2) for stage, s in zip(STAGES, seconds, strict=True)},
-        "hours_per_job": {stage: round(s / 3600 / counted, 2) if counted else None
-                          for stage, s in zip(STAGES, seconds, strict=True)},
+        "hours_per_job": {
+            stage: round(s / 3600 / counted, 2) if counted else None for stage, s in zip(STAGES, seconds, strict=True)
+        },
     }
 
 
@@ -118,15 +128,21 @@ def _per_job(in_period: Any) -> tuple[Any, Any]:
     jobs_of_period = select(Job.id).where(in_period)
     visits = (
         select(Visit.job_id, func.min(case((Visit.outcome == VisitOutcome.fixed, Visit.number))).label("first_fixed"))
-        .where(Visit.job_id.in_(jobs_of_period)).group_by(Visit.job_id).subquery()
+        .where(Visit.job_id.in_(jobs_of_period))
+        .group_by(Visit.job_id)
+        .subquery()
     )
     calls = (
         select(
-            JobCallback.job_id, func.count().label("calls"),
+            JobCallback.job_id,
+            func.count().label("calls"),
             func.sum(case((JobCallback.reached, 1), else_=0)).label("reached"),
             func.sum(JobCallback.satisfaction).label("satisfaction_sum"),
             func.count(JobCallback.satisfaction).label("satisfaction_count"),
-        ).where(JobCallback.job_id.in_(jobs_of_period)).group_by(JobCallback.job_id).subquery()
+        )
+        .where(JobCallback.job_id.in_(jobs_of_period))
+        .group_by(JobCallback.job_id)
+        .subquery()
     )
     return visits, calls
 
@@ -158,11 +174,21 @@ def _totals(now: datetime, dialect: str) -> list[Any]:
     # Each deadline counts once decided: met or missed when done, missed once it passed.
     decided = {
         ("completion", "met"): and_(counted, Job.completed_at.is_not(None), Job.completed_at <= Job.due_at),
-        ("completion", "missed"): and_(counted, or_(and_(Job.completed_at.is_not(None), Job.completed_at > Job.due_at),
-                                                    and_(Job.completed_at.is_(None), Job.due_at <= now))),
+        ("completion", "missed"): and_(
+            counted,
+            or_(
+                and_(Job.completed_at.is_not(None), Job.completed_at > Job.due_at),
+                and_(Job.completed_at.is_(None), Job.due_at <= now),
+            ),
+        ),
         ("arrival", "met"): and_(has_arrival, Job.arrived_at.is_not(None), not_(Job.arrival_missed)),
-        ("arrival", "missed"): and_(has_arrival, or_(and_(Job.arrived_at.is_not(None), Job.arrival_missed),
-                                                     and_(Job.arrived_at.is_(None), Job.arrival_due_at <= now))),
+        ("arrival", "missed"): and_(
+            has_arrival,
+            or_(
+                and_(Job.arrived_at.is_not(None), Job.arrival_missed),
+                and_(Job.arrived_at.is_(None), Job.arrival_due_at <= now),
+            ),
+        ),
     }
     return [
         func.count().label("jobs"),
@@ -170,8 +196,11 @@ def _totals(now: datetime, dialect: str) -> list[Any]:
         _sum(Job.status.in_([s.value for s in OPEN])).label("open"),
         _sum(completed).label("completed"),
         _sum(and_(completed, Job.resolution_seconds <= DAY)).label("within_24h"),
-        *(_sum(and_(Job.sla_policy == policy, condition)).label(f"{policy}_{deadline}_{outcome}")
-          for policy in POLICIES for (deadline, outcome), condition in decided.items()),
+        *(
+            _sum(and_(Job.sla_policy == policy, condition)).label(f"{policy}_{deadline}_{outcome}")
+            for policy in POLICIES
+            for (deadline, outcome), condition in decided.items()
+        ),
         *(_sum(counted, getattr(Job, f"seconds_{stage}")).label(f"seconds_{stage}") for stage in STAGES),
         _sum(completed, Job.resolution_seconds).label("resolution_sum"),
         _p90(dialect, completed).label("p90"),
@@ -184,8 +213,15 @@ def key_of(row: dict[str, Any]) -> tuple[str, str]:
 
 
 def compute(
-    *, session: Session, since: datetime, until: datetime, now: datetime, group_by: GroupBy = "none",
-    interval: Interval = "none", limit: int | None = None, after: tuple[str, str] | None = None,
+    *,
+    session: Session,
+    since: datetime,
+    until: datetime,
+    now: datetime,
+    group_by: GroupBy = "none",
+    interval: Interval = "none",
+    limit: int | None = None,
+    after: tuple[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per (period, group), in order (``key_of``). Jobs reported in [since, until).
     With ``limit``, only the first ``limit`` rows whose key is after ``after`` (a page).
@@ -199,8 +235,13 @@ def compute(
     keys: list[Any] = []
     if interval != "none":
         keys.append(_period(dialect, interval).label("period"))
-    group = {"none": None, "outlet": Job.outlet_id, "technician": Job.technician_id,
-             "category": Job.product_category, "branch": Technician.home_branch}[group_by]
+    group = {
+        "none": None,
+        "outlet": Job.outlet_id,
+        "technician": Job.technician_id,
+        "category": Job.product_category,
+        "branch": Technician.home_branch,
+    }[group_by]
     if group is not None:
         if dialect == "sqlite":
             # Unary plus: the same value, but not a column an index could serve. Without it SQLite
@@ -215,7 +256,9 @@ def compute(
     counted = Job.status != JobStatus.cancelled
     stmt = (
         select(*keys, *_totals(now, dialect), *_proof(counted, visits, calls))
-        .select_from(Job).outerjoin(visits, visits.c.job_id == Job.id).outerjoin(calls, calls.c.job_id == Job.id)
+        .select_from(Job)
+        .outerjoin(visits, visits.c.job_id == Job.id)
+        .outerjoin(calls, calls.c.job_id == Job.id)
     )
     if group_by == "branch":
         stmt = stmt.outerjoin(Technician, Technician.id == Job.technician_id)
@@ -242,10 +285,24 @@ def compute(
 
 
 CSV_COLUMNS = (
-    "period", "group", "jobs", "cancelled", "open", "completed", "completed_within_24h", "completion_rate_24h",
-    "mean_hours_to_complete", "p90_hours_to_complete", "first_time_fix_rate", "return_visit_rate", "callbacks",
-    "callback_reach_rate", "jobs_reached_by_callback", "mean_satisfaction",
-    *(f"hours_{stage}" for stage in STAGES), *(f"hours_per_job_{stage}" for stage in STAGES),
+    "period",
+    "group",
+    "jobs",
+    "cancelled",
+    "open",
+    "completed",
+    "completed_within_24h",
+    "completion_rate_24h",
+    "mean_hours_to_complete",
+    "p90_hours_to_complete",
+    "first_time_fix_rate",
+    "return_visit_rate",
+    "callbacks",
+    "callback_reach_rate",
+    "jobs_reached_by_callback",
+    "mean_satisfaction",
+    *(f"hours_{stage}" for stage in STAGES),
+    *(f"hours_per_job_{stage}" for stage in STAGES),
 )
 
 

@@ -15,13 +15,15 @@ router = APIRouter(prefix="/v1/outlets", tags=["outlets"], responses=problem_res
 Staff = Depends(allow(Role.dispatcher, Role.supervisor))
 
 
-@router.post("", status_code=201, response_model=OutletCreated, dependencies=[Depends(allow())],
-             responses=problem_responses(409))
+@router.post(
+    "", status_code=201, response_model=OutletCreated, dependencies=[Depends(allow())], responses=problem_responses(409)
+)
 async def create_outlet(body: OutletCreate, uow: UnitOfWorkDep, now: NowDep) -> OutletCreated:
     def work(session):  # type: ignore[no-untyped-def]
         outlet = service.create(session=session, code=body.code, name=body.name, now=now)
-        _, secret = auth.issue(session=session, role=Role.outlet, outlet_id=outlet.id, now=now,
-                               name=f"outlet {outlet.code}")
+        _, secret = auth.issue(
+            session=session, role=Role.outlet, outlet_id=outlet.id, now=now, name=f"outlet {outlet.code}"
+        )
         return OutletCreated.model_validate({**OutletPublic.model_validate(outlet).model_dump(), "api_key": secret})
 
     return await uow.run(work)
@@ -31,7 +33,9 @@ async def create_outlet(body: OutletCreate, uow: UnitOfWorkDep, now: NowDep) -> 
 async def list_outlets(uow: UnitOfWorkDep, limit: LimitQuery = 50, cursor: CursorQuery = None) -> Page[OutletPublic]:
     after_id = decode_id_cursor(cursor)
     return await uow.run(
-        lambda session: id_page(OutletPublic, service.list_outlets(session=session, limit=limit + 1, after_id=after_id), limit)
+        lambda session: id_page(
+            OutletPublic, service.list_outlets(session=session, limit=limit + 1, after_id=after_id), limit
+        )
     )
 
 

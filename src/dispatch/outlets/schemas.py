@@ -7,7 +7,9 @@ from pydantic import Field, StringConstraints
 
 from dispatch.schemas import RequestBody, ResponseBody, ShortText
 
-OutletCode = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+OutletCode = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+]
 
 
 class OutletCreate(RequestBody):

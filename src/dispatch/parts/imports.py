@@ -94,8 +94,10 @@ class ImportResult:
     def summary(self) -> str:
         if not self.ok:
             return f"nothing was written: {self.error_count} error{'s' * (self.error_count != 1)} in {self.source}"
-        return (f"{self.what}: {self.created} created, {self.updated} updated, {self.unchanged} unchanged "
-                f"({self.rows} row{'s' * (self.rows != 1)} from {self.source})")
+        return (
+            f"{self.what}: {self.created} created, {self.updated} updated, {self.unchanged} unchanged "
+            f"({self.rows} row{'s' * (self.rows != 1)} from {self.source})"
+        )
 
 
 # --- the catalogue -------------------------------------------------------------------------
@@ -127,8 +129,14 @@ def import_parts(
             if result.ok:
                 rows.append(_PartRow(line, part, sorted(set(part.categories))))
     if result.ok:
-        _write(database, result, rows, progress, lambda session, batch: _write_parts(session, batch, result, now),
-               lock=lambda session: _lock_known_parts(session, [r.part.sku for r in rows]))
+        _write(
+            database,
+            result,
+            rows,
+            progress,
+            lambda session, batch: _write_parts(session, batch, result, now),
+            lock=lambda session: _lock_known_parts(session, [r.part.sku for r in rows]),
+        )
     return _finished(result)
 
 
@@ -149,14 +157,17 @@ def _lock_known_parts(session: Session, skus: list[str]) -> None:
     every stock change takes part locks in, so an import and a stock change cannot deadlock."""
     ids: list[int] = []
     for start in range(0, len(skus), BATCH):
-        ids += session.scalars(select(Part.id).where(Part.sku.in_(skus[start:start + BATCH])))
+        ids += session.scalars(select(Part.id).where(Part.sku.in_(skus[start : start + BATCH])))
     _lock_ids(session, ids)
 
 
 def _write_parts(session: Session, batch: Sequence[_PartRow], result: ImportResult, now: datetime) -> None:
-    known = {p.sku: p for p in session.scalars(
-        select(Part).where(Part.sku.in_([r.part.sku for r in batch])).execution_options(populate_existing=True)
-    )}
+    known = {
+        p.sku: p
+        for p in session.scalars(
+            select(Part).where(Part.sku.in_([r.part.sku for r in batch])).execution_options(populate_existing=True)
+        )
+    }
     for row in batch:
         with _blame(row.line):
             part = known.get(row.part.sku)
@@ -164,7 +175,9 @@ def _write_parts(session: Session, batch: Sequence[_PartRow], result: ImportResu
                 stock.create_part(session=session, part_in=row.part, now=now)
                 result.created += 1
             elif (part.name, sorted(part.categories), part.lead_time_hours) == (
-                row.part.name, row.categories, row.part.lead_time_hours
+                row.part.name,
+                row.categories,
+                row.part.lead_time_hours,
             ):
                 result.unchanged += 1
             else:
@@ -243,8 +256,9 @@ def import_stock(
 
         # Every part the file counts is locked up front in id order, so the lock order of
         # parts.service (parts, then jobs) holds although set_stock may lock jobs to fill backorders.
-        _write(database, result, rows, progress, write,
-               lock=lambda session: _lock_ids(session, [r.part_id for r in rows]))
+        _write(
+            database, result, rows, progress, write, lock=lambda session: _lock_ids(session, [r.part_id for r in rows])
+        )
     return _finished(result)
 
 
@@ -264,7 +278,8 @@ def _look_up(session: Session, pending: list[_StockLine], rows: list[_StockLine]
         return
     parts = dict(session.execute(select(Part.sku, Part.id).where(Part.sku.in_({r.sku for r in pending}))).all())
     reserved = {
-        (location_id, part_id): held for location_id, part_id, held in session.execute(
+        (location_id, part_id): held
+        for location_id, part_id, held in session.execute(
             select(Stock.location_id, Stock.part_id, Stock.reserved).where(Stock.part_id.in_(set(parts.values())))
         )
     }
@@ -275,8 +290,11 @@ def _look_up(session: Session, pending: list[_StockLine], rows: list[_StockLine]
         row.part_id = parts[row.sku]
         held = reserved.get((row.location_id, row.part_id), 0)
         if row.on_hand < held:
-            result.error(row.line, "on_hand", f"{held} of {row.sku} at {row.location} are reserved for jobs; "
-                                              "on hand cannot go below that")
+            result.error(
+                row.line,
+                "on_hand",
+                f"{held} of {row.sku} at {row.location} are reserved for jobs; on hand cannot go below that",
+            )
         elif result.ok:
             rows.append(row)
 
@@ -284,19 +302,32 @@ def _look_up(session: Session, pending: list[_StockLine], rows: list[_StockLine]
 def _lock_ids(session: Session, part_ids: list[int]) -> None:
     ids = sorted(set(part_ids))
     for start in range(0, len(ids), BATCH):
-        stock.lock_parts(session, ids[start:start + BATCH])
+        stock.lock_parts(session, ids[start : start + BATCH])
 
 
 def _write_stock(
-    session: Session, batch: Sequence[_StockLine], result: ImportResult, *, caller: Caller, now: datetime,
+    session: Session,
+    batch: Sequence[_StockLine],
+    result: ImportResult,
+    *,
+    caller: Caller,
+    now: datetime,
     settings: Settings,
 ) -> None:
     for row in batch:
         with _blame(row.line):
             level = stock.level(session, row.location_id, row.part_id)
             before = None if level is None else level.on_hand  # the object is refreshed by set_stock
-            service.set_stock(session=session, code=row.location, sku=row.sku, on_hand=row.on_hand,
-                              note=f"CSV import, line {row.line}", caller=caller, now=now, settings=settings)
+            service.set_stock(
+                session=session,
+                code=row.location,
+                sku=row.sku,
+                on_hand=row.on_hand,
+                note=f"CSV import, line {row.line}",
+                caller=caller,
+                now=now,
+                settings=settings,
+            )
             session.flush()
         if before is None:
             result.created += 1
@@ -328,15 +359,19 @@ def _blame(line: int) -> Iterator[None]:
 
 
 def _write(
-    database: Database, result: ImportResult, rows: Sequence[Any], progress: ProgressFn | None,
-    write: Callable[[Session, Sequence[Any]], None], lock: Callable[[Session], None] | None = None,
+    database: Database,
+    result: ImportResult,
+    rows: Sequence[Any],
+    progress: ProgressFn | None,
+    write: Callable[[Session, Sequence[Any]], None],
+    lock: Callable[[Session], None] | None = None,
 ) -> None:
     try:
         with database.transaction() as session:
             if lock is not None:
                 lock(session)
             for start in range(0, len(rows), BATCH):
-                write(session, rows[start:start + BATCH])
+                write(session, rows[start : start + BATCH])
                 if progress is not None:
                     progress("writing", min(start + BATCH, len(rows)), len(rows))
     except _Refused as exc:
@@ -397,8 +432,8 @@ def _records(
                 if header is None:
                     return
                 continue
-            if len(cells) > len(header) and not any(c.strip() for c in cells[len(header):]):
-                cells = cells[:len(header)]  # trailing separators of empty spreadsheet columns
+            if len(cells) > len(header) and not any(c.strip() for c in cells[len(header) :]):
+                cells = cells[: len(header)]  # trailing separators of empty spreadsheet columns
             result.rows += 1
             if result.rows % 256 == 0:
                 tick(result.rows)
@@ -446,7 +481,11 @@ def _number(text: str) -> tuple[Any, bool]:
 
 
 def _report(
-    exc: ValidationError, line: int, result: ImportResult, *, numbers: dict[str, tuple[str, bool]],
+    exc: ValidationError,
+    line: int,
+    result: ImportResult,
+    *,
+    numbers: dict[str, tuple[str, bool]],
     items: list[str] | None = None,
 ) -> None:
     """One message per column, in words a spreadsheet user reads (not "a JSON number")."""
@@ -463,8 +502,11 @@ def _report(
             bound = (err.get("ctx") or {}).get("le")
             if isinstance(bound, float) and bound.is_integer():
                 bound = int(bound)
-            message = (f"must be {what} ≤ {bound}" if is_number and err.get("type") == "less_than_equal"
-                       else f"must be {what} ≥ 0")
+            message = (
+                f"must be {what} ≤ {bound}"
+                if is_number and err.get("type") == "less_than_equal"
+                else f"must be {what} ≥ 0"
+            )
         elif items is not None and len(loc) > 1 and isinstance(loc[1], int) and loc[1] < len(items):
             message = f"{message} ({items[loc[1]].strip()!r})"
         result.error(line, column, message)
@@ -489,8 +531,14 @@ def progress_bar(console: Console | None = None) -> Iterator[ProgressFn | None]:
         TimeRemainingColumn,
     )
 
-    with Progress(TextColumn("{task.description:<9}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(),
-                  console=console, transient=True) as bar:
+    with Progress(
+        TextColumn("{task.description:<9}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
         tasks: dict[str, TaskID] = {}
 
         def update(phase: str, done: int, total: int | None) -> None:

@@ -32,8 +32,11 @@ class Location(SQLModel, table=True):
         CheckConstraint("lat BETWEEN -90 AND 90 AND lon BETWEEN -180 AND 180", name="coordinates"),
         # There is one central warehouse.
         Index(
-            "uq_location_one_central", "kind", unique=True,
-            sqlite_where=text("kind = 'central'"), postgresql_where=text("kind = 'central'"),
+            "uq_location_one_central",
+            "kind",
+            unique=True,
+            sqlite_where=text("kind = 'central'"),
+            postgresql_where=text("kind = 'central'"),
         ),
     )
 
@@ -111,9 +114,7 @@ class StockMovement(SQLModel, table=True):
     on_hand_change: int = Field(sa_column=Column(Integer, nullable=False))
     reserved_change: int = Field(sa_column=Column(Integer, nullable=False))
     job_id: int | None = Field(default=None, sa_column=Column(Integer, ForeignKey("job.id"), nullable=True))
-    shipment_id: int | None = Field(
-        default=None, sa_column=Column(Integer, ForeignKey("shipment.id"), nullable=True)
-    )
+    shipment_id: int | None = Field(default=None, sa_column=Column(Integer, ForeignKey("shipment.id"), nullable=True))
     actor: str = Field(sa_column=Column(String(80), nullable=False))
     note: str | None = Field(default=None, sa_column=Column(String(500), nullable=True))
     occurred_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
@@ -173,8 +174,10 @@ class JobPart(SQLModel, table=True):
         Index("ix_job_part_job_id", "job_id"),
         # Filling backorders starts here: one SKU's open backorders (ordered by the job's deadline).
         Index(
-            "ix_job_part_backorders", "part_id",
-            sqlite_where=text("state = 'backordered'"), postgresql_where=text("state = 'backordered'"),
+            "ix_job_part_backorders",
+            "part_id",
+            sqlite_where=text("state = 'backordered'"),
+            postgresql_where=text("state = 'backordered'"),
         ),
         Index("ix_job_part_shipment_id", "shipment_id"),
     )
@@ -193,4 +196,3 @@ class JobPart(SQLModel, table=True):
     requested_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     note: str | None = Field(default=None, sa_column=Column(String(500), nullable=True))
-

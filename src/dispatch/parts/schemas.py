@@ -19,11 +19,13 @@ from dispatch.schemas import (
 
 _CODE = r"^[A-Za-z0-9_.-]+$"
 LocationCode = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=_CODE),
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=_CODE),
     Field(examples=["WAW-1"]),
 ]
 Sku = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=_CODE),
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=_CODE),
     Field(examples=["DRUM-BELT-1200"]),
 ]
 # Stock is counted in whole pieces; the bounds keep every sum inside a 32-bit column.
@@ -57,8 +59,9 @@ class LocationPublic(ResponseBody):
 class PartCreate(RequestBody):
     sku: Sku
     name: ShortText
-    categories: list[Category] = Field(default_factory=list, max_length=50,
-                                       description="Product categories the part fits")
+    categories: list[Category] = Field(
+        default_factory=list, max_length=50, description="Product categories the part fits"
+    )
     lead_time_hours: Hours = Field(description="How long the supplier takes to deliver it")
 
 

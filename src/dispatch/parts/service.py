@@ -74,25 +74,46 @@ def _hold(session: Session, line: JobPart, source: Location, job: Job, why: Why)
     there, else shipped from the central warehouse to the job's branch. False if the stock went."""
     destination = _destination(session, job) if source.kind is LocationKind.central else None
     if destination is None:  # a branch, or a warehouse with no branch to ship to: collect it here
-        if not stock.move(session, location_id=source.id, part_id=line.part_id, reserved=line.quantity,  # type: ignore[arg-type]
-                          reason=MovementReason.reserved, why=why):
+        if not stock.move(
+            session,
+            location_id=source.id,
+            part_id=line.part_id,
+            reserved=line.quantity,  # type: ignore[arg-type]
+            reason=MovementReason.reserved,
+            why=why,
+        ):
             return False
         line.state, line.location_id, line.shipment_id, line.eta = JobPartState.reserved, source.id, None, None
         return True
     shipment = Shipment(
-        part_id=line.part_id, quantity=line.quantity, from_location_id=source.id, to_location_id=destination.id,
-        eta=why.now + timedelta(hours=destination.delivery_hours), status=ShipmentStatus.in_transit,
-        job_id=job.id, created_by=why.actor, created_at=why.now,
+        part_id=line.part_id,
+        quantity=line.quantity,
+        from_location_id=source.id,
+        to_location_id=destination.id,
+        eta=why.now + timedelta(hours=destination.delivery_hours),
+        status=ShipmentStatus.in_transit,
+        job_id=job.id,
+        created_by=why.actor,
+        created_at=why.now,
     )
     session.add(shipment)
     session.flush()
-    if not stock.move(session, location_id=source.id, part_id=line.part_id, on_hand=-line.quantity,  # type: ignore[arg-type]
-                      reason=MovementReason.shipped, why=replace(why, shipment_id=shipment.id)):
+    if not stock.move(
+        session,
+        location_id=source.id,
+        part_id=line.part_id,
+        on_hand=-line.quantity,  # type: ignore[arg-type]
+        reason=MovementReason.shipped,
+        why=replace(why, shipment_id=shipment.id),
+    ):
         session.delete(shipment)
         session.flush()
         return False
     line.state, line.location_id, line.shipment_id, line.eta = (
-        JobPartState.in_transit, destination.id, shipment.id, shipment.eta
+        JobPartState.in_transit,
+        destination.id,
+        shipment.id,
+        shipment.eta,
     )
     return True
 
@@ -102,19 +123,26 @@ def _sources(session: Session, job: Job, part: Part, quantity: int) -> list[Loca
     then other branches nearest the customer, then the central warehouse."""
     home = _home_branch(session, job)
     found = stock.available(session=session, part_id=part.id, lat=job.lat, lon=job.lon, minimum=quantity)  # type: ignore[arg-type]
-    return [a.location for a in sorted(
-        found,
-        key=lambda a: (home is None or a.location.id != home.id, a.location.kind is LocationKind.central),
-    )]
+    return [
+        a.location
+        for a in sorted(
+            found,
+            key=lambda a: (home is None or a.location.id != home.id, a.location.kind is LocationKind.central),
+        )
+    ]
 
 
 def backorder_eta(session: Session, part: Part, quantity: int, now: datetime) -> datetime:
     """When a new backorder can expect its parts: the first supplier or transfer shipment that
     still has room after the backorders already waiting, else the part's lead time from now."""
-    waiting = session.scalar(
-        select(func.coalesce(func.sum(JobPart.quantity), 0))
-        .where(JobPart.part_id == part.id, JobPart.state == JobPartState.backordered)
-    ) or 0
+    waiting = (
+        session.scalar(
+            select(func.coalesce(func.sum(JobPart.quantity), 0)).where(
+                JobPart.part_id == part.id, JobPart.state == JobPartState.backordered
+            )
+        )
+        or 0
+    )
     incoming = session.execute(
         select(Shipment.quantity, Shipment.eta)
         .where(Shipment.part_id == part.id, Shipment.status == ShipmentStatus.in_transit, Shipment.job_id.is_(None))
@@ -139,8 +167,14 @@ def request_parts(
         raise Conflict(f"job {job_id} is {job.status.value}; it needs no more parts", code="job-closed")
     why = Why(actor=caller.actor, now=now, job_id=job.id, note=request.note)
     line = JobPart(
-        job_id=job.id, part_id=part.id, quantity=request.quantity, state=JobPartState.backordered,  # type: ignore[arg-type]
-        requested_by=caller.actor, requested_at=now, updated_at=now, note=request.note,
+        job_id=job.id,
+        part_id=part.id,
+        quantity=request.quantity,
+        state=JobPartState.backordered,  # type: ignore[arg-type]
+        requested_by=caller.actor,
+        requested_at=now,
+        updated_at=now,
+        note=request.note,
     )
     for source in _sources(session, job, part, request.quantity):
         if _hold(session, line, source, job, why):
@@ -166,9 +200,16 @@ def _record_line(
         JobPartState.consumed: "parts_consumed",
     }[line.state]
     events.record(
-        session=session, job_id=job.id, type=kind, actor=actor, now=now,  # type: ignore[arg-type]
-        line_id=line.id, sku=part.sku, quantity=line.quantity,
-        location=location.code if location else None, shipment_id=line.shipment_id,
+        session=session,
+        job_id=job.id,
+        type=kind,
+        actor=actor,
+        now=now,  # type: ignore[arg-type]
+        line_id=line.id,
+        sku=part.sku,
+        quantity=line.quantity,
+        location=location.code if location else None,
+        shipment_id=line.shipment_id,
         eta=line.eta.isoformat() if line.eta else None,
     )
 
@@ -186,8 +227,12 @@ def refresh(*, session: Session, job: Job, now: datetime, actor: str, settings: 
     waiting = [line for line in lines_of(session, job.id) if line.state in WAITING]  # type: ignore[arg-type]
     skus = dict(session.execute(select(Part.id, Part.sku).where(Part.id.in_({w.part_id for w in waiting}))).all())
     job.waiting_for_parts = [
-        {"sku": skus[w.part_id], "quantity": w.quantity, "state": w.state.value,
-         "eta": w.eta.isoformat() if w.eta else None}
+        {
+            "sku": skus[w.part_id],
+            "quantity": w.quantity,
+            "state": w.state.value,
+            "eta": w.eta.isoformat() if w.eta else None,
+        }
         for w in waiting
     ] or None
     etas = [w.eta for w in waiting if w.eta is not None]
@@ -195,12 +240,26 @@ def refresh(*, session: Session, job: Job, now: datetime, actor: str, settings: 
     late = job.parts_eta is not None and job.parts_eta > job.due_at
     if late and job.predicted_breach is None:
         job.predicted_breach = PARTS_LATE
-        events.record(session=session, job_id=job.id, type="breach_predicted", actor=SYSTEM.actor, now=now,  # type: ignore[arg-type]
-                      reason=PARTS_LATE, parts_eta=job.parts_eta.isoformat(), due_at=job.due_at.isoformat())  # type: ignore[union-attr]
+        events.record(
+            session=session,
+            job_id=job.id,
+            type="breach_predicted",
+            actor=SYSTEM.actor,
+            now=now,  # type: ignore[arg-type]
+            reason=PARTS_LATE,
+            parts_eta=job.parts_eta.isoformat(),
+            due_at=job.due_at.isoformat(),
+        )  # type: ignore[union-attr]
     elif not late and job.predicted_breach == PARTS_LATE:
         job.predicted_breach = None
-        events.record(session=session, job_id=job.id, type="breach_no_longer_predicted", actor=SYSTEM.actor,  # type: ignore[arg-type]
-                      now=now, reason=PARTS_LATE)
+        events.record(
+            session=session,
+            job_id=job.id,
+            type="breach_no_longer_predicted",
+            actor=SYSTEM.actor,  # type: ignore[arg-type]
+            now=now,
+            reason=PARTS_LATE,
+        )
     if waiting and job.status in WAITS_FOR_PARTS_FROM:
         _park(session, job, now, actor)
     elif not waiting and job.status is JobStatus.waiting_parts:
@@ -216,9 +275,17 @@ def _park(session: Session, job: Job, now: datetime, actor: str) -> None:
     if previous in HOLDS_CAPACITY and job.technician_id is not None:
         technicians.release_capacity(session=session, technician_id=job.technician_id)
     jobs.set_status(job, JobStatus.waiting_parts, now)
-    events.record(session=session, job_id=job.id, type="status_changed", actor=actor, now=now,  # type: ignore[arg-type]
-                  **{"from": previous.value}, to=JobStatus.waiting_parts.value, technician_id=job.technician_id,
-                  parts_eta=job.parts_eta.isoformat() if job.parts_eta else None)
+    events.record(
+        session=session,
+        job_id=job.id,
+        type="status_changed",
+        actor=actor,
+        now=now,  # type: ignore[arg-type]
+        **{"from": previous.value},
+        to=JobStatus.waiting_parts.value,
+        technician_id=job.technician_id,
+        parts_eta=job.parts_eta.isoformat() if job.parts_eta else None,
+    )
     visits.track(session=session, job=job, technician_id=job.technician_id, at=now, actor=actor, now=now)  # needs_parts
 
 
@@ -231,15 +298,20 @@ def send_back(*, session: Session, job: Job, now: datetime, settings: Settings) 
 # --- goods coming in -----------------------------------------------------------------------
 
 
-def fill_backorders(*, session: Session, location: Location, part: Part, why: Why, settings: Settings) -> tuple[int, int]:
+def fill_backorders(
+    *, session: Session, location: Location, part: Part, why: Why, settings: Settings
+) -> tuple[int, int]:
     """Offer a location's free stock of a part to its backorders, most urgent job (earliest
     deadline) first; a backorder larger than what is left is split. Returns (filled, quantity).
     Caller holds the part lock."""
-    backorders = list(session.scalars(
-        select(JobPart).join(Job, Job.id == JobPart.job_id)
-        .where(JobPart.part_id == part.id, JobPart.state == JobPartState.backordered)
-        .order_by(Job.due_at, JobPart.id)
-    ))
+    backorders = list(
+        session.scalars(
+            select(JobPart)
+            .join(Job, Job.id == JobPart.job_id)
+            .where(JobPart.part_id == part.id, JobPart.state == JobPartState.backordered)
+            .order_by(Job.due_at, JobPart.id)
+        )
+    )
     if not backorders:
         return 0, 0
     level = stock.level(session, location.id, part.id)  # type: ignore[arg-type]
@@ -260,9 +332,16 @@ def fill_backorders(*, session: Session, location: Location, part: Part, why: Wh
         if line.quantity > free:
             line.quantity -= free
             line.updated_at = why.now
-            target = JobPart(job_id=line.job_id, part_id=line.part_id, quantity=free, state=JobPartState.backordered,
-                             requested_by=line.requested_by, requested_at=line.requested_at, updated_at=why.now,
-                             note=line.note)
+            target = JobPart(
+                job_id=line.job_id,
+                part_id=line.part_id,
+                quantity=free,
+                state=JobPartState.backordered,
+                requested_by=line.requested_by,
+                requested_at=line.requested_at,
+                updated_at=why.now,
+                note=line.note,
+            )
             session.add(target)
         if not _hold(session, target, location, job, replace(why, job_id=job.id)):  # type: ignore[arg-type]
             break  # cannot happen while the part lock is held; stop rather than guess
@@ -278,21 +357,42 @@ def fill_backorders(*, session: Session, location: Location, part: Part, why: Wh
 
 
 def receive_goods(
-    *, session: Session, code: str, sku: str, quantity: int, note: str | None, caller: Caller, now: datetime,
+    *,
+    session: Session,
+    code: str,
+    sku: str,
+    quantity: int,
+    note: str | None,
+    caller: Caller,
+    now: datetime,
     settings: Settings,
 ) -> tuple[Location, Part, tuple[int, int]]:
     """Goods received at a location: backorders are filled first, the rest is free stock."""
     part = stock.part(session=session, sku=sku, field=("body", "sku"), for_update=True)
     location = stock.location(session=session, code=code)
     why = Why(actor=caller.actor, now=now, note=note)
-    stock.move(session, location_id=location.id, part_id=part.id, on_hand=quantity,  # type: ignore[arg-type]
-               reason=MovementReason.received, why=why)
+    stock.move(
+        session,
+        location_id=location.id,
+        part_id=part.id,
+        on_hand=quantity,  # type: ignore[arg-type]
+        reason=MovementReason.received,
+        why=why,
+    )
     return location, part, fill_backorders(session=session, location=location, part=part, why=why, settings=settings)
 
 
 def set_stock(
-    *, session: Session, code: str, sku: str, on_hand: int, note: str | None, caller: Caller, now: datetime,
-    settings: Settings, if_match: list[str] | None = None,
+    *,
+    session: Session,
+    code: str,
+    sku: str,
+    on_hand: int,
+    note: str | None,
+    caller: Caller,
+    now: datetime,
+    settings: Settings,
+    if_match: list[str] | None = None,
 ) -> tuple[Location, Part]:
     """A stock count: set on hand. It may not drop below what is promised to jobs. With
     ``if_match``, refused (412) if on hand moved since the counter read it (a receipt, a use)."""
@@ -305,45 +405,76 @@ def set_stock(
     if on_hand < level.reserved:
         raise Conflict(
             f"{level.reserved} of {sku} at {code} are reserved for jobs; on hand cannot go below that",
-            code="below-reserved", reserved=level.reserved,
+            code="below-reserved",
+            reserved=level.reserved,
         )
     change = on_hand - level.on_hand
     why = Why(actor=caller.actor, now=now, note=note)
     if change:
-        stock.move(session, location_id=location.id, part_id=part.id, on_hand=change,  # type: ignore[arg-type]
-                   reason=MovementReason.counted, why=why)
+        stock.move(
+            session,
+            location_id=location.id,
+            part_id=part.id,
+            on_hand=change,  # type: ignore[arg-type]
+            reason=MovementReason.counted,
+            why=why,
+        )
     if change > 0:
         fill_backorders(session=session, location=location, part=part, why=why, settings=settings)
     return location, part
 
 
-def create_shipment(*, session: Session, shipment_in: ShipmentCreate, caller: Caller, now: datetime, settings: Settings) -> Shipment:
+def create_shipment(
+    *, session: Session, shipment_in: ShipmentCreate, caller: Caller, now: datetime, settings: Settings
+) -> Shipment:
     """Stock sent between locations (it leaves the origin now), or a supplier delivery announced
     (no origin): either way its ETA tells backorders when to expect it."""
     if shipment_in.eta < now - timedelta(seconds=settings.clock_skew_seconds):
-        raise Unprocessable("eta is in the past", code="eta-in-past",
-                            errors=[{"loc": ["body", "eta"], "msg": "must not be in the past", "type": "value_error"}])
+        raise Unprocessable(
+            "eta is in the past",
+            code="eta-in-past",
+            errors=[{"loc": ["body", "eta"], "msg": "must not be in the past", "type": "value_error"}],
+        )
     if shipment_in.from_location is not None and shipment_in.from_location == shipment_in.to_location:
-        raise Unprocessable("a shipment goes somewhere else", code="same-location",
-                            errors=[{"loc": ["body", "to_location"], "msg": "same as from_location", "type": "value_error"}])
+        raise Unprocessable(
+            "a shipment goes somewhere else",
+            code="same-location",
+            errors=[{"loc": ["body", "to_location"], "msg": "same as from_location", "type": "value_error"}],
+        )
     part = stock.part(session=session, sku=shipment_in.sku, field=("body", "sku"), for_update=True)
-    origin = (stock.location(session=session, code=shipment_in.from_location, field=("body", "from_location"))
-              if shipment_in.from_location is not None else None)
+    origin = (
+        stock.location(session=session, code=shipment_in.from_location, field=("body", "from_location"))
+        if shipment_in.from_location is not None
+        else None
+    )
     destination = stock.location(session=session, code=shipment_in.to_location, field=("body", "to_location"))
     shipment = Shipment(
-        part_id=part.id, quantity=shipment_in.quantity, from_location_id=origin.id if origin else None,  # type: ignore[arg-type]
-        to_location_id=destination.id, eta=shipment_in.eta, status=ShipmentStatus.in_transit,  # type: ignore[arg-type]
-        created_by=caller.actor, created_at=now,
+        part_id=part.id,
+        quantity=shipment_in.quantity,
+        from_location_id=origin.id if origin else None,  # type: ignore[arg-type]
+        to_location_id=destination.id,
+        eta=shipment_in.eta,
+        status=ShipmentStatus.in_transit,  # type: ignore[arg-type]
+        created_by=caller.actor,
+        created_at=now,
     )
     session.add(shipment)
     session.flush()
     if origin is not None:
-        stock.move_or_refuse(session, location_id=origin.id, part_id=part.id, on_hand=-shipment_in.quantity,
-                             reason=MovementReason.shipped, why=Why(actor=caller.actor, now=now, shipment_id=shipment.id))
+        stock.move_or_refuse(
+            session,
+            location_id=origin.id,
+            part_id=part.id,
+            on_hand=-shipment_in.quantity,
+            reason=MovementReason.shipped,
+            why=Why(actor=caller.actor, now=now, shipment_id=shipment.id),
+        )
     return shipment
 
 
-def receive_shipment(*, session: Session, shipment_id: int, caller: Caller, now: datetime, settings: Settings) -> Shipment:
+def receive_shipment(
+    *, session: Session, shipment_id: int, caller: Caller, now: datetime, settings: Settings
+) -> Shipment:
     """A shipment arrives: job parts on it become reserved at the destination, the rest fills
     backorders there, then becomes free stock."""
     found = session.get(Shipment, shipment_id)
@@ -352,8 +483,9 @@ def receive_shipment(*, session: Session, shipment_id: int, caller: Caller, now:
     part = session.get(Part, found.part_id)
     assert part is not None
     stock.lock_parts(session, [part.id])  # type: ignore[list-item]
-    shipment = session.scalar(select(Shipment).where(Shipment.id == shipment_id).with_for_update()
-                              .execution_options(populate_existing=True))
+    shipment = session.scalar(
+        select(Shipment).where(Shipment.id == shipment_id).with_for_update().execution_options(populate_existing=True)
+    )
     assert shipment is not None
     if shipment.status is not ShipmentStatus.in_transit:
         raise Conflict(f"shipment {shipment_id} was received already", code="shipment-received")
@@ -361,17 +493,32 @@ def receive_shipment(*, session: Session, shipment_id: int, caller: Caller, now:
     destination = session.get(Location, shipment.to_location_id)
     assert destination is not None
     why = Why(actor=caller.actor, now=now, shipment_id=shipment.id)
-    stock.move(session, location_id=destination.id, part_id=part.id, on_hand=shipment.quantity,  # type: ignore[arg-type]
-               reason=MovementReason.arrived, why=why)
-    carried = list(session.scalars(
-        select(JobPart).where(JobPart.shipment_id == shipment.id, JobPart.state == JobPartState.in_transit)
-        .order_by(JobPart.job_id, JobPart.id)
-    ))
+    stock.move(
+        session,
+        location_id=destination.id,
+        part_id=part.id,
+        on_hand=shipment.quantity,  # type: ignore[arg-type]
+        reason=MovementReason.arrived,
+        why=why,
+    )
+    carried = list(
+        session.scalars(
+            select(JobPart)
+            .where(JobPart.shipment_id == shipment.id, JobPart.state == JobPartState.in_transit)
+            .order_by(JobPart.job_id, JobPart.id)
+        )
+    )
     touched = {job.id: job for job in jobs.lock_all(session=session, job_ids=[line.job_id for line in carried])}
     for line in carried:
         job = touched[line.job_id]
-        stock.move(session, location_id=destination.id, part_id=part.id, reserved=line.quantity,  # type: ignore[arg-type]
-                   reason=MovementReason.reserved, why=replace(why, job_id=line.job_id))
+        stock.move(
+            session,
+            location_id=destination.id,
+            part_id=part.id,
+            reserved=line.quantity,  # type: ignore[arg-type]
+            reason=MovementReason.reserved,
+            why=replace(why, job_id=line.job_id),
+        )
         line.state, line.eta, line.updated_at = JobPartState.reserved, None, now
         session.flush()
         _record_line(session, job, line, part, caller.actor, now)
@@ -401,13 +548,26 @@ def settle(*, session: Session, job: Job, now: datetime, actor: str, settings: S
             continue
         why = Why(actor=actor, now=now, job_id=job.id)
         if line.state is JobPartState.reserved and consume:
-            stock.move(session, location_id=line.location_id, part_id=line.part_id, on_hand=-line.quantity,  # type: ignore[arg-type]
-                       reserved=-line.quantity, reason=MovementReason.consumed, why=why)
+            stock.move(
+                session,
+                location_id=line.location_id,
+                part_id=line.part_id,
+                on_hand=-line.quantity,  # type: ignore[arg-type]
+                reserved=-line.quantity,
+                reason=MovementReason.consumed,
+                why=why,
+            )
             line.state = JobPartState.consumed
         else:
             if line.state is JobPartState.reserved:
-                stock.move(session, location_id=line.location_id, part_id=line.part_id, reserved=-line.quantity,  # type: ignore[arg-type]
-                           reason=MovementReason.released, why=why)
+                stock.move(
+                    session,
+                    location_id=line.location_id,
+                    part_id=line.part_id,
+                    reserved=-line.quantity,  # type: ignore[arg-type]
+                    reason=MovementReason.released,
+                    why=why,
+                )
                 freed.add((line.location_id, line.part_id))  # type: ignore[arg-type]
             line.state = JobPartState.released  # in transit: arrives as free stock; backordered: dropped
         line.updated_at = now
@@ -418,8 +578,13 @@ def settle(*, session: Session, job: Job, now: datetime, actor: str, settings: S
         job.predicted_breach = None
     session.flush()
     for location_id, part_id in sorted(freed):
-        fill_backorders(session=session, location=session.get(Location, location_id), part=session.get(Part, part_id),  # type: ignore[arg-type]
-                        why=Why(actor=actor, now=now), settings=settings)
+        fill_backorders(
+            session=session,
+            location=session.get(Location, location_id),
+            part=session.get(Part, part_id),  # type: ignore[arg-type]
+            why=Why(actor=actor, now=now),
+            settings=settings,
+        )
 
 
 def _line(session: Session, job_id: int, line_id: int, caller: Caller) -> tuple[Job, JobPart, Part]:
@@ -442,47 +607,88 @@ def release_part(
     """A part the job turns out not to need: its reservation, shipment or backorder is let go."""
     job, line, part = _line(session, job_id, line_id, caller)
     if job.status not in OPEN or line.state not in (*HELD, JobPartState.backordered):
-        raise Conflict(f"part line {line_id} is {line.state.value}; only open requests can be released",
-                       code="part-line-closed")
+        raise Conflict(
+            f"part line {line_id} is {line.state.value}; only open requests can be released", code="part-line-closed"
+        )
     held_at = line.location_id if line.state is JobPartState.reserved else None
     why = Why(actor=caller.actor, now=now, job_id=job.id)
     if held_at is not None:
-        stock.move(session, location_id=held_at, part_id=part.id, reserved=-line.quantity,  # type: ignore[arg-type]
-                   reason=MovementReason.released, why=why)
+        stock.move(
+            session,
+            location_id=held_at,
+            part_id=part.id,
+            reserved=-line.quantity,  # type: ignore[arg-type]
+            reason=MovementReason.released,
+            why=why,
+        )
     line.state, line.updated_at = JobPartState.released, now
     session.flush()
     _record_line(session, job, line, part, caller.actor, now)
     refresh(session=session, job=job, now=now, actor=caller.actor, settings=settings)
     if held_at is not None:
-        fill_backorders(session=session, location=session.get(Location, held_at), part=part,  # type: ignore[arg-type]
-                        why=replace(why, job_id=None), settings=settings)
+        fill_backorders(
+            session=session,
+            location=session.get(Location, held_at),
+            part=part,  # type: ignore[arg-type]
+            why=replace(why, job_id=None),
+            settings=settings,
+        )
     return line
 
 
 def return_part(
-    *, session: Session, job_id: int, line_id: int, quantity: int, note: str | None, caller: Caller, now: datetime,
+    *,
+    session: Session,
+    job_id: int,
+    line_id: int,
+    quantity: int,
+    note: str | None,
+    caller: Caller,
+    now: datetime,
     settings: Settings,
 ) -> JobPart:
     """Parts taken for a completed job but not used go back on the shelf they came from."""
     job, line, part = _line(session, job_id, line_id, caller)
     if line.state is not JobPartState.consumed:
-        raise Conflict(f"part line {line_id} is {line.state.value}; only parts used on a completed job come back",
-                       code="part-line-not-consumed")
+        raise Conflict(
+            f"part line {line_id} is {line.state.value}; only parts used on a completed job come back",
+            code="part-line-not-consumed",
+        )
     if quantity > line.quantity - line.returned:
         raise Unprocessable(
-            f"only {line.quantity - line.returned} of this line can still be returned", code="return-too-many",
+            f"only {line.quantity - line.returned} of this line can still be returned",
+            code="return-too-many",
             errors=[{"loc": ["body", "quantity"], "msg": "more than was taken", "type": "value_error"}],
         )
     why = Why(actor=caller.actor, now=now, job_id=job.id, note=note)
-    stock.move(session, location_id=line.location_id, part_id=part.id, on_hand=quantity,  # type: ignore[arg-type]
-               reason=MovementReason.returned, why=why)
+    stock.move(
+        session,
+        location_id=line.location_id,
+        part_id=part.id,
+        on_hand=quantity,  # type: ignore[arg-type]
+        reason=MovementReason.returned,
+        why=why,
+    )
     line.returned += quantity
     line.updated_at = now
     session.flush()
-    events.record(session=session, job_id=job.id, type="parts_returned", actor=caller.actor, now=now,  # type: ignore[arg-type]
-                  line_id=line.id, sku=part.sku, quantity=quantity)
-    fill_backorders(session=session, location=session.get(Location, line.location_id), part=part,  # type: ignore[arg-type]
-                    why=replace(why, job_id=None), settings=settings)
+    events.record(
+        session=session,
+        job_id=job.id,
+        type="parts_returned",
+        actor=caller.actor,
+        now=now,  # type: ignore[arg-type]
+        line_id=line.id,
+        sku=part.sku,
+        quantity=quantity,
+    )
+    fill_backorders(
+        session=session,
+        location=session.get(Location, line.location_id),
+        part=part,  # type: ignore[arg-type]
+        why=replace(why, job_id=None),
+        settings=settings,
+    )
     return line
 
 
@@ -491,8 +697,11 @@ def return_part(
 
 def backorders(*, session: Session, part_id: int | None, limit: int, after_id: int | None) -> list[tuple[JobPart, Job]]:
     stmt = (
-        select(JobPart, Job).join(Job, Job.id == JobPart.job_id)
-        .where(JobPart.state == JobPartState.backordered).order_by(JobPart.id).limit(limit)
+        select(JobPart, Job)
+        .join(Job, Job.id == JobPart.job_id)
+        .where(JobPart.state == JobPartState.backordered)
+        .order_by(JobPart.id)
+        .limit(limit)
     )
     if part_id is not None:
         stmt = stmt.where(JobPart.part_id == part_id)
@@ -502,8 +711,13 @@ def backorders(*, session: Session, part_id: int | None, limit: int, after_id: i
 
 
 def shipments(
-    *, session: Session, part_id: int | None, to_location_id: int | None, status: ShipmentStatus | None,
-    limit: int, after_id: int | None,
+    *,
+    session: Session,
+    part_id: int | None,
+    to_location_id: int | None,
+    status: ShipmentStatus | None,
+    limit: int,
+    after_id: int | None,
 ) -> list[Shipment]:
     stmt = select(Shipment).order_by(Shipment.id).limit(limit)
     if part_id is not None:
@@ -520,16 +734,26 @@ def shipments(
 def codes(session: Session, location_ids: set[int | None], part_ids: set[int]) -> tuple[dict[int, str], dict[int, str]]:
     """Location codes and SKUs for turning rows into public shapes in two queries."""
     ids = {i for i in location_ids if i is not None}
-    locations = dict(session.execute(select(Location.id, Location.code).where(Location.id.in_(ids))).all()) if ids else {}
+    locations = (
+        dict(session.execute(select(Location.id, Location.code).where(Location.id.in_(ids))).all()) if ids else {}
+    )
     skus = dict(session.execute(select(Part.id, Part.sku).where(Part.id.in_(part_ids))).all()) if part_ids else {}
     return locations, skus  # type: ignore[return-value]
 
 
 def public_line(line: JobPart, locations: dict[int, str], skus: dict[int, str]) -> dict[str, Any]:
     return {
-        "id": line.id, "job_id": line.job_id, "sku": skus[line.part_id], "quantity": line.quantity,
-        "state": line.state, "location": locations.get(line.location_id) if line.location_id else None,  # type: ignore[arg-type]
-        "shipment_id": line.shipment_id, "eta": line.eta, "returned": line.returned,
-        "requested_by": line.requested_by, "requested_at": line.requested_at, "updated_at": line.updated_at,
+        "id": line.id,
+        "job_id": line.job_id,
+        "sku": skus[line.part_id],
+        "quantity": line.quantity,
+        "state": line.state,
+        "location": locations.get(line.location_id) if line.location_id else None,  # type: ignore[arg-type]
+        "shipment_id": line.shipment_id,
+        "eta": line.eta,
+        "returned": line.returned,
+        "requested_by": line.requested_by,
+        "requested_at": line.requested_at,
+        "updated_at": line.updated_at,
         "note": line.note,
     }

@@ -49,9 +49,14 @@ def create_location(*, session: Session, location_in: LocationCreate, settings: 
     ):
         raise Conflict("there is already a central warehouse", code="central-exists")
     location = Location(
-        code=location_in.code, name=location_in.name, kind=location_in.kind, lat=location_in.lat,
-        lon=location_in.lon, created_at=now,
-        delivery_hours=location_in.delivery_hours if location_in.delivery_hours is not None
+        code=location_in.code,
+        name=location_in.name,
+        kind=location_in.kind,
+        lat=location_in.lat,
+        lon=location_in.lon,
+        created_at=now,
+        delivery_hours=location_in.delivery_hours
+        if location_in.delivery_hours is not None
         else (0.0 if location_in.kind is LocationKind.central else settings.parts_delivery_hours),
     )
     session.add(location)
@@ -71,8 +76,11 @@ def location(*, session: Session, code: str, field: Loc | None = None) -> Locati
     found = session.scalar(select(Location).where(Location.code == code))
     if found is None:
         if field is not None:
-            raise Unprocessable(f"no location with code {code!r}", code="unknown-location",
-                                errors=[_field_error(field, "unknown location")])
+            raise Unprocessable(
+                f"no location with code {code!r}",
+                code="unknown-location",
+                errors=[_field_error(field, "unknown location")],
+            )
         raise NotFound(f"location {code!r} not found", code="location-not-found")
     return found
 
@@ -91,8 +99,14 @@ def nearest_branch(session: Session, lat: float | None, lon: float | None) -> Lo
 def create_part(*, session: Session, part_in: PartCreate, now: datetime) -> Part:
     if session.scalar(select(Part.id).where(Part.sku == part_in.sku)) is not None:
         raise Conflict(f"part {part_in.sku!r} already exists", code="duplicate-sku")
-    part = Part(sku=part_in.sku, name=part_in.name, categories=sorted(set(part_in.categories)),
-                lead_time_hours=part_in.lead_time_hours, created_at=now, updated_at=now)
+    part = Part(
+        sku=part_in.sku,
+        name=part_in.name,
+        categories=sorted(set(part_in.categories)),
+        lead_time_hours=part_in.lead_time_hours,
+        created_at=now,
+        updated_at=now,
+    )
     session.add(part)
     session.flush()
     return part
@@ -127,7 +141,9 @@ def part(*, session: Session, sku: str, field: Loc | None = None, for_update: bo
     found = session.scalar(stmt)
     if found is None:
         if field is not None:
-            raise Unprocessable(f"no part with SKU {sku!r}", code="unknown-sku", errors=[_field_error(field, "unknown SKU")])
+            raise Unprocessable(
+                f"no part with SKU {sku!r}", code="unknown-sku", errors=[_field_error(field, "unknown SKU")]
+            )
         raise NotFound(f"part {sku!r} not found", code="part-not-found")
     return found
 
@@ -135,7 +151,9 @@ def part(*, session: Session, sku: str, field: Loc | None = None, for_update: bo
 def lock_parts(session: Session, part_ids: list[int]) -> None:
     """Lock catalogue rows in id order (the lock order is: parts, then jobs, then technicians)."""
     if part_ids:
-        session.execute(select(Part.id).where(Part.id.in_(sorted(set(part_ids)))).order_by(Part.id).with_for_update()).all()
+        session.execute(
+            select(Part.id).where(Part.id.in_(sorted(set(part_ids)))).order_by(Part.id).with_for_update()
+        ).all()
 
 
 # --- stock levels --------------------------------------------------------------------------
@@ -145,7 +163,8 @@ def ensure_stock_row(session: Session, location_id: int, part_id: int, now: date
     """Create the (location, part) row if it is missing; concurrent creators do not collide."""
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     session.execute(
-        insert(Stock).values(location_id=location_id, part_id=part_id, on_hand=0, reserved=0, updated_at=now)
+        insert(Stock)
+        .values(location_id=location_id, part_id=part_id, on_hand=0, reserved=0, updated_at=now)
         .on_conflict_do_nothing(index_elements=["location_id", "part_id"])
     )
 
@@ -170,7 +189,9 @@ _MOVE = (
         Stock.reserved + bindparam("dr") >= 0,
         Stock.on_hand + bindparam("dh") >= Stock.reserved + bindparam("dr"),
     )
-    .values(on_hand=Stock.on_hand + bindparam("dh"), reserved=Stock.reserved + bindparam("dr"), updated_at=bindparam("now"))
+    .values(
+        on_hand=Stock.on_hand + bindparam("dh"), reserved=Stock.reserved + bindparam("dr"), updated_at=bindparam("now")
+    )
     .execution_options(synchronize_session=False)
 )
 
@@ -187,8 +208,14 @@ class Why:
 
 
 def move(
-    session: Session, *, location_id: int, part_id: int, reason: MovementReason, why: Why,
-    on_hand: int = 0, reserved: int = 0,
+    session: Session,
+    *,
+    location_id: int,
+    part_id: int,
+    reason: MovementReason,
+    why: Why,
+    on_hand: int = 0,
+    reserved: int = 0,
 ) -> bool:
     """Change a stock level by the given amounts and record it; False (and nothing written)
     when the change would leave reserved above on hand or either below zero."""
@@ -196,10 +223,20 @@ def move(
     result = session.execute(_MOVE, {"l": location_id, "p": part_id, "dh": on_hand, "dr": reserved, "now": why.now})
     if result.rowcount != 1:  # type: ignore[attr-defined]
         return False
-    session.add(StockMovement(
-        location_id=location_id, part_id=part_id, reason=reason, on_hand_change=on_hand, reserved_change=reserved,
-        job_id=why.job_id, shipment_id=why.shipment_id, actor=why.actor, note=why.note, occurred_at=why.now,
-    ))
+    session.add(
+        StockMovement(
+            location_id=location_id,
+            part_id=part_id,
+            reason=reason,
+            on_hand_change=on_hand,
+            reserved_change=reserved,
+            job_id=why.job_id,
+            shipment_id=why.shipment_id,
+            actor=why.actor,
+            note=why.note,
+            occurred_at=why.now,
+        )
+    )
     return True
 
 

@@ -84,8 +84,14 @@ def process(data: bytes, *, max_pixels: int, thumbnail_px: int) -> Processed:
         thumb = io.BytesIO()
         upright.save(thumb, format="JPEG", quality=THUMBNAIL_QUALITY)
     return Processed(
-        sha256=digest, format="jpeg" if kind == "jpeg" else kind, size_bytes=len(data), width=width,
-        height=height, metadata=metadata, served=served.getvalue(), thumbnail=thumb.getvalue(),
+        sha256=digest,
+        format="jpeg" if kind == "jpeg" else kind,
+        size_bytes=len(data),
+        width=width,
+        height=height,
+        metadata=metadata,
+        served=served.getvalue(),
+        thumbnail=thumb.getvalue(),
     )
 
 
@@ -112,7 +118,7 @@ def read_metadata(image: Image.Image) -> Metadata:
         exif = image.getexif()
         gps = dict(exif.get_ifd(ExifTags.IFD.GPSInfo))
         details = dict(exif.get_ifd(ExifTags.IFD.Exif))
-    except Exception:  # noqa: BLE001 - Pillow raises many kinds on hostile EXIF
+    except Exception:
         return Metadata()
     lat = _coordinate(gps.get(ExifTags.GPS.GPSLatitude), gps.get(ExifTags.GPS.GPSLatitudeRef), "NS", 90)
     lon = _coordinate(gps.get(ExifTags.GPS.GPSLongitude), gps.get(ExifTags.GPS.GPSLongitudeRef), "EW", 180)

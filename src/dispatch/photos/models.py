@@ -46,9 +46,7 @@ class Photo(SQLModel, table=True):
     taken_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     taken_lat: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
     taken_lon: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
-    verdict: PhotoVerdict = Field(
-        sa_column=Column(enum_column(PhotoVerdict), nullable=False)
-    )
+    verdict: PhotoVerdict = Field(sa_column=Column(enum_column(PhotoVerdict), nullable=False))
     distance_m: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
     time_difference_seconds: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
     reasons: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
@@ -56,5 +54,10 @@ class Photo(SQLModel, table=True):
     uploaded_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
     def details(self) -> dict[str, Any]:
-        return {"photo_id": self.id, "sha256": self.sha256, "verdict": self.verdict.value,
-                "distance_m": self.distance_m, "time_difference_seconds": self.time_difference_seconds}
+        return {
+            "photo_id": self.id,
+            "sha256": self.sha256,
+            "verdict": self.verdict.value,
+            "distance_m": self.distance_m,
+            "time_difference_seconds": self.time_difference_seconds,
+        }

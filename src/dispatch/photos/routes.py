@@ -19,16 +19,21 @@ from dispatch.photos.storage import LocalPhotoStore, PhotoStore
 from dispatch.schemas import Page
 from dispatch.visits import service as visits
 
-router = APIRouter(prefix="/v1/jobs/{job_id}/photos", tags=["photos"],
-                   responses=problem_responses(400, 401, 403, 413, 422))
+router = APIRouter(
+    prefix="/v1/jobs/{job_id}/photos", tags=["photos"], responses=problem_responses(400, 401, 403, 413, 422)
+)
 # Photos show the inside of customers' homes: staff and the job's own technician, not outlets.
 Viewers = Depends(allow(Role.dispatcher, Role.supervisor, Role.technician))
 # The one route that takes a large body: the photo's own limit is checked exactly as it is read;
 # the request as a whole may add this much multipart framing around it.
 UPLOAD_PATH = r"/v1/jobs/[^/]+/photos/?"
 MULTIPART_ALLOWANCE = 64 * 1024
-JPEG = {200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
-              "description": "The image as JPEG, without EXIF"}}
+JPEG = {
+    200: {
+        "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
+        "description": "The image as JPEG, without EXIF",
+    }
+}
 
 
 async def get_photo_store(request: Request) -> PhotoStore:
@@ -60,9 +65,15 @@ async def _read_upload(file: UploadFile, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
-@router.post("", status_code=201, response_model=PhotoPublic,
-             responses={**problem_responses(404, 409, 503), 200: {"description": "The same picture, already uploaded",
-                                                                  "model": PhotoPublic}})
+@router.post(
+    "",
+    status_code=201,
+    response_model=PhotoPublic,
+    responses={
+        **problem_responses(404, 409, 503),
+        200: {"description": "The same picture, already uploaded", "model": PhotoPublic},
+    },
+)
 async def upload_photo(
     job_id: IdPath,
     file: Annotated[UploadFile, File(description="The photo: JPEG, PNG or WebP (judged by its content)")],
@@ -86,9 +97,11 @@ async def upload_photo(
     await anyio.to_thread.run_sync(check)
     data = await _read_upload(file, settings.photo_max_bytes)
     try:
-        processed = await anyio.to_thread.run_sync(functools.partial(
-            images.process, data, max_pixels=settings.photo_max_pixels, thumbnail_px=settings.photo_thumbnail_px
-        ))
+        processed = await anyio.to_thread.run_sync(
+            functools.partial(
+                images.process, data, max_pixels=settings.photo_max_pixels, thumbnail_px=settings.photo_thumbnail_px
+            )
+        )
     except (images.NotAnImage, images.TooManyPixels) as exc:
         raise service.refused(exc) from None
     del data  # the upload's bytes are not kept past this point
@@ -108,40 +121,51 @@ async def upload_photo(
 
 
 @router.get("", response_model=Page[PhotoPublic], responses=problem_responses(404))
-async def list_job_photos(job_id: IdPath, uow: UnitOfWorkDep,
-                          caller: Annotated[Caller, Viewers]) -> Page[PhotoPublic]:
+async def list_job_photos(job_id: IdPath, uow: UnitOfWorkDep, caller: Annotated[Caller, Viewers]) -> Page[PhotoPublic]:
     """The job's photos with their verdicts, oldest first (a job has a handful)."""
-    return await uow.run(lambda session: Page[PhotoPublic](
-        items=_public(session, service.list_photos(session=session, job_id=job_id, caller=caller))
-    ))
+    return await uow.run(
+        lambda session: Page[PhotoPublic](
+            items=_public(session, service.list_photos(session=session, job_id=job_id, caller=caller))
+        )
+    )
 
 
 @router.get("/{photo_id}", response_model=PhotoPublic, responses=problem_responses(404))
-async def get_job_photo(job_id: IdPath, photo_id: IdPath, uow: UnitOfWorkDep,
-                        caller: Annotated[Caller, Viewers]) -> PhotoPublic:
-    return await uow.run(lambda session: _public(
-        session, [service.get(session=session, job_id=job_id, photo_id=photo_id, caller=caller)]
-    )[0])
+async def get_job_photo(
+    job_id: IdPath, photo_id: IdPath, uow: UnitOfWorkDep, caller: Annotated[Caller, Viewers]
+) -> PhotoPublic:
+    return await uow.run(
+        lambda session: _public(
+            session, [service.get(session=session, job_id=job_id, photo_id=photo_id, caller=caller)]
+        )[0]
+    )
 
 
 async def _file(job_id: int, photo_id: int, uow, caller: Caller, store: PhotoStore, key_of) -> Response:  # type: ignore[no-untyped-def]
     photo = await uow.run(lambda session: service.get(session=session, job_id=job_id, photo_id=photo_id, caller=caller))
     content = await anyio.to_thread.run_sync(service.read, store, key_of(photo.sha256))
-    return Response(content=content, media_type="image/jpeg", headers={
-        "Cache-Control": "private, max-age=31536000, immutable", "ETag": f'"{photo.sha256}"',
-        "X-Content-Type-Options": "nosniff",
-    })
+    return Response(
+        content=content,
+        media_type="image/jpeg",
+        headers={
+            "Cache-Control": "private, max-age=31536000, immutable",
+            "ETag": f'"{photo.sha256}"',
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
 
 
 @router.get("/{photo_id}/image", response_class=Response, responses={**JPEG, **problem_responses(404, 503)})
-async def get_job_photo_image(job_id: IdPath, photo_id: IdPath, uow: UnitOfWorkDep, store: PhotoStoreDep,
-                              caller: Annotated[Caller, Viewers]) -> Response:
+async def get_job_photo_image(
+    job_id: IdPath, photo_id: IdPath, uow: UnitOfWorkDep, store: PhotoStoreDep, caller: Annotated[Caller, Viewers]
+) -> Response:
     """The photo as JPEG, upright, with no EXIF: its GPS position is not served."""
     return await _file(job_id, photo_id, uow, caller, store, storage.served_key)
 
 
 @router.get("/{photo_id}/thumbnail", response_class=Response, responses={**JPEG, **problem_responses(404, 503)})
-async def get_job_photo_thumbnail(job_id: IdPath, photo_id: IdPath, uow: UnitOfWorkDep, store: PhotoStoreDep,
-                                  caller: Annotated[Caller, Viewers]) -> Response:
+async def get_job_photo_thumbnail(
+    job_id: IdPath, photo_id: IdPath, uow: UnitOfWorkDep, store: PhotoStoreDep, caller: Annotated[Caller, Viewers]
+) -> Response:
     """A small JPEG for the console."""
     return await _file(job_id, photo_id, uow, caller, store, storage.thumbnail_key)

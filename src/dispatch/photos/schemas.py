@@ -20,8 +20,10 @@ class PhotoPublic(ResponseBody):
     taken_at: datetime | None = Field(description="The photo's own capture time (EXIF), if it has one")
     taken_lat: float | None = Field(description="Where the photo says it was taken (EXIF GPS), if it says")
     taken_lon: float | None
-    verdict: PhotoVerdict = Field(description="`verified`: near the customer during the visit; `mismatch`: "
-                                              "far away or at another time; `no_metadata`: nothing to check")
+    verdict: PhotoVerdict = Field(
+        description="`verified`: near the customer during the visit; `mismatch`: "
+        "far away or at another time; `no_metadata`: nothing to check"
+    )
     distance_m: float | None = Field(description="From the customer's address")
     time_difference_seconds: int | None = Field(description="Outside the visit's time window; 0 inside it")
     reasons: list[str]
@@ -34,10 +36,23 @@ class PhotoPublic(ResponseBody):
     def of(cls, photo: Photo, visit_number: int | None) -> PhotoPublic:
         base = f"/v1/jobs/{photo.job_id}/photos/{photo.id}"
         return cls(
-            id=photo.id, job_id=photo.job_id, visit_number=visit_number, sha256=photo.sha256,  # type: ignore[arg-type]
-            format=photo.format, size_bytes=photo.size_bytes, width=photo.width, height=photo.height,
-            taken_at=photo.taken_at, taken_lat=photo.taken_lat, taken_lon=photo.taken_lon, verdict=photo.verdict,
-            distance_m=photo.distance_m, time_difference_seconds=photo.time_difference_seconds,
-            reasons=list(photo.reasons), uploaded_by=photo.uploaded_by, uploaded_at=photo.uploaded_at,
-            url=f"{base}/image", thumbnail_url=f"{base}/thumbnail",
+            id=photo.id,
+            job_id=photo.job_id,
+            visit_number=visit_number,
+            sha256=photo.sha256,  # type: ignore[arg-type]
+            format=photo.format,
+            size_bytes=photo.size_bytes,
+            width=photo.width,
+            height=photo.height,
+            taken_at=photo.taken_at,
+            taken_lat=photo.taken_lat,
+            taken_lon=photo.taken_lon,
+            verdict=photo.verdict,
+            distance_m=photo.distance_m,
+            time_difference_seconds=photo.time_difference_seconds,
+            reasons=list(photo.reasons),
+            uploaded_by=photo.uploaded_by,
+            uploaded_at=photo.uploaded_at,
+            url=f"{base}/image",
+            thumbnail_url=f"{base}/thumbnail",
         )

@@ -48,11 +48,14 @@ class StorageFailed(DispatchError):
 def refused(exc: images.NotAnImage | images.TooManyPixels) -> Unprocessable:
     if isinstance(exc, images.TooManyPixels):
         return Unprocessable(
-            f"the image is too large to decode: {exc}", code="too-many-pixels", max_pixels=exc.limit,
+            f"the image is too large to decode: {exc}",
+            code="too-many-pixels",
+            max_pixels=exc.limit,
             errors=[{"loc": ["body", "file"], "msg": "too many pixels", "type": "value_error"}],
         )
     return Unprocessable(
-        "the file is not a JPEG, PNG or WebP image that decodes", code="not-an-image",
+        "the file is not a JPEG, PNG or WebP image that decodes",
+        code="not-an-image",
         errors=[{"loc": ["body", "file"], "msg": "not a JPEG, PNG or WebP image", "type": "value_error"}],
     )
 
@@ -125,29 +128,58 @@ def record(
     if taken_at is not None and metadata.taken_at is None:  # the zone is known only now: choose again
         visit = _visit_for(trips, taken_at, now, slack)
     judgement = verdict.judge(
-        taken_at=taken_at, taken_lat=metadata.lat, taken_lon=metadata.lon,
+        taken_at=taken_at,
+        taken_lat=metadata.lat,
+        taken_lon=metadata.lon,
         customer=(job.lat, job.lon) if job.lat is not None and job.lon is not None else None,
-        window=_window(visit, now), max_distance_m=settings.photo_max_distance_m, slack=slack,
+        window=_window(visit, now),
+        max_distance_m=settings.photo_max_distance_m,
+        slack=slack,
     )
     photo = Photo(
-        job_id=job_id, visit_id=visit.id, sha256=processed.sha256, format=processed.format,
-        size_bytes=processed.size_bytes, width=processed.width, height=processed.height, taken_at=taken_at,
-        taken_lat=metadata.lat, taken_lon=metadata.lon, verdict=judgement.verdict, distance_m=judgement.distance_m,
-        time_difference_seconds=judgement.time_difference_seconds, reasons=judgement.reasons,
-        uploaded_by=caller.actor, uploaded_at=now,
+        job_id=job_id,
+        visit_id=visit.id,
+        sha256=processed.sha256,
+        format=processed.format,
+        size_bytes=processed.size_bytes,
+        width=processed.width,
+        height=processed.height,
+        taken_at=taken_at,
+        taken_lat=metadata.lat,
+        taken_lon=metadata.lon,
+        verdict=judgement.verdict,
+        distance_m=judgement.distance_m,
+        time_difference_seconds=judgement.time_difference_seconds,
+        reasons=judgement.reasons,
+        uploaded_by=caller.actor,
+        uploaded_at=now,
     )
     session.add(photo)
     session.flush()
     events.record(
-        session=session, job_id=job_id, type="photo_uploaded", actor=caller.actor, now=now,
+        session=session,
+        job_id=job_id,
+        type="photo_uploaded",
+        actor=caller.actor,
+        now=now,
         occurred_at=taken_at if taken_at is not None and taken_at <= now else None,
-        photo_id=photo.id, sha256=photo.sha256, format=photo.format, size_bytes=photo.size_bytes,
+        photo_id=photo.id,
+        sha256=photo.sha256,
+        format=photo.format,
+        size_bytes=photo.size_bytes,
         visit_number=visit.number,
     )
     events.record(
-        session=session, job_id=job_id, type="photo_verdict", actor="system", now=now,
-        photo_id=photo.id, verdict=photo.verdict.value, distance_m=photo.distance_m,
-        time_difference_seconds=photo.time_difference_seconds, reasons=photo.reasons,
+        session=session,
+        job_id=job_id,
+        type="photo_verdict",
+        actor="system",
+        now=now,
+        photo_id=photo.id,
+        verdict=photo.verdict.value,
+        distance_m=photo.distance_m,
+        time_difference_seconds=photo.time_difference_seconds,
+        reasons=photo.reasons,
     )
     return photo, True
 
@@ -185,7 +217,7 @@ def sweep(*, session: Session, store: PhotoStore, now: datetime, grace: timedelt
     referenced: set[str] = set()
     listed = sorted(shas)
     for start in range(0, len(listed), 500):
-        chunk = listed[start:start + 500]
+        chunk = listed[start : start + 500]
         referenced.update(session.scalars(select(Photo.sha256).where(Photo.sha256.in_(chunk)).distinct()))
     removed = [o.key for o in candidates if storage.sha_of_key(o.key) not in referenced]
     if not dry_run:

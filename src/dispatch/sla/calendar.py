@@ -42,7 +42,10 @@ class BusinessHours:
         if start < self.closes:
             pieces.append((start, self.closes))
         return [
-            (datetime.combine(day, a, tzinfo=zone).astimezone(_UTC), datetime.combine(day, b, tzinfo=zone).astimezone(_UTC))
+            (
+                datetime.combine(day, a, tzinfo=zone).astimezone(_UTC),
+                datetime.combine(day, b, tzinfo=zone).astimezone(_UTC),
+            )
             for a, b in pieces
         ]
 
@@ -77,4 +80,3 @@ def working_time_between(start: datetime, end: datetime, hours: BusinessHours) -
                 total += b - a
         day += timedelta(days=1)
     return total
-

@@ -76,13 +76,20 @@ class SlaCheckpoint(SQLModel, table=True):
     __table_args__ = (
         Index("ix_sla_checkpoint_job_id", "job_id"),
         # The watcher's whole query: what is due and still pending.
-        Index("ix_sla_checkpoint_pending", "fires_at",
-              sqlite_where=text("fired_at IS NULL AND resolved_at IS NULL"),
-              postgresql_where=text("fired_at IS NULL AND resolved_at IS NULL")),
+        Index(
+            "ix_sla_checkpoint_pending",
+            "fires_at",
+            sqlite_where=text("fired_at IS NULL AND resolved_at IS NULL"),
+            postgresql_where=text("fired_at IS NULL AND resolved_at IS NULL"),
+        ),
         # The supervisors' queue: escalations nobody has acknowledged.
-        Index("ix_sla_checkpoint_escalations", "audience", "fired_at",
-              sqlite_where=text("fired_at IS NOT NULL AND acknowledged_at IS NULL"),
-              postgresql_where=text("fired_at IS NOT NULL AND acknowledged_at IS NULL")),
+        Index(
+            "ix_sla_checkpoint_escalations",
+            "audience",
+            "fired_at",
+            sqlite_where=text("fired_at IS NOT NULL AND acknowledged_at IS NULL"),
+            postgresql_where=text("fired_at IS NOT NULL AND acknowledged_at IS NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

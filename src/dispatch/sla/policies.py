@@ -33,19 +33,29 @@ PAUSE_REASONS = ("customer_requested_later", "customer_unreachable")
 # What a fresh database holds (the migration seeds the same).
 DEFAULTS: dict[PolicyName, dict[str, Any]] = {
     PolicyName.standard: {
-        "arrival_hours": None, "completion_hours": 24.0, "at_risk_ratio": 0.75,
-        "warnings": [{"ratio": 0.5, "notify": "technician"}], "business_hours": None,
+        "arrival_hours": None,
+        "completion_hours": 24.0,
+        "at_risk_ratio": 0.75,
+        "warnings": [{"ratio": 0.5, "notify": "technician"}],
+        "business_hours": None,
         "pause_reasons": list(PAUSE_REASONS),
     },
     PolicyName.express: {
-        "arrival_hours": 2.0, "completion_hours": 24.0, "at_risk_ratio": 0.75,
-        "warnings": [{"ratio": 0.5, "notify": "technician"}], "business_hours": None,
+        "arrival_hours": 2.0,
+        "completion_hours": 24.0,
+        "at_risk_ratio": 0.75,
+        "warnings": [{"ratio": 0.5, "notify": "technician"}],
+        "business_hours": None,
         "pause_reasons": list(PAUSE_REASONS),
     },
     # Safety first: nobody may stop the clock on a gas leak.
     PolicyName.emergency: {
-        "arrival_hours": 2.0, "completion_hours": 24.0, "at_risk_ratio": 0.5,
-        "warnings": [], "business_hours": None, "pause_reasons": [],
+        "arrival_hours": 2.0,
+        "completion_hours": 24.0,
+        "at_risk_ratio": 0.5,
+        "warnings": [],
+        "business_hours": None,
+        "pause_reasons": [],
     },
 }
 
@@ -120,21 +130,42 @@ def plan(policy: SlaPolicy, *, reported_at: datetime, appointment_end: datetime 
         due = after(reported_at, hours, hours_of)
         at_risk = after(reported_at, hours * policy.at_risk_ratio, hours_of)
         for warning in policy.warnings:
-            checkpoints.append({"deadline": kind, "level": Level.warning, "ratio": warning["ratio"],
-                                "audience": Audience(warning["notify"]),
-                                "fires_at": after(reported_at, hours * warning["ratio"], hours_of)})
-        checkpoints.append({"deadline": kind, "level": Level.at_risk, "ratio": policy.at_risk_ratio,
-                            "audience": AT_RISK_AUDIENCE, "fires_at": at_risk})
-        checkpoints.append({"deadline": kind, "level": Level.breached, "ratio": 1.0,
-                            "audience": BREACH_AUDIENCE, "fires_at": due})
+            checkpoints.append(
+                {
+                    "deadline": kind,
+                    "level": Level.warning,
+                    "ratio": warning["ratio"],
+                    "audience": Audience(warning["notify"]),
+                    "fires_at": after(reported_at, hours * warning["ratio"], hours_of),
+                }
+            )
+        checkpoints.append(
+            {
+                "deadline": kind,
+                "level": Level.at_risk,
+                "ratio": policy.at_risk_ratio,
+                "audience": AT_RISK_AUDIENCE,
+                "fires_at": at_risk,
+            }
+        )
+        checkpoints.append(
+            {"deadline": kind, "level": Level.breached, "ratio": 1.0, "audience": BREACH_AUDIENCE, "fires_at": due}
+        )
         return due, at_risk
 
     arrival = deadline(Deadline.arrival, policy.arrival_hours) if policy.arrival_hours else (None, None)
     due_at, at_risk_at = deadline(Deadline.completion, policy.completion_hours)
     if appointment_end is not None:
         # The window the customer was promised: if it ends with nobody there, a dispatcher hears.
-        checkpoints.append({"deadline": Deadline.appointment, "level": Level.no_show, "ratio": None,
-                            "audience": AT_RISK_AUDIENCE, "fires_at": appointment_end})
+        checkpoints.append(
+            {
+                "deadline": Deadline.appointment,
+                "level": Level.no_show,
+                "ratio": None,
+                "audience": AT_RISK_AUDIENCE,
+                "fires_at": appointment_end,
+            }
+        )
     return Plan(PolicyName(policy.name), due_at, at_risk_at, arrival[0], arrival[1], checkpoints)
 
 
@@ -161,13 +192,16 @@ def checkpoint_rows(job_id: int, plan_: Plan) -> list[dict[str, Any]]:
 def update(session: Session, name: PolicyName, changes: dict[str, Any], *, actor: str, now: datetime) -> SlaPolicy:
     policy = get(session, name)
     merged = {
-        "arrival_hours": policy.arrival_hours, "completion_hours": policy.completion_hours,
-        "at_risk_ratio": policy.at_risk_ratio, **changes,
+        "arrival_hours": policy.arrival_hours,
+        "completion_hours": policy.completion_hours,
+        "at_risk_ratio": policy.at_risk_ratio,
+        **changes,
     }
     for warning in merged.get("warnings", policy.warnings):
         if not 0 < warning["ratio"] < 1:
-            raise Unprocessable("a warning's ratio is a share of the allowed time, between 0 and 1",
-                                code="invalid-policy")
+            raise Unprocessable(
+                "a warning's ratio is a share of the allowed time, between 0 and 1", code="invalid-policy"
+            )
     if merged["arrival_hours"] is not None and merged["arrival_hours"] > merged["completion_hours"]:
         raise Unprocessable("the arrival target cannot be later than the completion target", code="invalid-policy")
     for key, value in changes.items():
@@ -185,15 +219,20 @@ def update(session: Session, name: PolicyName, changes: dict[str, Any], *, actor
 
 
 def pending_checkpoints(session: Session, job_id: int) -> list[SlaCheckpoint]:
-    return list(session.scalars(
-        select(SlaCheckpoint).where(SlaCheckpoint.job_id == job_id, SlaCheckpoint.fired_at.is_(None),
-                                    SlaCheckpoint.resolved_at.is_(None))
-    ))
+    return list(
+        session.scalars(
+            select(SlaCheckpoint).where(
+                SlaCheckpoint.job_id == job_id, SlaCheckpoint.fired_at.is_(None), SlaCheckpoint.resolved_at.is_(None)
+            )
+        )
+    )
 
 
 def restore_defaults(session: Session, now: datetime) -> None:
     """Put the brief's default policies back (a database emptied by hand, or a test's)."""
     session.execute(delete(SlaPolicy))
-    session.add_all(SlaPolicy(name=name, updated_at=now, updated_by="system", **values)  # type: ignore[arg-type]
-                    for name, values in DEFAULTS.items())
+    session.add_all(
+        SlaPolicy(name=name, updated_at=now, updated_by="system", **values)  # type: ignore[arg-type]
+        for name, values in DEFAULTS.items()
+    )
     session.flush()

@@ -1,6 +1,6 @@
 """The SLA rules that act on a job: arrival and completion against the deadlines, pauses, the
 at-risk queue and the supervisors' escalations. Plain functions over a session; they flush,
-never commit. The clock rules themselves are in ``sla.clock``; firing checkpoints and
+never commit. The clock rules themselves are in ``sla.states``; firing checkpoints and
 predicting breaches in ``sla.watcher``."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dispatch.jobs import service as jobs
 from dispatch.jobs.lifecycle import OPEN, JobStatus
 from dispatch.jobs.models import Job
 from dispatch.schemas import MAX_ID, sane_instant
-from dispatch.sla import clock, policies, watcher
+from dispatch.sla import policies, states, watcher
 from dispatch.sla.models import Audience, Deadline, SlaCheckpoint, SlaPause
 
 
@@ -46,8 +46,15 @@ def after_status_change(session: Session, job: Job, *, at: datetime, now: dateti
         policies.set_next(job)
         resolve(session, job.id, now, [Deadline.arrival, Deadline.appointment])  # type: ignore[arg-type]
         if job.arrival_missed:
-            events.record(session=session, job_id=job.id, type="sla_arrival_missed", actor="system", now=now,  # type: ignore[arg-type]
-                          occurred_at=at, arrival_due_at=job.arrival_due_at.isoformat())  # type: ignore[union-attr]
+            events.record(
+                session=session,
+                job_id=job.id,
+                type="sla_arrival_missed",
+                actor="system",
+                now=now,  # type: ignore[arg-type]
+                occurred_at=at,
+                arrival_due_at=job.arrival_due_at.isoformat(),
+            )  # type: ignore[union-attr]
     elif job.status is JobStatus.completed:
         job.resolution_seconds = int((job.completed_at - job.reported_at).total_seconds())  # type: ignore[operator]
         _close(session, job, now)
@@ -67,10 +74,14 @@ def reopened(session: Session, job: Job, now: datetime) -> None:
     job.resolution_seconds = None
     policies.set_next(job)
     moot = session.scalars(
-        select(SlaCheckpoint).where(
-            SlaCheckpoint.job_id == job.id, SlaCheckpoint.deadline == Deadline.completion.value,
-            SlaCheckpoint.fired_at.is_(None), SlaCheckpoint.resolved_at.is_not(None),
-        ).order_by(SlaCheckpoint.fires_at, SlaCheckpoint.id)
+        select(SlaCheckpoint)
+        .where(
+            SlaCheckpoint.job_id == job.id,
+            SlaCheckpoint.deadline == Deadline.completion.value,
+            SlaCheckpoint.fired_at.is_(None),
+            SlaCheckpoint.resolved_at.is_not(None),
+        )
+        .order_by(SlaCheckpoint.fires_at, SlaCheckpoint.id)
     ).all()
     passed = [c for c in moot if c.fires_at <= now]
     for checkpoint in moot:
@@ -98,19 +109,26 @@ def pause(*, session: Session, job_id: int, reason: str, note: str | None, calle
     if reason not in policy.pause_reasons:
         raise Unprocessable(
             f"the {policy.name.value} policy does not let the clock stop for {reason!r}",
-            code="pause-not-allowed", allowed=list(policy.pause_reasons),
-            errors=[{"loc": ["body", "reason"], "msg": "not a pause reason of this job's policy", "type": "value_error"}],
+            code="pause-not-allowed",
+            allowed=list(policy.pause_reasons),
+            errors=[
+                {"loc": ["body", "reason"], "msg": "not a pause reason of this job's policy", "type": "value_error"}
+            ],
         )
     if job.status not in OPEN:
         raise Conflict(f"job {job_id} is {job.status.value}; its clock has stopped for good", code="job-closed")
     if job.paused_at is not None:
-        raise Conflict(f"job {job_id}'s clock is already paused", code="already-paused", paused_since=job.paused_at.isoformat())
+        raise Conflict(
+            f"job {job_id}'s clock is already paused", code="already-paused", paused_since=job.paused_at.isoformat()
+        )
     jobs.count_time(job, now)
     job.paused_at = now
     jobs.touch(job, now)
     session.add(SlaPause(job_id=job.id, reason=reason, note=note, started_at=now, started_by=caller.actor))  # type: ignore[arg-type]
     session.flush()
-    events.record(session=session, job_id=job.id, type="sla_paused", actor=caller.actor, now=now, reason=reason, note=note)  # type: ignore[arg-type]
+    events.record(
+        session=session, job_id=job.id, type="sla_paused", actor=caller.actor, now=now, reason=reason, note=note
+    )  # type: ignore[arg-type]
     return job
 
 
@@ -148,9 +166,16 @@ def resume_locked(session: Session, job: Job, *, actor: str, now: datetime) -> N
         pause_row.ended_at, pause_row.ended_by = now, actor
     jobs.touch(job, now)
     session.flush()
-    events.record(session=session, job_id=job.id, type="sla_resumed", actor=actor, now=now,  # type: ignore[arg-type]
-                  paused_seconds=int(paused.total_seconds()), due_at=job.due_at.isoformat(),
-                  arrival_due_at=job.arrival_due_at.isoformat() if job.arrival_due_at else None)
+    events.record(
+        session=session,
+        job_id=job.id,
+        type="sla_resumed",
+        actor=actor,
+        now=now,  # type: ignore[arg-type]
+        paused_seconds=int(paused.total_seconds()),
+        due_at=job.due_at.isoformat(),
+        arrival_due_at=job.arrival_due_at.isoformat() if job.arrival_due_at else None,
+    )
 
 
 # --- the at-risk queue ---------------------------------------------------------------------
@@ -177,21 +202,28 @@ def _decode(cursor: str) -> tuple[int, datetime, int]:
         return int(urgency), sane_instant(due_at), int(job_id)
     except (ValueError, UnicodeDecodeError) as exc:
         raise Unprocessable(
-            "cursor is not one this API gave out", code="invalid-cursor",
+            "cursor is not one this API gave out",
+            code="invalid-cursor",
             errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor", "type": "value_error"}],
         ) from exc
 
 
 def at_risk(
-    *, session: Session, caller: Caller, now: datetime, limit: int, cursor: str | None = None,
-    breached_only: bool = False, technician_id: int | None = None,
+    *,
+    session: Session,
+    caller: Caller,
+    now: datetime,
+    limit: int,
+    cursor: str | None = None,
+    breached_only: bool = False,
+    technician_id: int | None = None,
 ) -> tuple[list[AtRisk], str | None]:
     """Open jobs at risk or breached: emergencies first, then the nearest deadline (the most
     overdue first). Walks the (urgency, next_due_at, id) index, so a page costs the same
     however many jobs are open."""
-    stmt = jobs.visible(caller).where(clock.at_risk_or_breached_sql(now))
+    stmt = jobs.visible(caller).where(states.at_risk_or_breached_sql(now))
     if breached_only:
-        stmt = stmt.where(clock.breached_sql(now))
+        stmt = stmt.where(states.breached_sql(now))
     if technician_id is not None:
         stmt = stmt.where(Job.technician_id == technician_id)
     if cursor is not None:
@@ -202,7 +234,7 @@ def at_risk(
     stmt = stmt.order_by(Job.urgency, Job.next_due_at, Job.id).limit(limit + 1)
     rows = list(session.scalars(stmt))
     next_cursor = _encode(rows[limit - 1]) if len(rows) > limit else None
-    return [AtRisk(job, clock.reasons(job, now)) for job in rows[:limit]], next_cursor
+    return [AtRisk(job, states.reasons(job, now)) for job in rows[:limit]], next_cursor
 
 
 # --- escalations ---------------------------------------------------------------------------
@@ -219,18 +251,29 @@ def escalations(
     return list(session.scalars(stmt.order_by(SlaCheckpoint.id).limit(limit)))
 
 
-def acknowledge(*, session: Session, checkpoint_id: int, caller: Caller, now: datetime, note: str | None) -> SlaCheckpoint:
+def acknowledge(
+    *, session: Session, checkpoint_id: int, caller: Caller, now: datetime, note: str | None
+) -> SlaCheckpoint:
     checkpoint = session.scalar(
-        select(SlaCheckpoint).where(SlaCheckpoint.id == checkpoint_id, SlaCheckpoint.fired_at.is_not(None))
+        select(SlaCheckpoint)
+        .where(SlaCheckpoint.id == checkpoint_id, SlaCheckpoint.fired_at.is_not(None))
         .with_for_update()
     )
     if checkpoint is None:
         raise NotFound(f"escalation {checkpoint_id} not found", code="escalation-not-found")
     if checkpoint.acknowledged_at is not None:
-        raise Conflict(f"escalation {checkpoint_id} was acknowledged by {checkpoint.acknowledged_by}",
-                       code="already-acknowledged")
+        raise Conflict(
+            f"escalation {checkpoint_id} was acknowledged by {checkpoint.acknowledged_by}", code="already-acknowledged"
+        )
     checkpoint.acknowledged_at, checkpoint.acknowledged_by = now, caller.actor
     session.flush()
-    events.record(session=session, job_id=checkpoint.job_id, type="sla_escalation_acknowledged", actor=caller.actor,
-                  now=now, escalation_id=checkpoint.id, note=note)
+    events.record(
+        session=session,
+        job_id=checkpoint.job_id,
+        type="sla_escalation_acknowledged",
+        actor=caller.actor,
+        now=now,
+        escalation_id=checkpoint.id,
+        note=note,
+    )
     return checkpoint

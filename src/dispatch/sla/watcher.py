@@ -13,6 +13,7 @@ next pass; only one watcher at a time predicts breaches (an advisory lock).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
@@ -52,16 +53,20 @@ OURS = (OVERLOADED, UNREACHABLE)
 _PREDICT_LOCK = 0x5_1A_0001  # pg advisory lock key: one predictor at a time
 
 
-def fire_due(session: Session, now: datetime, *, batch: int = BATCH, job_id: int | None = None,
-             upto: datetime | None = None) -> int:
+def fire_due(
+    session: Session, now: datetime, *, batch: int = BATCH, job_id: int | None = None, upto: datetime | None = None
+) -> int:
     """Fire up to ``batch`` checkpoints due by ``upto`` (default now), each with its timeline
     event; only ``job_id``'s if given. Returns how many."""
     stmt = (
         select(SlaCheckpoint.id, SlaCheckpoint.job_id)
         .join(Job, Job.id == SlaCheckpoint.job_id)
-        .where(SlaCheckpoint.fires_at <= (upto or now), SlaCheckpoint.fired_at.is_(None),
-               SlaCheckpoint.resolved_at.is_(None),
-               Job.paused_at.is_(None))  # a paused job's checkpoints move when it resumes
+        .where(
+            SlaCheckpoint.fires_at <= (upto or now),
+            SlaCheckpoint.fired_at.is_(None),
+            SlaCheckpoint.resolved_at.is_(None),
+            Job.paused_at.is_(None),
+        )  # a paused job's checkpoints move when it resumes
         .order_by(SlaCheckpoint.fires_at, SlaCheckpoint.id)
         .limit(batch)
     )
@@ -70,28 +75,47 @@ def fire_due(session: Session, now: datetime, *, batch: int = BATCH, job_id: int
     due = list(session.execute(stmt))
     if not due:
         return 0
-    locked = set(session.scalars(
-        select(Job.id).where(Job.id.in_(sorted({job_id for _, job_id in due}))).order_by(Job.id)
-        .with_for_update(skip_locked=True)
-    ))
+    locked = set(
+        session.scalars(
+            select(Job.id)
+            .where(Job.id.in_(sorted({job_id for _, job_id in due})))
+            .order_by(Job.id)
+            .with_for_update(skip_locked=True)
+        )
+    )
     ids = [cid for cid, job_id in due if job_id in locked]
     if not ids:
         return 0
-    fired = list(session.execute(
-        update(SlaCheckpoint)
-        .where(SlaCheckpoint.id.in_(ids), SlaCheckpoint.fired_at.is_(None), SlaCheckpoint.resolved_at.is_(None))
-        .values(fired_at=now)
-        .returning(SlaCheckpoint.id, SlaCheckpoint.job_id, SlaCheckpoint.deadline, SlaCheckpoint.level,
-                   SlaCheckpoint.ratio, SlaCheckpoint.audience, SlaCheckpoint.fires_at)
-        .execution_options(synchronize_session=False)
-    ))
+    fired = list(
+        session.execute(
+            update(SlaCheckpoint)
+            .where(SlaCheckpoint.id.in_(ids), SlaCheckpoint.fired_at.is_(None), SlaCheckpoint.resolved_at.is_(None))
+            .values(fired_at=now)
+            .returning(
+                SlaCheckpoint.id,
+                SlaCheckpoint.job_id,
+                SlaCheckpoint.deadline,
+                SlaCheckpoint.level,
+                SlaCheckpoint.ratio,
+                SlaCheckpoint.audience,
+                SlaCheckpoint.fires_at,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    )
     by_job: dict[int, list[dict[str, Any]]] = {}
     for row in sorted(fired, key=lambda r: (r.job_id, r.fires_at, r.id)):
-        by_job.setdefault(row.job_id, []).append(events.entry(
-            EVENT_OF[Level(row.level)], SYSTEM.actor, occurred_at=row.fires_at, checkpoint_id=row.id,
-            deadline=str(getattr(row.deadline, "value", row.deadline)), ratio=row.ratio,
-            notify=str(getattr(row.audience, "value", row.audience)),
-        ))
+        by_job.setdefault(row.job_id, []).append(
+            events.entry(
+                EVENT_OF[Level(row.level)],
+                SYSTEM.actor,
+                occurred_at=row.fires_at,
+                checkpoint_id=row.id,
+                deadline=str(getattr(row.deadline, "value", row.deadline)),
+                ratio=row.ratio,
+                notify=str(getattr(row.audience, "value", row.audience)),
+            )
+        )
     events.record_for_jobs(session=session, now=now, entries=by_job)
     return len(fired)
 
@@ -108,11 +132,22 @@ def _overloaded(session: Session, now: datetime, settings: Settings) -> set[int]
     (no shift hours: any hour), the job ends after its deadline."""
     per_job = timedelta(hours=settings.sla_hours_per_job)
     rows = session.execute(
-        select(Job.id, Job.technician_id, Job.next_due_at, Technician.shift_start, Technician.shift_end,
-               Technician.shift_days, Technician.timezone)
+        select(
+            Job.id,
+            Job.technician_id,
+            Job.next_due_at,
+            Technician.shift_start,
+            Technician.shift_end,
+            Technician.shift_days,
+            Technician.timezone,
+        )
         .join(Technician, Technician.id == Job.technician_id)
-        .where(Job.status.in_([s.value for s in HOLDS_CAPACITY]), Job.technician_id.is_not(None),
-               Job.next_due_at.is_not(None), Job.paused_at.is_(None))
+        .where(
+            Job.status.in_([s.value for s in HOLDS_CAPACITY]),
+            Job.technician_id.is_not(None),
+            Job.next_due_at.is_not(None),
+            Job.paused_at.is_(None),
+        )
         .order_by(Job.technician_id, Job.next_due_at, Job.id)
     )
     late: set[int] = set()
@@ -122,11 +157,11 @@ def _overloaded(session: Session, now: datetime, settings: Settings) -> set[int]
         first = queue[0]
         pattern = (first.shift_start, first.shift_end, first.shift_days, first.timezone)
         if pattern not in patterns:
-            patterns[pattern] = shifts.WorkingTime(now, start=first.shift_start, end=first.shift_end,
-                                                   days=first.shift_days, timezone=first.timezone)
+            patterns[pattern] = shifts.WorkingTime(
+                now, start=first.shift_start, end=first.shift_end, days=first.shift_days, timezone=first.timezone
+            )
         finishes = patterns[pattern].finish_times(per_job, len(queue))
-        late.update(row.id for row, finish in zip(queue, finishes, strict=True)
-                    if finish > row.next_due_at.timestamp())
+        late.update(row.id for row, finish in zip(queue, finishes, strict=True) if finish > row.next_due_at.timestamp())
     return late
 
 
@@ -136,14 +171,28 @@ def _unreachable(session: Session, now: datetime, settings: Settings) -> set[int
     nobody has yet, the nearest available technician."""
     speed = settings.sla_travel_speed_kmh
     rows = session.execute(
-        select(Job.id, Job.status, Job.lat, Job.lon, Job.product_category, Job.arrival_due_at,
-               Technician.lat, Technician.lon)
+        select(
+            Job.id,
+            Job.status,
+            Job.lat,
+            Job.lon,
+            Job.product_category,
+            Job.arrival_due_at,
+            Technician.lat,
+            Technician.lon,
+        )
         .outerjoin(Technician, Technician.id == Job.technician_id)
-        .where(Job.arrival_due_at.is_not(None), Job.arrived_at.is_(None), Job.arrival_due_at > now,
-               Job.status.in_([s.value for s in OPEN]), Job.paused_at.is_(None), Job.lat.is_not(None),
-               # Implied (until someone is on site the next deadline is the arrival), and lets the
-               # database read the open jobs' index instead of every job ever received.
-               Job.next_due_at > now)
+        .where(
+            Job.arrival_due_at.is_not(None),
+            Job.arrived_at.is_(None),
+            Job.arrival_due_at > now,
+            Job.status.in_([s.value for s in OPEN]),
+            Job.paused_at.is_(None),
+            Job.lat.is_not(None),
+            # Implied (until someone is on site the next deadline is the arrival), and lets the
+            # database read the open jobs' index instead of every job ever received.
+            Job.next_due_at > now,
+        )
     )
     late: set[int] = set()
     waiting: dict[str, list[tuple[int, float, float, float]]] = {}
@@ -176,9 +225,11 @@ def predict(session: Session, now: datetime, settings: Settings) -> Predictions 
         wanted.setdefault(job_id, OVERLOADED)
     # Open jobs only (a job that ends drops this watcher's prediction, sla.service): read
     # through the open jobs' index, not the whole table.
-    current = dict(session.execute(
-        select(Job.id, Job.predicted_breach).where(Job.predicted_breach.in_(OURS), Job.next_due_at.is_not(None))
-    ).all())
+    current = dict(
+        session.execute(
+            select(Job.id, Job.predicted_breach).where(Job.predicted_breach.in_(OURS), Job.next_due_at.is_not(None))
+        ).all()
+    )
     result = Predictions()
     changes: dict[str | None, list[int]] = {}
     for job_id in sorted(set(wanted) | set(current)):
@@ -188,19 +239,28 @@ def predict(session: Session, now: datetime, settings: Settings) -> Predictions 
         # One conditional UPDATE per reason: a reason of another domain (a late part) is never
         # overwritten, and RETURNING says which jobs did change.
         changed = session.scalars(
-            update(Job).where(Job.id.in_(job_ids), or_(Job.predicted_breach.is_(None), Job.predicted_breach.in_(OURS)))
+            update(Job)
+            .where(Job.id.in_(job_ids), or_(Job.predicted_breach.is_(None), Job.predicted_breach.in_(OURS)))
             .values(predicted_breach=reason, version=Job.version + 1, updated_at=now)
-            .returning(Job.id).execution_options(synchronize_session=False)
+            .returning(Job.id)
+            .execution_options(synchronize_session=False)
         ).all()
         for job_id in sorted(changed):
             if reason is None:
                 result.cleared += 1
-                events.record(session=session, job_id=job_id, type="breach_no_longer_predicted", actor=SYSTEM.actor,
-                              now=now, reason=current[job_id])
+                events.record(
+                    session=session,
+                    job_id=job_id,
+                    type="breach_no_longer_predicted",
+                    actor=SYSTEM.actor,
+                    now=now,
+                    reason=current[job_id],
+                )
             else:
                 result.set += 1
-                events.record(session=session, job_id=job_id, type="breach_predicted", actor=SYSTEM.actor, now=now,
-                              reason=reason)
+                events.record(
+                    session=session, job_id=job_id, type="breach_predicted", actor=SYSTEM.actor, now=now, reason=reason
+                )
     return result
 
 
@@ -227,8 +287,9 @@ def run_pass(database: Database, now: Callable[[], datetime], settings: Settings
     return Pass(fired, predictions.set, predictions.cleared, time.perf_counter() - started)
 
 
-async def watch(database: Database, now: Callable[[], datetime], settings: Settings,
-                stop: asyncio.Event | None = None) -> None:
+async def watch(
+    database: Database, now: Callable[[], datetime], settings: Settings, stop: asyncio.Event | None = None
+) -> None:
     """Run passes forever (until ``stop``), catching up first. Errors are logged and retried:
     a watcher that dies quietly is how breaches get lost."""
     stop = stop or asyncio.Event()
@@ -236,18 +297,25 @@ async def watch(database: Database, now: Callable[[], datetime], settings: Setti
         try:
             result: Any = await asyncio.to_thread(run_pass, database, now, settings)
             if result.fired or result.predicted or result.cleared:
-                log.info("sla watcher: fired %d, predicted %d, cleared %d in %.2fs",
-                         result.fired, result.predicted, result.cleared, result.seconds)
+                log.info(
+                    "sla watcher: fired %d, predicted %d, cleared %d in %.2fs",
+                    result.fired,
+                    result.predicted,
+                    result.cleared,
+                    result.seconds,
+                )
         except Exception:
             log.exception("sla watcher pass failed; retrying")
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=settings.sla_watcher_interval_seconds)
-        except TimeoutError:
-            pass
 
 
 def pending_count(session: Session) -> int:
-    return session.scalar(
-        select(func.count()).select_from(SlaCheckpoint)
-        .where(SlaCheckpoint.fired_at.is_(None), SlaCheckpoint.resolved_at.is_(None))
-    ) or 0
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(SlaCheckpoint)
+            .where(SlaCheckpoint.fired_at.is_(None), SlaCheckpoint.resolved_at.is_(None))
+        )
+        or 0
+    )

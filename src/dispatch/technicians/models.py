@@ -58,9 +58,7 @@ class TechnicianSkill(SQLModel, table=True):
     __table_args__ = (Index("ix_technician_skill_search", "skill", "lat_band", "lon"),)
 
     technician_id: int = Field(
-        sa_column=Column(
-            Integer, ForeignKey("technician.id", ondelete="CASCADE"), primary_key=True
-        )
+        sa_column=Column(Integer, ForeignKey("technician.id", ondelete="CASCADE"), primary_key=True)
     )
     skill: str = Field(sa_column=Column(String(64), primary_key=True))
     lat_band: int = Field(sa_column=Column(Integer, nullable=False))

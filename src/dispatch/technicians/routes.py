@@ -34,7 +34,9 @@ Dispatchers = Depends(allow(Role.dispatcher))
 Readers = allow(Role.dispatcher, Role.supervisor, Role.technician)
 
 
-def _public(session: Session, technician: Technician, now: NowDep, response: Response | None = None) -> TechnicianPublic:
+def _public(
+    session: Session, technician: Technician, now: NowDep, response: Response | None = None
+) -> TechnicianPublic:
     skills = service.skills_of(session=session, technician_ids=[technician.id])[technician.id]  # type: ignore[index]
     if response is not None:  # one technician: its version, for If-Match on the next edit
         response.headers["ETag"] = versions.etag(service.version(technician, skills))
@@ -47,11 +49,19 @@ def _own_or_any(caller: Caller, technician_id: int) -> None:
         raise NotFound(f"technician {technician_id} not found", code="technician-not-found")
 
 
-@router.post("", status_code=201, response_model=TechnicianPublic, dependencies=[Dispatchers],
-             responses=versions.etag_header(201))
-async def create_technician(body: TechnicianCreate, uow: UnitOfWorkDep, now: NowDep, response: Response) -> TechnicianPublic:
-    return await uow.run(lambda session: _public(
-        session, service.create(session=session, technician_in=body, now=now), now, response))
+@router.post(
+    "",
+    status_code=201,
+    response_model=TechnicianPublic,
+    dependencies=[Dispatchers],
+    responses=versions.etag_header(201),
+)
+async def create_technician(
+    body: TechnicianCreate, uow: UnitOfWorkDep, now: NowDep, response: Response
+) -> TechnicianPublic:
+    return await uow.run(
+        lambda session: _public(session, service.create(session=session, technician_in=body, now=now), now, response)
+    )
 
 
 @router.get("", response_model=Page[TechnicianPublic], dependencies=[Depends(allow(Role.dispatcher, Role.supervisor))])
@@ -69,8 +79,13 @@ async def list_technicians(
 
     def work(session: Session) -> Page[TechnicianPublic]:
         rows = service.list_technicians(
-            session=session, limit=limit + 1, after_id=after_id,
-            skill=skill, on_duty=on_duty, active=active, home_branch=home_branch,
+            session=session,
+            limit=limit + 1,
+            after_id=after_id,
+            skill=skill,
+            on_duty=on_duty,
+            active=active,
+            home_branch=home_branch,
         )
         skills = service.skills_of(session=session, technician_ids=[t.id for t in rows])  # type: ignore[misc]
         return id_page(TechnicianPublic, rows, limit, lambda t: service.to_public(t, skills[t.id], now))
@@ -78,29 +93,52 @@ async def list_technicians(
     return await uow.run(work)
 
 
-@router.get("/{technician_id}", response_model=TechnicianPublic,
-            responses={**problem_responses(404), **versions.etag_header()})
+@router.get(
+    "/{technician_id}", response_model=TechnicianPublic, responses={**problem_responses(404), **versions.etag_header()}
+)
 async def get_technician(
-    technician_id: IdPath, uow: UnitOfWorkDep, now: NowDep, caller: Annotated[Caller, Depends(Readers)],
+    technician_id: IdPath,
+    uow: UnitOfWorkDep,
+    now: NowDep,
+    caller: Annotated[Caller, Depends(Readers)],
     response: Response,
 ) -> TechnicianPublic:
     _own_or_any(caller, technician_id)
-    return await uow.run(lambda session: _public(
-        session, service.get(session=session, technician_id=technician_id), now, response))
+    return await uow.run(
+        lambda session: _public(session, service.get(session=session, technician_id=technician_id), now, response)
+    )
 
 
-@router.patch("/{technician_id}", response_model=TechnicianPublic, dependencies=[Dispatchers],
-              responses={**problem_responses(404, 412), **versions.etag_header()})
+@router.patch(
+    "/{technician_id}",
+    response_model=TechnicianPublic,
+    dependencies=[Dispatchers],
+    responses={**problem_responses(404, 412), **versions.etag_header()},
+)
 async def update_technician(
-    technician_id: IdPath, body: TechnicianUpdate, uow: UnitOfWorkDep, now: NowDep, response: Response,
+    technician_id: IdPath,
+    body: TechnicianUpdate,
+    uow: UnitOfWorkDep,
+    now: NowDep,
+    response: Response,
     if_match: IfMatchHeader = None,
 ) -> TechnicianPublic:
     """Change a technician's details. Send the `ETag` you read as `If-Match` so that two
     dispatchers editing at once cannot silently undo each other's change (412 instead)."""
-    return await uow.run(lambda session: _public(session, service.update_technician(
-        session=session, technician_id=technician_id, technician_in=body, now=now,
-        if_match=versions.parse_if_match(if_match),
-    ), now, response))
+    return await uow.run(
+        lambda session: _public(
+            session,
+            service.update_technician(
+                session=session,
+                technician_id=technician_id,
+                technician_in=body,
+                now=now,
+                if_match=versions.parse_if_match(if_match),
+            ),
+            now,
+            response,
+        )
+    )
 
 
 @router.post("/{technician_id}/location", response_model=TechnicianPublic, responses=problem_responses(404))
@@ -113,6 +151,16 @@ async def report_technician_location(
     caller: Annotated[Caller, Depends(allow(Role.technician, Role.dispatcher))],
 ) -> TechnicianPublic:
     _own_or_any(caller, technician_id)
-    return await uow.run(lambda session: _public(session, service.report_location(
-        session=session, technician_id=technician_id, report=body, now=now, skew_seconds=settings.clock_skew_seconds
-    ), now))
+    return await uow.run(
+        lambda session: _public(
+            session,
+            service.report_location(
+                session=session,
+                technician_id=technician_id,
+                report=body,
+                now=now,
+                skew_seconds=settings.clock_skew_seconds,
+            ),
+            now,
+        )
+    )

@@ -34,7 +34,9 @@ def _known_zone(value: str) -> str:
     return value
 
 
-TimeZoneName = Annotated[str, Field(min_length=1, max_length=64, examples=["Europe/Warsaw"]), AfterValidator(_known_zone)]
+TimeZoneName = Annotated[
+    str, Field(min_length=1, max_length=64, examples=["Europe/Warsaw"]), AfterValidator(_known_zone)
+]
 Skills = Annotated[list[Category], Field(min_length=1, max_length=50)]
 Capacity = Annotated[int, Field(ge=1, le=100), BeforeValidator(json_number)]
 BranchCode = Annotated[str, Field(min_length=1, max_length=64)]

@@ -105,14 +105,27 @@ def version(technician: Technician, skills: list[str]) -> str:
     """What a dispatcher's edit could overwrite (docs/decisions.md): not the phone's location or
     the open-job count, which move all day without anyone editing the technician."""
     return versions.version_of(
-        technician.id, technician.name, technician.phone, technician.capacity, technician.on_duty, technician.active,
-        technician.home_branch, technician.shift_start, technician.shift_end, technician.shift_days,
-        technician.timezone, sorted(skills),
+        technician.id,
+        technician.name,
+        technician.phone,
+        technician.capacity,
+        technician.on_duty,
+        technician.active,
+        technician.home_branch,
+        technician.shift_start,
+        technician.shift_end,
+        technician.shift_days,
+        technician.timezone,
+        sorted(skills),
     )
 
 
 def update_technician(
-    *, session: Session, technician_id: int, technician_in: TechnicianUpdate, now: datetime,
+    *,
+    session: Session,
+    technician_id: int,
+    technician_in: TechnicianUpdate,
+    now: datetime,
     if_match: list[str] | None = None,
 ) -> Technician:
     technician = get(session=session, technician_id=technician_id, for_update=True)
@@ -203,7 +216,10 @@ def lock(*, session: Session, technician_ids: list[int]) -> None:
     """Lock technician rows in id order, so two transactions that touch the same technicians
     (say, swapping two jobs between them) queue instead of deadlocking."""
     session.execute(
-        select(Technician.id).where(Technician.id.in_(sorted(set(technician_ids)))).order_by(Technician.id).with_for_update()
+        select(Technician.id)
+        .where(Technician.id.in_(sorted(set(technician_ids))))
+        .order_by(Technician.id)
+        .with_for_update()
     ).all()
 
 

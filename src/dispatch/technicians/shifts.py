@@ -78,8 +78,9 @@ class WorkingTime:
     through every open job each pass; a centre has a handful of shift patterns, not one per
     technician). Floats, because datetime arithmetic here is several times slower."""
 
-    def __init__(self, since: datetime, *, start: time | None, end: time | None, days: str | None,
-                 timezone: str) -> None:
+    def __init__(
+        self, since: datetime, *, start: time | None, end: time | None, days: str | None, timezone: str
+    ) -> None:
         self._source = shifts_from(since, start=start, end=end, days=days, timezone=timezone)
         self._intervals: list[tuple[float, float]] = []
 
@@ -111,7 +112,13 @@ class WorkingTime:
 
 
 def finish_times(
-    since: datetime, per_job: timedelta, count: int, *, start: time | None, end: time | None, days: str | None,
+    since: datetime,
+    per_job: timedelta,
+    count: int,
+    *,
+    start: time | None,
+    end: time | None,
+    days: str | None,
     timezone: str,
 ) -> list[float]:
     """``WorkingTime.finish_times`` for one technician."""

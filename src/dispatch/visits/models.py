@@ -41,11 +41,15 @@ class VisitReason(str, enum.Enum):
     other = "other"
 
 
-RETURN_REASONS = frozenset({
-    VisitReason.callback_not_fixed, VisitReason.compliance_failed, VisitReason.fault_returned,
-    VisitReason.customer_request, VisitReason.other,
-})
-
+RETURN_REASONS = frozenset(
+    {
+        VisitReason.callback_not_fixed,
+        VisitReason.compliance_failed,
+        VisitReason.fault_returned,
+        VisitReason.customer_request,
+        VisitReason.other,
+    }
+)
 
 
 class Visit(SQLModel, table=True):

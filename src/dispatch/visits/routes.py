@@ -23,9 +23,11 @@ router = APIRouter(prefix="/v1/jobs/{job_id}", tags=["visits"], responses=proble
 async def list_job_visits(job_id: IdPath, uow: UnitOfWorkDep, caller: CallerDep) -> Page[VisitPublic]:
     """Every trip to the customer, first first: technician, device times and outcome. A job has
     few visits, so this is one page."""
-    return await uow.run(lambda session: Page[VisitPublic](
-        items=[VisitPublic.of(v) for v in service.list_visits(session=session, job_id=job_id, caller=caller)]
-    ))
+    return await uow.run(
+        lambda session: Page[VisitPublic](
+            items=[VisitPublic.of(v) for v in service.list_visits(session=session, job_id=job_id, caller=caller)]
+        )
+    )
 
 
 @router.post("/return-visits", status_code=201, response_model=ReturnVisitPublic, responses=problem_responses(404, 409))
@@ -42,8 +44,13 @@ async def create_return_visit(
 
     def work(session: Session) -> ReturnVisitPublic:
         job, visit = service.plan_return_visit(
-            session=session, job_id=job_id, reason=VisitReason(body.reason), note=body.note, caller=caller,
-            now=now, settings=settings,
+            session=session,
+            job_id=job_id,
+            reason=VisitReason(body.reason),
+            note=body.note,
+            caller=caller,
+            now=now,
+            settings=settings,
         )
         return ReturnVisitPublic(job=jobs.to_public(job, now), visit=VisitPublic.of(visit))
 

@@ -17,8 +17,9 @@ class VisitPublic(ResponseBody):
     job_id: int
     number: int = Field(description="1 for the first trip, then 2, 3, ...")
     technician_id: int | None
-    reason: VisitReason = Field(description="`first`, `follow_up` (after parts or an unfinished visit), or why a "
-                                            "completed job was reopened")
+    reason: VisitReason = Field(
+        description="`first`, `follow_up` (after parts or an unfinished visit), or why a completed job was reopened"
+    )
     return_visit: bool = Field(description="The job had been completed and was reopened for this visit")
     planned_at: datetime
     en_route_at: datetime | None = Field(description="Device times from the technician's taps")
@@ -30,10 +31,18 @@ class VisitPublic(ResponseBody):
     @classmethod
     def of(cls, visit: Visit) -> VisitPublic:
         return cls(
-            id=visit.id, job_id=visit.job_id, number=visit.number, technician_id=visit.technician_id,  # type: ignore[arg-type]
-            reason=visit.reason, return_visit=visit.reason in RETURN_REASONS, planned_at=visit.planned_at,
-            en_route_at=visit.en_route_at, on_site_at=visit.on_site_at, left_at=visit.left_at,
-            outcome=visit.outcome, note=visit.note,
+            id=visit.id,
+            job_id=visit.job_id,
+            number=visit.number,
+            technician_id=visit.technician_id,  # type: ignore[arg-type]
+            reason=visit.reason,
+            return_visit=visit.reason in RETURN_REASONS,
+            planned_at=visit.planned_at,
+            en_route_at=visit.en_route_at,
+            on_site_at=visit.on_site_at,
+            left_at=visit.left_at,
+            outcome=visit.outcome,
+            note=visit.note,
         )
 
 

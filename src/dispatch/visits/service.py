@@ -50,36 +50,72 @@ def _next_reason(previous: Visit | None) -> VisitReason:
     return VisitReason.first if previous is None else VisitReason.follow_up
 
 
-def _open(session: Session, job: Job, *, actor: str, now: datetime, reason: VisitReason | None = None,
-          technician_id: int | None = None, note: str | None = None) -> Visit:
+def _open(
+    session: Session,
+    job: Job,
+    *,
+    actor: str,
+    now: datetime,
+    reason: VisitReason | None = None,
+    technician_id: int | None = None,
+    note: str | None = None,
+) -> Visit:
     previous = latest(session, job.id)  # type: ignore[arg-type]
     visit = Visit(
-        job_id=job.id, number=(previous.number + 1) if previous else 1,  # type: ignore[arg-type]
-        technician_id=technician_id, reason=reason or _next_reason(previous), planned_at=now,
-        note=note, created_by=actor,
+        job_id=job.id,
+        number=(previous.number + 1) if previous else 1,  # type: ignore[arg-type]
+        technician_id=technician_id,
+        reason=reason or _next_reason(previous),
+        planned_at=now,
+        note=note,
+        created_by=actor,
     )
     session.add(visit)
     session.flush()
     return visit
 
 
-def _end(session: Session, job: Job, visit: Visit, *, outcome: VisitOutcome, at: datetime, actor: str,
-         now: datetime, note: str | None = None) -> None:
+def _end(
+    session: Session,
+    job: Job,
+    visit: Visit,
+    *,
+    outcome: VisitOutcome,
+    at: datetime,
+    actor: str,
+    now: datetime,
+    note: str | None = None,
+) -> None:
     visit.left_at, visit.outcome = at, outcome
     if note:
         visit.note = note
     session.flush()
     events.record(
-        session=session, job_id=job.id, type="visit_ended", actor=actor, now=now, occurred_at=at,  # type: ignore[arg-type]
-        visit_number=visit.number, visit_id=visit.id, outcome=outcome.value, technician_id=visit.technician_id,
+        session=session,
+        job_id=job.id,
+        type="visit_ended",
+        actor=actor,
+        now=now,
+        occurred_at=at,  # type: ignore[arg-type]
+        visit_number=visit.number,
+        visit_id=visit.id,
+        outcome=outcome.value,
+        technician_id=visit.technician_id,
         en_route_at=visit.en_route_at.isoformat() if visit.en_route_at else None,
         on_site_at=visit.on_site_at.isoformat() if visit.on_site_at else None,
     )
 
 
 def track(
-    *, session: Session, job: Job, technician_id: int | None, at: datetime, actor: str, now: datetime,
-    outcome: str | None = None, note: str | None = None,
+    *,
+    session: Session,
+    job: Job,
+    technician_id: int | None,
+    at: datetime,
+    actor: str,
+    now: datetime,
+    outcome: str | None = None,
+    note: str | None = None,
 ) -> Visit | None:
     """Bring the job's visits in line with the status it has just taken. The caller holds the
     job's lock. ``technician_id`` is who held the job when the change was made (``unable``
@@ -98,8 +134,15 @@ def track(
         session.flush()
         if not started:
             events.record(
-                session=session, job_id=job.id, type="visit_started", actor=actor, now=now, occurred_at=at,  # type: ignore[arg-type]
-                visit_number=visit.number, visit_id=visit.id, reason=visit.reason.value,
+                session=session,
+                job_id=job.id,
+                type="visit_started",
+                actor=actor,
+                now=now,
+                occurred_at=at,  # type: ignore[arg-type]
+                visit_number=visit.number,
+                visit_id=visit.id,
+                reason=visit.reason.value,
                 technician_id=technician_id,
             )
         return visit
@@ -122,8 +165,16 @@ def track(
     if status is JobStatus.waiting_parts:
         _end(session, job, visit, outcome=VisitOutcome.needs_parts, at=at, actor=actor, now=now)
     elif status is JobStatus.unable:
-        _end(session, job, visit, outcome=VisitOutcome(outcome or VisitOutcome.not_fixed.value), at=at,
-             actor=actor, now=now, note=note)
+        _end(
+            session,
+            job,
+            visit,
+            outcome=VisitOutcome(outcome or VisitOutcome.not_fixed.value),
+            at=at,
+            actor=actor,
+            now=now,
+            note=note,
+        )
     elif status is JobStatus.cancelled:
         _end(session, job, visit, outcome=VisitOutcome.not_fixed, at=at, actor=actor, now=now, note="job cancelled")
     return visit
@@ -138,8 +189,9 @@ def require_visit(session: Session, job: Job) -> Visit:
     """The latest visit of a job, or 409: photos, sign-offs and callbacks belong to a visit."""
     visit = latest(session, job.id)  # type: ignore[arg-type]
     if visit is None or not (visit.started or visit.outcome is not None):
-        raise Conflict(f"job {job.id} has had no visit yet; the technician starts one with en_route or on_site",
-                       code="no-visit")
+        raise Conflict(
+            f"job {job.id} has had no visit yet; the technician starts one with en_route or on_site", code="no-visit"
+        )
     return visit
 
 
@@ -147,7 +199,13 @@ def require_visit(session: Session, job: Job) -> Visit:
 
 
 def plan_return_visit(
-    *, session: Session, job_id: int, reason: VisitReason, note: str | None, caller: Caller, now: datetime,
+    *,
+    session: Session,
+    job_id: int,
+    reason: VisitReason,
+    note: str | None,
+    caller: Caller,
+    now: datetime,
     settings: Settings,
 ) -> tuple[Job, Visit]:
     """Reopen a completed or closed job with a new visit. The technician of the last visit goes
@@ -158,7 +216,8 @@ def plan_return_visit(
     if job.status not in FINISHED:
         raise Conflict(
             f"job {job_id} is {job.status.value}; only a completed or closed job gets a return visit",
-            code="not-returnable", current_status=job.status.value,
+            code="not-returnable",
+            current_status=job.status.value,
         )
     last = latest(session, job.id)  # type: ignore[arg-type]
     previous_technician = (last.technician_id if last and last.technician_id else None) or job.technician_id
@@ -168,17 +227,26 @@ def plan_return_visit(
     job.return_visits += 1
     sla.reopened(session, job, now)
     events.record(
-        session=session, job_id=job.id, type="return_visit_planned", actor=caller.actor, now=now,  # type: ignore[arg-type]
-        visit_number=visit.number, visit_id=visit.id, reason=reason.value, note=note,
-        **{"from": previous_status.value}, previous_technician_id=previous_technician,
+        session=session,
+        job_id=job.id,
+        type="return_visit_planned",
+        actor=caller.actor,
+        now=now,  # type: ignore[arg-type]
+        visit_number=visit.number,
+        visit_id=visit.id,
+        reason=reason.value,
+        note=note,
+        **{"from": previous_status.value},
+        previous_technician_id=previous_technician,
     )
     _send(session, job, visit, previous_technician, now, settings)
     return job, visit
 
 
 def _send(session: Session, job: Job, visit: Visit, previous: int | None, now: datetime, settings: Settings) -> None:
-    visit.technician_id = assignment.send_back(session=session, job=job, previous=previous, now=now, settings=settings,
-                                               visit_number=visit.number)
+    visit.technician_id = assignment.send_back(
+        session=session, job=job, previous=previous, now=now, settings=settings, visit_number=visit.number
+    )
 
 
 # --- first-time fix and return visits, for the KPIs --------------------------------------------
@@ -205,13 +273,21 @@ class FixRates:
         return self.with_return_visit / self.jobs if self.jobs else None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"jobs": self.jobs, "first_time_fixed": self.first_time_fixed,
-                "with_return_visit": self.with_return_visit, "first_time_fix_rate": self.first_time_fix_rate,
-                "return_visit_rate": self.return_visit_rate}
+        return {
+            "jobs": self.jobs,
+            "first_time_fixed": self.first_time_fixed,
+            "with_return_visit": self.with_return_visit,
+            "first_time_fix_rate": self.first_time_fix_rate,
+            "return_visit_rate": self.return_visit_rate,
+        }
 
 
 def fix_rates(
-    session: Session, since: datetime, until: datetime, *, technician_id: int | None = None,
+    session: Session,
+    since: datetime,
+    until: datetime,
+    *,
+    technician_id: int | None = None,
     outlet_id: int | None = None,
 ) -> FixRates:
     """First-time-fix and return-visit figures for jobs whose first ``fixed`` visit ended in
@@ -220,7 +296,9 @@ def fix_rates(
     send a technician back to a job fixed this week."""
     first_fixed = (
         select(Visit.job_id, func.min(Visit.number).label("number"))
-        .where(Visit.outcome == VisitOutcome.fixed).group_by(Visit.job_id).subquery()
+        .where(Visit.outcome == VisitOutcome.fixed)
+        .group_by(Visit.job_id)
+        .subquery()
     )
     fixed_visit = (
         select(Visit.job_id, Visit.number, Visit.technician_id)
@@ -233,10 +311,11 @@ def fix_rates(
         fixed_visit = fixed_visit.join(Job, Job.id == Visit.job_id).where(Job.outlet_id == outlet_id)
     population = fixed_visit.subquery()
     returned = exists().where(Visit.job_id == population.c.job_id, Visit.reason.in_(list(RETURN_REASONS)))
-    row = session.execute(select(
-        func.count(),
-        func.coalesce(func.sum(case((and_(population.c.number == 1, ~returned), 1), else_=0)), 0),
-        func.coalesce(func.sum(case((returned, 1), else_=0)), 0),
-    ).select_from(population)).one()
+    row = session.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(case((and_(population.c.number == 1, ~returned), 1), else_=0)), 0),
+            func.coalesce(func.sum(case((returned, 1), else_=0)), 0),
+        ).select_from(population)
+    ).one()
     return FixRates(jobs=int(row[0]), first_time_fixed=int(row[1]), with_return_visit=int(row[2]))
-

@@ -57,8 +57,12 @@ class WebhookDelivery(SQLModel, table=True):
         Index("ix_webhook_delivery_subscription_id_id", "subscription_id", "id"),
         # Per-job order: is an earlier event of this job still pending for this subscription?
         Index(
-            "ix_webhook_delivery_pending_chain", "subscription_id", "job_id", "event_id",
-            sqlite_where=text("state = 'pending'"), postgresql_where=text("state = 'pending'"),
+            "ix_webhook_delivery_pending_chain",
+            "subscription_id",
+            "job_id",
+            "event_id",
+            sqlite_where=text("state = 'pending'"),
+            postgresql_where=text("state = 'pending'"),
         ),
     )
 
@@ -69,9 +73,7 @@ class WebhookDelivery(SQLModel, table=True):
     event_id: int = Field(sa_column=Column(Integer, ForeignKey("job_event.id", ondelete="CASCADE"), nullable=False))
     job_id: int = Field(sa_column=Column(Integer, nullable=False))
     event_type: str = Field(sa_column=Column(String(50), nullable=False))
-    state: DeliveryState = Field(
-        sa_column=Column(enum_column(DeliveryState), nullable=False)
-    )
+    state: DeliveryState = Field(sa_column=Column(enum_column(DeliveryState), nullable=False))
     attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     next_attempt_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

@@ -51,9 +51,13 @@ def write_many(*, session: Session, rows: list[dict[str, Any]], now: datetime) -
     their order, so deliveries stay in order per job."""
     job_ids = sorted({row["job_id"] for row in rows})
     outlets = dict(session.execute(select(Job.id, Job.outlet_id).where(Job.id.in_(job_ids))).all())
-    active = session.execute(select(
-        WebhookSubscription.id, WebhookSubscription.outlet_id, WebhookSubscription.event_types,
-    ).where(WebhookSubscription.active.is_(True))).all()
+    active = session.execute(
+        select(
+            WebhookSubscription.id,
+            WebhookSubscription.outlet_id,
+            WebhookSubscription.event_types,
+        ).where(WebhookSubscription.active.is_(True))
+    ).all()
     if not active:
         session.execute(_INSERT_EVENTS, rows)
         return
@@ -66,7 +70,9 @@ def write_many(*, session: Session, rows: list[dict[str, Any]], now: datetime) -
 
 
 def _insert_with_deliveries(
-    session: Session, rows: list[dict[str, Any]], now: datetime,
+    session: Session,
+    rows: list[dict[str, Any]],
+    now: datetime,
     subscribers: Callable[[dict[str, Any]], Iterable[tuple[int, list[str]]]],
 ) -> None:
     """The entries, and a delivery for each subscription of ``subscribers(entry)`` that asked
@@ -81,10 +87,18 @@ def _insert_with_deliveries(
             match = next((t for t in types if t in wanted), None)
             if match is None:
                 continue
-            deliveries.append({
-                "subscription_id": subscription_id, "event_id": event_id, "job_id": row["job_id"],
-                "event_type": match, "state": DeliveryState.pending, "attempts": 0, "created_at": now,
-                "next_attempt_at": now, "retry_from": now,
-            })
+            deliveries.append(
+                {
+                    "subscription_id": subscription_id,
+                    "event_id": event_id,
+                    "job_id": row["job_id"],
+                    "event_type": match,
+                    "state": DeliveryState.pending,
+                    "attempts": 0,
+                    "created_at": now,
+                    "next_attempt_at": now,
+                    "retry_from": now,
+                }
+            )
     if deliveries:
         session.execute(_INSERT_DELIVERIES, deliveries)

@@ -23,7 +23,8 @@ def _parsable_url(value: str) -> str:
 
 
 WebhookUrl = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=8, max_length=2000, pattern=r"^https?://[^\s/?#]+[^\s]*$"),
+    str,
+    StringConstraints(strip_whitespace=True, min_length=8, max_length=2000, pattern=r"^https?://[^\s/?#]+[^\s]*$"),
     AfterValidator(_parsable_url),
 ]
 Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]

@@ -58,7 +58,8 @@ def is_private_host(host: str) -> bool:
 
 def _bad_url(why: str) -> Unprocessable:
     return Unprocessable(
-        why, code="webhook-url-not-allowed",
+        why,
+        code="webhook-url-not-allowed",
         errors=[{"loc": ["body", "url"], "msg": why, "type": "value_error"}],
     )
 
@@ -90,9 +91,15 @@ def create(
         if outlet_id is not None:
             outlets.get(session=session, outlet_id=outlet_id)
     subscription = WebhookSubscription(
-        outlet_id=outlet_id, url=webhook_in.url, event_types=sorted(set(webhook_in.event_types)),
-        description=webhook_in.description, secret=signing.new_secret(), active=True,
-        created_by=caller.actor, created_at=now, updated_at=now,
+        outlet_id=outlet_id,
+        url=webhook_in.url,
+        event_types=sorted(set(webhook_in.event_types)),
+        description=webhook_in.description,
+        secret=signing.new_secret(),
+        active=True,
+        created_by=caller.actor,
+        created_at=now,
+        updated_at=now,
     )
     session.add(subscription)
     session.flush()
@@ -100,7 +107,12 @@ def create(
 
 
 def update(
-    *, session: Session, subscription_id: int, changes: WebhookUpdate, caller: Caller, now: datetime,
+    *,
+    session: Session,
+    subscription_id: int,
+    changes: WebhookUpdate,
+    caller: Caller,
+    now: datetime,
     allow_private: bool,
 ) -> WebhookSubscription:
     subscription = get(session=session, subscription_id=subscription_id, caller=caller)
@@ -125,7 +137,9 @@ def delete(*, session: Session, subscription_id: int, caller: Caller) -> None:
     session.flush()
 
 
-def list_subscriptions(*, session: Session, caller: Caller, limit: int, after_id: int | None) -> list[WebhookSubscription]:
+def list_subscriptions(
+    *, session: Session, caller: Caller, limit: int, after_id: int | None
+) -> list[WebhookSubscription]:
     stmt = visible(caller).order_by(WebhookSubscription.id).limit(limit)
     if after_id is not None:
         stmt = stmt.where(WebhookSubscription.id > after_id)
@@ -133,8 +147,14 @@ def list_subscriptions(*, session: Session, caller: Caller, limit: int, after_id
 
 
 def list_deliveries(
-    *, session: Session, subscription_id: int, caller: Caller, limit: int, after_id: int | None,
-    state: DeliveryState | None = None, job_id: int | None = None,
+    *,
+    session: Session,
+    subscription_id: int,
+    caller: Caller,
+    limit: int,
+    after_id: int | None,
+    state: DeliveryState | None = None,
+    job_id: int | None = None,
 ) -> list[WebhookDelivery]:
     get(session=session, subscription_id=subscription_id, caller=caller)
     stmt = select(WebhookDelivery).where(WebhookDelivery.subscription_id == subscription_id)
@@ -163,10 +183,14 @@ def get_delivery(
 
 
 def attempts(*, session: Session, delivery_id: int, limit: int = 100) -> list[WebhookAttempt]:
-    return list(session.scalars(
-        select(WebhookAttempt).where(WebhookAttempt.delivery_id == delivery_id)
-        .order_by(WebhookAttempt.id.desc()).limit(limit)
-    ))
+    return list(
+        session.scalars(
+            select(WebhookAttempt)
+            .where(WebhookAttempt.delivery_id == delivery_id)
+            .order_by(WebhookAttempt.id.desc())
+            .limit(limit)
+        )
+    )
 
 
 def redeliver(
@@ -174,8 +198,9 @@ def redeliver(
 ) -> WebhookDelivery:
     """Send it again, now, with a fresh retry window. A delivered one is sent once more too
     (receivers deduplicate on ``webhook-id``, which stays the same)."""
-    delivery = get_delivery(session=session, subscription_id=subscription_id, delivery_id=delivery_id,
-                            caller=caller, for_update=True)
+    delivery = get_delivery(
+        session=session, subscription_id=subscription_id, delivery_id=delivery_id, caller=caller, for_update=True
+    )
     delivery.state = DeliveryState.pending
     delivery.next_attempt_at = now
     delivery.retry_from = now

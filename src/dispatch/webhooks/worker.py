@@ -106,25 +106,58 @@ def _due(now: datetime) -> Any:
 def claim(*, database: Database, now: datetime, worker_id: str, limit: int, lease: timedelta) -> list[Claimed]:
     """Lease up to ``limit`` due deliveries (heads of their job's chain) and build their bodies."""
     with database.transaction() as session:
-        ids = list(session.scalars(
-            select(D.id).where(_due(now)).order_by(D.next_attempt_at, D.id).limit(limit)
-            .with_for_update(skip_locked=True, of=D)
-        ))
+        ids = list(
+            session.scalars(
+                select(D.id)
+                .where(_due(now))
+                .order_by(D.next_attempt_at, D.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True, of=D)
+            )
+        )
         if not ids:
             return []
         session.execute(update(D).where(D.id.in_(ids)).values(leased_until=now + lease, leased_by=worker_id))
         rows = session.execute(
-            select(D.id, D.subscription_id, D.event_type, WebhookSubscription.url, WebhookSubscription.secret,
-                   JobEvent.id, JobEvent.type, JobEvent.actor, JobEvent.occurred_at, JobEvent.recorded_at,
-                   JobEvent.data, Job.id, Job.outlet_id, Job.external_ref)
+            select(
+                D.id,
+                D.subscription_id,
+                D.event_type,
+                WebhookSubscription.url,
+                WebhookSubscription.secret,
+                JobEvent.id,
+                JobEvent.type,
+                JobEvent.actor,
+                JobEvent.occurred_at,
+                JobEvent.recorded_at,
+                JobEvent.data,
+                Job.id,
+                Job.outlet_id,
+                Job.external_ref,
+            )
             .join(WebhookSubscription, WebhookSubscription.id == D.subscription_id)
             .join(JobEvent, JobEvent.id == D.event_id)
             .join(Job, Job.id == D.job_id)
-            .where(D.id.in_(ids)).order_by(D.id)
+            .where(D.id.in_(ids))
+            .order_by(D.id)
         ).all()
     claimed = []
-    for (delivery_id, subscription_id, event_type, url, secret, event_id, timeline_type, actor, occurred_at,
-         recorded_at, data, job_id, outlet_id, external_ref) in rows:
+    for (
+        delivery_id,
+        subscription_id,
+        event_type,
+        url,
+        secret,
+        event_id,
+        timeline_type,
+        actor,
+        occurred_at,
+        recorded_at,
+        data,
+        job_id,
+        outlet_id,
+        external_ref,
+    ) in rows:
         payload = {
             "type": event_type,
             "timestamp": recorded_at.isoformat().replace("+00:00", "Z"),
@@ -133,8 +166,12 @@ def claim(*, database: Database, now: datetime, worker_id: str, limit: int, leas
                 "job_id": job_id,
                 "outlet_id": outlet_id,
                 "external_ref": external_ref,
-                "event": {"type": timeline_type, "actor": actor,
-                          "occurred_at": occurred_at.isoformat().replace("+00:00", "Z"), "data": data},
+                "event": {
+                    "type": timeline_type,
+                    "actor": actor,
+                    "occurred_at": occurred_at.isoformat().replace("+00:00", "Z"),
+                    "data": data,
+                },
             },
         }
         body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
@@ -151,8 +188,14 @@ def send(client: httpx.Client, item: Claimed, *, now: datetime, allow_private: b
     started = time.perf_counter()
 
     def done(status: int | None, error: str | None, retry_after: float | None = None) -> Outcome:
-        return Outcome(item.delivery_id, now, status, error and error[:500], int((time.perf_counter() - started) * 1000),
-                       retry_after)
+        return Outcome(
+            item.delivery_id,
+            now,
+            status,
+            error and error[:500],
+            int((time.perf_counter() - started) * 1000),
+            retry_after,
+        )
 
     headers = signing.headers(item.secret, message_id(item.delivery_id), int(now.timestamp()), item.body)
     url, extensions = httpx.URL(item.url), {}
@@ -206,8 +249,9 @@ def _retry_after(value: str | None, now: datetime) -> float | None:
 def backoff(attempts: int, settings: Settings, rng: Callable[[], float] = random.random) -> float:
     """Seconds before the next try after ``attempts`` failures: exponential, capped, with
     "equal jitter" (half fixed, half random) so a recovering receiver is not hit by a wave."""
-    ceiling = min(settings.webhook_backoff_max_seconds,
-                  settings.webhook_backoff_base_seconds * 2 ** min(attempts - 1, 30))
+    ceiling = min(
+        settings.webhook_backoff_max_seconds, settings.webhook_backoff_base_seconds * 2 ** min(attempts - 1, 30)
+    )
     return ceiling / 2 + rng() * ceiling / 2
 
 
@@ -223,18 +267,34 @@ def record(*, database: Database, outcomes: list[Outcome], worker_id: str, now: 
             succeeded.setdefault(o.status, []).append(o.delivery_id)
     failed = {o.delivery_id: o for o in outcomes if o.status is None or not 200 <= o.status < 300}
     with database.transaction() as session:
-        session.execute(insert(WebhookAttempt), [
-            {"delivery_id": o.delivery_id, "attempted_at": o.attempted_at, "status": o.status, "error": o.error,
-             "duration_ms": o.duration_ms}
-            for o in outcomes
-        ])
+        session.execute(
+            insert(WebhookAttempt),
+            [
+                {
+                    "delivery_id": o.delivery_id,
+                    "attempted_at": o.attempted_at,
+                    "status": o.status,
+                    "error": o.error,
+                    "duration_ms": o.duration_ms,
+                }
+                for o in outcomes
+            ],
+        )
         for status, ids in succeeded.items():
             # Only rows whose lease is still ours: a worker whose lease ran out was overtaken.
             session.execute(
-                update(D).where(D.id.in_(ids), D.leased_by == worker_id).values(
-                    state=DeliveryState.succeeded, delivered_at=now, attempts=D.attempts + 1, last_status=status,
-                    last_error=None, leased_until=None, leased_by=None,
-                ).execution_options(synchronize_session=False)
+                update(D)
+                .where(D.id.in_(ids), D.leased_by == worker_id)
+                .values(
+                    state=DeliveryState.succeeded,
+                    delivered_at=now,
+                    attempts=D.attempts + 1,
+                    last_status=status,
+                    last_error=None,
+                    leased_until=None,
+                    leased_by=None,
+                )
+                .execution_options(synchronize_session=False)
             )
         if not failed:
             return
@@ -258,7 +318,8 @@ def record(*, database: Database, outcomes: list[Outcome], worker_id: str, now: 
                 delivery.next_attempt_at = now + timedelta(seconds=wait)
         if gone:
             session.execute(
-                update(WebhookSubscription).where(WebhookSubscription.id.in_(gone))
+                update(WebhookSubscription)
+                .where(WebhookSubscription.id.in_(gone))
                 .values(active=False, disabled_reason="the receiver answered 410 Gone", updated_at=now)
             )
 
@@ -267,14 +328,22 @@ class Worker:
     """One delivery worker: ``run_once`` is a claim-send-record cycle; ``drain`` repeats it
     until nothing is due; ``serve_forever`` polls until stopped."""
 
-    def __init__(self, *, database: Database, settings: Settings, clock: Clock,
-                 client: httpx.Client | None = None, worker_id: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        settings: Settings,
+        clock: Clock,
+        client: httpx.Client | None = None,
+        worker_id: str | None = None,
+    ) -> None:
         self.database = database
         self.settings = settings
         self.clock = clock
         self.worker_id = worker_id or new_worker_id()
         self.client = client or httpx.Client(
-            timeout=settings.webhook_timeout_seconds, follow_redirects=False,
+            timeout=settings.webhook_timeout_seconds,
+            follow_redirects=False,
             limits=httpx.Limits(max_connections=settings.webhook_concurrency * 2),
         )
         self.pool = ThreadPoolExecutor(max_workers=settings.webhook_concurrency, thread_name_prefix="webhook")
@@ -289,16 +358,26 @@ class Worker:
         """Claim a batch, send it, record it. Returns how many were attempted."""
         now = self.clock.now()
         settings = self.settings
-        claimed = claim(database=self.database, now=now, worker_id=self.worker_id,
-                        limit=settings.webhook_batch_size, lease=timedelta(seconds=settings.webhook_lease_seconds))
+        claimed = claim(
+            database=self.database,
+            now=now,
+            worker_id=self.worker_id,
+            limit=settings.webhook_batch_size,
+            lease=timedelta(seconds=settings.webhook_lease_seconds),
+        )
         if not claimed:
             return 0
-        outcomes = list(self.pool.map(
-            lambda item: send(self.client, item, now=self.clock.now(), allow_private=settings.webhook_allow_private_urls),
-            claimed,
-        ))
-        record(database=self.database, outcomes=outcomes, worker_id=self.worker_id, now=self.clock.now(),
-               settings=settings)
+        outcomes = list(
+            self.pool.map(
+                lambda item: send(
+                    self.client, item, now=self.clock.now(), allow_private=settings.webhook_allow_private_urls
+                ),
+                claimed,
+            )
+        )
+        record(
+            database=self.database, outcomes=outcomes, worker_id=self.worker_id, now=self.clock.now(), settings=settings
+        )
         return len(claimed)
 
     def drain(self, max_cycles: int = 100_000) -> int:
