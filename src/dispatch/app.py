@@ -20,6 +20,7 @@ from dispatch.closeout.routes import callbacks_router
 from dispatch.closeout.routes import router as closeout_router
 from dispatch.config import Settings
 from dispatch.database.core import Database, make_engine
+from dispatch.departments.routes import router as departments_router
 from dispatch.errors import install_problem_handlers
 from dispatch.health.routes import router as health_router
 from dispatch.idempotency.middleware import IdempotencyMiddleware
@@ -134,6 +135,7 @@ def create_app(
         closeout_router,
         callbacks_router,
         webhooks_router,
+        departments_router,
     ):
         app.include_router(router)
     web.mount(app)

@@ -30,6 +30,8 @@ from dispatch.visits.models import Visit
 
 router = APIRouter(prefix="/v1/jobs/{job_id}", tags=["closeout"], responses=problem_responses(400, 401, 403, 413, 422))
 Staff = Depends(allow(Role.dispatcher, Role.supervisor))
+# Calling customers back is customer service's work, and the dispatchers' where there is none.
+Callers = Depends(allow(Role.dispatcher, Role.supervisor, Role.customer_service))
 callbacks_router = APIRouter(
     prefix="/v1/callbacks", tags=["closeout"], responses=problem_responses(400, 401, 403, 413, 422)
 )
@@ -97,7 +99,7 @@ async def record_job_callback(
     uow: UnitOfWorkDep,
     settings: SettingsDep,
     now: NowDep,
-    caller: Annotated[Caller, Staff],
+    caller: Annotated[Caller, Callers],
 ) -> CallbackRecorded:
     """The call to the customer once the job is completed: reached or not, fixed or not,
     satisfaction 1-5. Unreached calls get a `retry_after`. Fixed and compliant: the job closes."""
@@ -122,7 +124,7 @@ async def record_job_callback(
 
 @router.get("/callbacks", response_model=Page[CallbackPublic], responses=problem_responses(404))
 async def list_job_callbacks(
-    job_id: IdPath, uow: UnitOfWorkDep, caller: Annotated[Caller, Staff]
+    job_id: IdPath, uow: UnitOfWorkDep, caller: Annotated[Caller, Callers]
 ) -> Page[CallbackPublic]:
     """Every call to the customer, oldest first."""
     return await uow.run(
@@ -196,7 +198,7 @@ async def get_job_closeout(
     return await uow.run(work)
 
 
-@callbacks_router.get("/due", response_model=Page[CallbackDuePublic], dependencies=[Staff])
+@callbacks_router.get("/due", response_model=Page[CallbackDuePublic], dependencies=[Callers])
 async def list_callbacks_due(uow: UnitOfWorkDep, now: NowDep, limit: LimitQuery = 50) -> Page[CallbackDuePublic]:
     """The dispatcher's call list: completed jobs whose customer has not been reached since the
     visit, never called or due again (`retry_after` passed), longest waiting first. The first
