@@ -58,6 +58,7 @@ from dispatch.config import Settings
 from dispatch.database import migrate
 from dispatch.database.core import Database, make_engine
 from dispatch.events import service as events
+from dispatch.events.vocabulary import EventType
 from dispatch.jobs import service as jobs
 from dispatch.jobs.models import Job
 from dispatch.jobs.schemas import JobCreate
@@ -254,7 +255,7 @@ def seed_jobs(
                     session=session,
                     job=job,
                     now=now,
-                    timeline=[events.entry("dispatched", SYSTEM.actor, technician_id=tech)],
+                    timeline=[events.entry(EventType.dispatched, SYSTEM.actor, technician_id=tech)],
                 )
                 ids.append(job.id)  # type: ignore[arg-type]
     return ids

@@ -29,6 +29,7 @@ from dispatch.auth.service import SYSTEM, Caller
 from dispatch.config import Settings
 from dispatch.errors import Conflict
 from dispatch.events import service as events
+from dispatch.events.vocabulary import EventType
 from dispatch.geo import Box, box_around, geodesic_km
 from dispatch.jobs import service as jobs
 from dispatch.jobs.lifecycle import (
@@ -350,7 +351,7 @@ def dispatch_job(
         technician_id=details.pop("technician_id"),
         caller=caller,
         now=now,
-        how="dispatched",
+        how=EventType.dispatched,
         **details,
     )
     return Dispatched(job=job, choice=choice)
@@ -404,7 +405,7 @@ def assign(
         technician_id=technician_id,
         caller=caller,
         now=now,
-        how="assigned",
+        how=EventType.assigned,
         reason=reason,
         distance_km=distance,
         **overrides,
@@ -432,7 +433,7 @@ def send_back(
                 technician_id=previous,
                 caller=SYSTEM,
                 now=now,
-                how="sent_back",
+                how=EventType.sent_back,
                 continuity=True,
                 **details,
             )
@@ -454,7 +455,7 @@ def send_back(
                 technician_id=technician_id,
                 caller=SYSTEM,
                 now=now,
-                how="sent_back",
+                how=EventType.sent_back,
                 continuity=False,
                 **found,
                 **details,
@@ -468,7 +469,7 @@ def send_back(
     events.record(
         session=session,
         job_id=job.id,
-        type="status_changed",
+        type=EventType.status_changed,
         actor=SYSTEM.actor,
         now=now,  # type: ignore[arg-type]
         **{"from": previous_status.value},

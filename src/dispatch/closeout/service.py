@@ -19,6 +19,7 @@ from dispatch.closeout.models import ComplianceReview, JobCallback, SignOff
 from dispatch.config import Settings
 from dispatch.errors import Conflict, Unprocessable
 from dispatch.events import service as events
+from dispatch.events.vocabulary import EventType
 from dispatch.jobs import service as jobs
 from dispatch.jobs.lifecycle import JobStatus
 from dispatch.jobs.models import Job
@@ -113,7 +114,7 @@ def close_if_ready(*, session: Session, job: Job, now: datetime) -> bool:
     events.record(
         session=session,
         job_id=job.id,
-        type="job_closed",
+        type=EventType.job_closed,
         actor=SYSTEM.actor,
         now=now,  # type: ignore[arg-type]
         visit_number=state.visit.number if state.visit else None,
@@ -174,7 +175,7 @@ def sign_off(
     events.record(
         session=session,
         job_id=job_id,
-        type="signed_off",
+        type=EventType.signed_off,
         actor=caller.actor,
         now=now,
         signer_name=signer_name,
@@ -246,7 +247,7 @@ def record_callback(
     events.record(
         session=session,
         job_id=job_id,
-        type="callback",
+        type=EventType.callback,
         actor=caller.actor,
         now=now,
         attempt=attempt,
@@ -302,7 +303,7 @@ def review(
     events.record(
         session=session,
         job_id=job_id,
-        type="compliance_reviewed",
+        type=EventType.compliance_reviewed,
         actor=caller.actor,
         now=now,
         passed=passed,

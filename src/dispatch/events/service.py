@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dispatch.events.models import JobEvent
+from dispatch.events.vocabulary import EventType
 from dispatch.webhooks import outbox
 
 
@@ -17,7 +18,7 @@ def record(
     *,
     session: Session,
     job_id: int,
-    type: str,
+    type: EventType,
     actor: str,
     now: datetime,
     occurred_at: datetime | None = None,
@@ -33,16 +34,17 @@ def timeline(*, session: Session, job_id: int, limit: int, after_id: int | None)
     return list(session.scalars(stmt))
 
 
-def entry(type: str, actor: str, *, occurred_at: datetime | None = None, **data: Any) -> dict[str, Any]:
-    """One timeline entry, to be written with others by ``record_all``."""
-    return {"type": type, "actor": actor, "occurred_at": occurred_at, "data": data}
+def entry(type: EventType, actor: str, *, occurred_at: datetime | None = None, **data: Any) -> dict[str, Any]:
+    """One timeline entry, to be written with others by ``record_all``. A type outside the
+    vocabulary is refused here (``ValueError``), before anything is written."""
+    return {"type": EventType(type), "actor": actor, "occurred_at": occurred_at, "data": data}
 
 
 def _row(job_id: int, e: dict[str, Any], now: datetime) -> dict[str, Any]:
     """An entry as JobEvent columns: the server's time beside the caller's, no empty fields."""
     return {
         "job_id": job_id,
-        "type": e["type"],
+        "type": e["type"].value,  # the column holds the plain value, as it always has
         "actor": e["actor"],
         "occurred_at": e["occurred_at"] or now,
         "recorded_at": now,

@@ -12,6 +12,7 @@ from dispatch.config import Settings
 from dispatch.database.core import Database
 from dispatch.errors import Conflict
 from dispatch.events import service as events
+from dispatch.events.vocabulary import EventType
 from dispatch.geocoding import service as geocoding
 from dispatch.geocoding.service import Geocoded
 from dispatch.jobs import service as jobs
@@ -52,10 +53,12 @@ def receive(
     job = jobs.new(session=session, job_in=job_in, caller=caller, now=now, settings=settings, location=location)
     timeline = []
     if placed is None:
-        timeline.append(events.entry("location_needed", SYSTEM.actor, address=job.customer_address))
+        timeline.append(events.entry(EventType.location_needed, SYSTEM.actor, address=job.customer_address))
     elif job_in.customer.lat is None:
         geocoding.remember(session=session, address=job.customer_address, result=placed, now=now)
-        timeline.append(events.entry("geocoded", SYSTEM.actor, lat=placed.lat, lon=placed.lon, cached=placed.cached))
+        timeline.append(
+            events.entry(EventType.geocoded, SYSTEM.actor, lat=placed.lat, lon=placed.lon, cached=placed.cached)
+        )
     if settings.auto_dispatch and placed is not None:
         try:
             choice = assignment.choose(
@@ -69,12 +72,12 @@ def receive(
         except Conflict as exc:  # nobody available, or lost every race: nothing was written
             timeline.append(
                 events.entry(
-                    "dispatch_failed", SYSTEM.actor, reason=exc.extra.get("reason", exc.code), detail=exc.detail
+                    EventType.dispatch_failed, SYSTEM.actor, reason=exc.extra.get("reason", exc.code), detail=exc.detail
                 )
             )
         else:
             jobs.assign_new(job, technician_id=choice.technician_id, now=now)
-            timeline.append(events.entry("dispatched", SYSTEM.actor, **choice.details))
+            timeline.append(events.entry(EventType.dispatched, SYSTEM.actor, **choice.details))
     return jobs.save_new(session=session, job=job, now=now, timeline=timeline)
 
 
@@ -89,7 +92,7 @@ def auto_dispatch(*, session: Session, job: Job, now: datetime, settings: Settin
         events.record(
             session=session,
             job_id=job.id,
-            type="dispatch_failed",
+            type=EventType.dispatch_failed,
             actor=SYSTEM.actor,
             now=now,
             reason=exc.extra.get("reason", exc.code),

@@ -16,6 +16,7 @@ from dispatch.config import Settings
 from dispatch.errors import Conflict, NotFound, Unprocessable
 from dispatch.events import service as events
 from dispatch.events.models import JobEvent
+from dispatch.events.vocabulary import EventType
 from dispatch.jobs.lifecycle import (
     DISPATCHER_STATUSES,
     HOLDS_CAPACITY,
@@ -128,7 +129,7 @@ def sla_plan(session: Session, job: Job) -> policies.Plan:
 
 def created_entry(job: Job) -> dict[str, Any]:
     return events.entry(
-        "job_created",
+        EventType.job_created,
         job.created_by,
         occurred_at=job.reported_at,
         due_at=job.due_at.isoformat(),
@@ -311,7 +312,9 @@ def set_location(*, session: Session, job_id: int, lat: float, lon: float, calle
     job.lat, job.lon, job.needs_location = lat, lon, False
     touch(job, now)
     session.flush()
-    events.record(session=session, job_id=job.id, type="location_set", actor=caller.actor, now=now, lat=lat, lon=lon)
+    events.record(
+        session=session, job_id=job.id, type=EventType.location_set, actor=caller.actor, now=now, lat=lat, lon=lon
+    )
     return job
 
 
@@ -342,7 +345,7 @@ def mark_assigned(
     technician_id: int,
     caller: Caller,
     now: datetime,
-    how: str,
+    how: EventType,
     **details: Any,
 ) -> None:
     """Record an assignment whose capacity the caller has already claimed."""
@@ -370,7 +373,7 @@ def ensure_in_order(session: Session, job: Job, at: datetime, *, skew_seconds: i
     wrong phone clock, or a wish, could complete a job before its deadline after the fact."""
     last = session.scalar(
         select(JobEvent.occurred_at)
-        .where(JobEvent.job_id == job.id, JobEvent.type == "status_changed")
+        .where(JobEvent.job_id == job.id, JobEvent.type == EventType.status_changed.value)
         .order_by(JobEvent.id.desc())
         .limit(1)
     )
@@ -437,7 +440,7 @@ def change_status(
     events.record(
         session=session,
         job_id=job.id,
-        type="status_changed",
+        type=EventType.status_changed,
         actor=caller.actor,
         now=now,
         occurred_at=change.at,

@@ -21,6 +21,7 @@ from dispatch.auth.service import SYSTEM, Caller
 from dispatch.config import Settings
 from dispatch.errors import Conflict, NotFound, Unprocessable
 from dispatch.events import service as events
+from dispatch.events.vocabulary import EventType
 from dispatch.jobs import service as jobs
 from dispatch.jobs.lifecycle import (
     HOLDS_CAPACITY,
@@ -193,11 +194,11 @@ def _record_line(
 ) -> None:
     location = session.get(Location, line.location_id) if line.location_id is not None else None
     kind = {
-        JobPartState.reserved: "parts_reserved" if requested else "parts_arrived",
-        JobPartState.in_transit: "parts_in_transit",
-        JobPartState.backordered: "parts_backordered",
-        JobPartState.released: "parts_released",
-        JobPartState.consumed: "parts_consumed",
+        JobPartState.reserved: EventType.parts_reserved if requested else EventType.parts_arrived,
+        JobPartState.in_transit: EventType.parts_in_transit,
+        JobPartState.backordered: EventType.parts_backordered,
+        JobPartState.released: EventType.parts_released,
+        JobPartState.consumed: EventType.parts_consumed,
     }[line.state]
     events.record(
         session=session,
@@ -243,7 +244,7 @@ def refresh(*, session: Session, job: Job, now: datetime, actor: str, settings: 
         events.record(
             session=session,
             job_id=job.id,
-            type="breach_predicted",
+            type=EventType.breach_predicted,
             actor=SYSTEM.actor,
             now=now,  # type: ignore[arg-type]
             reason=PARTS_LATE,
@@ -255,7 +256,7 @@ def refresh(*, session: Session, job: Job, now: datetime, actor: str, settings: 
         events.record(
             session=session,
             job_id=job.id,
-            type="breach_no_longer_predicted",
+            type=EventType.breach_no_longer_predicted,
             actor=SYSTEM.actor,  # type: ignore[arg-type]
             now=now,
             reason=PARTS_LATE,
@@ -278,7 +279,7 @@ def _park(session: Session, job: Job, now: datetime, actor: str) -> None:
     events.record(
         session=session,
         job_id=job.id,
-        type="status_changed",
+        type=EventType.status_changed,
         actor=actor,
         now=now,  # type: ignore[arg-type]
         **{"from": previous.value},
@@ -675,7 +676,7 @@ def return_part(
     events.record(
         session=session,
         job_id=job.id,
-        type="parts_returned",
+        type=EventType.parts_returned,
         actor=caller.actor,
         now=now,  # type: ignore[arg-type]
         line_id=line.id,

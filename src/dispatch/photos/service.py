@@ -23,6 +23,7 @@ from dispatch.auth.service import Caller
 from dispatch.config import Settings
 from dispatch.errors import Conflict, DispatchError, NotFound, Unprocessable
 from dispatch.events import service as events
+from dispatch.events.vocabulary import EventType
 from dispatch.jobs import service as jobs
 from dispatch.jobs.lifecycle import JobStatus
 from dispatch.jobs.models import Job
@@ -159,7 +160,7 @@ def record(
     events.record(
         session=session,
         job_id=job_id,
-        type="photo_uploaded",
+        type=EventType.photo_uploaded,
         actor=caller.actor,
         now=now,
         occurred_at=taken_at if taken_at is not None and taken_at <= now else None,
@@ -172,7 +173,7 @@ def record(
     events.record(
         session=session,
         job_id=job_id,
-        type="photo_verdict",
+        type=EventType.photo_verdict,
         actor="system",
         now=now,
         photo_id=photo.id,

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from dispatch.auth.service import Caller
 from dispatch.errors import Conflict, NotFound, Unprocessable
 from dispatch.events import service as events
+from dispatch.events.vocabulary import EventType
 from dispatch.jobs import service as jobs
 from dispatch.jobs.lifecycle import OPEN, JobStatus
 from dispatch.jobs.models import Job
@@ -49,7 +50,7 @@ def after_status_change(session: Session, job: Job, *, at: datetime, now: dateti
             events.record(
                 session=session,
                 job_id=job.id,
-                type="sla_arrival_missed",
+                type=EventType.sla_arrival_missed,
                 actor="system",
                 now=now,  # type: ignore[arg-type]
                 occurred_at=at,
@@ -127,7 +128,7 @@ def pause(*, session: Session, job_id: int, reason: str, note: str | None, calle
     session.add(SlaPause(job_id=job.id, reason=reason, note=note, started_at=now, started_by=caller.actor))  # type: ignore[arg-type]
     session.flush()
     events.record(
-        session=session, job_id=job.id, type="sla_paused", actor=caller.actor, now=now, reason=reason, note=note
+        session=session, job_id=job.id, type=EventType.sla_paused, actor=caller.actor, now=now, reason=reason, note=note
     )  # type: ignore[arg-type]
     return job
 
@@ -169,7 +170,7 @@ def resume_locked(session: Session, job: Job, *, actor: str, now: datetime) -> N
     events.record(
         session=session,
         job_id=job.id,
-        type="sla_resumed",
+        type=EventType.sla_resumed,
         actor=actor,
         now=now,  # type: ignore[arg-type]
         paused_seconds=int(paused.total_seconds()),
@@ -270,7 +271,7 @@ def acknowledge(
     events.record(
         session=session,
         job_id=checkpoint.job_id,
-        type="sla_escalation_acknowledged",
+        type=EventType.sla_escalation_acknowledged,
         actor=caller.actor,
         now=now,
         escalation_id=checkpoint.id,
