@@ -81,14 +81,23 @@ PHOTO_PART_HEAD = (
 
 def test_forty_bodies_that_never_come_do_not_keep_a_keyed_request_waiting(settings, database, tmp_path):
     """The review's attack: more sockets than slots (32) send `POST /v1/jobs` headers with a
-    Content-Length and never the body, half of them without a key. Bodies are read before a
-    request takes a slot, so they hold none; the dispatcher's list answers at once."""
+    Content-Length and never the body, some without a key, some with one, some the start of a
+    photo upload; and a few more never finish their headers. Bodies are read before a request
+    takes a slot, so none of them holds one: the dispatcher's list answers at once."""
     with served(settings, database, tmp_path, DISPATCH_BODY_TIMEOUT_SECONDS="60") as server, ExitStack() as stack:
         json_headers = {"Content-Type": "application/json"}
+        photo_headers = {**KEYED, "Content-Type": "multipart/form-data; boundary=x"}
         for i in range(40):
-            sock = send_head(
-                server, "POST", "/v1/jobs", length=1000, headers={**json_headers, **(KEYED if i % 2 else {})}
-            )
+            if i % 3 == 2:
+                sock = send_head(server, "POST", "/v1/jobs/1/photos", length=2_000_000, headers=photo_headers)
+                sock.sendall(PHOTO_PART_HEAD + b"\xff" * 20_000)
+            else:
+                headers = {**json_headers, **(KEYED if i % 3 else {})}
+                sock = send_head(server, "POST", "/v1/jobs", length=1000, headers=headers)
+            stack.callback(sock.close)
+        for _ in range(10):  # headers that never end: uvicorn holds these, the app never sees them
+            sock = socket.create_connection((servers.HOST, server.port), timeout=10)
+            sock.sendall(b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Le")
             stack.callback(sock.close)
         with httpx.Client(base_url=server.base_url, timeout=5.0) as client:
             # A round trip after the 40 heads: the server has taken them in by now.
