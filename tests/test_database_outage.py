@@ -53,3 +53,20 @@ def test_every_operation_documents_503(api):
             for method, op in operations.items():
                 assert "503" in op["responses"], (method, path)
                 assert "Retry-After" in op["responses"]["503"]["headers"], (method, path)
+
+
+def test_a_mistake_in_sql_is_not_mistaken_for_an_outage():
+    """SQLite reports a missing table as an OperationalError too: that is a bug (500), not a
+    reason to tell clients to come back later."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    from dispatch.errors import is_database_outage
+
+    engine = create_engine("sqlite://")
+    with pytest.raises(OperationalError) as mistake, engine.connect() as conn:
+        conn.execute(text("SELECT * FROM no_such_table"))
+    assert not is_database_outage(mistake.value)
+    with pytest.raises(OperationalError) as unopenable:
+        create_engine("sqlite:////nonexistent-folder/x.sqlite3").connect()
+    assert is_database_outage(unopenable.value)

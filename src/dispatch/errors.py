@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sqlite3
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -257,6 +258,28 @@ async def send_problem(
 # pool has no connection to give within its timeout: a client should wait and retry.
 DATABASE_OUTAGES = (OperationalError, PoolTimeout, DisconnectionError)
 DATABASE_RETRY_AFTER_SECONDS = 5
+# SQLite says "OperationalError" for a missing table too; only these primary result codes
+# mean the file cannot be used just now. (PostgreSQL reports SQL mistakes as other classes.)
+_SQLITE_UNAVAILABLE = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_NOMEM,
+        sqlite3.SQLITE_READONLY,
+    }
+)
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    if isinstance(exc, (PoolTimeout, DisconnectionError)):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    return code is None or code & 0xFF in _SQLITE_UNAVAILABLE
 
 
 class DatabaseOutage:
@@ -282,10 +305,10 @@ class DatabaseOutage:
         try:
             await self.app(scope, receive, tracking_send)
         except DATABASE_OUTAGES as exc:
+            if started or not is_database_outage(exc):
+                raise
             # One line, not a traceback per request for as long as the outage lasts.
             log.warning("database unavailable on %s %s: %s", scope.get("method"), scope.get("path"), exc)
-            if started:
-                raise
             await send_problem(
                 scope,
                 send,

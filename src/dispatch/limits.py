@@ -173,8 +173,8 @@ class ReadBodyFirst:
             status=408,
             code="body-timeout",
             title="Request body timed out",
-            detail=f"the request body stopped arriving (allowed: {self.timeout:g} s of silence, and at least "
-            f"{self.min_rate} bytes per second after the first {self.timeout:g} s)",
+            detail=f"the request body stopped arriving: at most {self.timeout:g} s of silence, and in all "
+            f"{self.timeout:g} s plus its size at {self.min_rate} bytes per second",
             headers=[(b"connection", b"close")],
         )
 
