@@ -86,9 +86,11 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         data_dir=tmp_path,
         sqlite_synchronous="NORMAL",  # tests need no power-loss durability
         auto_dispatch=False,
-        # Tests that need them turn these on: a rate limit on the shared keys would make other
-        # tests flaky, and webhook deliveries are driven by hand with the frozen clock.
+        # Tests that need them turn these on: a rate limit on the shared keys (or on the 401s the
+        # authorization tests provoke by the hundred) would make other tests flaky, and webhook
+        # deliveries are driven by hand with the frozen clock.
         rate_limit_per_second=0,
+        auth_failures_per_minute=0,
         webhook_worker=False,
     )
 
