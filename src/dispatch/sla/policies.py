@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from dispatch.auth.service import SYSTEM
 from dispatch.errors import NotFound, Unprocessable
 from dispatch.jobs.models import Job, Priority, ServiceTier
 from dispatch.sla.calendar import BusinessHours, add_working_time, working_time_between
@@ -232,7 +233,7 @@ def restore_defaults(session: Session, now: datetime) -> None:
     """Put the brief's default policies back (a database emptied by hand, or a test's)."""
     session.execute(delete(SlaPolicy))
     session.add_all(
-        SlaPolicy(name=name, updated_at=now, updated_by="system", **values)  # type: ignore[arg-type]
+        SlaPolicy(name=name, updated_at=now, updated_by=SYSTEM.actor, **values)  # type: ignore[arg-type]
         for name, values in DEFAULTS.items()
     )
     session.flush()

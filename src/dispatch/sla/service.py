@@ -13,7 +13,7 @@ from pydantic import Field
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from dispatch.auth.service import Caller
+from dispatch.auth.service import SYSTEM, Caller
 from dispatch.errors import Conflict, NotFound, Unprocessable
 from dispatch.events import service as events
 from dispatch.jobs import service as jobs
@@ -52,7 +52,7 @@ def after_status_change(session: Session, job: Job, *, at: datetime, now: dateti
                 session=session,
                 job_id=job.id,
                 type="sla_arrival_missed",
-                actor="system",
+                actor=SYSTEM.actor,
                 now=now,  # type: ignore[arg-type]
                 occurred_at=at,
                 arrival_due_at=job.arrival_due_at.isoformat(),
