@@ -191,7 +191,10 @@ def checkpoint_rows(job_id: int, plan_: Plan) -> list[dict[str, Any]]:
 
 
 def update(session: Session, name: PolicyName, changes: dict[str, Any], *, actor: str, now: datetime) -> SlaPolicy:
+    """Replace a policy's targets with ``changes`` (an ``SlaPolicyUpdate`` as JSON values)."""
     policy = get(session, name)
+    if "warnings" in changes:  # kept in the order they fire
+        changes = {**changes, "warnings": sorted(changes["warnings"], key=lambda w: w["ratio"])}
     merged = {
         "arrival_hours": policy.arrival_hours,
         "completion_hours": policy.completion_hours,

@@ -53,11 +53,10 @@ async def update_sla_policy(
     caller: Annotated[Caller, Depends(allow())],
 ) -> SlaPolicyPublic:
     """Change a policy's targets. Jobs already received keep the deadlines they were given."""
-    changes = body.model_dump(mode="json")
-    changes["warnings"] = sorted(changes["warnings"], key=lambda w: w["ratio"])
     return await uow.run(
         lambda session: SlaPolicyPublic.model_validate(
-            policies.update(session, name, changes, actor=caller.actor, now=now), from_attributes=True
+            policies.update(session, name, body.model_dump(mode="json"), actor=caller.actor, now=now),
+            from_attributes=True,
         )
     )
 
