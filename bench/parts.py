@@ -239,7 +239,7 @@ def seed_jobs(
                         "reported_at": (now - timedelta(seconds=rng.uniform(60, spread_hours * 3600))).isoformat(),
                     }
                 )
-                job = jobs.new(
+                job, plan = jobs.new(
                     session=session,
                     job_in=job_in,
                     caller=world.dispatcher,
@@ -254,6 +254,7 @@ def seed_jobs(
                 jobs.save_new(
                     session=session,
                     job=job,
+                    plan=plan,
                     now=now,
                     timeline=[events.entry(EventType.dispatched, SYSTEM.actor, technician_id=tech)],
                 )

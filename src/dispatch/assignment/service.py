@@ -321,6 +321,25 @@ def dispatch(*, session: Session, job_id: int, caller: Caller, now: datetime, se
     return dispatch_job(session=session, job=job, caller=caller, now=now, settings=settings, explain_refusal=True)
 
 
+def dispatch_explained(
+    *, session: Session, job_id: int, caller: Caller, now: datetime, settings: Settings
+) -> tuple[Dispatched, list[CandidatePublic]]:
+    """A dispatcher's dispatch, with the nearest candidates and why each was passed over (a query
+    of its own, made only here and in refusals, never on the auto-dispatch path)."""
+    outcome = dispatch(session=session, job_id=job_id, caller=caller, now=now, settings=settings)
+    job, choice = outcome.job, outcome.choice
+    candidates = explain(
+        session=session,
+        lat=job.lat,  # type: ignore[arg-type]
+        lon=job.lon,  # type: ignore[arg-type]
+        skill=job.product_category,
+        now=now,
+        settings=settings,
+        selection=choice.selection,
+    )
+    return outcome, candidates
+
+
 def dispatch_job(
     *, session: Session, job: Job, caller: Caller, now: datetime, settings: Settings, explain_refusal: bool = False
 ) -> Dispatched:

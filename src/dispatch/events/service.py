@@ -11,6 +11,8 @@ from sqlalchemy.orm import Session
 
 from dispatch.events.models import JobEvent
 from dispatch.events.vocabulary import EventType
+from dispatch.paging import Cut, Keyset
+from dispatch.schemas import Id
 from dispatch.webhooks import outbox
 
 
@@ -27,11 +29,13 @@ def record(
     record_all(session=session, job_id=job_id, now=now, entries=[entry(type, actor, occurred_at=occurred_at, **data)])
 
 
-def timeline(*, session: Session, job_id: int, limit: int, after_id: int | None) -> list[JobEvent]:
-    stmt = select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id).limit(limit)
-    if after_id is not None:
-        stmt = stmt.where(JobEvent.id > after_id)
-    return list(session.scalars(stmt))
+TIMELINE: Keyset[JobEvent] = Keyset("events", Id)
+
+
+def timeline(*, session: Session, job_id: int, limit: int, cursor: str | None) -> Cut[JobEvent]:
+    """A page of the job's timeline, oldest first."""
+    stmt = select(JobEvent).where(JobEvent.job_id == job_id)
+    return TIMELINE.fetch(session, stmt, JobEvent.id, cursor=cursor, limit=limit)
 
 
 def entry(type: EventType, actor: str, *, occurred_at: datetime | None = None, **data: Any) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import anyio.to_thread
 from sqlalchemy.orm import Session
 
 from dispatch.assignment import service as assignment
@@ -16,6 +17,7 @@ from dispatch.events.vocabulary import EventType
 from dispatch.geocoding import service as geocoding
 from dispatch.geocoding.service import Geocoded
 from dispatch.jobs import service as jobs
+from dispatch.jobs.lifecycle import JobStatus
 from dispatch.jobs.models import Job
 from dispatch.jobs.schemas import JobCreate, StatusChange
 from dispatch.parts import service as parts
@@ -30,10 +32,11 @@ def given_location(job_in: JobCreate) -> Geocoded | None:
     return None
 
 
-def place_customer(*, database: Database, settings: Settings, job_in: JobCreate) -> Geocoded | None:
-    """Runs before the write transaction: geocoding is a network call."""
-    return given_location(job_in) or geocoding.locate(
-        database=database, settings=settings, address=job_in.customer.address
+async def place_customer(*, database: Database, settings: Settings, job_in: JobCreate) -> Geocoded | None:
+    """Where the customer is: as given, or geocoded on a worker thread. Runs before the write
+    transaction, as geocoding is a network call; None if the address could not be placed."""
+    return given_location(job_in) or await anyio.to_thread.run_sync(
+        lambda: geocoding.locate(database=database, settings=settings, address=job_in.customer.address)
     )
 
 
@@ -50,7 +53,7 @@ def receive(
     chosen before the job is written, so it is saved already assigned (one insert, not two
     writes), and its timeline still reads created, then dispatched."""
     location = (placed.lat, placed.lon) if placed is not None else None
-    job = jobs.new(session=session, job_in=job_in, caller=caller, now=now, settings=settings, location=location)
+    job, plan = jobs.new(session=session, job_in=job_in, caller=caller, now=now, settings=settings, location=location)
     timeline = []
     if placed is None:
         timeline.append(events.entry(EventType.location_needed, SYSTEM.actor, address=job.customer_address))
@@ -78,7 +81,18 @@ def receive(
         else:
             jobs.assign_new(job, technician_id=choice.technician_id, now=now)
             timeline.append(events.entry(EventType.dispatched, SYSTEM.actor, **choice.details))
-    return jobs.save_new(session=session, job=job, now=now, timeline=timeline)
+    return jobs.save_new(session=session, job=job, plan=plan, now=now, timeline=timeline)
+
+
+def set_location(
+    *, session: Session, job_id: int, lat: float, lon: float, caller: Caller, now: datetime, settings: Settings
+) -> Job:
+    """A dispatcher places a job whose address could not be geocoded; with auto-dispatch on, a
+    job still waiting for a technician is dispatched as if it had just arrived placed."""
+    job = jobs.set_location(session=session, job_id=job_id, lat=lat, lon=lon, caller=caller, now=now)
+    if settings.auto_dispatch and job.status is JobStatus.new:
+        auto_dispatch(session=session, job=job, now=now, settings=settings)
+    return job
 
 
 def auto_dispatch(*, session: Session, job: Job, now: datetime, settings: Settings) -> None:
