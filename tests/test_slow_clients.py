@@ -262,3 +262,25 @@ def test_readiness_says_saturated_when_every_slot_has_been_taken_for_too_long(fo
     holding.release()
     assert all(f.result().status_code == 200 for f in held)
     assert api.client.get("/readyz").status_code == 200
+
+
+def test_anonymous_uploads_cannot_spool_more_than_half_the_budget_and_known_keys_still_upload(
+    settings, database, tmp_path
+):
+    """Bodies still arriving cost disk: an attacker opening uploads without a key gets at most
+    half of DISPATCH_BODY_SPOOL_MAX_BYTES (1 MiB here) and then 503 ``server-busy``, while a
+    technician whose key just authenticated still gets their photo in."""
+    with served(settings, database, tmp_path, DISPATCH_BODY_SPOOL_MAX_BYTES=str(1024 * 1024)) as server:
+        anonymous = {"Content-Type": "multipart/form-data; boundary=x"}
+        first = send_head(server, "POST", "/v1/jobs/1/photos", length=400_000, headers=anonymous)
+        with first:
+            first.sendall(PHOTO_PART_HEAD + b"\xff" * 100_000)  # and then holds the rest back
+            time.sleep(0.3)  # the server has taken the first one's headers and reserved its length
+            with send_head(server, "POST", "/v1/jobs/1/photos", length=400_000, headers=anonymous) as second:
+                status, problem = read_response(second)
+            assert status == 503 and problem["code"] == "server-busy"
+            # A known key (it authenticated a moment ago) still uploads past the anonymous share.
+            with httpx.Client(base_url=server.base_url, headers=KEYED, timeout=10) as client:
+                assert client.get("/v1/jobs").status_code == 200
+                r = client.post("/v1/jobs/1/photos", files={"file": ("p.jpg", b"\xff" * 450_000, "image/jpeg")})
+                assert r.status_code == 404, r.text  # past the spool: the job does not exist

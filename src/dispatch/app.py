@@ -113,7 +113,10 @@ def create_app(
     app.add_middleware(ConcurrencyLimit, slots=app.state.slots)
     # The body is read before the request waits for a slot: waiting for a body holds none.
     app.add_middleware(
-        ReadBodyFirst, timeout=settings.body_timeout_seconds, min_rate=settings.body_min_bytes_per_second
+        ReadBodyFirst,
+        timeout=settings.body_timeout_seconds,
+        min_rate=settings.body_min_bytes_per_second,
+        spool_budget=settings.body_spool_max_bytes,
     )
     app.add_middleware(
         BodySizeLimit,

@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     # this many seconds plus its size at the minimum rate, it is cut with 408.
     body_timeout_seconds: float = Field(default=10.0, gt=0)
     body_min_bytes_per_second: int = Field(default=16 * 1024, ge=1)
+    # Request bodies still arriving, in all, per process (half for callers not yet authenticated).
+    body_spool_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
     # /readyz answers 503 `saturated` once every slot has been taken this long without a break.
     readiness_saturated_seconds: float = Field(default=10.0, gt=0)
 

@@ -121,16 +121,41 @@ class ReadBodyFirst:
     and the connection is closed. A disconnect before the end runs nothing at all.
     """
 
-    def __init__(self, app: ASGIApp, *, timeout: float, min_rate: int) -> None:
+    def __init__(self, app: ASGIApp, *, timeout: float, min_rate: int, spool_budget: int) -> None:
         self.app = app
         self.timeout = timeout
         self.min_rate = min_rate
+        # Bodies waiting for their end cost disk (or page cache): at most this much in all, and
+        # half of it for requests whose key this process has not just seen authenticate, so
+        # anonymous uploads cannot fill the disk or crowd out known technicians' photos.
+        self.spool_budget = spool_budget
+        self.spooled = 0
+        self.spooled_unknown = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = anyio.current_time()
+        declared = _content_length(scope)
+        known = False
+        reserved = 0
+        if declared is not None and declared > SPOOL_IN_MEMORY:
+            # A large body says how large it will be: reserve it all before reading a byte, so
+            # a refusal comes while the client has sent only its headers.
+            known = credentials.is_known(scope, credentials.key_hash_from_scope(scope))
+            if not self._take(declared, known=known):
+                await self._refuse_busy(scope, send)
+                return
+            reserved = declared
+        try:
+            await self._read_and_run(scope, receive, send, started, known=known, reserved=reserved)
+        finally:
+            self._give_back(reserved, known=known)
+
+    async def _read_and_run(
+        self, scope: Scope, receive: Receive, send: Send, started: float, *, known: bool, reserved: int
+    ) -> None:
         first = await self._next(receive, started, 0)
         if first is None or first["type"] == "http.disconnect":
             await self._cut(scope, send, first)
@@ -138,21 +163,60 @@ class ReadBodyFirst:
         if not first.get("more_body", False):  # the usual case: the whole body in one message
             await self.app(scope, _replay_one(first, receive), send)
             return
-        with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
-            # Writes of at most 64 KiB at a time to the page cache: cheaper in the event loop
-            # than a worker thread per chunk (threads are what the slots ration).
-            spool.write(first.get("body", b""))
-            while True:
-                message = await self._next(receive, started, spool.tell())
-                if message is None or message["type"] == "http.disconnect":
-                    await self._cut(scope, send, message)
-                    return
-                spool.write(message.get("body", b""))
-                if not message.get("more_body", False):
-                    break
-            size = spool.tell()
-            spool.seek(0)
-            await self.app(scope, _replay_spool(spool, size, receive), send)
+        if not reserved:  # no length declared (chunked): counted as it comes
+            known = credentials.is_known(scope, credentials.key_hash_from_scope(scope))
+        taken = 0
+        try:
+            with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
+                # Writes of at most 64 KiB at a time to the page cache: cheaper in the event loop
+                # than a worker thread per chunk (threads are what the slots ration).
+                message = first
+                while True:
+                    chunk = message.get("body", b"")
+                    if not reserved:
+                        if not self._take(len(chunk), known=known):
+                            await self._refuse_busy(scope, send)
+                            return
+                        taken += len(chunk)
+                    spool.write(chunk)
+                    if not message.get("more_body", False):
+                        break
+                    following = await self._next(receive, started, spool.tell())
+                    if following is None or following["type"] == "http.disconnect":
+                        await self._cut(scope, send, following)
+                        return
+                    message = following
+                size = spool.tell()
+                spool.seek(0)
+                await self.app(scope, _replay_spool(spool, size, receive), send)
+        finally:
+            self._give_back(taken, known=known)
+
+    def _take(self, n: int, *, known: bool) -> bool:
+        if self.spooled + n > self.spool_budget:
+            return False
+        if not known:
+            if self.spooled_unknown + n > self.spool_budget // 2:
+                return False
+            self.spooled_unknown += n
+        self.spooled += n
+        return True
+
+    def _give_back(self, n: int, *, known: bool) -> None:
+        self.spooled -= n
+        if not known:
+            self.spooled_unknown -= n
+
+    async def _refuse_busy(self, scope: Scope, send: Send) -> None:
+        await send_problem(
+            scope,
+            send,
+            status=503,
+            code="server-busy",
+            title="Too many bodies in flight",
+            detail="the server is receiving as many request bodies as it holds at once; retry shortly",
+            headers=[(b"retry-after", b"5"), (b"connection", b"close")],
+        )
 
     async def _next(self, receive: Receive, started: float, received: int) -> Message | None:
         """The next message, or None if the body is late (silent, or too slow on average)."""
