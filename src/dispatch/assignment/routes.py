@@ -42,6 +42,8 @@ async def dispatch_job(
                 now=now,
                 settings=settings,
                 selection=choice.selection,
+                taken=choice.taken,
+                gave_back=choice.gave_back,
             ),
         )
 
