@@ -74,7 +74,9 @@ def receive(
             )
         else:
             jobs.assign_new(job, technician_id=choice.technician_id, now=now)
-            timeline.append(events.entry("dispatched", SYSTEM.actor, **choice.details))
+            timeline.append(
+                events.entry("dispatched", SYSTEM.actor, **choice.details, **jobs.arrival_details(session, job, now))
+            )
     return jobs.save_new(session=session, job=job, now=now, timeline=timeline)
 
 

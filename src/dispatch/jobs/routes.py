@@ -16,7 +16,16 @@ from dispatch.events import service as events
 from dispatch.events.schemas import JobEventPublic
 from dispatch.jobs import flows, service
 from dispatch.jobs.lifecycle import JobStatus
-from dispatch.jobs.schemas import BranchFilter, JobCreate, JobLocation, JobOrder, JobPublic, JobSearch, StatusChange
+from dispatch.jobs.schemas import (
+    BranchFilter,
+    JobCreate,
+    JobCreated,
+    JobLocation,
+    JobOrder,
+    JobPublic,
+    JobSearch,
+    StatusChange,
+)
 from dispatch.schemas import Category, Page, decode_id_cursor, id_page
 from dispatch.sla.states import SlaState
 
@@ -30,7 +39,7 @@ def _no_nul(value: str) -> str:
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=problem_responses(400, 401, 403, 413, 422))
 
 
-@router.post("", status_code=201, response_model=JobPublic, responses=problem_responses(409))
+@router.post("", status_code=201, response_model=JobCreated, responses=problem_responses(409))
 async def create_job(
     body: JobCreate,
     response: Response,
@@ -39,17 +48,20 @@ async def create_job(
     uow: UnitOfWorkDep,
     now: NowDep,
     caller: Annotated[Caller, Depends(allow(Role.outlet, Role.dispatcher))],
-) -> JobPublic:
+) -> JobCreated:
     """Take a repair request. Without coordinates the address is geocoded; if that fails the job
-    is still accepted with `needs_location: true` for a dispatcher to place."""
+    is still accepted with `needs_location: true` for a dispatcher to place. `warnings` says when
+    the job will not go ahead by itself (no technician has its category)."""
     placed = flows.given_location(body)
     if placed is None:  # a network call: made before the transaction, never inside it
         placed = await anyio.to_thread.run_sync(
             lambda: flows.place_customer(database=database, settings=settings, job_in=body)
         )
     job = await uow.run(
-        lambda session: service.to_public(
-            flows.receive(session=session, job_in=body, placed=placed, caller=caller, now=now, settings=settings), now
+        lambda session: service.created(
+            session,
+            flows.receive(session=session, job_in=body, placed=placed, caller=caller, now=now, settings=settings),
+            now,
         )
     )
     response.headers["Location"] = f"/v1/jobs/{job.id}"
@@ -78,11 +90,22 @@ async def list_jobs(
         Annotated[str, AfterValidator(_no_nul)] | None,
         Query(min_length=1, max_length=100, description="The outlet's own order number"),
     ] = None,
-    order: JobOrder = "due_at",
+    needs_attention: Annotated[
+        bool | None,
+        Query(description="Only jobs that wait for a person (true), or only the others (false); see `attention`"),
+    ] = None,
+    order: Annotated[
+        JobOrder,
+        Query(
+            description="`due_at`: earliest completion deadline first; `-due_at`: latest first; `urgency`: the "
+            "board's order, breached first, then emergencies first, then the nearest next deadline (the one "
+            "`sla.time_left_seconds` counts down to), finished jobs last"
+        ),
+    ] = "due_at",
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
 ) -> Page[JobPublic]:
-    """Jobs this key may see, most urgent (earliest due) first unless `order=-due_at`."""
+    """Jobs this key may see, earliest due first unless `order` says otherwise."""
 
     def work(session: Session) -> Page[JobPublic]:
         rows, next_cursor = service.list_jobs(
@@ -101,8 +124,9 @@ async def list_jobs(
             branch=branch,
             search=q,
             external_ref=external_ref,
+            needs_attention=needs_attention,
         )
-        return Page[JobPublic](items=[service.to_public(j, now) for j in rows], next_cursor=next_cursor)
+        return Page[JobPublic](items=service.to_public_all(session, rows, now), next_cursor=next_cursor)
 
     return await uow.run(work)
 

@@ -53,3 +53,12 @@ def public_types(timeline_type: str, data: dict[str, Any]) -> tuple[str, ...]:
             return ("job.closed", "job.status_changed")
         return ("job.status_changed",)
     return _BY_TIMELINE_TYPE.get(timeline_type, ())
+
+
+def timeline_types(event_type: str) -> tuple[str, ...]:
+    """The timeline entries delivered as ``event_type`` (what its payload's ``event.type`` may be).
+    Closing is not a status change anyone makes, so ``job.closed`` comes from ``job_closed``."""
+    found = [kind for kind, public in _BY_TIMELINE_TYPE.items() if event_type in public]
+    if event_type in ("job.status_changed", "job.completed"):
+        found.insert(0, "status_changed")
+    return tuple(found)
