@@ -1,6 +1,6 @@
 """Sending the nearest available technician, and saying why when nobody can go."""
 
-from datetime import time
+from datetime import time, timedelta
 
 import pytest
 from conftest import T0, job_body
@@ -243,3 +243,24 @@ def test_free_technicians_who_were_merely_further_away_are_said_to_be_further_no
     assert why == {near["id"]: None, far["id"]: "further"}
     # Each candidate says how old the position behind its distance is.
     assert all(c["location_at"] == T0.isoformat().replace("+00:00", "Z") for c in r.json()["candidates"])
+
+
+def test_a_tap_with_the_phones_position_moves_the_technician_so_nearest_is_measured_from_there(api):
+    anna = api.technician(name="Anna", lat=52.40, lon=21.00, capacity=2)  # where she was this morning
+    piotr = api.technician(name="Piotr", lat=52.26, lon=21.02)
+    job = api.job()
+    api.post(f"/v1/jobs/{job['id']}/assign", {"technician_id": anna["id"], "reason": "regular customer"})
+    tap = (T0 + timedelta(minutes=5)).isoformat()
+    r = api.post(
+        f"/v1/jobs/{job['id']}/status",
+        {"status": "on_site", "at": tap, "lat": 52.2320, "lon": 21.0068},
+        headers=api.as_technician(anna["id"]),
+    )
+    assert r.status_code == 200, r.text
+    moved = api.get(f"/v1/technicians/{anna['id']}").json()
+    assert (moved["lat"], moved["lon"], moved["location_at"]) == (52.2320, 21.0068, tap.replace("+00:00", "Z"))
+    # The next job next door goes to Anna, who is there now, not to Piotr.
+    api.clock.advance(timedelta(minutes=10))
+    r = api.post(f"/v1/jobs/{api.job()['id']}/dispatch")
+    assert r.json()["technician_id"] == anna["id"], r.text
+    assert piotr["id"] in {c["technician_id"] for c in r.json()["candidates"]}

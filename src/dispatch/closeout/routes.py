@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy.orm import Session
 
 from dispatch.auth.dependencies import allow
@@ -197,10 +197,18 @@ async def get_job_closeout(
 
 
 @callbacks_router.get("/due", response_model=Page[CallbackDuePublic], dependencies=[Staff])
-async def list_callbacks_due(uow: UnitOfWorkDep, now: NowDep, limit: LimitQuery = 50) -> Page[CallbackDuePublic]:
+async def list_callbacks_due(
+    uow: UnitOfWorkDep,
+    now: NowDep,
+    limit: LimitQuery = 50,
+    include_later: Annotated[
+        bool, Query(description="Also customers not reached whose `retry_after` is still ahead: to call later")
+    ] = False,
+) -> Page[CallbackDuePublic]:
     """The dispatcher's call list: completed jobs whose customer has not been reached since the
     visit, never called or due again (`retry_after` passed), longest waiting first. The first
-    `limit`; call those, and the list moves on."""
+    `limit`; call those, and the list moves on. With `include_later`, the ones to call again
+    later follow, each with the time to call."""
     return await uow.run(
         lambda session: Page[CallbackDuePublic](
             items=[
@@ -213,7 +221,9 @@ async def list_callbacks_due(uow: UnitOfWorkDep, now: NowDep, limit: LimitQuery 
                     unreached_attempts=attempts,
                     retry_after=retry_after,
                 )
-                for job, attempts, retry_after in service.callbacks_due(session=session, now=now, limit=limit)
+                for job, attempts, retry_after in service.callbacks_due(
+                    session=session, now=now, limit=limit, include_later=include_later
+                )
             ]
         )
     )
