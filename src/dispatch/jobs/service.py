@@ -333,7 +333,6 @@ NO_LOCATION = "no_location"
 NO_SKILLED_TECHNICIAN = "no_skilled_technician"
 GAVE_BACK = "gave_back"
 DISPATCH_FAILED = "dispatch_failed"
-ATTENTION_REASONS = (NO_LOCATION, NO_SKILLED_TECHNICIAN, GAVE_BACK, DISPATCH_FAILED)
 
 
 def skilled_technician_exists(category: Any) -> Any:
