@@ -591,3 +591,241 @@ def test_a_dispatcher_sees_the_visit_and_photo_calls_back_and_sends_the_technici
     expect(page.locator("#job-visits")).to_contain_text("Visit 2")
     assert service.get(f"/v1/jobs/{jid}")["status"] in ("assigned", "ready")
     context.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 13, items 11–16: the people's side, tried as a dispatcher and a technician would.
+
+
+def test_the_board_is_sorted_by_urgency_shows_the_priority_and_queues_jobs_that_need_a_person(service, browser):
+    from playwright.sync_api import expect
+
+    service.technician("Anna Nowak", capacity=5)
+    now = datetime.now(UTC)
+    fresh = service.job(customer={"name": "Fresh Standard"})
+    express = service.job(customer={"name": "Express Customer"}, service_tier="express")
+    emergency = service.job(
+        customer={"name": "Late Emergency"}, priority="emergency", reported_at=(now - timedelta(hours=3)).isoformat()
+    )
+    older = service.job(customer={"name": "Older Standard"}, reported_at=(now - timedelta(hours=1)).isoformat())
+    sofa = service.job(customer={"name": "Sofa Owner"}, product={"category": "sofa"})
+
+    context = browser.new_context(**DESKTOP)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    sign_in(page, service.base_url + "/console/", service.key("dispatcher"))
+    rows = page.locator("#board tbody tr")
+    expect(rows).to_have_count(4)
+    order = [emergency, express, older, fresh]  # breached emergency, 2 h, 23 h, 24 h
+    for i, job in enumerate(order):
+        expect(rows.nth(i)).to_contain_text(f"#{job['id']}")
+    expect(rows.nth(0)).to_contain_text("Emergency")
+    expect(rows.nth(0)).to_contain_text("Breached")
+    expect(rows.nth(1)).to_contain_text("express")
+    # A job nobody can be sent to is not "on track" at the bottom: it has a queue of its own.
+    queue = page.locator("#attention-queue")
+    expect(queue).to_be_visible()
+    expect(queue.locator("tbody tr")).to_have_count(1)
+    expect(queue).to_contain_text(f"#{sofa['id']}")
+    expect(queue).to_contain_text("Nobody has the skill")
+    shot(page, "console-board-urgency")
+    context.close()
+
+
+def _focused_is(page: Any, handle: Any) -> bool:
+    return page.evaluate("(el) => document.activeElement === el", handle)
+
+
+def test_a_poll_never_takes_the_keyboard_focus_away_on_the_board_or_the_phone(service, browser):
+    from playwright.sync_api import expect
+
+    tech = service.technician("Anna Nowak", capacity=5)
+    first = service.job(customer={"name": "First Customer"})
+    second = service.job(customer={"name": "Second Customer"})
+    service.post(f"/v1/jobs/{first['id']}/assign", {"technician_id": tech["id"], "reason": "regular customer"})
+
+    context = browser.new_context(**DESKTOP)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    sign_in(page, service.base_url + "/console/", service.key("dispatcher"))
+    link = page.locator("#board tbody").get_by_role("link", name=f"#{second['id']}")
+    link.focus()
+    handle = link.element_handle()
+    # A breached job comes in and goes to the top: the next poll moves the focused row down.
+    late = service.job(
+        customer={"name": "Late Customer"}, reported_at=(datetime.now(UTC) - timedelta(hours=25)).isoformat()
+    )
+    expect(page.locator("#board tbody tr").first).to_contain_text(f"#{late['id']}", timeout=TIMEOUT_MS)
+    assert _focused_is(page, handle), "the poll threw the focus away"
+    page.keyboard.press("Enter")  # and the dispatcher carries on where they were
+    expect(page.locator("#job-title")).to_contain_text(f"Job #{second['id']}")
+    context.close()
+
+    context, phone, card = technician_phone(service, browser, tech, first)
+    call = card.get_by_role("link", name="Call First Customer")
+    call.focus()
+    handle = call.element_handle()
+    service.post(f"/v1/jobs/{second['id']}/assign", {"technician_id": tech["id"], "reason": "on the way"})
+    expect(phone.locator(f"#job-{second['id']}")).to_be_visible(timeout=TIMEOUT_MS)  # fetched and repainted
+    assert _focused_is(phone, handle), "the repaint threw the focus away"
+    context.close()
+
+
+def _no_overlap(a: dict[str, float], b: dict[str, float]) -> bool:
+    return (
+        a["x"] + a["width"] <= b["x"] + 0.5
+        or b["x"] + b["width"] <= a["x"] + 0.5
+        or a["y"] + a["height"] <= b["y"] + 0.5
+        or b["y"] + b["height"] <= a["y"] + 0.5
+    )
+
+
+def test_the_job_page_fits_1440_px_and_the_panels_leave_the_board_alone_at_1024(service, browser):
+    from playwright.sync_api import expect
+
+    tech = service.technician("Bartłomiej Wojciechowski-Grabowski", home_branch="WAW-CENTRUM-POŁUDNIE")
+    for i in range(12):
+        service.technician(f"Technician {i} Konstantynopolitańczykiewicz", lat=52.2 + i / 100, lon=21.0)
+    job = service.job(customer={"name": "Maria Dąbrowska-Wiśniewska", "address": "Aleje Jerozolimskie 123A, Warszawa"})
+    service.post(f"/v1/jobs/{job['id']}/assign", {"technician_id": tech["id"], "reason": "regular customer"})
+    for _ in range(3):
+        service.job(customer={"name": "Another Customer With A Long Name"})
+    key = service.key("dispatcher")
+
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, timezone_id="UTC", locale="en-GB")
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    sign_in(page, service.base_url + f"/console/#/jobs/{job['id']}", key)
+    expect(page.locator("#job-timeline")).to_contain_text("assigned")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1440
+    aside = page.locator("aside.actions").bounding_box()
+    assert aside["x"] + aside["width"] <= 1440
+    shot(page, "console-job-1440")
+    context.close()
+
+    context = browser.new_context(viewport={"width": 1024, "height": 800}, timezone_id="UTC", locale="en-GB")
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    sign_in(page, service.base_url + "/console/", key)
+    expect(page.locator("#board tbody tr")).to_have_count(4)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1024
+    board = page.locator("#board").bounding_box()
+    for panel in ("#at-risk-panel", "#breaches-panel", "#parts-panel", "#call-panel"):
+        if page.locator(panel).is_visible():
+            assert _no_overlap(board, page.locator(panel).bounding_box()), f"{panel} covers the board"
+    shot(page, "console-board-1024")
+    context.close()
+
+
+def test_the_callback_form_offers_only_what_a_call_can_say_and_says_when_to_retry(service, browser):
+    from playwright.sync_api import expect
+
+    tech = service.technician("Anna Nowak", capacity=2)
+    open_job = service.job(customer={"name": "Still Open"})
+    service.post(f"/v1/jobs/{open_job['id']}/assign", {"technician_id": tech["id"], "reason": "regular customer"})
+    done = service.job(customer={"name": "Ewa Done"})
+    service.post(f"/v1/jobs/{done['id']}/assign", {"technician_id": tech["id"], "reason": "regular customer"})
+    for step in ("on_site", "completed"):
+        service.post(f"/v1/jobs/{done['id']}/status", {"status": step, "at": datetime.now(UTC).isoformat()})
+
+    context = browser.new_context(**DESKTOP)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    sign_in(page, service.base_url + f"/console/#/jobs/{open_job['id']}", service.key("dispatcher"))
+    expect(page.locator("#job-summary")).to_contain_text("Assigned")
+    expect(page.get_by_role("button", name="Record callback")).to_be_disabled()  # not completed: no call yet
+    expect(page.locator("#callback-form")).to_contain_text("once the job is completed")
+
+    page.goto(service.base_url + f"/console/#/jobs/{done['id']}")
+    expect(page.locator("#job-summary")).to_contain_text("Completed")
+    expect(page.get_by_role("button", name="Record callback")).to_be_enabled()
+    page.get_by_label("Customer reached").uncheck()
+    expect(page.get_by_label("Fault fixed")).to_be_disabled()
+    expect(page.get_by_label("Satisfaction (1–5)")).to_be_disabled()
+    page.get_by_role("button", name="Record callback").click()
+    expect(page.locator("#callback-result")).to_contain_text("Call again after")
+    expect(page.locator("#job-callbacks")).to_contain_text("not reached · call again after")
+    shot(page, "console-callback-unreached")
+    [callback] = service.get(f"/v1/jobs/{done['id']}/callbacks")["items"]
+    assert (callback["reached"], callback["fixed"], callback["satisfaction"]) == (False, None, None)
+
+    # The call list keeps the customer, saying when to try again, instead of dropping them.
+    page.get_by_role("link", name="← Board").click()
+    expect(page.locator("#call-panel")).to_contain_text(f"#{done['id']} Ewa Done")
+    expect(page.locator("#call-panel")).to_contain_text("call again after", timeout=TIMEOUT_MS)
+    context.close()
+
+
+def _technician_position(service: Service, technician_id: int) -> tuple[float, float, str | None]:
+    t = service.get(f"/v1/technicians/{technician_id}")
+    return t["lat"], t["lon"], t["location_at"]
+
+
+def _position_becomes(service: Service, technician_id: int, lat: float, lon: float, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while _technician_position(service, technician_id)[:2] != (lat, lon):
+        assert time.monotonic() < deadline, (
+            f"technician {technician_id} is still at {_technician_position(service, technician_id)}"
+        )
+        time.sleep(0.1)
+
+
+def test_the_phone_sends_its_position_with_a_tap_and_while_en_route_when_allowed(service, browser):
+    from playwright.sync_api import expect
+
+    tech = service.technician("Anna Nowak", lat=52.40, lon=21.00)  # where she started the day
+    job = service.job()
+    service.post(f"/v1/jobs/{job['id']}/assign", {"technician_id": tech["id"], "reason": "regular customer"})
+    here = {"latitude": 52.2301, "longitude": 21.0111}
+    context = browser.new_context(**PHONE, geolocation=here, permissions=["geolocation"])
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.clock.install()
+    sign_in(page, service.base_url + "/tech/", service.key("technician", technician_id=tech["id"]))
+    card = page.locator(f"#job-{job['id']}")
+    expect(page.get_by_label("Send my position")).to_be_checked()
+    card.get_by_role("button", name=f"En route, job {job['id']}").click()
+    server_status_becomes(service, job["id"], "en_route")
+    _position_becomes(service, tech["id"], 52.2301, 21.0111)  # with the tap, or right after it
+    [change] = status_changes(service, job["id"])
+    assert change["data"].get("lat") in (None, 52.2301)  # carried if the first fix came before the tap
+
+    # On the way: a report every minute, from wherever the van is now.
+    context.set_geolocation({"latitude": 52.2250, "longitude": 21.0090})
+    page.clock.fast_forward("01:05")
+    _position_becomes(service, tech["id"], 52.2250, 21.0090)
+    _, _, at = _technician_position(service, tech["id"])
+    assert at is not None
+    shot(page, "tech-position-360")
+    context.close()
+
+
+def test_a_tap_never_waits_for_a_position_that_is_refused_or_slow(service, browser):
+    from playwright.sync_api import expect
+
+    denied_tech = service.technician("Denied Dorota", lat=52.40, lon=21.00)
+    slow_tech = service.technician("Slow Stefan", lat=52.41, lon=21.01)
+    jobs = {}
+    for tech in (denied_tech, slow_tech):
+        jobs[tech["id"]] = service.job()
+        service.post(f"/v1/jobs/{jobs[tech['id']]['id']}/assign", {"technician_id": tech["id"], "reason": "x"})
+
+    # Refused: geolocation is not granted to the app.
+    denied = browser.new_context(**PHONE)
+    # Slow: the phone has no fix and never answers.
+    slow = browser.new_context(**PHONE, permissions=["geolocation"])
+    slow.add_init_script("navigator.geolocation.getCurrentPosition = () => {};")
+    for context, tech in ((denied, denied_tech), (slow, slow_tech)):
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        sign_in(page, service.base_url + "/tech/", service.key("technician", technician_id=tech["id"]))
+        job = jobs[tech["id"]]
+        card = page.locator(f"#job-{job['id']}")
+        card.get_by_role("button", name=f"En route, job {job['id']}").click()
+        expect(card.locator("[data-status]")).to_have_text("En route")
+        server_status_becomes(service, job["id"], "en_route", timeout=5)
+        expect(page.locator("#outbox")).to_have_count(0)
+        [change] = status_changes(service, job["id"])
+        assert "lat" not in change["data"]
+        assert _technician_position(service, tech["id"])[:2] == (tech["lat"], tech["lon"])
+        context.close()

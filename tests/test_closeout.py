@@ -246,3 +246,13 @@ def test_proof_of_work_figures_for_the_kpis(api):
         assert figures.authenticity_rate == 0.5 and figures.compliance_rate == 1 / 3
         assert (figures.calls, figures.reached, figures.reach_rate, figures.satisfaction_mean) == (2, 1, 0.5, 4.0)
         assert closeout.proof_figures(session, T0 - timedelta(days=2), T0).compliance_rate is None
+
+
+def test_an_unanswered_call_stays_on_the_list_for_later_saying_when_to_retry(api):
+    _, job, _, _ = completed_with_photo(api)
+    r = api.post(f"/v1/jobs/{job['id']}/callbacks", {"reached": False})
+    assert r.status_code == 201, r.text
+    retry = r.json()["retry_after"]
+    assert api.get("/v1/callbacks/due").json()["items"] == []  # not due yet …
+    [later] = api.get("/v1/callbacks/due", params={"include_later": "true"}).json()["items"]
+    assert (later["job_id"], later["unreached_attempts"], later["retry_after"]) == (job["id"], 1, retry)

@@ -1,6 +1,6 @@
 """Sending the nearest available technician, and saying why when nobody can go."""
 
-from datetime import time
+from datetime import time, timedelta
 
 import pytest
 from conftest import T0, job_body
@@ -197,3 +197,70 @@ def test_shift_hours_are_read_in_the_technicians_time_zone(api):
         shift={"start": time(8).isoformat(), "end": "16:00", "timezone": "Europe/Warsaw"},
     )
     assert api.post(f"/v1/jobs/{api.job()['id']}/dispatch").json()["technician_id"] == warsaw["id"]
+
+
+def _gives_it_back(api, job_id, technician_id, why="Van broke down on the S8"):
+    phone = api.as_technician(technician_id)
+    r = api.post(f"/v1/jobs/{job_id}/status", {"status": "unable", "at": T0.isoformat(), "note": why}, headers=phone)
+    assert r.status_code == 200, r.text
+
+
+def test_a_re_dispatch_never_sends_the_job_back_to_the_technician_who_gave_it_back(api):
+    broke_down = api.technician(name="Van broke down", lat=52.2320, lon=21.0070)
+    other = api.technician(name="Further away", lat=52.26, lon=21.02)
+    job = api.job()
+    assert api.post(f"/v1/jobs/{job['id']}/dispatch").json()["technician_id"] == broke_down["id"]
+    _gives_it_back(api, job["id"], broke_down["id"])
+
+    r = api.post(f"/v1/jobs/{job['id']}/dispatch")
+    assert r.status_code == 200, r.text
+    assert r.json()["technician_id"] == other["id"]
+    why = {c["technician_id"]: c["passed_over"] for c in r.json()["candidates"]}
+    assert why == {broke_down["id"]: "gave_back", other["id"]: None}
+    # A dispatcher who knows the van is fixed may still send them by hand.
+    r = api.post(f"/v1/jobs/{job['id']}/assign", {"technician_id": broke_down["id"], "reason": "van repaired"})
+    assert r.status_code == 200, r.text
+
+
+def test_when_only_the_technician_who_gave_it_back_could_go_the_409_says_so(api):
+    only = api.technician(name="The only one", lat=52.2320, lon=21.0070)
+    job = api.job()
+    api.post(f"/v1/jobs/{job['id']}/dispatch")
+    _gives_it_back(api, job["id"], only["id"])
+    r = api.post(f"/v1/jobs/{job['id']}/dispatch")
+    assert r.status_code == 409, r.text
+    assert r.json()["reason"] == "all_gave_back"
+    assert [(c["technician_id"], c["passed_over"]) for c in r.json()["candidates"]] == [(only["id"], "gave_back")]
+
+
+def test_free_technicians_who_were_merely_further_away_are_said_to_be_further_not_taken(api):
+    near = api.technician(name="Near", lat=52.2320, lon=21.0070)
+    far = api.technician(name="Far", lat=52.25, lon=21.03)
+    r = api.post(f"/v1/jobs/{api.job()['id']}/dispatch")
+    assert r.status_code == 200, r.text
+    assert r.json()["technician_id"] == near["id"]
+    why = {c["technician_id"]: c["passed_over"] for c in r.json()["candidates"]}
+    assert why == {near["id"]: None, far["id"]: "further"}
+    # Each candidate says how old the position behind its distance is.
+    assert all(c["location_at"] == T0.isoformat().replace("+00:00", "Z") for c in r.json()["candidates"])
+
+
+def test_a_tap_with_the_phones_position_moves_the_technician_so_nearest_is_measured_from_there(api):
+    anna = api.technician(name="Anna", lat=52.40, lon=21.00, capacity=2)  # where she was this morning
+    piotr = api.technician(name="Piotr", lat=52.26, lon=21.02)
+    job = api.job()
+    api.post(f"/v1/jobs/{job['id']}/assign", {"technician_id": anna["id"], "reason": "regular customer"})
+    tap = (T0 + timedelta(minutes=5)).isoformat()
+    r = api.post(
+        f"/v1/jobs/{job['id']}/status",
+        {"status": "on_site", "at": tap, "lat": 52.2320, "lon": 21.0068},
+        headers=api.as_technician(anna["id"]),
+    )
+    assert r.status_code == 200, r.text
+    moved = api.get(f"/v1/technicians/{anna['id']}").json()
+    assert (moved["lat"], moved["lon"], moved["location_at"]) == (52.2320, 21.0068, tap.replace("+00:00", "Z"))
+    # The next job next door goes to Anna, who is there now, not to Piotr.
+    api.clock.advance(timedelta(minutes=10))
+    r = api.post(f"/v1/jobs/{api.job()['id']}/dispatch")
+    assert r.json()["technician_id"] == anna["id"], r.text
+    assert piotr["id"] in {c["technician_id"] for c in r.json()["candidates"]}

@@ -505,3 +505,16 @@ def test_the_database_itself_refuses_reserving_more_than_is_on_hand(stockroom):
     with api.database.transaction(write=False) as session:
         assert session.execute(select(Stock.on_hand, Stock.reserved)).one() == (2, 0)
         assert session.execute(text("SELECT count(*) FROM stock_movement")).scalar() == 1
+
+
+def test_a_part_that_arrives_never_sends_back_the_technician_who_gave_the_job_back(stockroom):
+    api = stockroom
+    gave_back, job, phone = on_site_job(api)
+    status(api, job["id"], "unable", phone)  # "the van broke down"
+    other = api.technician(lat=52.20, lon=21.00)  # further from the customer
+    assert ask(api, job["id"]).status_code == 201  # the dispatcher orders the part meanwhile
+    assert api.get(f"/v1/jobs/{job['id']}").json()["status"] == "waiting_parts"
+    api.post("/v1/locations/WAW-C/receipts", {"sku": "BELT-1200", "quantity": 1}, who="warehouse")
+    back = api.get(f"/v1/jobs/{job['id']}").json()
+    assert (back["status"], back["technician_id"]) == ("assigned", other["id"])
+    assert gave_back["id"] != other["id"]

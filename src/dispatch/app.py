@@ -47,6 +47,7 @@ from dispatch.sla.routes import router as sla_router
 from dispatch.technicians.routes import router as technicians_router
 from dispatch.visits.routes import router as visits_router
 from dispatch.web import routes as web
+from dispatch.webhooks import payloads as webhook_payloads
 from dispatch.webhooks.routes import router as webhooks_router
 from dispatch.webhooks.worker import run_in_background as webhook_worker
 
@@ -101,6 +102,9 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        # /docs is served by dispatch.web from our own copy of Swagger UI (no CDN); ReDoc is not.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.clock = clock
@@ -156,10 +160,13 @@ def create_app(
     ):
         app.include_router(router)
     web.mount(app)
+    webhook_payloads.document(app)
 
     _add_to_openapi(
         app,
-        lambda spec: document_outages(document_body_timeout(document_rate_limit(document_idempotency(spec)))),
+        lambda spec: webhook_payloads.tidy(
+            document_outages(document_body_timeout(document_rate_limit(document_idempotency(spec))))
+        ),
     )
     return app
 

@@ -20,11 +20,15 @@ from dispatch.technicians.shifts import is_on_shift
 class PassedOver(str, Enum):
     """Why a technician with the right skill was not chosen."""
 
+    # Reported `unable` on this very job ("van broke down"): never sent back to it by dispatch;
+    # a dispatcher who knows better may still assign them by hand.
+    gave_back = "gave_back"
     inactive = "inactive"
     off_duty = "off_duty"
     off_shift = "off_shift"
     at_capacity = "at_capacity"
     taken = "taken"  # lost a race for their last unit of capacity during this dispatch
+    further = "further"  # available, but someone nearer was sent
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class CandidateRow:
     shift_end: time | None
     shift_days: str | None
     timezone: str
+    location_at: datetime | None = None  # when the phone last said where they are
 
 
 class Located(Protocol):
@@ -101,7 +106,13 @@ def nearest(
     return min(contenders, key=lambda c: (c.distance_km(lat, lon), c.row.technician_id))
 
 
-def passed_over_reason(row: CandidateRow, now: datetime, exclude: frozenset[int]) -> PassedOver | None:
+def passed_over_reason(
+    row: CandidateRow, now: datetime, exclude: frozenset[int], gave_back: frozenset[int] = frozenset()
+) -> PassedOver | None:
+    """Why ``row`` cannot be sent: ``exclude`` lost a race this dispatch, ``gave_back`` reported
+    they cannot do this job. None: they could go."""
+    if row.technician_id in gave_back:
+        return PassedOver.gave_back
     if not row.active:
         return PassedOver.inactive
     if not row.on_duty:
@@ -124,13 +135,19 @@ class Ranking:
 
 
 def rank(
-    rows: Iterable[CandidateRow], *, lat: float, lon: float, now: datetime, exclude: frozenset[int] = frozenset()
+    rows: Iterable[CandidateRow],
+    *,
+    lat: float,
+    lon: float,
+    now: datetime,
+    exclude: frozenset[int] = frozenset(),
+    gave_back: frozenset[int] = frozenset(),
 ) -> Ranking:
     candidates = [
         Candidate(
             row=row,
             estimate_km=haversine_km(lat, lon, row.lat, row.lon),
-            passed_over=passed_over_reason(row, now, exclude),
+            passed_over=passed_over_reason(row, now, exclude, gave_back),
         )
         for row in rows
     ]

@@ -29,6 +29,7 @@ from dispatch.auth.service import SYSTEM, Caller
 from dispatch.config import Settings
 from dispatch.errors import Conflict
 from dispatch.events import service as events
+from dispatch.events.models import JobEvent
 from dispatch.events.vocabulary import EventType
 from dispatch.geo import Box, box_around, geodesic_km
 from dispatch.jobs import service as jobs
@@ -162,10 +163,21 @@ _COLUMNS = (
     Technician.shift_end,
     Technician.shift_days,
     Technician.timezone,
+    Technician.location_at,
 )
 
 
-def nearby(*, session: Session, lat: float, lon: float, skill: str, radius_km: float, now: datetime) -> Ranking:
+def nearby(
+    *,
+    session: Session,
+    lat: float,
+    lon: float,
+    skill: str,
+    radius_km: float,
+    now: datetime,
+    taken: frozenset[int] = frozenset(),
+    gave_back: frozenset[int] = frozenset(),
+) -> Ranking:
     """Everyone with the skill within ``radius_km``, available or not, and why not: what a
     dispatcher sees beside a dispatch or a refusal. Not on the selection path."""
     box = box_around(lat, lon, radius_km)
@@ -180,11 +192,15 @@ def nearby(*, session: Session, lat: float, lon: float, skill: str, radius_km: f
             TechnicianSkill.lon.between(box.min_lon, box.max_lon),
             TechnicianSkill.lat.between(box.min_lat, box.max_lat),
         )
-    return rank((CandidateRow(*row) for row in session.execute(stmt)), lat=lat, lon=lon, now=now)
+    rows = (CandidateRow(*row) for row in session.execute(stmt))
+    return rank(rows, lat=lat, lon=lon, now=now, exclude=taken, gave_back=gave_back)
 
 
-def explain_unavailable(*, session: Session, skill: str, settings: Settings) -> tuple[str, str]:
-    """Why nobody qualifies, in the dispatcher's words: (reason, detail)."""
+def explain_unavailable(
+    *, session: Session, skill: str, settings: Settings, gave_back: bool = False
+) -> tuple[str, str]:
+    """Why nobody qualifies, in the dispatcher's words: (reason, detail). ``gave_back``: someone
+    would be available but for the technicians who gave this job back."""
     available_flags = (Technician.active.is_(True)) & (Technician.on_duty.is_(True))
     total, on_duty, free = session.execute(
         select(
@@ -204,6 +220,12 @@ def explain_unavailable(*, session: Session, skill: str, settings: Settings) -> 
         return "none_on_duty", f"none of the {total} technicians with the skill {skill!r} is on duty"
     if free == 0:
         return "all_at_capacity", f"every technician with the skill {skill!r} who is on duty is at capacity"
+    if gave_back:
+        return (
+            "all_gave_back",
+            f"the only technicians with the skill {skill!r} who could go have given this job back; "
+            "assign one by hand if they can go after all",
+        )
     if settings.dispatch_max_radius_km is not None:
         return (
             "none_in_range",
@@ -225,16 +247,22 @@ def explain(
     now: datetime,
     settings: Settings,
     selection: Selection | None = None,
+    taken: frozenset[int] = frozenset(),
+    gave_back: frozenset[int] = frozenset(),
 ) -> list[CandidatePublic]:
     """The nearest technicians with the skill, with their distances and why each was passed over:
-    within the area the search covered, or around the customer when nobody could go."""
+    within the area the search covered, or around the customer when nobody could go. ``taken``:
+    who lost a race for their last slot during this dispatch; ``gave_back``: who gave this job back."""
     chosen = selection.best if selection is not None else None
     if chosen is not None:
         radius = max(chosen.distance_km(lat, lon) * 1.001 + 0.01, selection.radius_km or 0.0)  # type: ignore[union-attr]
     else:
         radius = min(_EXPLAIN_RADIUS_KM, settings.dispatch_max_radius_km or _EXPLAIN_RADIUS_KM)
-    ranking = nearby(session=session, lat=lat, lon=lon, skill=skill, radius_km=radius, now=now)
+    ranking = nearby(
+        session=session, lat=lat, lon=lon, skill=skill, radius_km=radius, now=now, taken=taken, gave_back=gave_back
+    )
     chosen_id = chosen.row.technician_id if chosen is not None else None
+    chosen_km = chosen.distance_km(lat, lon) if chosen is not None else None
     shown = ranking.candidates[: settings.dispatch_candidates_shown]
     if chosen_id is not None and all(c.row.technician_id != chosen_id for c in shown):
         shown = [c for c in ranking.candidates if c.row.technician_id == chosen_id] + shown[:-1]
@@ -243,14 +271,26 @@ def explain(
             technician_id=c.row.technician_id,
             name=c.row.name,
             distance_km=round(c.distance_km(lat, lon), 3),
+            location_at=c.row.location_at,
             available=c.available,
-            # Available but not chosen: someone nearer, or they lost a race for their last slot.
-            passed_over=None if c.row.technician_id == chosen_id else (c.passed_over or PassedOver.taken),
+            passed_over=_why_not(c, chosen_id, chosen_km, lat, lon),
         )
         for c in shown
     ]
     out.sort(key=lambda c: (c.distance_km, c.technician_id))
     return out
+
+
+def _why_not(c: Candidate, chosen_id: int | None, chosen_km: float | None, lat: float, lon: float) -> PassedOver | None:
+    """What the dispatcher is told about a candidate, and it must be true: a free technician
+    who was not sent was further away (or as far, and later in line) than the one who was."""
+    if c.row.technician_id == chosen_id:
+        return None
+    if c.passed_over is not None:
+        return c.passed_over
+    if chosen_km is not None and c.distance_km(lat, lon) >= chosen_km:
+        return PassedOver.further
+    return None
 
 
 @dataclass
@@ -260,6 +300,8 @@ class Choice:
     technician_id: int
     distance_km: float
     selection: Selection
+    taken: frozenset[int] = frozenset()  # lost a race for their last slot on the way
+    gave_back: frozenset[int] = frozenset()  # passed over: they gave this job back
 
     @property
     def details(self) -> dict[str, Any]:
@@ -280,21 +322,38 @@ def choose(
     now: datetime,
     settings: Settings,
     explain_refusal: bool = False,
+    gave_back: frozenset[int] = frozenset(),
 ) -> Choice:
-    """Claim the nearest available technician, or raise ``NoTechnicianAvailable`` (with the
-    nearest candidates and why each was passed over, if ``explain_refusal``)."""
-    exclude: set[int] = set()
+    """Claim the nearest available technician who has not given this job back (``gave_back``),
+    or raise ``NoTechnicianAvailable`` (with the nearest candidates and why each was passed over,
+    if ``explain_refusal``)."""
+    lost: set[int] = set()
     for _ in range(_MAX_CLAIM_ATTEMPTS):
         selection = find_nearest(
-            session=session, lat=lat, lon=lon, skill=skill, now=now, settings=settings, exclude=frozenset(exclude)
+            session=session, lat=lat, lon=lon, skill=skill, now=now, settings=settings, exclude=gave_back | lost
         )
         best = selection.best
         if best is None:
-            reason, detail = explain_unavailable(session=session, skill=skill, settings=settings)
+            only_they = bool(gave_back) and (
+                find_nearest(
+                    session=session, lat=lat, lon=lon, skill=skill, now=now, settings=settings, exclude=frozenset(lost)
+                ).best
+                is not None
+            )
+            reason, detail = explain_unavailable(session=session, skill=skill, settings=settings, gave_back=only_they)
             candidates = (
                 [
                     c.model_dump(mode="json")
-                    for c in explain(session=session, lat=lat, lon=lon, skill=skill, now=now, settings=settings)
+                    for c in explain(
+                        session=session,
+                        lat=lat,
+                        lon=lon,
+                        skill=skill,
+                        now=now,
+                        settings=settings,
+                        taken=frozenset(lost),
+                        gave_back=gave_back,
+                    )
                 ]
                 if explain_refusal
                 else []
@@ -302,8 +361,8 @@ def choose(
             raise NoTechnicianAvailable(detail, reason=reason, candidates=candidates)
         technician_id = best.row.technician_id
         if technicians.claim_capacity(session=session, technician_id=technician_id):
-            return Choice(technician_id, round(best.distance_km(lat, lon), 3), selection)
-        exclude.add(technician_id)  # lost a race for their last slot: the next nearest
+            return Choice(technician_id, round(best.distance_km(lat, lon), 3), selection, frozenset(lost), gave_back)
+        lost.add(technician_id)  # lost a race for their last slot: the next nearest
     raise Conflict(
         "too many concurrent dispatches competed for the same technicians; retry", code="dispatch-contention"
     )
@@ -336,6 +395,8 @@ def dispatch_explained(
         now=now,
         settings=settings,
         selection=choice.selection,
+        taken=choice.taken,
+        gave_back=choice.gave_back,
     )
     return outcome, candidates
 
@@ -362,6 +423,7 @@ def dispatch_job(
         now=now,
         settings=settings,
         explain_refusal=explain_refusal,
+        gave_back=gave_back(session, job),
     )
     details = choice.details
     jobs.mark_assigned(
@@ -437,8 +499,10 @@ def send_back(
 ) -> int | None:
     """Send a technician back to a job (its parts are in, or it needs a return visit): the one
     who was there if they can go (continuity), otherwise the nearest available one. With nobody
-    available the job is ``ready`` for a dispatcher and the timeline says why. Returns who goes."""
-    if previous is not None:
+    available the job is ``ready`` for a dispatcher and the timeline says why. Nobody who gave the
+    job back is sent. Returns who goes."""
+    excluded = gave_back(session, job)
+    if previous is not None and previous not in excluded:
         technician = technicians.get(session=session, technician_id=previous)
         if (
             technician.active
@@ -461,7 +525,13 @@ def send_back(
     if job.lat is not None and job.lon is not None:
         try:
             choice = choose(
-                session=session, lat=job.lat, lon=job.lon, skill=job.product_category, now=now, settings=settings
+                session=session,
+                lat=job.lat,
+                lon=job.lon,
+                skill=job.product_category,
+                now=now,
+                settings=settings,
+                gave_back=excluded,
             )
         except Conflict as exc:
             reason = exc.extra.get("reason", exc.code)
@@ -498,6 +568,17 @@ def send_back(
         **details,
     )
     return None
+
+
+def gave_back(session: Session, job: Job) -> frozenset[int]:
+    """Technicians who reported they cannot do this job (``unable``, e.g. "van broke down"):
+    dispatch does not send them back to it. A job that is still ``new`` has never been held."""
+    if job.id is None or job.status is JobStatus.new:
+        return frozenset()
+    changes = session.scalars(select(JobEvent.data).where(JobEvent.job_id == job.id, JobEvent.type == "status_changed"))
+    return frozenset(
+        data["technician_id"] for data in changes if data.get("to") == "unable" and data.get("technician_id")
+    )
 
 
 def available_now(*, session: Session, skill: str, now: datetime) -> list[Any]:

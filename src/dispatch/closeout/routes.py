@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from dispatch.auth.dependencies import allow
 from dispatch.auth.models import Role
@@ -133,12 +133,23 @@ async def get_job_closeout(
 
 
 @callbacks_router.get("/due", response_model=Page[CallbackDuePublic], dependencies=[Callers])
-async def list_callbacks_due(uow: UnitOfWorkDep, now: NowDep, limit: LimitQuery = 50) -> Page[CallbackDuePublic]:
+async def list_callbacks_due(
+    uow: UnitOfWorkDep,
+    now: NowDep,
+    limit: LimitQuery = 50,
+    include_later: Annotated[
+        bool, Query(description="Also customers not reached whose `retry_after` is still ahead: to call later")
+    ] = False,
+) -> Page[CallbackDuePublic]:
     """The dispatcher's call list: completed jobs whose customer has not been reached since the
     visit, never called or due again (`retry_after` passed), longest waiting first. The first
-    `limit`; call those, and the list moves on."""
+    `limit`; call those, and the list moves on. With `include_later`, the ones to call again
+    later follow, each with the time to call."""
     return await uow.run(
         lambda session: Page[CallbackDuePublic](
-            items=[public.due(row) for row in service.callbacks_due(session=session, now=now, limit=limit)]
+            items=[
+                public.due(row)
+                for row in service.callbacks_due(session=session, now=now, limit=limit, include_later=include_later)
+            ]
         )
     )

@@ -105,4 +105,6 @@ class CallbackDuePublic(ResponseBody):
     technician_id: int | None
     completed_at: datetime | None
     unreached_attempts: int = Field(description="Calls since the visit that reached nobody")
-    retry_after: datetime | None = Field(description="Due again since (null: never called)")
+    retry_after: datetime | None = Field(
+        description="When to call again (null: never called); still ahead only with `include_later`"
+    )

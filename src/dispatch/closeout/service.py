@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import and_, exists, func, or_, select, true
 from sqlalchemy.orm import Session, aliased
 
 from dispatch.auth.service import SYSTEM, Caller
@@ -355,10 +355,13 @@ def review(
 # --- the dispatcher's call list ---------------------------------------------------------------
 
 
-def callbacks_due(*, session: Session, now: datetime, limit: int) -> list[tuple[Job, int, datetime | None]]:
+def callbacks_due(
+    *, session: Session, now: datetime, limit: int, include_later: bool = False
+) -> list[tuple[Job, int, datetime | None]]:
     """Completed jobs whose customer has not been reached since the visit that completed them,
     and whose retry time (if a call went unanswered) has come: (job, unreached attempts, retry
-    after), longest waiting first."""
+    after), longest waiting first. ``include_later``: those whose retry time is still ahead too,
+    after the due ones (so an unanswered call never silently drops off the list)."""
     latest = select(Visit.job_id, func.max(Visit.number).label("number")).group_by(Visit.job_id).subquery()
     last = aliased(Visit)
     reached = exists().where(JobCallback.visit_id == last.id, JobCallback.reached)
@@ -374,7 +377,11 @@ def callbacks_due(*, session: Session, now: datetime, limit: int) -> list[tuple[
         select(Job, attempts, retry_after)
         .join(latest, latest.c.job_id == Job.id)
         .join(last, and_(last.job_id == latest.c.job_id, last.number == latest.c.number))
-        .where(Job.status == JobStatus.completed, ~reached, or_(retry_after.is_(None), retry_after <= now))
+        .where(
+            Job.status == JobStatus.completed,
+            ~reached,
+            true() if include_later else or_(retry_after.is_(None), retry_after <= now),
+        )
         .order_by(due_since, Job.id)
         .limit(limit)
     ).all()

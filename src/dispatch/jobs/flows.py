@@ -22,6 +22,8 @@ from dispatch.jobs.models import Job
 from dispatch.jobs.schemas import JobCreate, StatusChange
 from dispatch.parts import service as parts
 from dispatch.sla import service as sla
+from dispatch.technicians import service as technicians
+from dispatch.technicians.schemas import LocationReport
 from dispatch.visits import service as visits
 
 
@@ -80,7 +82,11 @@ def receive(
             )
         else:
             jobs.assign_new(job, technician_id=choice.technician_id, now=now)
-            timeline.append(events.entry(EventType.dispatched, SYSTEM.actor, **choice.details))
+            timeline.append(
+                events.entry(
+                    EventType.dispatched, SYSTEM.actor, **choice.details, **jobs.arrival_details(session, job, now)
+                )
+            )
     return jobs.save_new(session=session, job=job, plan=plan, now=now, timeline=timeline)
 
 
@@ -130,6 +136,15 @@ def change_status(
     jobs.change_status(
         session=session, job=job, target=target, change=change, caller=caller, now=now, settings=settings
     )
+    if caller.technician_id is not None and change.lat is not None and change.lon is not None:
+        # The phone's position at the tap is the freshest there is: "nearest" measures from it.
+        technicians.report_location(
+            session=session,
+            technician_id=caller.technician_id,
+            report=LocationReport.model_construct(lat=change.lat, lon=change.lon, at=change.at),  # checked already
+            now=now,
+            skew_seconds=settings.clock_skew_seconds,
+        )
     sla.after_status_change(session, job, at=change.at, now=now)
     visits.track(
         session=session,

@@ -14,7 +14,16 @@ from dispatch.errors import problem_responses
 from dispatch.events.schemas import JobEventPublic
 from dispatch.jobs import flows, service
 from dispatch.jobs.lifecycle import JobStatus
-from dispatch.jobs.schemas import BranchFilter, JobCreate, JobLocation, JobOrder, JobPublic, JobSearch, StatusChange
+from dispatch.jobs.schemas import (
+    BranchFilter,
+    JobCreate,
+    JobCreated,
+    JobLocation,
+    JobOrder,
+    JobPublic,
+    JobSearch,
+    StatusChange,
+)
 from dispatch.paging import CursorQuery, LimitQuery, Page
 from dispatch.schemas import Category
 from dispatch.sla.states import SlaState
@@ -29,7 +38,7 @@ def _no_nul(value: str) -> str:
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=problem_responses(400, 401, 403, 413, 422))
 
 
-@router.post("", status_code=201, response_model=JobPublic, responses=problem_responses(409))
+@router.post("", status_code=201, response_model=JobCreated, responses=problem_responses(409))
 async def create_job(
     body: JobCreate,
     response: Response,
@@ -38,13 +47,16 @@ async def create_job(
     uow: UnitOfWorkDep,
     now: NowDep,
     caller: Annotated[Caller, Depends(allow(Role.outlet, Role.dispatcher))],
-) -> JobPublic:
+) -> JobCreated:
     """Take a repair request. Without coordinates the address is geocoded; if that fails the job
-    is still accepted with `needs_location: true` for a dispatcher to place."""
+    is still accepted with `needs_location: true` for a dispatcher to place. `warnings` says when
+    the job will not go ahead by itself (no technician has its category)."""
     placed = await flows.place_customer(database=database, settings=settings, job_in=body)
     job = await uow.run(
-        lambda session: service.to_public(
-            flows.receive(session=session, job_in=body, placed=placed, caller=caller, now=now, settings=settings), now
+        lambda session: service.created(
+            session,
+            flows.receive(session=session, job_in=body, placed=placed, caller=caller, now=now, settings=settings),
+            now,
         )
     )
     response.headers["Location"] = f"/v1/jobs/{job.id}"
@@ -73,14 +85,25 @@ async def list_jobs(
         Annotated[str, AfterValidator(_no_nul)] | None,
         Query(min_length=1, max_length=100, description="The outlet's own order number"),
     ] = None,
-    order: JobOrder = "due_at",
+    needs_attention: Annotated[
+        bool | None,
+        Query(description="Only jobs that wait for a person (true), or only the others (false); see `attention`"),
+    ] = None,
+    order: Annotated[
+        JobOrder,
+        Query(
+            description="`due_at`: earliest completion deadline first; `-due_at`: latest first; `urgency`: the "
+            "board's order, breached first, then emergencies first, then the nearest next deadline (the one "
+            "`sla.time_left_seconds` counts down to), finished jobs last"
+        ),
+    ] = "due_at",
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
 ) -> Page[JobPublic]:
-    """Jobs this key may see, most urgent (earliest due) first unless `order=-due_at`."""
+    """Jobs this key may see, earliest due first unless `order` says otherwise."""
 
     def work(session: Session) -> Page[JobPublic]:
-        return service.list_jobs(
+        cut = service.list_jobs(
             session=session,
             caller=caller,
             now=now,
@@ -96,7 +119,9 @@ async def list_jobs(
             branch=branch,
             search=q,
             external_ref=external_ref,
-        ).page(JobPublic, lambda job: service.to_public(job, now))
+            needs_attention=needs_attention,
+        )
+        return Page[JobPublic](items=service.to_public_all(session, cut.items, now), next_cursor=cut.next_cursor)
 
     return await uow.run(work)
 

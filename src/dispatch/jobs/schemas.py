@@ -169,6 +169,21 @@ class PartWaitPublic(ResponseBody):
     eta: datetime | None
 
 
+Attention = Literal["no_location", "no_skilled_technician", "gave_back", "dispatch_failed"]
+
+
+class ArrivalPublic(ResponseBody):
+    """Who is coming and when: what a shop may pass on to its customer, and nothing more."""
+
+    technician_first_name: str
+    window_start: datetime
+    window_end: datetime
+    basis: Literal["appointment", "deadline"] = Field(
+        description="`appointment`: the window agreed with the customer; `deadline`: from now until the "
+        "deadline the job is racing (on site for express and emergency jobs, else completed)"
+    )
+
+
 class JobPublic(ResponseBody):
     id: int
     status: JobStatus
@@ -194,11 +209,33 @@ class JobPublic(ResponseBody):
         default_factory=list, description="Parts backordered or on their way; the job waits for these"
     )
     parts_eta: datetime | None = Field(None, description="When the last part the job waits for should arrive")
+    attention: Attention | None = Field(
+        None,
+        description="Why the job waits for a person rather than the next automatic step: `no_location` (the "
+        "address could not be placed), `no_skilled_technician` (no active technician has the category), "
+        "`gave_back` (the technician reported `unable`), `dispatch_failed` (automatic dispatch found nobody)",
+    )
+    arrival: ArrivalPublic | None = Field(
+        None, description="While a technician is assigned or on the way: their first name and the arrival window"
+    )
     version: int
     updated_at: datetime
 
 
-JobOrder = Literal["due_at", "-due_at"]
+class IntakeWarning(ResponseBody):
+    code: Literal["unknown-category"]
+    detail: str
+
+
+class JobCreated(JobPublic):
+    warnings: list[IntakeWarning] = Field(
+        default_factory=list,
+        description="Accepted, but it will not go ahead by itself: `unknown-category` when no active "
+        "technician has the product category (a typo, or a category nobody repairs yet)",
+    )
+
+
+JobOrder = Literal["due_at", "-due_at", "urgency"]
 
 
 def _no_nul(value: str) -> str:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from sqlalchemy import Select, func, insert, or_, select
-from sqlalchemy.orm import Session
+from pydantic import Field
+from sqlalchemy import Select, and_, case, func, insert, or_, select
+from sqlalchemy.orm import Session, object_session
 
 from dispatch.auth.models import Role
 from dispatch.auth.service import Caller
@@ -17,6 +19,7 @@ from dispatch.events import service as events
 from dispatch.events.models import JobEvent
 from dispatch.events.vocabulary import EventType
 from dispatch.jobs.lifecycle import (
+    DISPATCHABLE,
     DISPATCHER_STATUSES,
     HOLDS_CAPACITY,
     OPEN,
@@ -28,9 +31,12 @@ from dispatch.jobs.lifecycle import (
 from dispatch.jobs.models import Job
 from dispatch.jobs.schemas import (
     AppointmentPublic,
+    ArrivalPublic,
     CustomerPublic,
     DeadlinePublic,
+    IntakeWarning,
     JobCreate,
+    JobCreated,
     JobOrder,
     JobPublic,
     PartWaitPublic,
@@ -46,6 +52,7 @@ from dispatch.sla import states as sla
 from dispatch.sla.models import SlaCheckpoint
 from dispatch.sla.states import SlaState
 from dispatch.technicians import service as technicians
+from dispatch.technicians.models import Technician, TechnicianSkill
 
 
 def _field_error(loc: list[str | int], msg: str) -> dict[str, Any]:
@@ -239,6 +246,7 @@ def list_jobs(
     branch: str | None = None,
     search: str | None = None,
     external_ref: str | None = None,
+    needs_attention: bool | None = None,
 ) -> Cut[Job]:
     stmt = visible(caller)
     if statuses:
@@ -259,7 +267,64 @@ def list_jobs(
         stmt = stmt.where(search_condition(search))
     if external_ref is not None:
         stmt = stmt.where(Job.external_ref == external_ref)
+    if needs_attention is not None:
+        stmt = stmt.where(attention_sql().is_not(None) if needs_attention else attention_sql().is_(None))
+    if order == "urgency":
+        return _by_urgency(session, stmt, now=now, limit=limit, cursor=cursor)
     return JOBS.fetch(session, stmt, Job.due_at, Job.id, cursor=cursor, limit=limit, descending=order == "-due_at")
+
+
+# The board's order: (rank, urgency, next deadline, id), see ``sla.states.urgency_key``.
+BY_URGENCY: Keyset[Job] = Keyset(
+    "jobs-by-urgency", Annotated[int, Field(ge=0, le=2)], Annotated[int, Field(ge=0, le=1)], Timestamp, Id
+)
+
+
+def _by_urgency(
+    session: Session, stmt: Select[tuple[Job]], *, now: datetime, limit: int, cursor: str | None
+) -> Cut[Job]:
+    """The board's order (``sla.states.urgency_key``), walked with a row-value cursor. The order
+    depends on the clock (a job moves up when it breaches), so a page is a snapshot: a job that
+    breaches between two pages may be seen twice or not at all; the board asks again anyway."""
+    rows = session.scalars(BY_URGENCY.seek(stmt, *sla.urgency_order_sql(now), cursor=cursor, limit=limit)).all()
+    items = list(rows[:limit])
+    return Cut(items, BY_URGENCY.encode(sla.urgency_key(items[-1], now)) if len(rows) > limit else None)
+
+
+# --- what needs a human ------------------------------------------------------------------------
+
+# Why an open job waits for a dispatcher's decision rather than for the next automatic step.
+NO_LOCATION = "no_location"
+NO_SKILLED_TECHNICIAN = "no_skilled_technician"
+GAVE_BACK = "gave_back"
+DISPATCH_FAILED = "dispatch_failed"
+
+
+def skilled_technician_exists(category: Any) -> Any:
+    """An active technician has the skill (``category`` is a column or a value)."""
+    return (
+        select(TechnicianSkill.technician_id)
+        .join(Technician, Technician.id == TechnicianSkill.technician_id)
+        .where(TechnicianSkill.skill == category, Technician.active.is_(True))
+        .exists()
+    )
+
+
+def attention_sql() -> Any:
+    """Why a job needs a human, the most telling reason first; NULL when it does not. One
+    expression for the filter and for each job's ``attention``, so they cannot disagree."""
+    waiting = [s.value for s in DISPATCHABLE]
+    failed = (
+        select(JobEvent.id).where(JobEvent.job_id == Job.id, JobEvent.type == EventType.dispatch_failed.value).exists()
+    )
+    return case(
+        (and_(Job.needs_location.is_(True), Job.status.in_([s.value for s in OPEN])), NO_LOCATION),
+        (and_(Job.status.in_(waiting), ~skilled_technician_exists(Job.product_category)), NO_SKILLED_TECHNICIAN),
+        (Job.status == JobStatus.unable, GAVE_BACK),
+        # `ready`: the parts came in and nobody could be sent back automatically.
+        (or_(Job.status == JobStatus.ready, and_(Job.status == JobStatus.new, failed)), DISPATCH_FAILED),
+        else_=None,
+    )
 
 
 _PHONE_SEPARATORS = (" ", "-", "(", ")", ".", "/")
@@ -346,6 +411,7 @@ def mark_assigned(
         technician_id=technician_id,
         previous_technician_id=previous,
         **details,
+        **arrival_details(session, job, now),
     )
 
 
@@ -480,7 +546,98 @@ def sla_public(job: Job, now: datetime) -> SlaPublic:
     )
 
 
-def to_public(job: Job, now: datetime) -> JobPublic:
+# A technician is on the way to the customer (or about to set off): "who is coming, and when".
+COMING = frozenset({JobStatus.assigned, JobStatus.en_route})
+
+
+def first_name(name: str) -> str:
+    words = name.split()
+    return words[0] if words else name
+
+
+def arrival(job: Job, technician_first_name: str | None, now: datetime) -> ArrivalPublic | None:
+    """The window a shop may give its customer. The service does not plan technicians' days, so
+    without an agreed appointment the only promise it can make is the SLA's: from now until the
+    deadline the job is racing (if that has passed, as soon as possible: the window is now)."""
+    if job.status not in COMING or technician_first_name is None:
+        return None
+    if job.appointment_start is not None and job.appointment_end is not None:
+        return ArrivalPublic(
+            technician_first_name=technician_first_name,
+            window_start=job.appointment_start,
+            window_end=job.appointment_end,
+            basis="appointment",
+        )
+    deadline = job.next_due_at or job.due_at
+    return ArrivalPublic(
+        technician_first_name=technician_first_name,
+        window_start=now,
+        window_end=max(deadline, now),
+        basis="deadline",
+    )
+
+
+def arrival_details(session: Session, job: Job, now: datetime) -> dict[str, Any]:
+    """What an assignment's timeline entry (and so the `job.assigned` webhook) says about who is
+    coming and when."""
+    technician = session.get(Technician, job.technician_id) if job.technician_id is not None else None
+    shown = arrival(job, first_name(technician.name) if technician is not None else None, now)
+    if shown is None:
+        return {}
+    return {
+        "technician_first_name": shown.technician_first_name,
+        "arrival_window": {
+            "start": shown.window_start.isoformat(),
+            "end": shown.window_end.isoformat(),
+            "basis": shown.basis,
+        },
+    }
+
+
+@dataclass(frozen=True)
+class Presentation:
+    """What a job's answer needs beyond its own row, read for a whole page of jobs at once."""
+
+    first_names: dict[int, str] = field(default_factory=dict)  # technician id -> first name
+    attention: dict[int, str] = field(default_factory=dict)  # job id -> reason
+
+
+def presentation(session: Session, rows: list[Job]) -> Presentation:
+    """At most two queries for any number of jobs, and none for jobs that need neither."""
+    coming = {j.technician_id for j in rows if j.status in COMING and j.technician_id is not None}
+    waiting = [j.id for j in rows if j.status in DISPATCHABLE or (j.needs_location and j.status in OPEN)]
+    names = session.execute(select(Technician.id, Technician.name).where(Technician.id.in_(coming))) if coming else []
+    reasons = session.execute(select(Job.id, attention_sql()).where(Job.id.in_(waiting))) if waiting else []
+    return Presentation(
+        first_names={tid: first_name(name) for tid, name in names},
+        attention={jid: reason for jid, reason in reasons if reason is not None},
+    )
+
+
+def to_public_all(session: Session, rows: list[Job], now: datetime) -> list[JobPublic]:
+    shown = presentation(session, rows)
+    return [to_public(job, now, shown) for job in rows]
+
+
+def created(session: Session, job: Job, now: datetime) -> JobCreated:
+    """The answer to a new job: the job, and a warning when it cannot go ahead by itself."""
+    warnings = []
+    if job.status is JobStatus.new and not session.scalar(select(skilled_technician_exists(job.product_category))):
+        warnings.append(
+            IntakeWarning(
+                code="unknown-category",
+                detail=f"no active technician has the skill {job.product_category!r}: the job is accepted but "
+                "will not be dispatched until a dispatcher assigns someone by hand or a technician gains the skill",
+            )
+        )
+    return JobCreated(**dict(to_public(job, now)), warnings=warnings)
+
+
+def to_public(job: Job, now: datetime, shown: Presentation | None = None) -> JobPublic:
+    """The job as answered; ``shown`` from ``presentation`` for a page of jobs, else read here."""
+    if shown is None:
+        session = object_session(job)
+        shown = presentation(session, [job]) if session is not None else Presentation()
     return JobPublic(
         id=job.id,  # type: ignore[arg-type]
         status=job.status,
@@ -518,6 +675,8 @@ def to_public(job: Job, now: datetime) -> JobPublic:
         sla=sla_public(job, now),
         waiting_for_parts=[PartWaitPublic.model_validate(w) for w in job.waiting_for_parts or []],
         parts_eta=job.parts_eta,
+        attention=shown.attention.get(job.id),  # type: ignore[arg-type]
+        arrival=arrival(job, shown.first_names.get(job.technician_id) if job.technician_id else None, now),
         version=job.version,
         updated_at=job.updated_at,
     )

@@ -23,7 +23,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, false, not_, or_
+from sqlalchemy import and_, case, false, func, not_, or_
 
 from dispatch.jobs.lifecycle import OPEN, JobStatus
 from dispatch.jobs.models import Job
@@ -113,3 +113,20 @@ def condition(state_: SlaState, now: datetime) -> Any:
         SlaState.missed: and_(finished, late),
         SlaState.cancelled: Job.status == JobStatus.cancelled,
     }.get(state_, false())
+
+
+# --- urgency: the order a dispatcher works in ------------------------------------------------
+
+
+def urgency_key(job: Job, now: datetime) -> tuple[int, int, datetime, int]:
+    """Where a job stands in the board's order (``urgency_order_sql`` is the same in SQL):
+    breached jobs first, then the other open jobs, then finished ones; within each, emergencies
+    first, then the nearest *next* deadline (the one the countdown shows; the most overdue
+    first), finished jobs by their completion deadline."""
+    rank = 0 if state(job, now) is SlaState.breached else (1 if job.next_due_at is not None else 2)
+    return rank, job.urgency, job.next_due_at or job.due_at, job.id  # type: ignore[return-value]
+
+
+def urgency_order_sql(now: datetime) -> list[Any]:
+    rank = case((breached_sql(now), 0), (Job.next_due_at.is_not(None), 1), else_=2)
+    return [rank, Job.urgency, func.coalesce(Job.next_due_at, Job.due_at), Job.id]

@@ -76,3 +76,12 @@ def public_types(timeline_type: EventType | str, data: dict[str, Any]) -> tuple[
     if kind is EventType.status_changed and data.get("to") == "completed":
         return ("job.completed", "job.status_changed")
     return CATALOGUE[kind]
+
+
+def timeline_types(webhook_type: str) -> tuple[str, ...]:
+    """The timeline entries delivered as ``webhook_type`` (what its payload's ``event.type`` may
+    be): the catalogue read backwards, plus the status change to ``completed``."""
+    found = [kind.value for kind, public in CATALOGUE.items() if webhook_type in public]
+    if webhook_type == "job.completed":
+        found.insert(0, EventType.status_changed.value)
+    return tuple(found)

@@ -1,7 +1,7 @@
 // Dispatcher console: sign in with a key, a board sorted by urgency, a job's page with its
 // actions, at-risk / breaches / parts panels and KPIs. Polls every few seconds; no build step.
 import {
-  Api, NetworkError, OPEN_STATUSES, SLA_LABELS, STATUS_LABELS, duration, h, problemText, when,
+  Api, NetworkError, OPEN_STATUSES, SLA_LABELS, STATUS_LABELS, duration, h, keepingFocus, morph, morphChildren, problemText, when,
 } from "/ui/common/api.js";
 
 const KEY_STORE = "dispatch.console.key";
@@ -136,6 +136,22 @@ function techName(id) {
   return t ? t.name : `#${id}`;
 }
 
+// How old a technician's position is: "nearest" is only as good as the last fix. A display hint
+// from the browser's clock (the deadlines, which matter, come from the server's).
+const STALE_POSITION_MINUTES = 30;
+
+function positionAge(iso) {
+  if (!iso) return "position unknown";
+  const minutes = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 60000));
+  const age = minutes < 1 ? "just now" : minutes < 90 ? `${minutes} min ago` : minutes < 48 * 60 ? `${Math.round(minutes / 60)} h ago` : `${Math.round(minutes / 1440)} days ago`;
+  return `position ${age}`;
+}
+
+function positionNote(iso) {
+  const stale = !iso || Date.now() - Date.parse(iso) > STALE_POSITION_MINUTES * 60000;
+  return h("span", { class: stale ? "position stale" : "position" }, positionAge(iso));
+}
+
 function slaBadge(sla) {
   return h("span", { class: `badge sla-${sla.state}` }, SLA_LABELS[sla.state] || sla.state);
 }
@@ -164,15 +180,33 @@ function startTicking() {
 
 const filters = { status: "", branch: "", technician: "", category: "", q: "" };
 
-function boardQuery() {
+// The board in the order a dispatcher works (breached, emergencies, then the deadline each
+// countdown shows: `order=urgency`), and the jobs that wait for a person in a queue of their own.
+function boardQuery(needsAttention) {
   const p = new URLSearchParams();
   for (const s of filters.status ? [filters.status] : OPEN_STATUSES) p.append("status", s);
   if (filters.branch) p.set("branch", filters.branch);
   if (filters.technician) p.set("technician_id", filters.technician);
   if (filters.category) p.set("category", filters.category);
   if (filters.q) p.set("q", filters.q);
-  p.set("limit", "200");
+  p.set("order", "urgency");
+  p.set("needs_attention", needsAttention ? "true" : "false");
+  p.set("limit", needsAttention ? "100" : "200");
   return `/v1/jobs?${p}`;
+}
+
+const ATTENTION_LABELS = {
+  no_location: "No location: place the address",
+  no_skilled_technician: "Nobody has the skill",
+  gave_back: "Given back by the technician",
+  dispatch_failed: "Automatic dispatch found nobody",
+};
+const PRIORITY_LABELS = { emergency: "Emergency", high: "High", normal: "Normal", low: "Low" };
+
+function priorityCell(job) {
+  return h("td", {},
+    h("span", { class: `priority priority-${job.priority}` }, PRIORITY_LABELS[job.priority] || job.priority),
+    job.service_tier !== "standard" ? h("div", { class: "muted" }, job.service_tier) : null);
 }
 
 function select(id, label, options, value) {
@@ -204,12 +238,21 @@ async function showBoard() {
   const table = h("table", { id: "board", "aria-describedby": "board-title" },
     h("caption", { class: "visually-hidden" }, "Open jobs, most urgent first"),
     h("thead", {}, h("tr", {},
-      ["Time left", "SLA", "Job", "Customer", "Product", "Status", "Technician"].map((c) => h("th", { scope: "col" }, c)))),
+      ["Time left", "SLA", "Priority", "Job", "Customer", "Product", "Status", "Technician"].map((c) => h("th", { scope: "col" }, c)))),
     h("tbody", {}));
-  main.replaceChildren(h("div", { class: "layout" },
-    h("section", { "aria-labelledby": "board-title" },
+  const queue = h("table", { id: "attention", "aria-describedby": "attention-title" },
+    h("caption", { class: "visually-hidden" }, "Jobs that need a person, most urgent first"),
+    h("thead", {}, h("tr", {},
+      ["Why", "Time left", "Priority", "Job", "Customer", "Product", "Status"].map((c) => h("th", { scope: "col" }, c)))),
+    h("tbody", {}));
+  main.replaceChildren(h("div", { class: "layout board-layout" },
+    h("section", { class: "board", "aria-labelledby": "board-title" },
+      form,
+      h("section", { id: "attention-queue", class: "queue hidden", "aria-labelledby": "attention-title" },
+        h("h2", { id: "attention-title" }, "Needs a person ", h("span", { class: "count", id: "attention-count" })),
+        h("div", { class: "scroll" }, queue)),
       h("h2", { id: "board-title" }, "Open jobs ", h("span", { class: "count", id: "board-count" })),
-      form, table),
+      h("div", { class: "scroll" }, table)),
     h("aside", { "aria-label": "Attention" },
       h("section", { class: "panel", id: "at-risk-panel", "aria-labelledby": "at-risk-title" },
         h("h2", { id: "at-risk-title" }, "At risk and breached"), h("ul", {})),
@@ -230,32 +273,59 @@ function readFilters() {
   filters.category = v("f-category"); filters.q = v("f-q");
 }
 
-async function refreshBoard(token) {
-  readFilters();
-  const answer = await call("GET", boardQuery());
-  if (token !== viewToken) return;
-  const tbody = document.querySelector("#board tbody");
-  if (!answer.ok) {
-    if (answer.status) tbody.replaceChildren(h("tr", {}, h("td", { colspan: 7, class: "error" }, problemText(answer))));
-    return;
-  }
-  const fetched = performance.now();
-  const rows = answer.data.items.map((job) => h("tr", { class: `sla-row-${job.sla.state}`, dataset: { jobId: job.id } },
-    countdownCell(job, fetched),
-    h("td", {}, slaBadge(job.sla), job.sla.predicted_breach ? h("div", { class: "muted" }, "breach predicted") : null),
+function jobCells(job) {
+  return [
     h("td", {}, h("a", { href: `#/jobs/${job.id}` }, `#${job.id}`), job.external_ref ? h("div", { class: "muted" }, job.external_ref) : null),
     h("td", {}, job.customer.name, h("div", { class: "muted" }, job.customer.phone || "")),
     h("td", {}, job.product.category, h("div", { class: "muted" }, job.fault.slice(0, 60))),
     h("td", {}, STATUS_LABELS[job.status] || job.status),
-    h("td", {}, techName(job.technician_id))));
-  tbody.replaceChildren(...(rows.length ? rows : [h("tr", {}, h("td", { colspan: 7, class: "muted" }, "No open jobs match."))]));
-  document.getElementById("board-count").textContent = `(${rows.length}${answer.data.next_cursor ? "+" : ""})`;
+  ];
+}
+
+function boardRow(job, fetched) {
+  return h("tr", { class: `sla-row-${job.sla.state}`, dataset: { key: `job-${job.id}`, jobId: job.id } },
+    countdownCell(job, fetched),
+    h("td", {}, slaBadge(job.sla), job.sla.predicted_breach ? h("div", { class: "muted" }, "breach predicted") : null),
+    priorityCell(job), ...jobCells(job),
+    h("td", {}, techName(job.technician_id)));
+}
+
+function attentionRow(job, fetched) {
+  return h("tr", { class: "attention-row", dataset: { key: `job-${job.id}`, jobId: job.id } },
+    h("td", {}, h("strong", {}, ATTENTION_LABELS[job.attention] || job.attention)),
+    countdownCell(job, fetched), priorityCell(job), ...jobCells(job));
+}
+
+// Rows are updated in place (matched by job), never rebuilt, so a poll keeps the dispatcher's
+// keyboard focus and place.
+function fillRows(tbody, rows, columns, empty) {
+  morphChildren(tbody, rows.length ? rows : [h("tr", { dataset: { key: "empty" } }, h("td", { colspan: columns, class: "muted" }, empty))]);
+}
+
+async function refreshBoard(token) {
+  readFilters();
+  const [answer, waiting] = await Promise.all([call("GET", boardQuery(false)), call("GET", boardQuery(true))]);
+  if (token !== viewToken) return;
+  const tbody = document.querySelector("#board tbody");
+  if (!answer.ok) {
+    if (answer.status) tbody.replaceChildren(h("tr", {}, h("td", { colspan: 8, class: "error" }, problemText(answer))));
+    return;
+  }
+  const fetched = performance.now();
+  keepingFocus(() => {
+    fillRows(tbody, answer.data.items.map((job) => boardRow(job, fetched)), 8, "No open jobs match.");
+    document.getElementById("board-count").textContent = `(${answer.data.items.length}${answer.data.next_cursor ? "+" : ""})`;
+    const items = waiting.ok ? waiting.data.items : [];
+    document.getElementById("attention-queue").classList.toggle("hidden", !items.length);
+    fillRows(document.querySelector("#attention tbody"), items.map((job) => attentionRow(job, fetched)), 7, "");
+    document.getElementById("attention-count").textContent = `(${items.length}${waiting.data?.next_cursor ? "+" : ""})`;
+  });
   await refreshPanels(token);
   updated();
 }
 
 function jobLine(job, extra) {
-  return h("li", {}, h("a", { href: `#/jobs/${job.id}` }, `#${job.id} ${job.customer.name}`), " ",
+  return h("li", { dataset: { key: `job-${job.id}` } }, h("a", { href: `#/jobs/${job.id}` }, `#${job.id} ${job.customer.name}`), " ",
     slaBadge(job.sla), h("div", { class: "muted" }, extra));
 }
 
@@ -287,14 +357,16 @@ async function atRiskJobs() {
 
 async function refreshPanels(token) {
   const startOfDay = new Date(); startOfDay.setHours(0, 0, 0, 0);
-  const [risky, breached, missed, waiting, calls] = await Promise.all([
+  const [risky, breached, missed, waiting, calls, everyone] = await Promise.all([
     atRiskJobs(), listJobs("sla_state=breached"), listJobs("sla_state=missed&order=-due_at"), listJobs("status=waiting_parts"),
     optionalList("callList", "/v1/callbacks/due?limit=20"),
+    // Unanswered calls whose retry time is still ahead: listed with when, never silently dropped.
+    optionalList("callListLater", "/v1/callbacks/due?limit=40&include_later=true"),
   ]);
   if (token !== viewToken) return;
   const fill = (id, items, empty) => {
     const ul = document.querySelector(`#${id} ul`);
-    if (ul) ul.replaceChildren(...(items.length ? items : [h("li", { class: "muted" }, empty)]));
+    if (ul) keepingFocus(() => morphChildren(ul, items.length ? items : [h("li", { class: "muted", dataset: { key: "empty" } }, empty)]));
   };
   fill("at-risk-panel", risky.map((j) => jobLine(j,
     `${j.sla.time_left_seconds < 0 ? "late by" : "left"} ${duration(Math.abs(j.sla.time_left_seconds))} · ${STATUS_LABELS[j.status] || j.status}`)),
@@ -307,11 +379,15 @@ async function refreshPanels(token) {
   "No job is waiting for parts.");
   document.getElementById("call-panel")?.classList.toggle("hidden", !calls);
   if (calls) {
-    fill("call-panel", calls.map((c) => h("li", {},
+    const due = new Set(calls.map((c) => c.job_id));
+    const later = (everyone || []).filter((c) => !due.has(c.job_id));
+    const line = (c, isLater) => h("li", { dataset: { key: `call-${c.job_id}` }, class: isLater ? "later" : null },
       h("a", { href: `#/jobs/${c.job_id}` }, `#${c.job_id} ${c.customer_name}`), " ",
       c.customer_phone ? h("a", { href: `tel:${c.customer_phone.replace(/[^+\d]/g, "")}` }, c.customer_phone) : null,
-      h("div", { class: "muted" }, `completed ${when(c.completed_at)}${c.unreached_attempts ? ` · ${c.unreached_attempts} unanswered` : ""}`))),
-    "Nobody to call right now.");
+      h("div", { class: "muted" }, isLater
+        ? `not reached (${c.unreached_attempts}×) · call again after ${when(c.retry_after)}`
+        : `completed ${when(c.completed_at)}${c.unreached_attempts ? ` · ${c.unreached_attempts} unanswered` : ""}`));
+    fill("call-panel", [...calls.map((c) => line(c, false)), ...later.map((c) => line(c, true))], "Nobody to call right now.");
   }
 }
 
@@ -369,6 +445,14 @@ async function showJob(id) {
   startTicking();
 }
 
+function arrivalText(arrival) {
+  if (!arrival) return undefined;
+  const who = arrival.technician_first_name;
+  if (arrival.basis === "appointment") return `${who}, ${when(arrival.window_start)} – ${when(arrival.window_end)} (the agreed appointment)`;
+  if (Date.parse(arrival.window_end) <= Date.parse(arrival.window_start)) return `${who}, as soon as possible (the deadline has passed)`;
+  return `${who}, by ${when(arrival.window_end)} (the deadline)`;
+}
+
 async function renderJobInfo(id, info, token) {
   const answer = await call("GET", `/v1/jobs/${id}`);
   if (token !== viewToken) return null;
@@ -388,7 +472,8 @@ async function renderJobInfo(id, info, token) {
   const fetched = performance.now();
   const countdown = countdownCell(job, fetched, "span");
   const c = job.customer; const p = job.product;
-  info.replaceChildren(...[
+  // Sections are updated in place (see morph), so a poll keeps focus on a link or a thumbnail.
+  const sections = [
     section("job-summary", "Job",
       facts([
         ["Status", STATUS_LABELS[job.status] || job.status],
@@ -396,8 +481,11 @@ async function renderJobInfo(id, info, token) {
         ["Due", when(job.due_at)],
         OPEN_STATUSES.includes(job.status) ? ["Time left", countdown]
           : ["Finished", job.completed_at ? `completed ${when(job.completed_at)}` : when(job.cancelled_at)],
-        ["Technician", techName(job.technician_id)],
-        ["Priority", `${job.priority} · ${job.service_tier}`],
+        ["Needs a person", job.attention ? ATTENTION_LABELS[job.attention] || job.attention : undefined],
+        ["Technician", job.technician_id == null ? "—"
+          : h("span", {}, techName(job.technician_id), " · ", positionNote(technicians.get(job.technician_id)?.location_at))],
+        ["Arrival", arrivalText(job.arrival)],
+        ["Priority", `${PRIORITY_LABELS[job.priority] || job.priority} · ${job.service_tier}`],
         ["Fault", job.fault],
         ["Order no.", job.external_ref],
       ])),
@@ -424,13 +512,15 @@ async function renderJobInfo(id, info, token) {
       : h("p", { class: "muted" }, "No visits yet.")) : null,
     photos ? section("job-photos", "Photos", photos.length ? h("div", { class: "thumbs" }, photos.map(photoThumb)) : h("p", { class: "muted" }, "No photos yet.")) : null,
     callbacks ? section("job-callbacks", "Callbacks", callbacks.length ? h("ul", {}, callbacks.map((cb) => h("li", {},
-      `${when(cb.called_at || cb.created_at || cb.recorded_at)} · ${cb.reached ? "reached" : "not reached"}${cb.reached ? (cb.fixed ? " · fixed" : " · not fixed") : ""}${cb.satisfaction ? " · " + cb.satisfaction + "/5" : ""}${cb.note ? " · " + cb.note : ""}`)))
+      `${when(cb.called_at || cb.created_at || cb.recorded_at)} · ${cb.reached ? "reached" : "not reached"}${cb.reached ? (cb.fixed ? " · fixed" : " · not fixed") : ""}${cb.satisfaction ? " · " + cb.satisfaction + "/5" : ""}${!cb.reached && cb.retry_after ? " · call again after " + when(cb.retry_after) : ""}${cb.note ? " · " + cb.note : ""}`)))
       : h("p", { class: "muted" }, "No callbacks yet.")) : null,
     section("job-timeline", "Timeline",
       h("ol", { class: "timeline", reversed: true }, [...events].reverse().map((e) => h("li", {},
         h("time", { datetime: e.occurred_at, title: `recorded ${when(e.recorded_at)}` }, when(e.occurred_at)),
         h("span", {}, h("strong", {}, e.type.replaceAll("_", " ")), ` by ${e.actor}`, h("div", { class: "muted" }, describeEvent(e))))))),
-  ].filter(Boolean));
+  ].filter(Boolean);
+  for (const el of sections) el.dataset.key = el.id;
+  keepingFocus(() => morphChildren(info, sections));
   enableActions(job);
   updated();
   return job;
@@ -439,6 +529,10 @@ async function renderJobInfo(id, info, token) {
 // The lifecycle's rules (jobs/lifecycle.py): which actions make sense in this status. The server
 // still decides; this only saves a dispatcher a click that would be refused.
 const DISPATCHABLE = ["new", "unable", "ready"];
+const PASSED_OVER = {
+  gave_back: "gave this job back", further: "further away", taken: "taken by another dispatch",
+  at_capacity: "at capacity", off_duty: "off duty", off_shift: "off shift", inactive: "blocked",
+};
 const REASSIGNABLE = [...DISPATCHABLE, "assigned"];
 const REOPENABLE = ["completed", "closed"];
 
@@ -447,17 +541,32 @@ function enableActions(job) {
   set("dispatch-form", DISPATCHABLE.includes(job.status));
   set("assign-form", REASSIGNABLE.includes(job.status));
   set("return-visit-form", REOPENABLE.includes(job.status));
+  // A callback is made once the job is completed (and before it closes): offered only then.
+  const callable = job.status === "completed";
+  const fields = document.getElementById("cb-fields");
+  if (fields) fields.disabled = !callable;
+  document.getElementById("cb-when")?.classList.toggle("hidden", callable);
 }
 
+const thumbnails = new Map(); // photo id -> blob: URL, fetched once (polls repaint the same picture)
+
 function photoThumb(photo) {
-  const img = h("img", { alt: `Photo ${photo.id}${photo.taken_at ? " taken " + when(photo.taken_at) : ""}`, loading: "lazy" });
-  const url = photo.thumbnail_url || photo.url || `/v1/jobs/${photo.job_id}/photos/${photo.id}/thumbnail`;
-  // The image needs the key, which an <img src> cannot send: fetch it and show a blob.
-  fetch(url, { headers: { Authorization: `Bearer ${api.key}` } })
-    .then((r) => (r.ok ? r.blob() : null))
-    .then((blob) => { if (blob) img.src = URL.createObjectURL(blob); })
-    .catch(() => {});
-  return h("figure", {}, img, h("figcaption", { class: "muted" }, photo.verdict || photo.sha256?.slice(0, 8) || ""));
+  const img = h("img", { alt: `Photo ${photo.id}${photo.taken_at ? " taken " + when(photo.taken_at) : ""}`, loading: "lazy",
+    src: thumbnails.get(photo.id), dataset: { photo: photo.id } });
+  if (!thumbnails.has(photo.id)) {
+    thumbnails.set(photo.id, undefined);
+    const url = photo.thumbnail_url || photo.url || `/v1/jobs/${photo.job_id}/photos/${photo.id}/thumbnail`;
+    // The image needs the key, which an <img src> cannot send: fetch it and show a blob.
+    fetch(url, { headers: { Authorization: `Bearer ${api.key}` } })
+      .then((r) => (r.ok ? r.blob() : null))
+      .then((blob) => {
+        if (!blob) { thumbnails.delete(photo.id); return; }
+        thumbnails.set(photo.id, URL.createObjectURL(blob));
+        document.querySelectorAll(`img[data-photo="${photo.id}"]`).forEach((el) => { el.src = thumbnails.get(photo.id); });
+      })
+      .catch(() => thumbnails.delete(photo.id));
+  }
+  return h("figure", { dataset: { key: `photo-${photo.id}` } }, img, h("figcaption", { class: "muted" }, photo.verdict || photo.sha256?.slice(0, 8) || ""));
 }
 
 function haversineKm(a, b) {
@@ -490,10 +599,10 @@ function renderActions(id, job, token) {
         `Sent ${r.candidates.find((x) => x.technician_id === r.technician_id)?.name || techName(r.technician_id)}, ${r.distance_km.toFixed(1)} km away.`),
       h("table", { id: "candidates" },
         h("caption", {}, "Candidates considered"),
-        h("thead", {}, h("tr", {}, ["Technician", "Distance", "Outcome"].map((c) => h("th", { scope: "col" }, c)))),
+        h("thead", {}, h("tr", {}, ["Technician", "Distance", "Position", "Outcome"].map((c) => h("th", { scope: "col" }, c)))),
         h("tbody", {}, r.candidates.map((c) => h("tr", {},
-          h("td", {}, c.name), h("td", {}, `${c.distance_km.toFixed(1)} km`),
-          h("td", {}, c.technician_id === r.technician_id ? "chosen" : c.passed_over ? c.passed_over.replaceAll("_", " ") : "available"))))));
+          h("td", {}, c.name), h("td", {}, `${c.distance_km.toFixed(1)} km`), h("td", {}, positionNote(c.location_at)),
+          h("td", {}, c.technician_id === r.technician_id ? "chosen" : PASSED_OVER[c.passed_over] || c.passed_over || "available"))))));
     await loadTechnicians();
     refresh();
   } },
@@ -510,7 +619,7 @@ function renderActions(id, job, token) {
   const techSelect = h("select", { id: "assign-technician", required: true },
     h("option", { value: "" }, "Choose…"),
     skilled.map(({ t, km, fits }) => h("option", { value: t.id },
-      `${t.name}${km != null ? ` — ${km.toFixed(1)} km` : ""}${fits ? "" : " (no skill)"}${t.available_now ? "" : " (busy/off)"} · ${t.open_jobs}/${t.capacity}`)));
+      `${t.name}${km != null ? ` — ${km.toFixed(1)} km` : ""}${fits ? "" : " (no skill)"}${t.available_now ? "" : " (busy/off)"} · ${t.open_jobs}/${t.capacity} · ${positionAge(t.location_at)}`)));
   const reason = h("input", { id: "assign-reason", required: true, maxlength: 500 });
   const assignForm = h("form", { id: "assign-form", onsubmit: async (e) => {
     e.preventDefault();
@@ -547,9 +656,14 @@ function renderActions(id, job, token) {
 
   // Callback: reached? fixed? satisfied 1-5?
   const cbOut = result("callback-result");
-  const reached = h("input", { id: "cb-reached", type: "checkbox", checked: true });
   const fixed = h("input", { id: "cb-fixed", type: "checkbox", checked: true });
   const score = h("select", { id: "cb-score" }, h("option", { value: "" }, "—"), [5, 4, 3, 2, 1].map((n) => h("option", { value: n }, `${n}`)));
+  // Nobody answered: there is nobody to say whether it is fixed or how satisfied they are.
+  const reached = h("input", { id: "cb-reached", type: "checkbox", checked: true, onchange: () => {
+    fixed.disabled = score.disabled = !reached.checked;
+    fixed.checked = reached.checked;
+    if (!reached.checked) score.value = "";
+  } });
   const cbNote = h("input", { id: "cb-note", maxlength: 2000 });
   const callbackForm = h("form", { id: "callback-form", onsubmit: async (e) => {
     e.preventDefault();
@@ -559,15 +673,20 @@ function renderActions(id, job, token) {
     const answer = await call("POST", `/v1/jobs/${id}/callbacks`, body);
     if (answer.status === 404 && !answer.data?.code?.startsWith("job")) { say(cbOut, "Callbacks are not available on this server yet.", true); return; }
     if (!answer.ok) { say(cbOut, problemText(answer), true); return; }
-    say(cbOut, "Callback recorded.");
+    say(cbOut, answer.data.reached ? "Callback recorded."
+      : `Not reached: callback recorded. Call again after ${when(answer.data.retry_after)}; the call list keeps the customer until then.`);
     refresh();
   } },
   h("h3", {}, "Record a callback"),
-  h("div", { class: "row" }, reached, h("label", { for: "cb-reached" }, "Customer reached")),
-  h("div", { class: "row" }, fixed, h("label", { for: "cb-fixed" }, "Fault fixed")),
-  h("label", { for: "cb-score" }, "Satisfaction (1–5)"), score,
-  h("label", { for: "cb-note" }, "Note"), cbNote,
-  h("div", { class: "row" }, h("button", { type: "submit" }, "Record callback")), cbOut);
+  h("p", { id: "cb-when", class: "muted hidden" }, "Customers are called back once the job is completed."),
+  h("fieldset", { id: "cb-fields", class: "plain" },
+    h("legend", { class: "visually-hidden" }, "Callback"),
+    h("div", { class: "row" }, reached, h("label", { for: "cb-reached" }, "Customer reached")),
+    h("div", { class: "row" }, fixed, h("label", { for: "cb-fixed" }, "Fault fixed")),
+    h("label", { for: "cb-score" }, "Satisfaction (1–5)"), score,
+    h("label", { for: "cb-note" }, "Note"), cbNote,
+    h("div", { class: "row" }, h("button", { type: "submit" }, "Record callback"))),
+  cbOut);
 
   const aside = h("aside", { class: "actions panel", "aria-label": "Actions" }, dispatchForm, assignForm, returnForm, callbackForm);
   queueMicrotask(() => enableActions(job));

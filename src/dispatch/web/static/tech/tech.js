@@ -1,7 +1,9 @@
 // Technician app: my jobs in order, call and navigate, big status buttons, sign-off photo, parts.
 // Every action goes through the outbox first, so a tap with no signal is kept and sent later,
 // once, in order, with the device time it happened.
-import { Api, NetworkError, STATUS_LABELS, SLA_LABELS, h, multipartFile, problemText, uuid, when } from "/ui/common/api.js";
+import {
+  Api, NetworkError, STATUS_LABELS, SLA_LABELS, h, keepingFocus, morphChildren, multipartFile, problemText, uuid, when,
+} from "/ui/common/api.js";
 import { outbox } from "/tech/outbox.js";
 
 const KEY_STORE = "dispatch.tech.key";
@@ -35,6 +37,63 @@ async function loadCapabilities() {
 }
 
 const has = (op) => capabilities.has(op);
+
+// ---------------------------------------------------------------------------------------------
+// Where the phone is: sent with every tap and every minute while en route, so "nearest" is
+// measured from where technicians are, not where they were in the morning. Only with the
+// person's permission (the browser asks; the switch below turns it off), and never in the way:
+// a tap is queued at once with the last fix if it is fresh, and a new fix, asked for with a
+// short timeout, follows as a location report of its own when it comes. Denied, slow or
+// absent geolocation only means no position.
+const SHARE_STORE = "dispatch.tech.sharePosition";
+const FIX_FRESH_MS = 2 * 60 * 1000;
+const FIX_TIMEOUT_MS = 8000;
+const EN_ROUTE_REPORT_MS = 60 * 1000;
+let lastFix = null; // {lat, lon, at}: at is the fix's own time (ms)
+
+const sharing = () => "geolocation" in navigator && localStorage.getItem(SHARE_STORE) !== "off";
+
+// `maxAgeMs`: how old a fix the phone may answer with from its own cache.
+function locate(maxAgeMs = 15 * 1000) {
+  if (!sharing()) return Promise.resolve(null);
+  return new Promise((resolve) => {
+    const done = (fix) => { clearTimeout(giveUp); resolve(fix); };
+    // Some browsers never call back at all while a permission prompt is open: give up anyway.
+    const giveUp = setTimeout(() => resolve(null), FIX_TIMEOUT_MS + 1000);
+    try {
+      navigator.geolocation.getCurrentPosition(
+        (p) => {
+          lastFix = { lat: Number(p.coords.latitude.toFixed(6)), lon: Number(p.coords.longitude.toFixed(6)), at: Math.min(p.timestamp || Date.now(), Date.now()) };
+          done(lastFix);
+        },
+        () => done(null),
+        { timeout: FIX_TIMEOUT_MS, maximumAge: maxAgeMs, enableHighAccuracy: false },
+      );
+    } catch { done(null); }
+  });
+}
+
+function freshFix() {
+  return sharing() && lastFix && Date.now() - lastFix.at <= FIX_FRESH_MS ? lastFix : null;
+}
+
+// Best effort, straight to the server (not through the outbox): a position is worth sending
+// only while it is current, and the server ignores one older than what it has.
+async function reportPosition(technicianId, fix) {
+  if (!fix || technicianId == null || !api || !navigator.onLine) return;
+  try {
+    await api.post(`/v1/technicians/${technicianId}/location`, { lat: fix.lat, lon: fix.lon, at: new Date(fix.at).toISOString() });
+  } catch { /* no signal: the next one will do */ }
+}
+
+function positionAfterTap(job, carried) {
+  locate().then((fix) => { if (fix && fix !== carried) reportPosition(job.technician_id, fix); });
+}
+
+function reportWhileEnRoute() {
+  const going = jobs.find((j) => localStatus(j) === "en_route");
+  if (going && sharing()) locate(0).then((fix) => reportPosition(going.technician_id, fix)); // where the van is now
+}
 
 // ---------------------------------------------------------------------------------------------
 // Sign-in
@@ -256,7 +315,9 @@ function stepButton(job, status, target, text, cls) {
     onclick: () => {
       if (target === "completed") { openSheet = { jobId: job.id, kind: "signoff" }; paint(); focusSheet(); return; }
       if (target === "parts" || target === "unable") { openSheet = { jobId: job.id, kind: target }; paint(); focusSheet(); return; }
-      enqueue("status", job, { status: target });
+      const fix = freshFix();
+      enqueue("status", job, fix ? { status: target, lat: fix.lat, lon: fix.lon } : { status: target });
+      positionAfterTap(job, fix);
     },
   }, text);
 }
@@ -276,7 +337,7 @@ function signoffSheet(job) {
   const signer = h("input", { id: `signer-${job.id}`, type: "text", required: true, maxlength: 200, autocomplete: "off" });
   const canPhoto = has("POST /v1/jobs/{job_id}/photos");
   const canSignoff = has("POST /v1/jobs/{job_id}/signoff");
-  return h("form", { class: "sheet", "aria-label": `Sign-off for job ${job.id}`, onsubmit: async (e) => {
+  return h("form", { class: "sheet", "aria-label": `Sign-off for job ${job.id}`, dataset: { key: `signoff-${job.id}`, morph: "skip" }, onsubmit: async (e) => {
     e.preventDefault();
     const file = canPhoto ? photo.files[0] : null;
     let photoAction = null;
@@ -285,7 +346,9 @@ function signoffSheet(job) {
       await enqueue("signoff", job, { signer_name: signer.value.trim() }, { photo_ref: photoAction ? photoAction.id : null });
     }
     openSheet = null;
-    await enqueue("status", job, { status: "completed" });
+    const fix = freshFix();
+    await enqueue("status", job, fix ? { status: "completed", lat: fix.lat, lon: fix.lon } : { status: "completed" });
+    positionAfterTap(job, fix);
   } },
   canPhoto ? [h("label", { for: `photo-${job.id}` }, "Sign-off photo"), photo, preview] : null,
   canSignoff ? [h("label", { for: `signer-${job.id}` }, "Signed by (customer's name)"), signer]
@@ -298,7 +361,7 @@ function signoffSheet(job) {
 function partsSheet(job) {
   const sku = h("input", { id: `sku-${job.id}`, type: "text", required: true, maxlength: 64, pattern: "[A-Za-z0-9_.\\-]+", autocapitalize: "characters" });
   const qty = h("input", { id: `qty-${job.id}`, type: "number", min: 1, max: 1000, value: 1, required: true, inputmode: "numeric" });
-  return h("form", { class: "sheet", "aria-label": `Ask for a part for job ${job.id}`, onsubmit: async (e) => {
+  return h("form", { class: "sheet", "aria-label": `Ask for a part for job ${job.id}`, dataset: { key: `parts-${job.id}`, morph: "skip" }, onsubmit: async (e) => {
     e.preventDefault();
     openSheet = null;
     await enqueue("part", job, { sku: sku.value.trim(), quantity: Number(qty.value) });
@@ -314,10 +377,13 @@ function partsSheet(job) {
 // goes back to the dispatcher at once instead of waiting for a phone call.
 function unableSheet(job) {
   const why = h("textarea", { id: `why-${job.id}`, required: true, maxlength: 500, rows: 3 });
-  return h("form", { class: "sheet", "aria-label": `Cannot do job ${job.id}`, onsubmit: async (e) => {
+  return h("form", { class: "sheet", "aria-label": `Cannot do job ${job.id}`, dataset: { key: `unable-${job.id}`, morph: "skip" }, onsubmit: async (e) => {
     e.preventDefault();
     openSheet = null;
-    await enqueue("status", job, { status: "unable", note: why.value.trim() });
+    const fix = freshFix();
+    const body = { status: "unable", note: why.value.trim() };
+    await enqueue("status", job, fix ? { ...body, lat: fix.lat, lon: fix.lon } : body);
+    positionAfterTap(job, fix);
   } },
   h("label", { for: `why-${job.id}` }, "Why can't you do it? (the dispatcher reads this)"), why,
   h("div", { class: "row" },
@@ -333,7 +399,7 @@ function card(job) {
   const c = job.customer;
   const phone = c.phone ? c.phone.replace(/[^+\d]/g, "") : null;
   const sheet = openSheet && openSheet.jobId === job.id ? SHEETS[openSheet.kind](job) : null;
-  return h("article", { class: "card", id: `job-${job.id}`, "aria-labelledby": `job-${job.id}-title` },
+  return h("article", { class: "card", id: `job-${job.id}`, "aria-labelledby": `job-${job.id}-title`, dataset: { key: `job-${job.id}` } },
     h("h2", { id: `job-${job.id}-title` }, `${c.name}`),
     h("div", { class: "meta" },
       h("span", { class: "status-pill", dataset: { status } }, STATUS_LABELS[status] || (status === "waiting_parts?" ? "Part asked" : status)),
@@ -370,10 +436,24 @@ function paint() {
     return;
   }
   const list = jobs.filter((j) => !["completed", "unable"].includes(localStatus(j)) || pending.some((a) => a.job_id === j.id));
-  main.replaceChildren(
+  // Updated in place, card by card (see morph): a repaint every few seconds must not throw away
+  // the button the technician has focused, or an open form.
+  keepingFocus(() => morphChildren(main, [
     h("div", { id: "outbox-slot" }, ...[outboxPanel(), refusedPanel()].filter(Boolean)),
     list.length ? h("div", { id: "jobs" }, list.map(card))
-      : h("p", { class: "empty muted" }, "No jobs for you right now."));
+      : h("p", { class: "empty muted", id: "no-jobs" }, "No jobs for you right now."),
+    shareSwitch(),
+  ]));
+}
+
+function shareSwitch() {
+  if (!("geolocation" in navigator)) return h("p", { class: "muted share", id: "share" }, "This phone cannot tell where it is.");
+  const box = h("input", { id: "share-position", type: "checkbox", checked: sharing(), onchange: () => {
+    localStorage.setItem(SHARE_STORE, box.checked ? "on" : "off");
+    if (box.checked) locate();
+  } });
+  return h("p", { class: "share", id: "share" }, box, " ",
+    h("label", { for: "share-position" }, "Send my position with my taps and while I am on the way, so the office sends whoever is nearest"));
 }
 
 async function start() {
@@ -382,9 +462,11 @@ async function start() {
   await Promise.all([reloadOutbox(), loadCapabilities()]);
   await refreshJobs();
   send();
+  locate(); // a first fix (the browser asks the person), so the first tap can carry it
 }
 
 setInterval(send, SEND_EVERY_MS);
+setInterval(reportWhileEnRoute, EN_ROUTE_REPORT_MS);
 setInterval(() => { if (!pending.length && !(openSheet)) refreshJobs(); }, REFRESH_EVERY_MS);
 
 if ("serviceWorker" in navigator) {

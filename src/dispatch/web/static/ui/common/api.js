@@ -107,3 +107,61 @@ export const STATUS_LABELS = {
 };
 export const SLA_LABELS = { on_track: "On track", at_risk: "At risk", breached: "Breached", met: "Met", missed: "Missed", cancelled: "Cancelled" };
 export const OPEN_STATUSES = ["new", "assigned", "en_route", "on_site", "unable", "waiting_parts", "ready"];
+
+// Bring `from` (in the page) in line with `to` (freshly built) while keeping every element that
+// is still there, so a poll never throws away keyboard focus, a text selection or an open menu.
+// Children are matched by `data-key` (rows, cards) or else by position; an element is kept
+// only for one of the same tag, `id` and `data-key`, whose listeners are therefore the same
+// kind, and one marked `data-morph="skip"` is kept as it is. Returns the element now in the page.
+export function morph(from, to) {
+  if (from.nodeType !== to.nodeType || from.nodeName !== to.nodeName ||
+      (from.nodeType === Node.ELEMENT_NODE && (from.id !== to.id || from.dataset.key !== to.dataset.key))) {
+    from.replaceWith(to);
+    return to;
+  }
+  if (from.nodeType !== Node.ELEMENT_NODE) {
+    if (from.nodeValue !== to.nodeValue) from.nodeValue = to.nodeValue;
+    return from;
+  }
+  if (to.dataset.morph === "skip") return from; // e.g. a form being filled in: left as the person has it
+  for (const { name } of [...from.attributes]) if (!to.hasAttribute(name)) from.removeAttribute(name);
+  for (const { name, value } of [...to.attributes]) if (from.getAttribute(name) !== value) from.setAttribute(name, value);
+  // Properties a person changes, which attributes no longer reflect once touched.
+  if ("disabled" in from) from.disabled = to.disabled;
+  morphChildren(from, [...to.childNodes]);
+  return from;
+}
+
+export function morphChildren(parent, wanted) {
+  const keyed = new Map();
+  for (const child of parent.childNodes) if (child.dataset?.key) keyed.set(child.dataset.key, child);
+  let cursor = parent.firstChild;
+  for (const next of wanted) {
+    const match = next.dataset?.key ? keyed.get(next.dataset.key) : cursor && !cursor.dataset?.key ? cursor : null;
+    let node;
+    if (match) {
+      if (match !== cursor) parent.insertBefore(match, cursor); // moved: only rows whose place changed
+      node = morph(match, next);
+    } else {
+      parent.insertBefore(next, cursor);
+      node = next;
+    }
+    cursor = node.nextSibling;
+  }
+  while (cursor) {
+    const gone = cursor;
+    cursor = cursor.nextSibling;
+    gone.remove();
+  }
+}
+
+// Run a repaint and give focus back to the element that had it, if it is still on the page (a
+// row that moved up is taken out and put back, which blurs what was focused inside it).
+export function keepingFocus(repaint) {
+  const focused = document.activeElement;
+  const result = repaint();
+  if (focused && focused !== document.body && focused.isConnected && document.activeElement !== focused) {
+    focused.focus({ preventScroll: true });
+  }
+  return result;
+}
