@@ -4,7 +4,7 @@ and the job list has the filters the console's board needs (search, branch)."""
 from __future__ import annotations
 
 import pytest
-from conftest import job_body
+from support.api import job_body
 
 
 @pytest.mark.parametrize("page", ["/console/", "/tech/"])
