@@ -5,7 +5,7 @@ hidden from it), so a new route cannot ship without deciding who may use it."""
 import pytest
 from support.api import job_body
 from support.moments import T0
-from support.workflow import send_status
+from support.workflow import add_outlet, send_status
 
 from dispatch.auth.models import Role
 from dispatch.auth.service import hash_key
@@ -128,7 +128,7 @@ def _call(api, method, path, headers):
 @pytest.mark.parametrize(("method", "path"), sorted(MATRIX))
 def test_roles_outside_the_matrix_are_refused(api, method, path):
     allowed = MATRIX[(method, path)]
-    outlet = api.post("/v1/outlets", {"code": "o1", "name": "Outlet"}, who="admin").json()
+    outlet = add_outlet(api, "o1", "Outlet")
     tech = api.technician()
     keys = {
         **{role: api.headers(role) for role in ("admin", "dispatcher", "supervisor", "warehouse")},
@@ -293,8 +293,8 @@ def _scoped_routes(app, param):
 
 def test_every_job_route_hides_other_outlets_and_technicians_jobs(api):
     """Outlet A and technician T see nothing of outlet B's job, which technician U holds."""
-    a = api.post("/v1/outlets", {"code": "shop-a", "name": "A"}, who="admin").json()
-    b = api.post("/v1/outlets", {"code": "shop-b", "name": "B"}, who="admin").json()
+    a = add_outlet(api, "shop-a", "A")
+    b = add_outlet(api, "shop-b", "B")
     mine, other = api.technician(name="T"), api.technician(name="U")
     outlet_a, outlet_b = api.as_outlet(a["id"]), api.as_outlet(b["id"])
     api.post("/v1/jobs", job_body(), headers=outlet_a)
@@ -354,8 +354,8 @@ def test_warehouse_staff_see_the_jobs_that_asked_for_parts_and_no_other_customer
 
 def test_every_subscription_route_hides_other_outlets_subscriptions(api):
     api.client.app.state.settings.webhook_allow_private_urls = False
-    a = api.post("/v1/outlets", {"code": "shop-a", "name": "A"}, who="admin").json()
-    b = api.post("/v1/outlets", {"code": "shop-b", "name": "B"}, who="admin").json()
+    a = add_outlet(api, "shop-a", "A")
+    b = add_outlet(api, "shop-b", "B")
     theirs = api.post(
         "/v1/webhooks",
         {"url": "https://b.example/hooks", "event_types": ["job.created"]},

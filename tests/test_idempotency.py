@@ -19,7 +19,7 @@ from support.database import count_rows
 from support.moments import T0
 from support.photos import good_photo, half_an_hour_on_site, image_bytes, stored_files, upload
 from support.problems import assert_problem
-from support.workflow import assign, event_types, events_of, send_status, tap
+from support.workflow import add_outlet, assign, event_types, events_of, send_status, tap
 
 from dispatch.idempotency import fingerprints
 from dispatch.idempotency import service as idempotency
@@ -67,8 +67,8 @@ def test_the_same_key_with_a_different_body_is_refused(api):
 
 
 def test_keys_belong_to_their_caller(api):
-    a = api.post("/v1/outlets", {"code": "shop-a", "name": "A"}, who="admin").json()
-    b = api.post("/v1/outlets", {"code": "shop-b", "name": "B"}, who="admin").json()
+    a = add_outlet(api, "shop-a", "A")
+    b = add_outlet(api, "shop-b", "B")
     ra = api.post("/v1/jobs", job_body(), headers={**api.as_outlet(a["id"]), "Idempotency-Key": "same"})
     rb = api.post("/v1/jobs", job_body(), headers={**api.as_outlet(b["id"]), "Idempotency-Key": "same"})
     assert ra.status_code == rb.status_code == 201

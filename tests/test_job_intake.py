@@ -6,7 +6,7 @@ import pytest
 from support.api import job_body
 from support.moments import T0, iso
 from support.problems import assert_problem
-from support.workflow import events_of, tap
+from support.workflow import add_outlet, events_of, tap
 
 
 def test_a_job_is_due_24_hours_after_the_customer_reported_it(api):
@@ -100,8 +100,8 @@ def test_json_that_is_not_an_object_is_a_422_not_a_500(api):
 
 
 def test_an_outlets_order_number_is_unique_for_that_outlet(api):
-    outlet = api.post("/v1/outlets", {"code": "shop-1", "name": "Shop 1"}, who="admin").json()
-    other = api.post("/v1/outlets", {"code": "shop-2", "name": "Shop 2"}, who="admin").json()
+    outlet = add_outlet(api, "shop-1", "Shop 1")
+    other = add_outlet(api, "shop-2", "Shop 2")
     first = api.job(headers=api.as_outlet(outlet["id"]), external_ref="ORD-1")
     assert first["outlet_id"] == outlet["id"]
     again = api.post("/v1/jobs", job_body(external_ref="ORD-1"), headers=api.as_outlet(outlet["id"]))
@@ -111,8 +111,8 @@ def test_an_outlets_order_number_is_unique_for_that_outlet(api):
 
 
 def test_an_outlet_sees_only_its_own_jobs(api):
-    mine = api.post("/v1/outlets", {"code": "shop-1", "name": "Shop 1"}, who="admin").json()
-    theirs = api.post("/v1/outlets", {"code": "shop-2", "name": "Shop 2"}, who="admin").json()
+    mine = add_outlet(api, "shop-1", "Shop 1")
+    theirs = add_outlet(api, "shop-2", "Shop 2")
     my_job = api.job(headers=api.as_outlet(mine["id"]))
     their_job = api.job(headers=api.as_outlet(theirs["id"]))
     listed = api.get("/v1/jobs", headers=api.as_outlet(mine["id"])).json()["items"]

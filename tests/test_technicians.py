@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from support.moments import T0, iso
 from support.problems import assert_problem
-from support.workflow import outlet
+from support.workflow import add_outlet
 
 WARSAW_DAY = {"start": "08:00", "end": "16:00", "timezone": "Europe/Warsaw"}
 
@@ -425,7 +425,7 @@ def test_dispatcher_only_routes_are_refused_to_a_technician_key(api):
 
 def test_an_outlet_key_cannot_see_or_move_technicians(api):
     tech = api.technician()
-    shop = api.as_outlet(outlet(api, name="Shop 1")["id"])
+    shop = api.as_outlet(add_outlet(api, name="Shop 1")["id"])
     assert_problem(api.get("/v1/technicians", headers=shop), 403, "role-not-allowed")
     assert_problem(api.get(f"/v1/technicians/{tech['id']}", headers=shop), 403)
     assert_problem(api.post(f"/v1/technicians/{tech['id']}/location", {"lat": 50.0, "lon": 19.0}, headers=shop), 403)

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from support.api import bearer, job_body
 from support.moments import T0
 from support.receiver import Receiver
-from support.workflow import assign, outlet, tap
+from support.workflow import add_outlet, assign, tap
 
 from dispatch.events import service as events
 from dispatch.webhooks import signing
@@ -50,7 +50,7 @@ def worker(hook_settings, api):
 
 def _outlet(api, code="shop-1"):
     """An outlet and the headers of its key."""
-    shop = outlet(api, code)
+    shop = add_outlet(api, code)
     return shop, bearer(shop["api_key"])
 
 

@@ -10,7 +10,7 @@ light modules do not pull in Pillow, httpx servers or threads):
   ``assert_no_server_errors``.
 - ``workflow``: a technician's taps (``tap``, ``send_status``), the timeline (``events_of``,
   ``event_types``), and factories: ``assign``, ``assigned_job``, ``dispatched_job``,
-  ``on_site_job``, ``completed_job``, ``outlet``.
+  ``on_site_job``, ``completed_job``, ``add_outlet``.
 - ``parts``: a stockroom (locations, a catalogue) and its stock: ``stockroom``, ``set_stock``,
   ``stock_of``, ``ask``.
 - ``invariants``: capacity and stock bookkeeping checked against the database.

@@ -135,7 +135,7 @@ def completed_job(api: Api, **tech_fields: Any) -> tuple[Json, Json, dict[str, s
     return tech, tap(api, job, "completed", phone=phone), phone
 
 
-def outlet(api: Api, code: str = "shop-1", name: str | None = None) -> Json:
+def add_outlet(api: Api, code: str = "shop-1", name: str | None = None) -> Json:
     """A retail outlet the admin signed up; its body carries its first key (``api_key``)."""
     r = api.post("/v1/outlets", {"code": code, "name": name or code}, who="admin")
     assert r.status_code == 201, r.text
