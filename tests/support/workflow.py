@@ -43,7 +43,8 @@ def tap(
     at: datetime | None = None,
     **extra: Any,
 ) -> Json:
-    """Tap through ``statuses`` in order, each accepted (200); the job after the last tap."""
+    """Tap through ``statuses`` in order (``at`` and ``extra`` go with each), each accepted
+    (200); the job after the last tap."""
     assert statuses, "tap at least one status"
     for status in statuses:
         r = send_status(api, job, status, phone=phone, at=at, **extra)
