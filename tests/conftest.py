@@ -1,4 +1,5 @@
-"""Test harness: every test gets a database built by the real migrations.
+"""Test harness (fixtures only; plain helpers are in ``tests/support/``): every test gets a
+database built by the real migrations.
 
 SQLite by default (a copy of a migrated template file per test). Set
 ``DISPATCH_TEST_DATABASE_URL`` to a PostgreSQL URL to run the same suite there: a fresh
@@ -11,18 +12,16 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, make_url, text
+from support.api import Api, staff_keys
+from support.database import PG_URL
+from support.moments import T0
 
 from dispatch.app import create_app
-from dispatch.auth import service as auth
-from dispatch.auth.models import Role
 from dispatch.clock import FrozenClock
 from dispatch.config import Settings
 from dispatch.database import migrate
@@ -30,10 +29,6 @@ from dispatch.database.core import Database, make_engine
 from dispatch.departments import service as departments
 from dispatch.models import metadata
 from dispatch.sla import policies
-
-PG_URL = os.environ.get("DISPATCH_TEST_DATABASE_URL")
-# A Tuesday, 10:00 in Warsaw: inside the usual shift hours.
-T0 = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -114,89 +109,10 @@ def clock() -> FrozenClock:
     return FrozenClock(T0)
 
 
-@dataclass
-class Api:
-    """A test client with a key per role, so tests read like the people who act."""
-
-    client: TestClient
-    database: Database
-    clock: FrozenClock
-    keys: dict[str, str]
-
-    def headers(self, who: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.keys[who]}"}
-
-    def key_for(self, role: Role, *, technician_id: int | None = None, outlet_id: int | None = None) -> str:
-        name = f"{role.value}:{technician_id or outlet_id or ''}"
-        if name not in self.keys:
-            with self.database.transaction() as session:
-                _, secret = auth.issue(
-                    session=session,
-                    role=role,
-                    now=self.clock.now(),
-                    technician_id=technician_id,
-                    outlet_id=outlet_id,
-                )
-            self.keys[name] = secret
-        return name
-
-    def as_technician(self, technician_id: int) -> dict[str, str]:
-        return self.headers(self.key_for(Role.technician, technician_id=technician_id))
-
-    def as_outlet(self, outlet_id: int) -> dict[str, str]:
-        return self.headers(self.key_for(Role.outlet, outlet_id=outlet_id))
-
-    def get(self, path: str, who: str = "dispatcher", **kw: Any):  # type: ignore[no-untyped-def]
-        return self.client.get(path, headers=kw.pop("headers", None) or self.headers(who), **kw)
-
-    def post(self, path: str, json: Any = None, who: str = "dispatcher", **kw: Any):  # type: ignore[no-untyped-def]
-        return self.client.post(path, json=json, headers=kw.pop("headers", None) or self.headers(who), **kw)
-
-    def patch(self, path: str, json: Any = None, who: str = "dispatcher", **kw: Any):  # type: ignore[no-untyped-def]
-        return self.client.patch(path, json=json, headers=kw.pop("headers", None) or self.headers(who), **kw)
-
-    # Workflow helpers -------------------------------------------------------------------
-
-    def technician(self, **fields: Any) -> dict[str, Any]:
-        body = {"name": "Tech", "skills": ["washing machine"], "lat": 52.2297, "lon": 21.0122, "capacity": 1}
-        body.update(fields)
-        r = self.post("/v1/technicians", body)
-        assert r.status_code == 201, r.text
-        return r.json()
-
-    def job(self, who: str = "dispatcher", headers: dict[str, str] | None = None, **fields: Any) -> dict[str, Any]:
-        body = job_body(**fields)
-        r = self.post("/v1/jobs", body, who=who, headers=headers)
-        assert r.status_code == 201, r.text
-        return r.json()
-
-
-def job_body(**fields: Any) -> dict[str, Any]:
-    customer = {
-        "name": "Maria Dąbrowska",
-        "phone": "+48 22 555 01 00",
-        "address": "Marszałkowska 104, Warszawa",
-        "lat": 52.2319,
-        "lon": 21.0067,
-    }
-    customer.update(fields.pop("customer", {}))
-    product = {"category": "washing machine", "model": "WM-100", "serial": "SN1"}
-    product.update(fields.pop("product", {}))
-    body: dict[str, Any] = {"customer": customer, "product": product, "fault": "Drum does not spin"}
-    body.update(fields)
-    return body
-
-
-def make_app(settings: Settings, clock: FrozenClock, database: Database):  # type: ignore[no-untyped-def]
-    return create_app(settings, clock=clock, database=database)
-
-
 @pytest.fixture
 def api(settings: Settings, clock: FrozenClock, database: Database) -> Iterator[Api]:
-    app = make_app(settings, clock, database)
-    keys: dict[str, str] = {}
-    with database.transaction() as session:
-        for role in (Role.admin, Role.dispatcher, Role.supervisor, Role.warehouse, Role.customer_service):
-            _, keys[role.value] = auth.issue(session=session, role=role, now=clock.now())
+    """The app on the test's database and clock, with a key for each staff role (tests/support/api.py)."""
+    app = create_app(settings, clock=clock, database=database)
+    keys = staff_keys(database, clock.now())
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Api(client=client, database=database, clock=clock, keys=keys)

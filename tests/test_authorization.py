@@ -3,6 +3,9 @@ serves (its OpenAPI document, which FastAPI builds from the route table; no rout
 hidden from it), so a new route cannot ship without deciding who may use it."""
 
 import pytest
+from support.api import job_body
+from support.moments import T0
+from support.workflow import add_outlet, send_status
 
 from dispatch.auth.models import Role
 from dispatch.auth.service import hash_key
@@ -131,7 +134,7 @@ def _call(api, method, path, headers):
 @pytest.mark.parametrize(("method", "path"), sorted(MATRIX))
 def test_roles_outside_the_matrix_are_refused(api, method, path):
     allowed = MATRIX[(method, path)]
-    outlet = api.post("/v1/outlets", {"code": "o1", "name": "Outlet"}, who="admin").json()
+    outlet = add_outlet(api, "o1", "Outlet")
     tech = api.technician()
     keys = {
         **{role: api.headers(role) for role in ("admin", "dispatcher", "supervisor", "warehouse", "customer_service")},
@@ -257,10 +260,7 @@ def test_a_technician_sees_and_changes_only_their_own_jobs(api):
     phone = api.as_technician(mine["id"])
     assert [j["id"] for j in api.get("/v1/jobs", headers=phone).json()["items"]] == [my_job["id"]]
     assert api.get(f"/v1/jobs/{their_job['id']}", headers=phone).status_code == 404
-    r = api.post(
-        f"/v1/jobs/{their_job['id']}/status", {"status": "en_route", "at": "2026-03-10T09:00:00Z"}, headers=phone
-    )
-    assert r.status_code == 404
+    assert send_status(api, their_job, "en_route", phone=phone, at=T0).status_code == 404
     assert api.get(f"/v1/jobs/{their_job['id']}").json()["status"] == "assigned"
     assert api.get(f"/v1/technicians/{other['id']}", headers=phone).status_code == 404
     assert api.get(f"/v1/technicians/{mine['id']}", headers=phone).status_code == 200
@@ -299,12 +299,12 @@ def _scoped_routes(app, param):
 
 def test_every_job_route_hides_other_outlets_and_technicians_jobs(api):
     """Outlet A and technician T see nothing of outlet B's job, which technician U holds."""
-    a = api.post("/v1/outlets", {"code": "shop-a", "name": "A"}, who="admin").json()
-    b = api.post("/v1/outlets", {"code": "shop-b", "name": "B"}, who="admin").json()
+    a = add_outlet(api, "shop-a", "A")
+    b = add_outlet(api, "shop-b", "B")
     mine, other = api.technician(name="T"), api.technician(name="U")
     outlet_a, outlet_b = api.as_outlet(a["id"]), api.as_outlet(b["id"])
-    api.post("/v1/jobs", _job(), headers=outlet_a)
-    theirs = api.post("/v1/jobs", _job(), headers=outlet_b).json()
+    api.post("/v1/jobs", job_body(), headers=outlet_a)
+    theirs = api.post("/v1/jobs", job_body(), headers=outlet_b).json()
     assert (
         api.post(f"/v1/jobs/{theirs['id']}/assign", {"technician_id": other["id"], "reason": "closer"}).status_code
         == 200
@@ -360,14 +360,14 @@ def test_warehouse_staff_see_the_jobs_that_asked_for_parts_and_no_other_customer
 
 def test_every_subscription_route_hides_other_outlets_subscriptions(api):
     api.client.app.state.settings.webhook_allow_private_urls = False
-    a = api.post("/v1/outlets", {"code": "shop-a", "name": "A"}, who="admin").json()
-    b = api.post("/v1/outlets", {"code": "shop-b", "name": "B"}, who="admin").json()
+    a = add_outlet(api, "shop-a", "A")
+    b = add_outlet(api, "shop-b", "B")
     theirs = api.post(
         "/v1/webhooks",
         {"url": "https://b.example/hooks", "event_types": ["job.created"]},
         headers=api.as_outlet(b["id"]),
     ).json()
-    api.post("/v1/jobs", _job(), headers=api.as_outlet(b["id"]))
+    api.post("/v1/jobs", job_body(), headers=api.as_outlet(b["id"]))
     deliveries = api.get(f"/v1/webhooks/{theirs['id']}/deliveries", headers=api.as_outlet(b["id"])).json()["items"]
     assert len(deliveries) == 1
     routes = _scoped_routes(api.client.app, "subscription_id")
@@ -380,9 +380,3 @@ def test_every_subscription_route_hides_other_outlets_subscriptions(api):
         assert r.status_code == 404, (method, path, r.status_code, r.text)
     assert api.get(f"/v1/webhooks/{theirs['id']}", headers=api.as_outlet(b["id"])).json()["active"] is True
     assert api.get("/v1/webhooks", headers=api.as_outlet(a["id"])).json()["items"] == []
-
-
-def _job():
-    from conftest import job_body
-
-    return job_body()

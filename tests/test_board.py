@@ -4,7 +4,8 @@ wait for a person rather than for the next automatic step."""
 
 from datetime import timedelta
 
-from conftest import T0, job_body
+from support.api import job_body
+from support.moments import T0
 
 
 def _ago(hours: float) -> str:

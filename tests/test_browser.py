@@ -19,8 +19,9 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import PG_URL, job_body
-from servers import running
+from support.api import job_body
+from support.database import PG_URL
+from support.servers import running
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [

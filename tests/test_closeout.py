@@ -6,18 +6,20 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from conftest import T0
-from proof import KRAKOW, good_photo, image_bytes, on_site, tap, upload
+from support.moments import T0, iso
+from support.photos import KRAKOW, good_photo, half_an_hour_on_site, image_bytes, upload
+from support.problems import assert_problem
+from support.workflow import event_types, tap
 
 from dispatch.visits import service as visits
 
 
 def completed_with_photo(api, photo=None):
-    tech, job, phone = on_site(api)
+    tech, job, phone = half_an_hour_on_site(api)
     r = upload(api, job["id"], photo or good_photo(api), phone)
     assert r.status_code == 201, r.text
     api.clock.advance(minutes=5)
-    tap(api, job["id"], "completed", phone)
+    tap(api, job, "completed", phone=phone)
     return tech, job, phone, r.json()
 
 
@@ -54,7 +56,7 @@ def test_signed_off_called_back_fixed_and_compliant_closes_by_itself(api):
     assert closed["sla"]["state"] == "met"  # closing keeps the completion's verdict
     state = closeout(api, job["id"])
     assert (state["compliant"], state["signer_name"], state["satisfaction"]) == (True, "Maria Dąbrowska", 5)
-    types = [e["type"] for e in api.get(f"/v1/jobs/{job['id']}/events").json()["items"]]
+    types = event_types(api, job)
     for expected in (
         "visit_started",
         "photo_uploaded",
@@ -84,7 +86,7 @@ def test_an_unreached_customer_is_called_again_later_and_the_attempts_are_counte
     sign(api, job["id"], photo["id"], phone)
     r = api.post(f"/v1/jobs/{job['id']}/callbacks", {"reached": False, "note": "voicemail"})
     assert r.status_code == 201, r.text
-    assert r.json()["retry_after"] == (api.clock.now() + timedelta(minutes=120)).isoformat().replace("+00:00", "Z")
+    assert r.json()["retry_after"] == iso(api.clock.now() + timedelta(minutes=120))
     assert r.json()["missing"] == ["callback"]
     api.clock.advance(hours=2)
     assert api.post(f"/v1/jobs/{job['id']}/callbacks", {"reached": False}).json()["attempt"] == 2
@@ -107,14 +109,14 @@ def test_callback_answers_are_checked(api):
     ]
     for body, code in bad:
         r = api.post(f"/v1/jobs/{job['id']}/callbacks", body)
-        assert r.status_code == 422 and r.json()["code"] == code, (body, r.text)
+        assert_problem(r, 422, code)
     assert api.get(f"/v1/jobs/{job['id']}/callbacks").json()["items"] == []
 
 
 def test_customers_are_called_back_only_once_the_job_is_completed(api):
-    _, job, _phone = on_site(api)
+    _, job, _phone = half_an_hour_on_site(api)
     r = call(api, job["id"])
-    assert r.status_code == 409 and r.json()["code"] == "not-completed"
+    assert_problem(r, 409, "not-completed")
     assert closeout(api, job["id"])["missing"] == ["job-not-completed"]
 
 
@@ -125,16 +127,16 @@ def test_not_fixed_on_the_callback_means_a_return_visit_with_its_own_sign_off(ap
     assert (r.json()["job_status"], r.json()["missing"]) == ("completed", ["callback-not-fixed"])
     back = api.post(f"/v1/jobs/{job['id']}/return-visits", {"reason": "callback_not_fixed"}).json()
     assert (back["job"]["status"], back["job"]["technician_id"]) == ("assigned", tech["id"])
-    tap(api, job["id"], "on_site", phone)
+    tap(api, job, "on_site", phone=phone)
     second = upload(
         api, job["id"], image_bytes(gps=(52.2319, 21.0067), gps_time=api.clock.now(), colour=(3, 3, 3)), phone
     ).json()
     assert second["visit_number"] == 2
-    tap(api, job["id"], "completed", phone)
+    tap(api, job, "completed", phone=phone)
     # The second visit needs its own sign-off and callback: the first ones were about the first.
     assert closeout(api, job["id"])["missing"] == ["signoff", "callback"]
     stale = sign(api, job["id"], photo["id"], phone)  # the photo of the fix that did not hold
-    assert stale.status_code == 422 and stale.json()["code"] == "photo-of-another-visit", stale.text
+    assert_problem(stale, 422, "photo-of-another-visit")
     assert sign(api, job["id"], second["id"], phone).status_code == 201
     assert call(api, job["id"]).json()["job_status"] == "closed"
     with api.database.transaction(write=False) as session:
@@ -158,7 +160,7 @@ def test_a_failed_compliance_review_needs_a_reason_blocks_closing_and_leads_to_a
     _, job, phone, photo = completed_with_photo(api)
     sign(api, job["id"], photo["id"], phone)
     r = api.post(f"/v1/jobs/{job['id']}/compliance-reviews", {"passed": False}, who="supervisor")
-    assert r.status_code == 422 and r.json()["code"] == "reason-required"
+    assert_problem(r, 422, "reason-required")
     r = api.post(
         f"/v1/jobs/{job['id']}/compliance-reviews",
         {"passed": False, "reason": "The photo shows a different appliance"},
@@ -169,7 +171,7 @@ def test_a_failed_compliance_review_needs_a_reason_blocks_closing_and_leads_to_a
     assert api.post(f"/v1/jobs/{job['id']}/compliance-reviews", {"passed": True}, who="dispatcher").status_code == 403
     r = api.post(f"/v1/jobs/{job['id']}/return-visits", {"reason": "compliance_failed"})
     assert r.status_code == 201 and r.json()["visit"]["reason"] == "compliance_failed"
-    types = [e["type"] for e in api.get(f"/v1/jobs/{job['id']}/events").json()["items"]]
+    types = event_types(api, job)
     assert "compliance_reviewed" in types and "return_visit_planned" in types
 
 
@@ -186,15 +188,15 @@ def test_a_fault_that_returns_after_closing_reopens_the_job(api):
 
 def test_sign_off_rules(api):
     _, job, phone, photo = completed_with_photo(api)
-    _, other_job, other_phone = on_site(api, name="Other", lat=52.2318, lon=21.0066)
+    _, other_job, other_phone = half_an_hour_on_site(api, name="Other", lat=52.2318, lon=21.0066)
     other_photo = upload(api, other_job["id"], image_bytes(colour=(7, 7, 7)), other_phone).json()
     r = sign(api, job["id"], other_photo["id"], phone)
-    assert r.status_code == 422 and r.json()["code"] == "photo-not-of-job"
+    assert_problem(r, 422, "photo-not-of-job")
     assert sign(api, job["id"], 999_999, phone).json()["code"] == "photo-not-of-job"
     assert sign(api, job["id"], photo["id"], phone, name="  ").status_code == 422
     assert sign(api, job["id"], photo["id"], phone).status_code == 201
     r = sign(api, job["id"], photo["id"], phone)
-    assert r.status_code == 409 and r.json()["code"] == "already-signed-off"
+    assert_problem(r, 409, "already-signed-off")
     assert sign(api, job["id"], photo["id"], other_phone).status_code == 404  # not their job
     fresh = api.job()
     api.technician(name="Third", lat=52.2319, lon=21.0067)
@@ -204,9 +206,9 @@ def test_sign_off_rules(api):
 
 
 def test_reviews_are_of_completed_work(api):
-    _, job, _ = on_site(api)
+    _, job, _ = half_an_hour_on_site(api)
     r = api.post(f"/v1/jobs/{job['id']}/compliance-reviews", {"passed": True}, who="supervisor")
-    assert r.status_code == 409 and r.json()["code"] == "not-completed"
+    assert_problem(r, 409, "not-completed")
 
 
 def test_the_call_list_shows_customers_to_call_now_longest_waiting_first(api):

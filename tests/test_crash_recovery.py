@@ -12,10 +12,10 @@ import time
 from datetime import UTC, datetime
 
 import httpx
-import servers
-from conftest import job_body
-from receiver import Receiver
 from sqlalchemy import select, text
+from support import servers
+from support.api import job_body
+from support.receiver import Receiver
 
 from dispatch.auth import service as auth
 from dispatch.events.models import JobEvent

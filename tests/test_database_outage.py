@@ -6,9 +6,9 @@ Idempotency-Key middleware."""
 from __future__ import annotations
 
 import pytest
-from conftest import job_body
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine
+from support.api import job_body
 
 from dispatch.app import create_app
 from dispatch.database.core import Database

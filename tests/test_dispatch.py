@@ -3,9 +3,10 @@
 from datetime import time, timedelta
 
 import pytest
-from conftest import T0, job_body
-
-CUSTOMER = {"lat": 52.2319, "lon": 21.0067}  # Marszałkowska, central Warsaw
+from support.api import CUSTOMER, job_body
+from support.moments import T0
+from support.problems import assert_problem
+from support.workflow import events_of, tap
 
 
 def test_dispatch_sends_the_nearest_technician_with_the_skill(api):
@@ -60,11 +61,7 @@ def test_the_search_widens_until_it_finds_someone(api):
 
 
 def _no_one(api, job_id):
-    r = api.post(f"/v1/jobs/{job_id}/dispatch")
-    assert r.status_code == 409, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    body = r.json()
-    assert body["code"] == "no-technician-available"
+    body = assert_problem(api.post(f"/v1/jobs/{job_id}/dispatch"), 409, "no-technician-available")
     after = api.get(f"/v1/jobs/{job_id}").json()
     assert after["status"] == "new" and after["technician_id"] is None  # the job stays waiting
     return body
@@ -101,7 +98,7 @@ def test_a_job_already_assigned_is_not_dispatched_again(api):
     job = api.job()
     api.post(f"/v1/jobs/{job['id']}/dispatch")
     r = api.post(f"/v1/jobs/{job['id']}/dispatch")
-    assert r.status_code == 409 and r.json()["code"] == "job-not-dispatchable"
+    assert_problem(r, 409, "job-not-dispatchable")
 
 
 def test_completing_a_job_frees_the_technician_for_the_next(api):
@@ -109,10 +106,7 @@ def test_completing_a_job_frees_the_technician_for_the_next(api):
     first, second = api.job(), api.job()
     api.post(f"/v1/jobs/{first['id']}/dispatch")
     assert api.post(f"/v1/jobs/{second['id']}/dispatch").status_code == 409
-    phone = api.as_technician(tech["id"])
-    for status in ("en_route", "on_site", "completed"):
-        r = api.post(f"/v1/jobs/{first['id']}/status", {"status": status, "at": T0.isoformat()}, headers=phone)
-        assert r.status_code == 200, r.text
+    tap(api, first, "en_route", "on_site", "completed", phone=api.as_technician(tech["id"]), at=T0)
     assert api.get(f"/v1/technicians/{tech['id']}").json()["open_jobs"] == 0
     assert api.post(f"/v1/jobs/{second['id']}/dispatch").json()["technician_id"] == tech["id"]
 
@@ -124,7 +118,7 @@ def test_a_dispatcher_assigns_by_hand_with_a_reason(api):
     r = api.post(f"/v1/jobs/{job['id']}/assign", {"technician_id": regular["id"], "reason": "customer asked for Jan"})
     assert r.status_code == 200, r.text
     assert r.json()["technician_id"] == regular["id"]
-    event = api.get(f"/v1/jobs/{job['id']}/events").json()["items"][-1]
+    event = events_of(api, job)[-1]
     assert event["type"] == "assigned"
     assert event["data"]["reason"] == "customer asked for Jan"
     assert event["data"]["without_skill"] is True  # the override is on the record
@@ -141,11 +135,11 @@ def test_assigning_by_hand_never_exceeds_capacity_or_uses_a_blocked_technician(a
     api.post(f"/v1/jobs/{api.job()['id']}/assign", {"technician_id": full["id"], "reason": "x"})
     job = api.job()
     r = api.post(f"/v1/jobs/{job['id']}/assign", {"technician_id": full["id"], "reason": "x"})
-    assert r.status_code == 409 and r.json()["code"] == "technician-at-capacity"
+    assert_problem(r, 409, "technician-at-capacity")
     r = api.post(f"/v1/jobs/{job['id']}/assign", {"technician_id": blocked["id"], "reason": "x"})
-    assert r.status_code == 409 and r.json()["code"] == "technician-inactive"
+    assert_problem(r, 409, "technician-inactive")
     r = api.post(f"/v1/jobs/{job['id']}/assign", {"technician_id": 9999, "reason": "x"})
-    assert r.status_code == 404 and r.json()["code"] == "technician-not-found"
+    assert_problem(r, 404, "technician-not-found")
     r = api.post(f"/v1/jobs/{job['id']}/assign", {"technician_id": full["id"]})
     assert r.status_code == 422
 
@@ -154,7 +148,7 @@ def test_only_dispatchers_dispatch(api):
     tech = api.technician()
     job = api.job()
     r = api.post(f"/v1/jobs/{job['id']}/dispatch", headers=api.as_technician(tech["id"]))
-    assert r.status_code == 403 and r.json()["code"] == "role-not-allowed"
+    assert_problem(r, 403, "role-not-allowed")
     assert api.post("/v1/jobs/999/dispatch").status_code == 404
 
 
@@ -166,7 +160,7 @@ def test_auto_dispatch_on_arrival(api, settings):
     # When nobody is free the job is still accepted, waits, and its timeline says why.
     waiting = api.job()
     assert waiting["status"] == "new"
-    events = api.get(f"/v1/jobs/{waiting['id']}/events").json()["items"]
+    events = events_of(api, waiting)
     assert events[-1]["type"] == "dispatch_failed"
     assert events[-1]["data"]["reason"] == "all_at_capacity"
 
@@ -177,8 +171,8 @@ def test_a_job_without_a_location_cannot_be_dispatched_until_placed(api):
     job = api.post("/v1/jobs", body).json()
     assert job["needs_location"] is True
     r = api.post(f"/v1/jobs/{job['id']}/dispatch")
-    assert r.status_code == 409 and r.json()["code"] == "job-needs-location"
-    api.post(f"/v1/jobs/{job['id']}/location", CUSTOMER)
+    assert_problem(r, 409, "job-needs-location")
+    api.post(f"/v1/jobs/{job['id']}/location", {"lat": CUSTOMER[0], "lon": CUSTOMER[1]})
     assert api.post(f"/v1/jobs/{job['id']}/dispatch").status_code == 200
 
 

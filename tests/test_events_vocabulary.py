@@ -11,10 +11,11 @@ import enum
 from pathlib import Path
 
 import pytest
-from conftest import job_body
-from proof import good_photo, tap, upload
-from receiver import Receiver
 from sqlalchemy import text
+from support.api import job_body
+from support.photos import good_photo, upload
+from support.receiver import Receiver
+from support.workflow import tap
 
 from dispatch.events import service as events
 from dispatch.events.vocabulary import EventType
@@ -175,20 +176,20 @@ def test_a_jobs_whole_life_speaks_the_vocabulary_and_reaches_every_public_type(a
     job = api.post("/v1/jobs", job_body(), who="dispatcher").json()
     assert api.post(f"/v1/jobs/{job['id']}/dispatch").json()["technician_id"] == tech["id"]
     phone = api.as_technician(tech["id"])
-    tap(api, job["id"], "en_route", phone)
+    tap(api, job["id"], "en_route", phone=phone)
     api.clock.advance(minutes=20)
-    tap(api, job["id"], "on_site", phone)
+    tap(api, job["id"], "on_site", phone=phone)
     r = api.post(f"/v1/jobs/{job['id']}/parts", {"sku": "BELT-1200", "quantity": 1}, headers=phone)
     assert r.json()["state"] == "backordered", r.text
     api.clock.advance(hours=2)
     r = api.post("/v1/locations/WAW-C/receipts", {"sku": "BELT-1200", "quantity": 1}, who="warehouse")
     assert r.status_code == 201, r.text
-    tap(api, job["id"], "en_route", phone)
+    tap(api, job["id"], "en_route", phone=phone)
     api.clock.advance(minutes=20)
-    tap(api, job["id"], "on_site", phone)
+    tap(api, job["id"], "on_site", phone=phone)
     photo = upload(api, job["id"], good_photo(api), phone).json()
     api.clock.advance(minutes=5)
-    tap(api, job["id"], "completed", phone)
+    tap(api, job["id"], "completed", phone=phone)
     api.post(f"/v1/jobs/{job['id']}/signoff", {"signer_name": "Maria", "photo_id": photo["id"]}, headers=phone)
     r = api.post(f"/v1/jobs/{job['id']}/callbacks", {"reached": True, "fixed": True, "satisfaction": 5})
     assert r.json()["job_status"] == "closed", r.text

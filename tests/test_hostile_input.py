@@ -1,7 +1,7 @@
 """What a buggy integration or a hostile client sends gets a clear 4xx, never a 500."""
 
 import pytest
-from conftest import job_body
+from support.api import job_body
 
 
 @pytest.mark.parametrize("path", ["/v1/jobs/99999999999999999999", "/v1/jobs/0", "/v1/jobs/-1", "/v1/jobs/abc"])

@@ -12,10 +12,14 @@ import json
 from collections import Counter
 from datetime import timedelta
 
-from conftest import job_body
-from proof import CUSTOMER, good_photo, image_bytes, on_site, stored_files, upload
-from sqlalchemy import func, select
-from test_races import run_together
+from sqlalchemy import select
+from support.api import CUSTOMER, job_body
+from support.concurrency import run_together
+from support.database import count_rows
+from support.moments import T0
+from support.photos import good_photo, half_an_hour_on_site, image_bytes, stored_files, upload
+from support.problems import assert_problem
+from support.workflow import add_outlet, assign, event_types, events_of, send_status, tap
 
 from dispatch.idempotency import fingerprints
 from dispatch.idempotency import service as idempotency
@@ -25,13 +29,11 @@ from dispatch.photos.models import Photo
 
 
 def _jobs(api) -> int:
-    with api.database.transaction(write=False) as session:
-        return session.scalar(select(func.count()).select_from(Job))
+    return count_rows(api.database, Job)
 
 
 def _keys(api) -> int:
-    with api.database.transaction(write=False) as session:
-        return session.scalar(select(func.count()).select_from(IdempotencyKey))
+    return count_rows(api.database, IdempotencyKey)
 
 
 def _with_key(api, key: str, who: str = "dispatcher") -> dict[str, str]:
@@ -54,21 +56,19 @@ def test_a_retried_intake_gets_the_first_answer_and_makes_one_job(api):
 def test_the_same_key_with_a_different_body_is_refused(api):
     assert api.post("/v1/jobs", job_body(fault="Leaks"), headers=_with_key(api, "k1")).status_code == 201
     r = api.post("/v1/jobs", job_body(fault="Does not start"), headers=_with_key(api, "k1"))
-    assert r.status_code == 422
-    assert r.headers["content-type"].startswith("application/problem+json")
-    assert r.json()["code"] == "idempotency-key-reused"
+    assert_problem(r, 422, "idempotency-key-reused")
     r = api.post(
         "/v1/technicians",
         {"name": "T", "skills": ["tv"], "lat": 52.0, "lon": 21.0, "capacity": 1},
         headers=_with_key(api, "k1"),
     )
-    assert r.status_code == 422 and r.json()["code"] == "idempotency-key-reused"  # another path is another request
+    assert_problem(r, 422, "idempotency-key-reused")  # another path is another request
     assert _jobs(api) == 1
 
 
 def test_keys_belong_to_their_caller(api):
-    a = api.post("/v1/outlets", {"code": "shop-a", "name": "A"}, who="admin").json()
-    b = api.post("/v1/outlets", {"code": "shop-b", "name": "B"}, who="admin").json()
+    a = add_outlet(api, "shop-a", "A")
+    b = add_outlet(api, "shop-b", "B")
     ra = api.post("/v1/jobs", job_body(), headers={**api.as_outlet(a["id"]), "Idempotency-Key": "same"})
     rb = api.post("/v1/jobs", job_body(), headers={**api.as_outlet(b["id"]), "Idempotency-Key": "same"})
     assert ra.status_code == rb.status_code == 201
@@ -96,46 +96,30 @@ def test_twenty_identical_requests_at_once_make_exactly_one_job(api):
 def test_a_phone_resending_a_status_change_gets_the_first_answer_not_a_conflict(api):
     tech = api.technician()
     job = api.job()
-    assert (
-        api.post(f"/v1/jobs/{job['id']}/assign", {"technician_id": tech["id"], "reason": "closer"}).status_code == 200
-    )
+    assign(api, job, tech, reason="closer")
     phone = {**api.as_technician(tech["id"]), "Idempotency-Key": "tap-1"}
-    body = {"status": "en_route", "at": "2026-03-10T09:00:00Z"}
-    first = api.post(f"/v1/jobs/{job['id']}/status", body, headers=phone)
+    first = send_status(api, job, "en_route", phone=phone, at=T0)
     assert first.status_code == 200, first.text
-    again = api.post(f"/v1/jobs/{job['id']}/status", body, headers=phone)
+    again = send_status(api, job, "en_route", phone=phone, at=T0)
     assert again.status_code == 200 and again.json() == first.json()
-    without_key = api.post(f"/v1/jobs/{job['id']}/status", body, headers=api.as_technician(tech["id"]))
+    without_key = send_status(api, job, "en_route", phone=api.as_technician(tech["id"]), at=T0)
     assert without_key.status_code == 409  # the same tap without a key is a second, illegal move
-    events = api.get(f"/v1/jobs/{job['id']}/events").json()["items"]
-    assert [e["data"].get("to") for e in events if e["type"] == "status_changed"] == ["en_route"]
+    assert [e["data"].get("to") for e in events_of(api, job, "status_changed")] == ["en_route"]
 
 
 def test_a_refused_request_releases_its_key_so_the_retry_runs_again(api):
     tech = api.technician()
     job = api.job()
     phone = {**api.as_technician(tech["id"]), "Idempotency-Key": "early-tap"}
-    body = {"status": "en_route", "at": "2026-03-10T09:00:00Z"}
-    assert api.post(f"/v1/jobs/{job['id']}/status", body, headers=phone).status_code == 404  # not theirs yet
-    assert (
-        api.post(f"/v1/jobs/{job['id']}/assign", {"technician_id": tech["id"], "reason": "closer"}).status_code == 200
-    )
+    assert send_status(api, job, "en_route", phone=phone, at=T0).status_code == 404  # not theirs yet
+    assign(api, job, tech, reason="closer")
     # 404 is a final answer for that request: kept and replayed.
-    assert api.post(f"/v1/jobs/{job['id']}/status", body, headers=phone).status_code == 404
+    assert send_status(api, job, "en_route", phone=phone, at=T0).status_code == 404
     # A 409 is not kept: a conflict may clear, so the key is free again.
-    api.post(
-        f"/v1/jobs/{job['id']}/status",
-        {"status": "en_route", "at": "2026-03-10T09:00:00Z"},
-        headers=api.as_technician(tech["id"]),
-    )
+    tap(api, job, "en_route", phone=api.as_technician(tech["id"]), at=T0)
     conflict = {**api.as_technician(tech["id"]), "Idempotency-Key": "second-tap"}
-    assert (
-        api.post(
-            f"/v1/jobs/{job['id']}/status", {"status": "en_route", "at": "2026-03-10T09:00:00Z"}, headers=conflict
-        ).status_code
-        == 409
-    )
-    r = api.post(f"/v1/jobs/{job['id']}/status", {"status": "on_site", "at": "2026-03-10T09:00:00Z"}, headers=conflict)
+    assert send_status(api, job, "en_route", phone=conflict, at=T0).status_code == 409
+    r = send_status(api, job, "on_site", phone=conflict, at=T0)
     assert r.status_code == 200, r.text  # the released key is free for the next request
     with api.database.transaction(write=False) as session:
         kept = {k.key: k.status for k in session.scalars(select(IdempotencyKey))}
@@ -164,7 +148,7 @@ def test_an_expired_key_that_was_not_purged_yet_runs_afresh(api):
 
 def test_a_key_that_is_not_printable_ascii_or_too_long_is_refused(api):
     r = api.post("/v1/jobs", job_body(), headers=_with_key(api, "x" * 256))
-    assert r.status_code == 422 and r.json()["code"] == "invalid-idempotency-key"
+    assert_problem(r, 422, "invalid-idempotency-key")
     assert _jobs(api) == 0
 
 
@@ -218,14 +202,11 @@ def send_form(api, job_id, body: bytes, boundary: str, headers):
 
 
 def _photos_and_uploads(api, job_id) -> tuple[int, int]:
-    with api.database.transaction(write=False) as session:
-        photos = session.scalar(select(func.count()).select_from(Photo))
-    events = api.get(f"/v1/jobs/{job_id}/events").json()["items"]
-    return photos, sum(1 for e in events if e["type"] == "photo_uploaded")
+    return count_rows(api.database, Photo), event_types(api, job_id).count("photo_uploaded")
 
 
 def test_a_retried_photo_upload_with_a_new_boundary_gets_the_first_answer(api):
-    _, job, phone = on_site(api)
+    _, job, phone = half_an_hour_on_site(api)
     picture = good_photo(api)
     phone = {**phone, "Idempotency-Key": "photo-tap-1"}
     first = send_form(
@@ -255,7 +236,7 @@ def test_a_retried_photo_upload_with_a_new_boundary_gets_the_first_answer(api):
 
 
 def test_the_same_key_with_another_picture_name_or_field_is_refused(api):
-    _, job, phone = on_site(api)
+    _, job, phone = half_an_hour_on_site(api)
     picture = good_photo(api)
     phone = {**phone, "Idempotency-Key": "photo-tap-2"}
     assert upload(api, job["id"], picture, phone).status_code == 201
@@ -280,7 +261,7 @@ def test_the_same_key_with_another_picture_name_or_field_is_refused(api):
 
 
 def test_a_malformed_multipart_body_with_a_key_is_a_clear_4xx_not_a_500(api, settings):
-    _, job, phone = on_site(api)
+    _, job, phone = half_an_hour_on_site(api)
     picture = good_photo(api)
     whole = form("b0", ("file", "photo.jpg", "image/jpeg", picture))
     malformed = {
@@ -321,7 +302,7 @@ def test_json_key_order_and_whitespace_do_not_make_another_request(api):
     # What it says still counts: another value, or the same items in another order, is another request.
     for changed in ({**body, "fault": "Leaks"}, {**body, "customer": {**body["customer"], "lat": 52.0}}):
         r = api.client.post("/v1/jobs", content=json.dumps(changed).encode(), headers=headers)
-        assert r.status_code == 422 and r.json()["code"] == "idempotency-key-reused"
+        assert_problem(r, 422, "idempotency-key-reused")
     assert _jobs(api) == 1
 
 
@@ -337,7 +318,7 @@ def test_a_key_taken_before_fingerprints_read_the_body_still_replays_a_byte_for_
     assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
     assert again.json() == first.json()
     r = api.client.post("/v1/jobs", content=json.dumps(job_body(external_ref="C-2")).encode(), headers=headers)
-    assert r.status_code == 422 and r.json()["code"] == "idempotency-key-reused"
+    assert_problem(r, 422, "idempotency-key-reused")
 
 
 def test_fingerprints_never_fail_on_a_bad_body():

@@ -10,8 +10,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import T0
-from receiver import Receiver
+from support.moments import T0
+from support.receiver import Receiver
 
 from dispatch.errors import PROBLEM_TYPES
 from dispatch.webhooks.catalogue import WEBHOOK_TYPES

@@ -3,14 +3,17 @@
 from datetime import timedelta
 
 import pytest
-from conftest import T0, job_body
+from support.api import job_body
+from support.moments import T0, iso
+from support.problems import assert_problem
+from support.workflow import add_outlet, events_of, tap
 
 
 def test_a_job_is_due_24_hours_after_the_customer_reported_it(api):
     reported = T0 - timedelta(hours=2)
     job = api.job(reported_at=reported.isoformat())
     assert job["status"] == "new"
-    assert job["reported_at"] == reported.isoformat().replace("+00:00", "Z")
+    assert job["reported_at"] == iso(reported)
     assert job["due_at"] == (reported + timedelta(hours=24)).isoformat().replace("+00:00", "Z")
     assert job["sla"]["state"] == "on_track"
     assert job["sla"]["time_left_seconds"] == 22 * 3600
@@ -18,7 +21,7 @@ def test_a_job_is_due_24_hours_after_the_customer_reported_it(api):
 
 def test_reported_at_defaults_to_when_the_request_arrived(api):
     job = api.job()
-    assert job["reported_at"] == job["received_at"] == T0.isoformat().replace("+00:00", "Z")
+    assert job["reported_at"] == job["received_at"] == iso(T0)
 
 
 def test_a_job_reported_19_hours_ago_is_already_at_risk(api):
@@ -36,14 +39,6 @@ def test_the_sla_state_is_computed_from_the_clock_on_every_read(api):
     assert body["sla"]["time_left_seconds"] == 0
     api.clock.advance(minutes=30)
     assert api.get(f"/v1/jobs/{job['id']}").json()["sla"]["time_left_seconds"] == -1800
-
-
-def _problem(r, status):
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    body = r.json()
-    assert body["status"] == status and body["code"] and body["detail"] and body["type"].endswith(body["code"])
-    return body
 
 
 @pytest.mark.parametrize(
@@ -64,26 +59,26 @@ def _problem(r, status):
 )
 def test_bad_requests_get_a_problem_that_names_the_field(api, change, where):
     r = api.post("/v1/jobs", job_body(**change))
-    body = _problem(r, 422)
+    body = assert_problem(r, 422)
     assert any(e["loc"][: len(where)] == where for e in body["errors"]), body
 
 
 def test_a_missing_product_category_is_refused(api):
     body = job_body()
     del body["product"]["category"]
-    problem = _problem(api.post("/v1/jobs", body), 422)
+    problem = assert_problem(api.post("/v1/jobs", body), 422)
     assert ["body", "product", "category"] in [e["loc"] for e in problem["errors"]]
 
 
 def test_only_one_coordinate_is_refused(api):
     body = job_body()
     del body["customer"]["lon"]
-    _problem(api.post("/v1/jobs", body), 422)
+    assert_problem(api.post("/v1/jobs", body), 422)
 
 
 def test_a_reported_at_in_the_future_is_refused(api):
     r = api.post("/v1/jobs", job_body(reported_at=(T0 + timedelta(hours=1)).isoformat()))
-    body = _problem(r, 422)
+    body = assert_problem(r, 422)
     assert body["code"] == "timestamp-in-future"
     assert body["errors"][0]["loc"] == ["body", "reported_at"]
 
@@ -97,35 +92,35 @@ def test_json_that_is_not_an_object_is_a_422_not_a_500(api):
     r = api.client.post(
         "/v1/jobs", content=b"[1, 2", headers={**api.headers("dispatcher"), "content-type": "application/json"}
     )
-    _problem(r, 422)
+    assert_problem(r, 422)
     r = api.client.post(
         "/v1/jobs", content=b"null", headers={**api.headers("dispatcher"), "content-type": "application/json"}
     )
-    _problem(r, 422)
+    assert_problem(r, 422)
 
 
 def test_an_outlets_order_number_is_unique_for_that_outlet(api):
-    outlet = api.post("/v1/outlets", {"code": "shop-1", "name": "Shop 1"}, who="admin").json()
-    other = api.post("/v1/outlets", {"code": "shop-2", "name": "Shop 2"}, who="admin").json()
+    outlet = add_outlet(api, "shop-1", "Shop 1")
+    other = add_outlet(api, "shop-2", "Shop 2")
     first = api.job(headers=api.as_outlet(outlet["id"]), external_ref="ORD-1")
     assert first["outlet_id"] == outlet["id"]
     again = api.post("/v1/jobs", job_body(external_ref="ORD-1"), headers=api.as_outlet(outlet["id"]))
-    assert _problem(again, 409)["job_id"] == first["id"]
+    assert assert_problem(again, 409)["job_id"] == first["id"]
     # Another outlet may use the same number for its own order.
     api.job(headers=api.as_outlet(other["id"]), external_ref="ORD-1")
 
 
 def test_an_outlet_sees_only_its_own_jobs(api):
-    mine = api.post("/v1/outlets", {"code": "shop-1", "name": "Shop 1"}, who="admin").json()
-    theirs = api.post("/v1/outlets", {"code": "shop-2", "name": "Shop 2"}, who="admin").json()
+    mine = add_outlet(api, "shop-1", "Shop 1")
+    theirs = add_outlet(api, "shop-2", "Shop 2")
     my_job = api.job(headers=api.as_outlet(mine["id"]))
     their_job = api.job(headers=api.as_outlet(theirs["id"]))
     listed = api.get("/v1/jobs", headers=api.as_outlet(mine["id"])).json()["items"]
     assert [j["id"] for j in listed] == [my_job["id"]]
     r = api.get(f"/v1/jobs/{their_job['id']}", headers=api.as_outlet(mine["id"]))
-    assert _problem(r, 404)["code"] == "job-not-found"
+    assert_problem(r, 404, "job-not-found")
     r = api.get(f"/v1/jobs/{their_job['id']}/events", headers=api.as_outlet(mine["id"]))
-    _problem(r, 404)
+    assert_problem(r, 404)
 
 
 def test_jobs_are_listed_most_urgent_first_and_paged(api):
@@ -168,7 +163,7 @@ def test_jobs_filter_by_status_and_technician(api):
     "params", [{"limit": 0}, {"limit": 1000}, {"cursor": "not-a-cursor"}, {"sla_state": "late"}, {"status": "done"}]
 )
 def test_bad_list_parameters_are_422(api, params):
-    _problem(api.get("/v1/jobs", params=params), 422)
+    assert_problem(api.get("/v1/jobs", params=params), 422)
 
 
 def test_every_change_is_on_the_timeline_with_device_and_server_time(api):
@@ -177,21 +172,16 @@ def test_every_change_is_on_the_timeline_with_device_and_server_time(api):
     api.post(f"/v1/jobs/{job['id']}/dispatch")
     device_time = T0 - timedelta(minutes=3)
     api.clock.advance(minutes=10)
-    r = api.post(
-        f"/v1/jobs/{job['id']}/status",
-        {"status": "en_route", "at": device_time.isoformat()},
-        headers=api.as_technician(tech["id"]),
-    )
-    assert r.status_code == 200, r.text
-    events = api.get(f"/v1/jobs/{job['id']}/events").json()["items"]
+    tap(api, job, "en_route", phone=api.as_technician(tech["id"]), at=device_time)
+    events = events_of(api, job)
     assert [e["type"] for e in events] == ["job_created", "dispatched", "status_changed", "visit_started"]
     created, dispatched, moved, _ = events
-    assert created["occurred_at"] == (T0 - timedelta(hours=1)).isoformat().replace("+00:00", "Z")
-    assert created["recorded_at"] == T0.isoformat().replace("+00:00", "Z")
+    assert created["occurred_at"] == iso(T0 - timedelta(hours=1))
+    assert created["recorded_at"] == iso(T0)
     assert dispatched["data"]["technician_id"] == tech["id"]
     assert moved["actor"] == f"technician:{tech['id']}"
-    assert moved["occurred_at"] == device_time.isoformat().replace("+00:00", "Z")
-    assert moved["recorded_at"] == (T0 + timedelta(minutes=10)).isoformat().replace("+00:00", "Z")
+    assert moved["occurred_at"] == iso(device_time)
+    assert moved["recorded_at"] == iso(T0 + timedelta(minutes=10))
     assert moved["data"] == {"from": "assigned", "to": "en_route", "technician_id": tech["id"]}
 
 

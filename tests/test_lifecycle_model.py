@@ -7,7 +7,7 @@ return visits and moves the clock forward with an SLA watcher pass. After every 
 
 - no response was a 5xx;
 - every job is in the status the lifecycle allows it to reach from the last one, and names a
-  technician exactly when that status holds one; capacity adds up (``test_races``);
+  technician exactly when that status holds one; capacity adds up (``support.invariants``);
 - stock: ``0 <= reserved <= on_hand``, the ledger sums to every stock row, job lines account
   for every reservation, and a job waits for parts exactly when it has a line still to come;
 - SLA: at most one ``sla_breached`` per job and deadline; a cancelled or finished job has no
@@ -24,7 +24,6 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from conftest import T0, job_body
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -36,13 +35,15 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from sqlalchemy import delete, select
-from test_races import assert_capacity_consistent, stock_problems
+from sqlalchemy import select
+from support.api import job_body
+from support.database import empty
+from support.invariants import assert_capacity_consistent, stock_problems
+from support.moments import T0
 
 from dispatch.auth import service as auth
 from dispatch.auth.models import Role
 from dispatch.config import Settings
-from dispatch.database.core import Database
 from dispatch.events.models import JobEvent
 from dispatch.jobs.lifecycle import (
     DISPATCHABLE,
@@ -55,9 +56,8 @@ from dispatch.jobs.lifecycle import (
     JobStatus,
 )
 from dispatch.jobs.models import Job
-from dispatch.models import metadata
 from dispatch.parts.models import WAITING, JobPart, JobPartState, Stock
-from dispatch.sla import policies, watcher
+from dispatch.sla import watcher
 from dispatch.sla.models import Deadline, SlaCheckpoint
 from dispatch.technicians.models import Technician
 
@@ -78,20 +78,13 @@ SOMEBODY = HOLDS_CAPACITY | {JobStatus.completed}
 USUALLY = st.sampled_from([True, True, True, False])
 
 
-def _empty(database: Database) -> None:
-    with database.transaction() as session:
-        for table in reversed(metadata.sorted_tables):
-            session.execute(delete(table))
-        policies.restore_defaults(session, T0)
-
-
 def test_the_job_lifecycle_keeps_every_invariant_through_any_sequence_of_steps(api):
     database = api.database
 
     class Lifecycle(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
-            _empty(database)
+            empty(database)
             api.clock.set(T0)
             api.keys.clear()
             with database.transaction() as session:

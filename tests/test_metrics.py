@@ -9,6 +9,7 @@ from datetime import UTC, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from support.workflow import assign, tap
 
 from dispatch.closeout.models import JobCallback
 from dispatch.jobs.lifecycle import OPEN
@@ -19,15 +20,6 @@ from dispatch.visits.models import Visit
 
 MONTH = {"since": "2026-03-01", "until": "2026-04-01"}
 STAGES = ("dispatch", "assigned", "travel", "on_site", "parts", "customer")
-
-
-def status(api, job_id, to, tech):  # type: ignore[no-untyped-def]
-    r = api.post(
-        f"/v1/jobs/{job_id}/status",
-        {"status": to, "at": api.clock.now().isoformat()},
-        headers=api.as_technician(tech["id"]),
-    )
-    assert r.status_code == 200, r.text
 
 
 def a_fortnight_of_work(api) -> None:  # type: ignore[no-untyped-def]
@@ -48,17 +40,16 @@ def a_fortnight_of_work(api) -> None:  # type: ignore[no-untyped-def]
         if action == 5:
             continue  # still new
         if action == 3:
-            r = api.post(f"/v1/jobs/{job['id']}/status", {"status": "cancelled", "at": api.clock.now().isoformat()})
-            assert r.status_code == 200, r.text
+            tap(api, job, "cancelled")  # by the dispatcher
             continue
-        r = api.post(f"/v1/jobs/{job['id']}/assign", {"technician_id": tech["id"], "reason": "test"})
-        assert r.status_code == 200, r.text
+        assign(api, job, tech)
         if action == 4:
             continue  # assigned, open
+        phone = api.as_technician(tech["id"])
         api.clock.advance(minutes=7 * i)
-        status(api, job["id"], "on_site", tech)
+        tap(api, job, "on_site", phone=phone)
         api.clock.advance(minutes=40)
-        status(api, job["id"], "completed", tech)
+        tap(api, job, "completed", phone=phone)
         if i % 2 == 0:
             api.post(f"/v1/jobs/{job['id']}/callbacks", {"reached": False})
             r = api.post(

@@ -4,80 +4,23 @@ parts are in, the technician is sent back. Every stock change is in the ledger."
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
-from conftest import T0
 from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
+from support.moments import T0, iso
+from support.parts import BELT, CENTRAL, NEAR_BRANCH, ask, set_stock, set_up_stockroom, stock_of
+from support.problems import assert_problem
+from support.workflow import event_types, events_of, on_site_job, tap
 
 from dispatch.parts.models import Stock
-
-CUSTOMER = (52.2319, 21.0067)  # Marszałkowska, central Warsaw
-NEAR_BRANCH = {"code": "WAW-C", "name": "Warsaw Centre", "kind": "branch", "lat": 52.2350, "lon": 21.0100}
-SOUTH_BRANCH = {
-    "code": "WAW-S",
-    "name": "Warsaw South",
-    "kind": "branch",
-    "lat": 52.1800,
-    "lon": 21.0200,
-    "delivery_hours": 6,
-}
-CENTRAL = {"code": "CENTRAL", "name": "Central warehouse, Łódź", "kind": "central", "lat": 51.7592, "lon": 19.4560}
-BELT = {"sku": "BELT-1200", "name": "Drum belt 1200", "categories": ["Washing  Machine"], "lead_time_hours": 72}
-
-
-def iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 @pytest.fixture
 def stockroom(api):
     """A central warehouse, two branches and one part in the catalogue, no stock yet."""
-    for location in (CENTRAL, NEAR_BRANCH, SOUTH_BRANCH):
-        r = api.post("/v1/locations", location, who="warehouse")
-        assert r.status_code == 201, r.text
-    r = api.post("/v1/parts", BELT, who="warehouse")
-    assert r.status_code == 201, r.text
-    return api
-
-
-def set_stock(api, code, on_hand, sku="BELT-1200"):
-    r = api.client.put(
-        f"/v1/locations/{code}/stock/{sku}",
-        json={"on_hand": on_hand, "note": "count"},
-        headers=api.headers("warehouse"),
-    )
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-def stock_of(api, code, sku="BELT-1200"):
-    return api.get(f"/v1/locations/{code}/stock/{sku}", who="warehouse").json()
-
-
-def ask(api, job_id, quantity=1, sku="BELT-1200", headers=None, who="dispatcher"):
-    return api.post(f"/v1/jobs/{job_id}/parts", {"sku": sku, "quantity": quantity}, who=who, headers=headers)
-
-
-def status(api, job_id, to, headers):
-    r = api.post(f"/v1/jobs/{job_id}/status", {"status": to, "at": api.clock.now().isoformat()}, headers=headers)
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-def on_site_job(api, **tech_fields):
-    """A technician dispatched to the customer and standing in their kitchen."""
-    tech = api.technician(**tech_fields)
-    job = api.job()
-    assert api.post(f"/v1/jobs/{job['id']}/dispatch").json()["technician_id"] == tech["id"]
-    phone = api.as_technician(tech["id"])
-    status(api, job["id"], "on_site", phone)
-    return tech, job, phone
-
-
-def timeline(api, job_id):
-    return api.get(f"/v1/jobs/{job_id}/events").json()["items"]
+    return set_up_stockroom(api)
 
 
 # Setting up the stockroom ----------------------------------------------------------------------
@@ -122,18 +65,17 @@ def test_a_count_made_before_goods_came_in_is_refused_instead_of_undoing_the_rec
         api.post("/v1/locations/WAW-C/receipts", {"sku": "BELT-1200", "quantity": 5}, who="warehouse").status_code
         == 201
     )
-    stale = api.client.put(
+    stale = api.put(
         "/v1/locations/WAW-C/stock/BELT-1200",
-        json={"on_hand": 9, "note": "shelf count"},
+        {"on_hand": 9, "note": "shelf count"},
         headers={**api.headers("warehouse"), "If-Match": etag},
     )
-    assert stale.status_code == 412, stale.text
-    assert stale.json()["code"] == "precondition-failed"
+    assert_problem(stale, 412, "precondition-failed")
     assert stock_of(api, "WAW-C")["on_hand"] == 15
     fresh = api.get("/v1/locations/WAW-C/stock/BELT-1200", who="warehouse").headers["etag"]
-    ok = api.client.put(
+    ok = api.put(
         "/v1/locations/WAW-C/stock/BELT-1200",
-        json={"on_hand": 14, "note": "recount"},
+        {"on_hand": 14, "note": "recount"},
         headers={**api.headers("warehouse"), "If-Match": fresh},
     )
     assert ok.status_code == 200, ok.text
@@ -148,9 +90,9 @@ def test_a_reservation_does_not_make_a_count_stale(stockroom):
     etag = api.get("/v1/locations/WAW-S/stock/BELT-1200", who="warehouse").headers["etag"]
     tech, job, phone = on_site_job(api, home_branch="WAW-S")
     assert ask(api, job["id"], headers=phone).json()["state"] == "reserved"
-    r = api.client.put(
+    r = api.put(
         "/v1/locations/WAW-S/stock/BELT-1200",
-        json={"on_hand": 4, "note": "found one"},
+        {"on_hand": 4, "note": "found one"},
         headers={**api.headers("warehouse"), "If-Match": etag},
     )
     assert r.status_code == 200, r.text
@@ -236,7 +178,7 @@ def test_only_the_central_warehouse_has_it_so_it_ships_to_the_branch_and_the_tec
     back = api.get(f"/v1/jobs/{job['id']}").json()
     assert (back["status"], back["technician_id"], back["waiting_for_parts"]) == ("assigned", tech["id"], [])
     assert stock_of(api, "WAW-S")["reserved"] == 1
-    steps = [(e["type"], e["data"].get("to")) for e in timeline(api, job["id"])]
+    steps = [(e["type"], e["data"].get("to")) for e in events_of(api, job)]
     assert steps == [
         ("job_created", None),
         ("dispatched", None),
@@ -248,7 +190,7 @@ def test_only_the_central_warehouse_has_it_so_it_ships_to_the_branch_and_the_tec
         ("parts_arrived", None),
         ("sent_back", None),
     ]
-    sent_back = [e for e in timeline(api, job["id"]) if e["type"] == "sent_back"][0]
+    [sent_back] = events_of(api, job, "sent_back")
     assert sent_back["data"]["technician_id"] == tech["id"] and sent_back["data"]["continuity"] is True
 
 
@@ -290,7 +232,7 @@ def test_a_part_that_comes_after_the_deadline_flags_the_breach_at_once(stockroom
     at_risk = api.get("/v1/jobs", params={"sla_state": "at_risk"}).json()["items"]
     assert [j["id"] for j in at_risk] == [job["id"]]
     assert api.get("/v1/jobs", params={"sla_state": "on_track"}).json()["items"] == []
-    predicted = [e for e in timeline(api, job["id"]) if e["type"] == "breach_predicted"]
+    predicted = events_of(api, job, "breach_predicted")
     assert len(predicted) == 1
     assert predicted[0]["data"]["parts_eta"] == (T0 + timedelta(hours=72)).isoformat()
 
@@ -336,10 +278,10 @@ def test_a_backordered_part_that_arrives_sends_the_same_technician_back(stockroo
     back = api.get(f"/v1/jobs/{job['id']}").json()
     assert (back["status"], back["technician_id"]) == ("assigned", tech["id"])
     assert back["sla"]["predicted_breach"] is None and back["sla"]["state"] == "on_track"
-    types = [e["type"] for e in timeline(api, job["id"])]
+    types = event_types(api, job)
     assert types.index("parts_backordered") < types.index("breach_predicted") < types.index("parts_arrived")
     assert types.index("parts_arrived") < types.index("breach_no_longer_predicted") < types.index("sent_back")
-    assert status(api, job["id"], "en_route", phone)["status"] == "en_route"
+    assert tap(api, job, "en_route", phone=phone)["status"] == "en_route"
 
 
 def test_when_their_technician_is_busy_the_nearest_available_one_goes_instead(stockroom):
@@ -352,7 +294,7 @@ def test_when_their_technician_is_busy_the_nearest_available_one_goes_instead(st
     api.post("/v1/locations/WAW-C/receipts", {"sku": "BELT-1200", "quantity": 1}, who="warehouse")
     back = api.get(f"/v1/jobs/{job['id']}").json()
     assert (back["status"], back["technician_id"]) == ("assigned", second["id"])
-    sent = [e for e in timeline(api, job["id"]) if e["type"] == "sent_back"][0]["data"]
+    sent = events_of(api, job, "sent_back")[0]["data"]
     assert (sent["continuity"], sent["previous_technician_id"]) == (False, first["id"])
 
 
@@ -378,8 +320,7 @@ def test_cancelling_a_job_gives_its_parts_back_to_the_next_job_waiting(stockroom
     holder, waiter = api.job(), api.job()
     assert ask(api, holder["id"]).json()["state"] == "reserved"
     assert ask(api, waiter["id"]).json()["state"] == "backordered"
-    r = api.post(f"/v1/jobs/{holder['id']}/status", {"status": "cancelled", "at": iso(api.clock.now())})
-    assert r.status_code == 200, r.text
+    tap(api, holder, "cancelled")  # by the dispatcher
     assert [p["state"] for p in api.get(f"/v1/jobs/{holder['id']}/parts").json()["items"]] == ["released"]
     assert [p["state"] for p in api.get(f"/v1/jobs/{waiter['id']}/parts").json()["items"]] == ["reserved"]
     assert stock_of(api, "WAW-C")["reserved"] == 1
@@ -392,7 +333,7 @@ def test_completing_a_job_uses_its_parts_and_unused_ones_go_back_on_the_shelf(st
     set_stock(api, "WAW-C", 5)
     _, job, phone = on_site_job(api)
     line = ask(api, job["id"], 3, headers=phone).json()
-    status(api, job["id"], "completed", phone)
+    tap(api, job, "completed", phone=phone)
     assert api.get(f"/v1/jobs/{job['id']}/parts").json()["items"][0]["state"] == "consumed"
     assert (stock_of(api, "WAW-C")["on_hand"], stock_of(api, "WAW-C")["reserved"]) == (2, 0)
     r = api.post(f"/v1/jobs/{job['id']}/parts/{line['id']}/return", {"quantity": 1}, headers=phone)
@@ -400,8 +341,8 @@ def test_completing_a_job_uses_its_parts_and_unused_ones_go_back_on_the_shelf(st
     assert r.json()["returned"] == 1
     assert stock_of(api, "WAW-C")["on_hand"] == 3
     too_many = api.post(f"/v1/jobs/{job['id']}/parts/{line['id']}/return", {"quantity": 3}, headers=phone)
-    assert (too_many.status_code, too_many.json()["code"]) == (422, "return-too-many")
-    assert "parts_returned" in [e["type"] for e in timeline(api, job["id"])]
+    assert_problem(too_many, 422, "return-too-many")
+    assert "parts_returned" in event_types(api, job)
 
 
 def test_a_part_not_needed_after_all_is_released_and_the_job_goes_back_out(stockroom):
@@ -415,7 +356,7 @@ def test_a_part_not_needed_after_all_is_released_and_the_job_goes_back_out(stock
     after = api.get(f"/v1/jobs/{job['id']}").json()
     assert (after["status"], after["technician_id"]) == ("assigned", tech["id"])
     again = api.post(f"/v1/jobs/{job['id']}/parts/{line['id']}/release", headers=phone)
-    assert (again.status_code, again.json()["code"]) == (409, "part-line-closed")
+    assert_problem(again, 409, "part-line-closed")
 
 
 # Bad input and the rules in the database --------------------------------------------------------
@@ -426,8 +367,8 @@ def test_stock_cannot_be_counted_below_what_jobs_hold(stockroom):
     set_stock(api, "WAW-C", 2)
     job = api.job()
     ask(api, job["id"], 2)
-    r = api.client.put("/v1/locations/WAW-C/stock/BELT-1200", json={"on_hand": 1}, headers=api.headers("warehouse"))
-    assert (r.status_code, r.json()["code"], r.json()["reserved"]) == (409, "below-reserved", 2)
+    r = api.put("/v1/locations/WAW-C/stock/BELT-1200", {"on_hand": 1}, who="warehouse")
+    assert assert_problem(r, 409, "below-reserved")["reserved"] == 2
     assert stock_of(api, "WAW-C")["on_hand"] == 2
 
 
@@ -447,11 +388,11 @@ def test_unknown_skus_and_locations_are_clear_problems(stockroom):
     api = stockroom
     job = api.job()
     r = ask(api, job["id"], sku="NO-SUCH")
-    assert (r.status_code, r.json()["code"], r.json()["errors"][0]["loc"]) == (422, "unknown-sku", ["body", "sku"])
+    assert assert_problem(r, 422, "unknown-sku")["errors"][0]["loc"] == ["body", "sku"]
     assert api.get("/v1/parts/NO-SUCH").json()["code"] == "part-not-found"
     assert api.get("/v1/locations/NOWHERE/stock/BELT-1200").status_code == 404
     r = api.post("/v1/locations/NOWHERE/receipts", {"sku": "BELT-1200", "quantity": 1}, who="warehouse")
-    assert (r.status_code, r.json()["code"]) == (404, "location-not-found")
+    assert_problem(r, 404, "location-not-found")
     r = api.post(
         "/v1/shipments",
         {
@@ -475,7 +416,7 @@ def test_unknown_skus_and_locations_are_clear_problems(stockroom):
         },
         who="warehouse",
     )
-    assert (r.status_code, r.json()["code"]) == (409, "insufficient-stock")
+    assert_problem(r, 409, "insufficient-stock")
     assert api.get("/v1/shipments").json()["items"] == []  # the refused shipment left nothing behind
 
 
@@ -490,9 +431,9 @@ def test_a_technician_cannot_order_parts_on_someone_elses_job(stockroom):
 def test_a_closed_job_needs_no_more_parts(stockroom):
     api = stockroom
     _, job, phone = on_site_job(api)
-    status(api, job["id"], "completed", phone)
+    tap(api, job, "completed", phone=phone)
     r = ask(api, job["id"])
-    assert (r.status_code, r.json()["code"]) == (409, "job-closed")
+    assert_problem(r, 409, "job-closed")
 
 
 def test_the_database_itself_refuses_reserving_more_than_is_on_hand(stockroom):
@@ -510,7 +451,7 @@ def test_the_database_itself_refuses_reserving_more_than_is_on_hand(stockroom):
 def test_a_part_that_arrives_never_sends_back_the_technician_who_gave_the_job_back(stockroom):
     api = stockroom
     gave_back, job, phone = on_site_job(api)
-    status(api, job["id"], "unable", phone)  # "the van broke down"
+    tap(api, job["id"], "unable", phone=phone, note="the van broke down")
     other = api.technician(lat=52.20, lon=21.00)  # further from the customer
     assert ask(api, job["id"]).status_code == 201  # the dispatcher orders the part meanwhile
     assert api.get(f"/v1/jobs/{job['id']}").json()["status"] == "waiting_parts"

@@ -9,8 +9,10 @@ import io
 from pathlib import Path
 
 import pytest
-from conftest import T0
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
+from support.database import count_rows
+from support.moments import T0
+from support.parts import CENTRAL, NEAR_BRANCH, set_up_stockroom
 from typer.testing import CliRunner
 
 from dispatch.cli import app
@@ -18,8 +20,8 @@ from dispatch.parts import imports, service
 from dispatch.parts.models import Part, Stock, StockMovement
 
 LOCATIONS = [
-    {"code": "CENTRAL", "name": "Central warehouse, Łódź", "kind": "central", "lat": 51.7592, "lon": 19.4560},
-    {"code": "WAW-C", "name": "Warsaw Centre", "kind": "branch", "lat": 52.2350, "lon": 21.0100},
+    CENTRAL,
+    NEAR_BRANCH,
     {"code": "WAW-S", "name": "Warsaw South", "kind": "branch", "lat": 52.1800, "lon": 21.0200},
 ]
 BELT = {"sku": "BELT-1200", "name": "Drum belt 1200", "categories": ["washing machine"], "lead_time_hours": 72}
@@ -34,11 +36,7 @@ PUMP-7,Drain pump,washing machine; Dishwasher|DISHWASHER,48
 @pytest.fixture
 def stockroom(api):
     """A central warehouse, two branches and two parts in the catalogue, no stock yet."""
-    for location in LOCATIONS:
-        assert api.post("/v1/locations", location, who="warehouse").status_code == 201
-    for part in (BELT, PUMP):
-        assert api.post("/v1/parts", part, who="warehouse").status_code == 201
-    return api
+    return set_up_stockroom(api, locations=LOCATIONS, parts=(BELT, PUMP))
 
 
 def write_csv(tmp_path: Path, name: str, content: str, encoding: str = "utf-8") -> Path:
@@ -70,11 +68,6 @@ def on_hand(api, code: str, sku: str) -> int:
 def ledger(database) -> list[StockMovement]:
     with database.transaction(write=False) as session:
         return list(session.scalars(select(StockMovement).order_by(StockMovement.id)))
-
-
-def count(database, model) -> int:
-    with database.transaction(write=False) as session:
-        return session.scalar(select(func.count()).select_from(model))
 
 
 def reserve(api, quantity: int, sku: str = "BELT-1200") -> dict:
@@ -185,7 +178,7 @@ DOOR-1,Door seal,washing machine
         "line 8, sku: BELT-1200 is already on line 2",
         "line 9: has 3 values; the header has 4 columns",
     ]
-    assert count(database, Part) == 0
+    assert count_rows(database, Part) == 0
 
 
 def test_a_header_that_is_not_the_expected_one_is_refused_clearly(api, database, tmp_path):
@@ -204,7 +197,7 @@ def test_a_header_that_is_not_the_expected_one_is_refused_clearly(api, database,
         "line 1: column sku more than once: the header must be sku,name,categories,lead_time_hours (in any order)"
     ]
     assert messages(empty) == ["the file is empty: expected a header row sku,name,categories,lead_time_hours"]
-    assert count(database, Part) == 0
+    assert count_rows(database, Part) == 0
 
 
 def test_a_spreadsheets_byte_order_mark_crlf_and_blank_trailing_lines_are_fine(api, database, tmp_path):
@@ -225,7 +218,7 @@ def test_a_file_that_is_not_utf8_is_refused(api, database, tmp_path):
     )
     assert not result.ok
     assert "is not UTF-8 text" in messages(result)[0]
-    assert count(database, Part) == 0
+    assert count_rows(database, Part) == 0
 
 
 def test_a_large_catalogue_is_streamed_and_written_in_one_go(api, database, tmp_path):
@@ -236,7 +229,7 @@ def test_a_large_catalogue_is_streamed_and_written_in_one_go(api, database, tmp_
     result = imports.import_parts(database, path, now=T0, progress=lambda *tick: seen.append(tick))
 
     assert (result.ok, result.created) == (True, 3000)
-    assert count(database, Part) == 3000
+    assert count_rows(database, Part) == 3000
     checking = [t for t in seen if t[0] == "checking"]
     writing = [t for t in seen if t[0] == "writing"]
     assert checking[-1] == ("checking", path.stat().st_size, path.stat().st_size)  # bytes of the file
@@ -329,7 +322,7 @@ WAW-S,PUMP-7,20000000
         "line 9, sku: BELT-1200 at WAW-C is already on line 2",
         "line 10, on_hand: must be a whole number ≤ 10000000",
     ]
-    assert (count(database, Stock), count(database, StockMovement)) == (0, 0)
+    assert (count_rows(database, Stock), count_rows(database, StockMovement)) == (0, 0)
 
 
 def test_a_count_below_what_is_reserved_for_jobs_imports_nothing(stockroom, database, settings, tmp_path):
@@ -408,7 +401,7 @@ CENTRAL,PUMP-7,40
     assert (error.line, error.column) == (4, None)
     assert error.message.startswith("the database refused this row:")
     assert (on_hand(api, "WAW-C", "BELT-1200"), on_hand(api, "WAW-S", "BELT-1200")) == (0, 0)
-    assert count(database, StockMovement) == 0
+    assert count_rows(database, StockMovement) == 0
 
 
 def test_a_reservation_made_after_the_check_still_stops_the_import_at_the_write(

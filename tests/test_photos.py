@@ -10,18 +10,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from PIL import Image
-from proof import (
-    CUSTOMER,
-    KRAKOW,
-    good_photo,
-    image_bytes,
-    on_site,
-    png_bomb,
-    stored_files,
-    tap,
-    upload,
-)
-from sqlalchemy import func, select
+from support.api import CUSTOMER
+from support.database import count_rows
+from support.photos import KRAKOW, good_photo, half_an_hour_on_site, image_bytes, png_bomb, stored_files, upload
+from support.problems import assert_problem
+from support.workflow import add_outlet, event_types, events_of, tap
 
 from dispatch.photos import service as photo_service
 from dispatch.photos.models import Photo
@@ -29,19 +22,14 @@ from dispatch.photos.storage import LocalPhotoStore
 
 
 def photo_rows(api) -> int:
-    with api.database.transaction(write=False) as session:
-        return session.scalar(select(func.count()).select_from(Photo))
-
-
-def events_of(api, job_id):
-    return api.get(f"/v1/jobs/{job_id}/events").json()["items"]
+    return count_rows(api.database, Photo)
 
 
 # The verdict -----------------------------------------------------------------------------------
 
 
 def test_a_photo_taken_at_the_customers_during_the_visit_is_verified(api, settings):
-    _, job, phone = on_site(api)
+    _, job, phone = half_an_hour_on_site(api)
     data = good_photo(api)
     r = upload(api, job["id"], data, phone)
     assert r.status_code == 201, r.text
@@ -52,9 +40,9 @@ def test_a_photo_taken_at_the_customers_during_the_visit_is_verified(api, settin
     assert (photo["width"], photo["height"], photo["size_bytes"]) == (64, 48, len(data))
     assert abs(photo["taken_lat"] - CUSTOMER[0]) < 1e-4 and photo["taken_at"] is not None
     assert photo["sha256"] == hashlib.sha256(data).hexdigest()
-    types = [e["type"] for e in events_of(api, job["id"])]
+    types = event_types(api, job)
     assert "photo_uploaded" in types and "photo_verdict" in types
-    verdict = next(e for e in events_of(api, job["id"]) if e["type"] == "photo_verdict")
+    verdict = events_of(api, job, "photo_verdict")[0]
     assert verdict["data"]["verdict"] == "verified"
     # Files are named by their content, nothing else.
     assert stored_files(settings) == [
@@ -64,7 +52,7 @@ def test_a_photo_taken_at_the_customers_during_the_visit_is_verified(api, settin
 
 
 def test_the_served_copy_and_thumbnail_carry_no_location(api):
-    _, job, phone = on_site(api)
+    _, job, phone = half_an_hour_on_site(api)
     photo = upload(api, job["id"], image_bytes(gps=CUSTOMER, gps_time=api.clock.now(), size=(800, 600)), phone).json()
     for path, longest in ((photo["url"], 800), (photo["thumbnail_url"], 320)):
         r = api.get(path)
@@ -80,7 +68,7 @@ def test_the_served_copy_and_thumbnail_carry_no_location(api):
 
 
 def test_a_photo_taken_far_away_is_a_mismatch_with_the_distance(api):
-    _, job, phone = on_site(api)
+    _, job, phone = half_an_hour_on_site(api)
     photo = upload(api, job["id"], image_bytes(gps=KRAKOW, gps_time=api.clock.now()), phone).json()
     assert photo["verdict"] == "mismatch"
     assert 250_000 < photo["distance_m"] < 260_000
@@ -89,7 +77,7 @@ def test_a_photo_taken_far_away_is_a_mismatch_with_the_distance(api):
 
 
 def test_a_photo_taken_at_another_time_is_a_mismatch_with_the_time_difference(api):
-    _, job, phone = on_site(api)
+    _, job, phone = half_an_hour_on_site(api)
     two_days_ago = api.clock.now() - timedelta(days=2)
     photo = upload(api, job["id"], image_bytes(gps=CUSTOMER, gps_time=two_days_ago), phone).json()
     assert photo["verdict"] == "mismatch"
@@ -99,21 +87,21 @@ def test_a_photo_taken_at_another_time_is_a_mismatch_with_the_time_difference(ap
 
 
 def test_a_few_minutes_outside_the_visit_are_within_the_slack(api):
-    _, job, phone = on_site(api)
+    _, job, phone = half_an_hour_on_site(api)
     just_before = api.clock.now() - timedelta(minutes=30 + 10)  # ten minutes before arriving
     photo = upload(api, job["id"], image_bytes(gps=CUSTOMER, gps_time=just_before), phone).json()
     assert photo["verdict"] == "verified" and photo["time_difference_seconds"] == 600
 
 
 def test_a_photo_without_metadata_says_so(api):
-    _, job, phone = on_site(api)
+    _, job, phone = half_an_hour_on_site(api)
     photo = upload(api, job["id"], image_bytes(), phone).json()
     assert photo["verdict"] == "no_metadata"
     assert photo["taken_at"] is None and photo["taken_lat"] is None and photo["distance_m"] is None
 
 
 def test_a_wall_clock_capture_time_is_read_in_the_technicians_time_zone(api):
-    _, job, phone = on_site(api, shift={"start": "00:00", "end": "23:59", "timezone": "Europe/Warsaw"})
+    _, job, phone = half_an_hour_on_site(api, shift={"start": "00:00", "end": "23:59", "timezone": "Europe/Warsaw"})
     warsaw_wall_clock = (api.clock.now() + timedelta(hours=1)).replace(tzinfo=None)  # UTC+1 in March
     photo = upload(api, job["id"], image_bytes(gps=CUSTOMER, local_time=warsaw_wall_clock), phone).json()
     assert photo["verdict"] == "verified", photo
@@ -128,7 +116,7 @@ def test_a_wall_clock_capture_time_is_read_in_the_technicians_time_zone(api):
 
 
 def test_png_and_webp_are_photos_too(api):
-    _, job, phone = on_site(api)
+    _, job, phone = half_an_hour_on_site(api)
     for fmt, colour in (("PNG", (10, 10, 10)), ("WEBP", (20, 20, 20))):
         r = upload(
             api,
@@ -143,7 +131,7 @@ def test_png_and_webp_are_photos_too(api):
 
 
 def test_a_transparent_png_is_served_on_white_not_black(api):
-    _, job, phone = on_site(api)
+    _, job, phone = half_an_hour_on_site(api)
     for fmt, mode in (("PNG", "RGBA"), ("PNG", "LA"), ("WEBP", "RGBA")):
         image = Image.new(mode, (40, 40), (0,) * len(mode))  # every pixel invisible, black underneath
         image.paste({"RGBA": (200, 30, 30, 255), "LA": (90, 255)}[mode], (0, 0, 20, 40))  # the left half drawn
@@ -157,7 +145,7 @@ def test_a_transparent_png_is_served_on_white_not_black(api):
 
 
 def test_the_same_photo_twice_is_stored_once(api, settings):
-    _, job, phone = on_site(api)
+    _, job, phone = half_an_hour_on_site(api)
     data = good_photo(api)
     first = upload(api, job["id"], data, phone)
     again = upload(api, job["id"], data, phone, name="retry.jpg")
@@ -175,10 +163,10 @@ def assert_nothing_stored(api, settings):
 
 
 def test_a_file_that_is_not_an_image_is_refused_whatever_it_is_called(api, settings):
-    _, job, phone = on_site(api)
+    _, job, phone = half_an_hour_on_site(api)
     for data in (b"#!/bin/sh\nrm -rf /\n", b"GIF89a" + b"\x00" * 100, good_photo(api)[:200]):
         r = upload(api, job["id"], data, phone, name="holiday.jpg", content_type="image/jpeg")
-        assert r.status_code == 422 and r.json()["code"] == "not-an-image", r.text
+        assert_problem(r, 422, "not-an-image")
     gif = io.BytesIO()
     Image.new("RGB", (10, 10)).save(gif, format="GIF")
     assert upload(api, job["id"], gif.getvalue(), phone).json()["code"] == "not-an-image"
@@ -186,40 +174,40 @@ def test_a_file_that_is_not_an_image_is_refused_whatever_it_is_called(api, setti
 
 
 def test_a_photo_over_the_size_limit_is_413(api, settings):
-    _, job, phone = on_site(api)
+    _, job, phone = half_an_hour_on_site(api)
     settings.photo_max_bytes = 2_000
     r = upload(api, job["id"], image_bytes(size=(400, 300), colour=(5, 5, 5)) + b"\x00" * 3_000, phone)
-    assert r.status_code == 413 and r.json()["code"] == "too-large"
+    assert_problem(r, 413, "too-large")
     settings.photo_max_bytes = 15 * 1024 * 1024
     # A body past the limit plus multipart framing is refused before it is read at all.
     r = upload(api, job["id"], b"\xff" * (15 * 1024 * 1024 + 128 * 1024), phone)
-    assert r.status_code == 413 and r.json()["code"] == "too-large"
+    assert_problem(r, 413, "too-large")
     assert_nothing_stored(api, settings)
 
 
 def test_a_decompression_bomb_is_refused_before_it_is_decoded(api, settings):
-    _, job, phone = on_site(api)
+    _, job, phone = half_an_hour_on_site(api)
     r = upload(api, job["id"], png_bomb(), phone, name="bomb.png", content_type="image/png")
-    assert r.status_code == 422 and r.json()["code"] == "too-many-pixels", r.text
+    assert_problem(r, 422, "too-many-pixels")
     settings.photo_max_pixels = 100_000
     r = upload(api, job["id"], image_bytes(size=(400, 300)), phone)  # 120,000 pixels
-    assert r.status_code == 422 and r.json()["code"] == "too-many-pixels"
+    assert_problem(r, 422, "too-many-pixels")
     assert r.json()["max_pixels"] == 100_000
     assert_nothing_stored(api, settings)
 
 
 def test_a_file_name_never_reaches_the_file_system(api, settings):
-    _, job, phone = on_site(api)
+    _, job, phone = half_an_hour_on_site(api)
     r = upload(api, job["id"], good_photo(api), phone, name="../../../etc/passwd")
     assert r.status_code == 201
     assert all(f.startswith(("photos/", "thumbs/")) and "passwd" not in f for f in stored_files(settings))
 
 
 def test_a_technician_cannot_upload_to_a_job_that_is_not_theirs(api, settings):
-    _, job, _ = on_site(api)
+    _, job, _ = half_an_hour_on_site(api)
     stranger = api.technician(name="Stranger", lat=52.3, lon=21.1)
     r = upload(api, job["id"], good_photo(api), api.as_technician(stranger["id"]))
-    assert r.status_code == 404 and r.json()["code"] == "job-not-found"
+    assert_problem(r, 404, "job-not-found")
     assert upload(api, job["id"], good_photo(api), api.headers("dispatcher")).status_code == 403
     assert_nothing_stored(api, settings)
 
@@ -229,17 +217,17 @@ def test_photos_are_taken_on_a_visit(api, settings):
     job = api.job()
     api.post(f"/v1/jobs/{job['id']}/dispatch")
     r = upload(api, job["id"], good_photo(api), api.as_technician(tech["id"]))
-    assert r.status_code == 409 and r.json()["code"] == "no-visit"
+    assert_problem(r, 409, "no-visit")
     assert_nothing_stored(api, settings)
 
 
 def test_outlets_do_not_see_photos_of_customers_homes(api):
-    outlet = api.post("/v1/outlets", {"code": "o1", "name": "Outlet"}, who="admin").json()
+    outlet = add_outlet(api, "o1", "Outlet")
     tech = api.technician()
     job = api.job(headers=api.as_outlet(outlet["id"]))
     api.post(f"/v1/jobs/{job['id']}/dispatch")
     phone = api.as_technician(tech["id"])
-    tap(api, job["id"], "on_site", phone)
+    tap(api, job, "on_site", phone=phone)
     photo = upload(api, job["id"], good_photo(api), phone).json()
     assert api.get(photo["url"], headers=api.as_outlet(outlet["id"])).status_code == 403
 
@@ -253,16 +241,16 @@ class BrokenStore(LocalPhotoStore):
 
 
 def test_when_storing_the_file_fails_no_row_points_at_it(api, settings):
-    _, job, phone = on_site(api)
+    _, job, phone = half_an_hour_on_site(api)
     api.client.app.state.photo_store = BrokenStore(settings.resolved_photo_dir)
     r = upload(api, job["id"], good_photo(api), phone)
-    assert r.status_code == 503 and r.json()["code"] == "photo-storage-failed"
+    assert_problem(r, 503, "photo-storage-failed")
     assert photo_rows(api) == 0
-    assert "photo_uploaded" not in [e["type"] for e in events_of(api, job["id"])]
+    assert "photo_uploaded" not in event_types(api, job)
 
 
 def test_when_the_database_write_fails_the_orphan_file_is_swept(api, settings, monkeypatch):
-    _, job, phone = on_site(api)
+    _, job, phone = half_an_hour_on_site(api)
 
     def failing_record(**kwargs):
         raise RuntimeError("database went away")
@@ -291,7 +279,7 @@ def test_the_sweep_command_removes_orphans_and_keeps_photos(api, settings, monke
 
     from dispatch.cli import app as cli
 
-    _, job, phone = on_site(api)
+    _, job, phone = half_an_hour_on_site(api)
     kept = upload(api, job["id"], good_photo(api), phone).json()
     orphan = LocalPhotoStore(settings.resolved_photo_dir)
     orphan.put(f"photos/ab/{'ab' * 32}.jpg", b"left behind")
@@ -364,7 +352,7 @@ def test_a_camera_clock_at_year_one_is_no_metadata_not_an_error(api, offset):
     from PIL import ExifTags
 
     # A Warsaw technician: a time without an offset is read in Warsaw, just past the calendar's start.
-    _, job, phone = on_site(api, shift={"start": "00:00", "end": "00:00", "timezone": "Europe/Warsaw"})
+    _, job, phone = half_an_hour_on_site(api, shift={"start": "00:00", "end": "00:00", "timezone": "Europe/Warsaw"})
     picture = Image.new("RGB", (16, 16), (9, 9, 9))
     exif = Image.Exif()
     details = exif.get_ifd(ExifTags.IFD.Exif)

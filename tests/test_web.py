@@ -4,7 +4,8 @@ and the job list has the filters the console's board needs (search, branch)."""
 from __future__ import annotations
 
 import pytest
-from conftest import job_body
+from support.api import job_body
+from support.workflow import add_outlet
 
 
 @pytest.mark.parametrize("page", ["/console/", "/tech/"])
@@ -56,7 +57,7 @@ def test_the_board_finds_a_job_by_part_of_the_customers_phone_whatever_the_spaci
 
 
 def test_the_board_finds_a_job_by_the_outlets_order_number(api):
-    outlet = api.post("/v1/outlets", {"code": "shop-1", "name": "Shop 1"}, who="admin").json()
+    outlet = add_outlet(api, "shop-1", "Shop 1")
     wanted = api.job(headers=api.as_outlet(outlet["id"]), external_ref="ORD-7_1")
     api.job(headers=api.as_outlet(outlet["id"]), external_ref="ORD-701")
     found = api.get("/v1/jobs", params={"q": "ORD-7_1"}).json()["items"]

@@ -14,17 +14,17 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import job_body
-from receiver import Receiver
 from sqlalchemy import func, select
+from support.api import bearer, job_body
+from support.moments import T0
+from support.receiver import Receiver
+from support.workflow import add_outlet, assign, tap
 
 from dispatch.events import service as events
 from dispatch.events.vocabulary import EventType
 from dispatch.webhooks import signing
 from dispatch.webhooks.models import WebhookDelivery
 from dispatch.webhooks.worker import Worker
-
-AT = "2026-03-10T09:00:00Z"
 
 
 @pytest.fixture
@@ -50,8 +50,9 @@ def worker(hook_settings, api):
 
 
 def _outlet(api, code="shop-1"):
-    outlet = api.post("/v1/outlets", {"code": code, "name": code}, who="admin").json()
-    return outlet, {"Authorization": f"Bearer {outlet['api_key']}"}
+    """An outlet and the headers of its key."""
+    shop = add_outlet(api, code)
+    return shop, bearer(shop["api_key"])
 
 
 def _subscribe(api, headers, url, types=("job.created", "job.status_changed", "job.assigned")):
@@ -82,13 +83,6 @@ def _deliveries(api, **where):
         for k, v in where.items():
             stmt = stmt.where(getattr(WebhookDelivery, k) == v)
         return list(session.scalars(stmt))
-
-
-def _assign_and_move(api, job_id, tech_id, *statuses):
-    assert api.post(f"/v1/jobs/{job_id}/assign", {"technician_id": tech_id, "reason": "closer"}).status_code == 200
-    phone = api.as_technician(tech_id)
-    for status in statuses:
-        assert api.post(f"/v1/jobs/{job_id}/status", {"status": status, "at": AT}, headers=phone).status_code == 200
 
 
 # Signatures -------------------------------------------------------------------------------
@@ -198,9 +192,9 @@ def test_the_worker_connects_to_the_address_it_checked_not_to_a_rebound_name(mon
 
 
 def test_a_new_job_reaches_the_outlets_receiver_signed(api, worker, receiver):
-    outlet, headers = _outlet(api)
+    shop, headers = _outlet(api)
     sub = _subscribe(api, headers, receiver.url, types=["job.created"])
-    job = api.post("/v1/jobs", job_body(external_ref="ORD-9"), headers=headers).json()
+    job = api.job(headers=headers, external_ref="ORD-9")
     assert worker.drain() == 1
     [item] = receiver.accepted
     assert _verify(sub["secret"], item)
@@ -208,7 +202,7 @@ def test_a_new_job_reaches_the_outlets_receiver_signed(api, worker, receiver):
     payload = item.payload
     assert payload["type"] == "job.created"
     assert payload["data"]["job_id"] == job["id"] and payload["data"]["external_ref"] == "ORD-9"
-    assert payload["data"]["outlet_id"] == outlet["id"]
+    assert payload["data"]["outlet_id"] == shop["id"]
     assert payload["data"]["event"]["data"]["due_at"] == job["due_at"].replace("Z", "+00:00")
     listed = api.get(f"/v1/webhooks/{sub['id']}/deliveries", headers=headers).json()["items"]
     assert [(d["state"], d["attempts"], d["last_status"]) for d in listed] == [("succeeded", 1, 200)]
@@ -225,10 +219,11 @@ def test_only_the_outlets_own_jobs_and_asked_for_types_are_delivered(api, worker
     try:
         _subscribe(api, api.headers("admin"), everything.url, types=["job.created"])
         tech = api.technician()
-        mine = api.post("/v1/jobs", job_body(), headers=a).json()
-        api.post("/v1/jobs", job_body(), headers=b)
+        mine = api.job(headers=a)
+        api.job(headers=b)
         api.job()
-        _assign_and_move(api, mine["id"], tech["id"], "en_route", "on_site", "completed")
+        assign(api, mine, tech, reason="closer")
+        tap(api, mine, "en_route", "on_site", "completed", phone=api.as_technician(tech["id"]), at=T0)
         worker.drain()
         assert [r.payload["type"] for r in receiver.accepted] == ["job.completed"]
         assert receiver.accepted[0].payload["data"]["job_id"] == mine["id"]
@@ -240,7 +235,7 @@ def test_only_the_outlets_own_jobs_and_asked_for_types_are_delivered(api, worker
 def test_a_change_that_rolls_back_sends_nothing(api, worker, receiver):
     _, headers = _outlet(api)
     _subscribe(api, headers, receiver.url)
-    job = api.post("/v1/jobs", job_body(), headers=headers).json()
+    job = api.job(headers=headers)
     before = len(_deliveries(api))
     with pytest.raises(RuntimeError), api.database.transaction() as session:
         events.record(
@@ -261,8 +256,9 @@ def test_failures_are_retried_with_backoff_and_a_jobs_events_stay_in_order(api, 
     sub = _subscribe(api, headers, receiver.url)
     tech = api.technician()
     receiver.mode = "fail"
-    job = api.post("/v1/jobs", job_body(), headers=headers).json()
-    _assign_and_move(api, job["id"], tech["id"], "en_route", "on_site")
+    job = api.job(headers=headers)
+    assign(api, job, tech, reason="closer")
+    tap(api, job, "en_route", "on_site", phone=api.as_technician(tech["id"]), at=T0)
     assert worker.drain() == 1  # only the job's first event is tried: the rest wait behind it
     assert [r.payload["type"] for r in receiver.seen] == ["job.created"]
     first = _deliveries(api)[0]
@@ -292,7 +288,7 @@ def test_a_receiver_that_hangs_times_out_and_is_retried(api, worker, receiver):
     _, headers = _outlet(api)
     sub = _subscribe(api, headers, receiver.url, types=["job.created"])
     receiver.mode, receiver.slow_seconds = "slow", 1.5
-    api.post("/v1/jobs", job_body(), headers=headers)
+    api.job(headers=headers)
     worker.drain()
     [delivery] = _deliveries(api)
     assert delivery.state == "pending" and delivery.last_status is None and "timed out" in delivery.last_error
@@ -310,9 +306,10 @@ def test_a_receiver_down_for_hours_gets_everything_once_back_in_order(api, worke
     _subscribe(api, headers, receiver.url)
     tech = api.technician(capacity=10)
     receiver.stop()  # connection refused from now on
-    jobs = [api.post("/v1/jobs", job_body(), headers=headers).json() for _ in range(8)]
+    jobs = [api.job(headers=headers) for _ in range(8)]
     for job in jobs[:4]:
-        _assign_and_move(api, job["id"], tech["id"], "en_route")
+        assign(api, job, tech, reason="closer")
+        tap(api, job, "en_route", phone=api.as_technician(tech["id"]), at=T0)
     for _ in range(6):  # six hours of failing attempts
         worker.drain()
         api.clock.advance(hours=1)
@@ -334,8 +331,8 @@ def test_after_the_retry_window_a_delivery_fails_and_can_be_redelivered(api, wor
     sub = _subscribe(api, headers, receiver.url)
     tech = api.technician()
     receiver.mode = "fail"
-    job = api.post("/v1/jobs", job_body(), headers=headers).json()
-    _assign_and_move(api, job["id"], tech["id"])
+    job = api.job(headers=headers)
+    assign(api, job, tech, reason="closer")
     _drain_until_quiet(api, worker, rounds=int(hook_settings.webhook_retry_hours) + 2)
     first, second = _deliveries(api)
     assert first.state == "failed" and second.state == "failed"
@@ -353,17 +350,17 @@ def test_a_410_turns_the_subscription_off_until_it_is_turned_back_on(api, worker
     _, headers = _outlet(api)
     sub = _subscribe(api, headers, receiver.url, types=["job.created"])
     receiver.mode = "gone"
-    api.post("/v1/jobs", job_body(), headers=headers)
+    api.job(headers=headers)
     worker.drain()
     got = api.get(f"/v1/webhooks/{sub['id']}", headers=headers).json()
     assert got["active"] is False and "410" in got["disabled_reason"]
     [gone] = _deliveries(api)
     assert gone.state == "failed" and gone.last_status == 410
-    api.post("/v1/jobs", job_body(), headers=headers)  # while off, nothing is queued for it
+    api.job(headers=headers)  # while off, nothing is queued for it
     assert len(_deliveries(api)) == 1
     receiver.mode = "ok"
     assert api.patch(f"/v1/webhooks/{sub['id']}", {"active": True}, headers=headers).json()["active"] is True
-    api.post("/v1/jobs", job_body(), headers=headers)
+    api.job(headers=headers)
     api.post(f"/v1/webhooks/{sub['id']}/deliveries/{gone.id}/redeliver", headers=headers)
     worker.drain()
     assert sorted(r.msg_id for r in receiver.accepted) == sorted(f"msg_{d.id}" for d in _deliveries(api))
@@ -374,7 +371,7 @@ def test_a_throttling_receiver_is_retried_no_sooner_than_it_asked(api, worker, r
     _, headers = _outlet(api)
     _subscribe(api, headers, receiver.url, types=["job.created"])
     receiver.mode = "throttle"
-    api.post("/v1/jobs", job_body(), headers=headers)
+    api.job(headers=headers)
     worker.drain()
     [d] = _deliveries(api)
     assert (d.next_attempt_at - api.clock.now()).total_seconds() >= 600
@@ -384,7 +381,7 @@ def test_several_workers_draining_at_once_send_each_delivery_once(api, hook_sett
     _, headers = _outlet(api)
     _subscribe(api, headers, receiver.url, types=["job.created"])
     for _ in range(60):
-        api.post("/v1/jobs", job_body(), headers=headers)
+        api.job(headers=headers)
     hook_settings.webhook_batch_size = 7
     hook_settings.webhook_timeout_seconds = 10  # a time-out would be a legitimate second send
     workers = [Worker(database=api.database, settings=hook_settings, clock=api.clock) for _ in range(4)]
@@ -438,7 +435,7 @@ def test_dispatch_worker_once_drains_from_the_command_line(hook_settings, api, r
 
     _, headers = _outlet(api)
     _subscribe(api, headers, receiver.url, types=["job.created"])
-    api.post("/v1/jobs", job_body(), headers=headers)
+    api.job(headers=headers)
     monkeypatch.setenv("DATABASE_URL", settings.resolved_database_url)
     monkeypatch.setenv("DISPATCH_WEBHOOK_ALLOW_PRIVATE_URLS", "true")
     result = CliRunner().invoke(cli, ["worker", "--once"])
@@ -463,7 +460,7 @@ def test_the_sla_watchers_at_risk_and_breach_reach_the_outlet_of_the_job_only(ap
     _, other = _outlet(api, "shop-2")
     _subscribe(api, mine, receiver.url, types=("job.at_risk", "job.breached"))
     _subscribe(api, other, receiver.url, types=("job.at_risk", "job.breached"))
-    job = api.post("/v1/jobs", job_body(), headers=mine).json()
+    job = api.job(headers=mine)
     api.clock.advance(hours=25)
     assert sla_watcher.run_pass(api.database, api.clock.now, _Settings()).fired == 3
     _drain_until_quiet(api, worker)

@@ -1,4 +1,4 @@
-"""Helpers for proof-of-work tests: real images built with Pillow, with and without EXIF."""
+"""Proof of work: real images built with Pillow, with and without EXIF, and their uploads."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ import io
 import struct
 import zlib
 from datetime import datetime, timedelta
+from typing import Any
 
 from PIL import ExifTags, Image
 
-CUSTOMER = (52.2319, 21.0067)  # job_body's customer, Marszałkowska 104
+from support.api import CUSTOMER, Api
+from support.workflow import on_site_job
+
 KRAKOW = (50.0614, 19.9366)
 
 
@@ -73,24 +76,10 @@ def png_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
     )
 
 
-def tap(api, job_id, to, headers, at=None, **extra):
-    body = {"status": to, "at": (at or api.clock.now()).isoformat(), **extra}
-    r = api.post(f"/v1/jobs/{job_id}/status", body, headers=headers)
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-def on_site(api, **tech_fields):
-    """A technician dispatched and standing at the customer's door."""
-    tech = api.technician(**tech_fields)
-    job = api.job()
-    chosen = api.post(f"/v1/jobs/{job['id']}/dispatch").json()["technician_id"]
-    if chosen != tech["id"]:  # an earlier test technician, free again and as near
-        tech = api.get(f"/v1/technicians/{chosen}").json()
-    phone = api.as_technician(tech["id"])
-    tap(api, job["id"], "en_route", phone)
-    api.clock.advance(minutes=20)
-    tap(api, job["id"], "on_site", phone)
+def half_an_hour_on_site(api: Api, **tech_fields: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
+    """A technician who drove 20 minutes and has been at the customer's door for half an hour
+    (an earlier technician, free again and as near, may be the one sent): (technician, job, phone)."""
+    tech, job, phone = on_site_job(api, travel=timedelta(minutes=20), or_earlier=True, **tech_fields)
     api.clock.advance(minutes=30)
     return tech, job, phone
 
@@ -99,7 +88,7 @@ def upload(api, job_id, data, headers, name="photo.jpg", content_type="image/jpe
     return api.client.post(f"/v1/jobs/{job_id}/photos", files={"file": (name, data, content_type)}, headers=headers)
 
 
-def good_photo(api) -> bytes:
+def good_photo(api: Api) -> bytes:
     """Taken at the customer's a minute ago."""
     return image_bytes(gps=CUSTOMER, gps_time=api.clock.now() - timedelta(minutes=1))
 
