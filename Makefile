@@ -22,8 +22,8 @@ serve: $(BIN)/.installed
 test: lint test-sqlite test-postgres  ## lint, then the whole suite on SQLite and on PostgreSQL
 
 lint: $(BIN)/.installed  ## ruff (lint and format check)
-	$(BIN)/ruff check src tests bench alembic
-	$(BIN)/ruff format --check src tests bench alembic
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 test-sqlite: $(BIN)/.installed
 	$(BIN)/python -m pytest -q
