@@ -6,6 +6,8 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from dispatch.errors import Unprocessable
+
 
 class Clock(Protocol):
     def now(self) -> datetime:
@@ -43,8 +45,6 @@ class FrozenClock:
 
 def ensure_not_future(value: datetime, *, now: datetime, skew_seconds: int, field: list[str | int]) -> None:
     """Refuse a client timestamp from the future (beyond the allowed clock skew) with a 422."""
-    from dispatch.errors import Unprocessable
-
     if value > now + timedelta(seconds=skew_seconds):
         name = ".".join(map(str, field))
         raise Unprocessable(

@@ -20,6 +20,8 @@ from pydantic import (
     model_validator,
 )
 
+from dispatch.errors import Unprocessable
+
 
 def json_number(value: Any) -> Any:
     # JSON says 3 and 3.0 are the same integer; "3" and true are not numbers at all.
@@ -161,8 +163,6 @@ def decode_id_cursor(cursor: str | None) -> int | None:
     """The id after which the next page starts; a cursor this API never gave out is a 422."""
     if cursor is None:
         return None
-    from dispatch.errors import Unprocessable
-
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         kind, _, value = raw.partition(":")

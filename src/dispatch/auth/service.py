@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session
 
 from dispatch.auth.models import BOUND_ROLES, ApiKey, Role
 from dispatch.errors import Conflict, NotFound, Unauthorized, Unprocessable
+from dispatch.outlets import service as outlets
+from dispatch.technicians import service as technicians
 
 KEY_PREFIX = "dsp_"
 
@@ -71,12 +73,8 @@ def issue(
         if field != bound_field and value is not None:
             raise Unprocessable(f"a {role.value} key cannot carry {field}", code="key-binding-invalid")
     if technician_id is not None:
-        from dispatch.technicians import service as technicians
-
         technicians.get(session=session, technician_id=technician_id)
     if outlet_id is not None:
-        from dispatch.outlets import service as outlets
-
         outlets.get(session=session, outlet_id=outlet_id)
     secret = secret or new_secret()
     key = ApiKey(

@@ -19,7 +19,7 @@ import anyio.to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dispatch.auth import service as auth
-from dispatch.errors import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE, DispatchError
+from dispatch.errors import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE, DispatchError, problem_responses
 from dispatch.idempotency import fingerprints, service
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -232,8 +232,6 @@ async def _problem(
 
 def document(spec: dict[str, Any]) -> dict[str, Any]:
     """Add the header to every write operation of the spec, and the answers it brings."""
-    from dispatch.errors import problem_responses
-
     problems = problem_responses(409, 422)
     for path, operations in spec.get("paths", {}).items():
         if not path.startswith("/v1"):
