@@ -1,0 +1,64 @@
+"""A mypy plugin: on a SQLModel table class, a field read from the class is a column.
+
+SQLModel declares `Job.status: JobStatus`, which is right for `job.status` but not for
+`Job.status`: at runtime that is SQLAlchemy's `InstrumentedAttribute`, the thing queries are
+built from (`Job.status.in_(...)`, `select(Job.id)`, `Job.due_at.is_(None)`). Without this
+every query needs `col(...)` or an ignore (sqlmodel issue #267); SQLAlchemy's own mypy plugin
+is deprecated and does not know SQLModel. Instances are untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from mypy.nodes import NameExpr, TypeInfo, Var
+from mypy.plugin import AttributeContext, Plugin
+from mypy.types import Instance, Type
+
+SQLMODEL = "sqlmodel.main.SQLModel"
+INSTRUMENTED = "sqlalchemy.orm.attributes.InstrumentedAttribute"
+
+
+def _is_table(info: TypeInfo) -> bool:
+    for cls in info.mro:
+        table = cls.defn.keywords.get("table")
+        if isinstance(table, NameExpr) and table.fullname == "builtins.True":
+            return True
+    return False
+
+
+class SQLModelColumns(Plugin):
+    def get_class_attribute_hook(self, fullname: str) -> Callable[[AttributeContext], Type] | None:
+        class_name, _, attribute = fullname.rpartition(".")
+        symbol = self.lookup_fully_qualified(class_name)
+        if symbol is None or not isinstance(symbol.node, TypeInfo) or attribute.startswith("_"):
+            return None
+        info = symbol.node
+        if not info.has_base(SQLMODEL) or not _is_table(info):
+            return None
+        for cls in info.mro:
+            if cls.fullname == SQLMODEL:
+                return None  # SQLModel's own API (metadata, model_fields...), not a field
+            node = cls.names.get(attribute)
+            if node is not None:
+                if not isinstance(node.node, Var) or node.node.is_classvar or node.node.is_property:
+                    return None
+                return _column
+        return None
+
+    def get_additional_deps(self, file: object) -> list[tuple[int, str, int]]:
+        return [(10, "sqlalchemy.orm.attributes", -1)]
+
+
+def _column(ctx: AttributeContext) -> Type:
+    if ctx.is_lvalue:
+        return ctx.default_attr_type
+    module, _, name = INSTRUMENTED.rpartition(".")
+    # By module, not named_generic_type: that walks from `sqlalchemy`, whose namespace has no `orm`.
+    symbol = ctx.api.modules[module].names[name]
+    assert isinstance(symbol.node, TypeInfo)
+    return Instance(symbol.node, [ctx.default_attr_type])
+
+
+def plugin(version: str) -> type[Plugin]:
+    return SQLModelColumns
