@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from mypy.nodes import NameExpr, TypeInfo, Var
+from mypy.nodes import TypeInfo, Var
 from mypy.plugin import AttributeContext, Plugin
 from mypy.types import Instance, Type
 
@@ -20,11 +20,10 @@ INSTRUMENTED = "sqlalchemy.orm.attributes.InstrumentedAttribute"
 
 
 def _is_table(info: TypeInfo) -> bool:
-    for cls in info.mro:
-        table = cls.defn.keywords.get("table")
-        if isinstance(table, NameExpr) and table.fullname == "builtins.True":
-            return True
-    return False
+    # A table class is told by its `__tablename__`, not by `table=True`: mypy's cache keeps a
+    # class's names but not its keywords, and the answer must not depend on the cache.
+    # (tests/test_architecture.py checks that every table model names its table.)
+    return any("__tablename__" in cls.names for cls in info.mro if cls.fullname != SQLMODEL)
 
 
 class SQLModelColumns(Plugin):

@@ -38,7 +38,7 @@ async def dispatch_job(
                 session=session,
                 lat=job.lat,
                 lon=job.lon,
-                skill=job.product_category,  # type: ignore[arg-type]
+                skill=job.product_category,
                 now=now,
                 settings=settings,
                 selection=choice.selection,

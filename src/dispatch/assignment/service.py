@@ -470,7 +470,7 @@ def send_back(
         job_id=job.id,
         type="status_changed",
         actor=SYSTEM.actor,
-        now=now,  # type: ignore[arg-type]
+        now=now,
         **{"from": previous_status.value},
         to=JobStatus.ready.value,
         previous_technician_id=previous,

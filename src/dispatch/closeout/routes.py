@@ -79,7 +79,7 @@ async def sign_off_job(
             id=signoff.id,
             job_id=job_id,
             visit_number=_number(session, signoff.visit_id),
-            photo_id=photo.id,  # type: ignore[arg-type]
+            photo_id=photo.id,
             photo_verdict=photo.verdict,
             signer_name=signoff.signer_name,
             signed_at=signoff.signed_at,
@@ -154,7 +154,7 @@ async def review_job_compliance(
             id=entry.id,
             job_id=job_id,
             visit_number=_number(session, entry.visit_id),
-            passed=entry.passed,  # type: ignore[arg-type]
+            passed=entry.passed,
             reason=entry.reason,
             reviewed_by=entry.reviewed_by,
             reviewed_at=entry.reviewed_at,
@@ -207,7 +207,7 @@ async def list_callbacks_due(uow: UnitOfWorkDep, now: NowDep, limit: LimitQuery 
                 CallbackDuePublic(
                     job_id=job.id,
                     customer_name=job.customer_name,
-                    customer_phone=job.customer_phone,  # type: ignore[arg-type]
+                    customer_phone=job.customer_phone,
                     technician_id=job.technician_id,
                     completed_at=job.completed_at,
                     unreached_attempts=attempts,

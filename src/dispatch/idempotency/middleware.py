@@ -152,7 +152,7 @@ class IdempotencyMiddleware:
                     row_id=decision.row_id,
                     status=status,
                     headers=kept,
-                    body=answer,  # type: ignore[arg-type]
+                    body=answer,
                     now=clock.now(),
                 ),
             )

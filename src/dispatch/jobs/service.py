@@ -145,8 +145,8 @@ def save_new(*, session: Session, job: Job, now: datetime, timeline: list[dict[s
     """Insert a new job, its SLA checkpoints and its first timeline entries (``job_created`` first)."""
     session.add(job)
     session.flush()
-    session.execute(insert(SlaCheckpoint), policies.checkpoint_rows(job.id, sla_plan(session, job)))  # type: ignore[arg-type]
-    events.record_all(session=session, job_id=job.id, now=now, entries=[created_entry(job), *timeline])  # type: ignore[arg-type]
+    session.execute(insert(SlaCheckpoint), policies.checkpoint_rows(job.id, sla_plan(session, job)))
+    events.record_all(session=session, job_id=job.id, now=now, entries=[created_entry(job), *timeline])
     return job
 
 
@@ -486,7 +486,7 @@ def sla_public(job: Job, now: datetime) -> SlaPublic:
         at_risk_at=job.at_risk_at,
         deadlines=deadlines,
         next_deadline=next_deadline,
-        next_due_at=job.next_due_at if is_open else None,  # type: ignore[arg-type]
+        next_due_at=job.next_due_at if is_open else None,
         time_left_seconds=int(time_left.total_seconds()),
         reasons=sla.reasons(job, now),
         return_visits=job.return_visits,
@@ -497,7 +497,7 @@ def sla_public(job: Job, now: datetime) -> SlaPublic:
 
 def to_public(job: Job, now: datetime) -> JobPublic:
     return JobPublic(
-        id=job.id,  # type: ignore[arg-type]
+        id=job.id,
         status=job.status,
         outlet_id=job.outlet_id,
         external_ref=job.external_ref,

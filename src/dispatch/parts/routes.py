@@ -199,8 +199,8 @@ async def set_stock(
 
 
 def _stock_answer(session: Session, location: Location, part: Part, response: Response) -> StockPublic:
-    level = stock.level(session, location.id, part.id)  # type: ignore[arg-type]
-    response.headers["ETag"] = versions.etag(stock.version(location.id, part.id, level))  # type: ignore[arg-type]
+    level = stock.level(session, location.id, part.id)
+    response.headers["ETag"] = versions.etag(stock.version(location.id, part.id, level))
     return _stock_public(location, part, level)
 
 
@@ -222,7 +222,7 @@ async def list_stock_movements(
             session=session,
             location_id=location.id,
             part_id=part.id,
-            limit=limit + 1,  # type: ignore[arg-type]
+            limit=limit + 1,
             after_id=after_id,
         )
         return id_page(
@@ -259,7 +259,7 @@ async def receive_goods(
             now=now,
             settings=settings,
         )
-        level = stock.level(session, location.id, part.id)  # type: ignore[arg-type]
+        level = stock.level(session, location.id, part.id)
         return ReceiptPublic(
             stock=_stock_public(location, part, level), backorders_filled=filled, quantity_to_backorders=quantity
         )
@@ -326,7 +326,7 @@ async def part_availability(
         if job_id is not None:
             job = jobs.get(session=session, job_id=job_id, caller=caller)
             point = (job.lat, job.lon)
-        found = stock.available(session=session, part_id=part.id, lat=point[0], lon=point[1])  # type: ignore[arg-type]
+        found = stock.available(session=session, part_id=part.id, lat=point[0], lon=point[1])
         return Page[AvailabilityPublic](
             items=[
                 AvailabilityPublic(

@@ -39,22 +39,22 @@ def after_status_change(session: Session, job: Job, *, at: datetime, now: dateti
     if arrives or job.status in (JobStatus.completed, JobStatus.cancelled):
         # What came due while the job was still open fires before this news makes it moot: the
         # watcher may not have passed since (or be down), and a breach is never lost.
-        watcher.fire_due(session, now, job_id=job.id, upto=min(at, now))  # type: ignore[arg-type]
+        watcher.fire_due(session, now, job_id=job.id, upto=min(at, now))
     if arrives:
         job.arrived_at = at
         job.arrival_missed = job.arrival_due_at is not None and at > job.arrival_due_at
         policies.set_next(job)
-        resolve(session, job.id, now, [Deadline.arrival, Deadline.appointment])  # type: ignore[arg-type]
+        resolve(session, job.id, now, [Deadline.arrival, Deadline.appointment])
         if job.arrival_missed:
             events.record(
                 session=session,
                 job_id=job.id,
                 type="sla_arrival_missed",
                 actor="system",
-                now=now,  # type: ignore[arg-type]
+                now=now,
                 occurred_at=at,
                 arrival_due_at=job.arrival_due_at.isoformat(),
-            )  # type: ignore[union-attr]
+            )
     elif job.status is JobStatus.completed:
         job.resolution_seconds = int((job.completed_at - job.reported_at).total_seconds())  # type: ignore[operator]
         _close(session, job, now)
@@ -97,7 +97,7 @@ def _close(session: Session, job: Job, now: datetime) -> None:
     job.next_due_at = job.next_at_risk_at = None
     if job.predicted_breach in watcher.OURS:
         job.predicted_breach = None
-    resolve(session, job.id, now)  # type: ignore[arg-type]
+    resolve(session, job.id, now)
 
 
 # --- pauses --------------------------------------------------------------------------------
@@ -124,11 +124,11 @@ def pause(*, session: Session, job_id: int, reason: str, note: str | None, calle
     jobs.count_time(job, now)
     job.paused_at = now
     jobs.touch(job, now)
-    session.add(SlaPause(job_id=job.id, reason=reason, note=note, started_at=now, started_by=caller.actor))  # type: ignore[arg-type]
+    session.add(SlaPause(job_id=job.id, reason=reason, note=note, started_at=now, started_by=caller.actor))
     session.flush()
     events.record(
         session=session, job_id=job.id, type="sla_paused", actor=caller.actor, now=now, reason=reason, note=note
-    )  # type: ignore[arg-type]
+    )
     return job
 
 
@@ -158,7 +158,7 @@ def resume_locked(session: Session, job: Job, *, actor: str, now: datetime) -> N
         job.arrival_due_at, job.arrival_at_risk_at = later(job.arrival_due_at), later(job.arrival_at_risk_at)  # type: ignore[arg-type]
     policies.set_next(job)
     # The appointment is a fixed time agreed with the customer: a pause does not move it.
-    for checkpoint in policies.pending_checkpoints(session, job.id):  # type: ignore[arg-type]
+    for checkpoint in policies.pending_checkpoints(session, job.id):
         if checkpoint.deadline is not Deadline.appointment:
             checkpoint.fires_at = later(checkpoint.fires_at)
     pause_row = session.scalar(select(SlaPause).where(SlaPause.job_id == job.id, SlaPause.ended_at.is_(None)))
@@ -171,7 +171,7 @@ def resume_locked(session: Session, job: Job, *, actor: str, now: datetime) -> N
         job_id=job.id,
         type="sla_resumed",
         actor=actor,
-        now=now,  # type: ignore[arg-type]
+        now=now,
         paused_seconds=int(paused.total_seconds()),
         due_at=job.due_at.isoformat(),
         arrival_due_at=job.arrival_due_at.isoformat() if job.arrival_due_at else None,

@@ -37,7 +37,7 @@ Readers = allow(Role.dispatcher, Role.supervisor, Role.technician)
 def _public(
     session: Session, technician: Technician, now: NowDep, response: Response | None = None
 ) -> TechnicianPublic:
-    skills = service.skills_of(session=session, technician_ids=[technician.id])[technician.id]  # type: ignore[index]
+    skills = service.skills_of(session=session, technician_ids=[technician.id])[technician.id]
     if response is not None:  # one technician: its version, for If-Match on the next edit
         response.headers["ETag"] = versions.etag(service.version(technician, skills))
     return service.to_public(technician, skills, now)
@@ -87,7 +87,7 @@ async def list_technicians(
             active=active,
             home_branch=home_branch,
         )
-        skills = service.skills_of(session=session, technician_ids=[t.id for t in rows])  # type: ignore[misc]
+        skills = service.skills_of(session=session, technician_ids=[t.id for t in rows])
         return id_page(TechnicianPublic, rows, limit, lambda t: service.to_public(t, skills[t.id], now))
 
     return await uow.run(work)

@@ -144,7 +144,7 @@ def update_technician(
         technician.timezone = shift.timezone if shift else "UTC"
     moved = changes.get("lat") is not None
     if moved:
-        technician.lat, technician.lon = technician_in.lat, technician_in.lon  # type: ignore[assignment]
+        technician.lat, technician.lon = technician_in.lat, technician_in.lon
         technician.location_at = now
     technician.updated_at = now
     session.flush()
@@ -274,7 +274,7 @@ def to_public(technician: Technician, skills: list[str], now: datetime) -> Techn
         else None
     )
     return TechnicianPublic(
-        id=technician.id,  # type: ignore[arg-type]
+        id=technician.id,
         name=technician.name,
         phone=technician.phone,
         skills=skills,

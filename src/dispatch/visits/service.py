@@ -60,10 +60,10 @@ def _open(
     technician_id: int | None = None,
     note: str | None = None,
 ) -> Visit:
-    previous = latest(session, job.id)  # type: ignore[arg-type]
+    previous = latest(session, job.id)
     visit = Visit(
         job_id=job.id,
-        number=(previous.number + 1) if previous else 1,  # type: ignore[arg-type]
+        number=(previous.number + 1) if previous else 1,
         technician_id=technician_id,
         reason=reason or _next_reason(previous),
         planned_at=now,
@@ -96,7 +96,7 @@ def _end(
         type="visit_ended",
         actor=actor,
         now=now,
-        occurred_at=at,  # type: ignore[arg-type]
+        occurred_at=at,
         visit_number=visit.number,
         visit_id=visit.id,
         outcome=outcome.value,
@@ -121,7 +121,7 @@ def track(
     job's lock. ``technician_id`` is who held the job when the change was made (``unable``
     clears it from the job); ``at`` is the device time of the change."""
     status = job.status
-    visit = current(session, job.id)  # type: ignore[arg-type]
+    visit = current(session, job.id)
     if status in (JobStatus.en_route, JobStatus.on_site):
         started = visit is not None and visit.started
         if visit is None:
@@ -139,7 +139,7 @@ def track(
                 type="visit_started",
                 actor=actor,
                 now=now,
-                occurred_at=at,  # type: ignore[arg-type]
+                occurred_at=at,
                 visit_number=visit.number,
                 visit_id=visit.id,
                 reason=visit.reason.value,
@@ -187,7 +187,7 @@ def list_visits(*, session: Session, job_id: int, caller: Caller) -> list[Visit]
 
 def require_visit(session: Session, job: Job) -> Visit:
     """The latest visit of a job, or 409: photos, sign-offs and callbacks belong to a visit."""
-    visit = latest(session, job.id)  # type: ignore[arg-type]
+    visit = latest(session, job.id)
     if visit is None or not (visit.started or visit.outcome is not None):
         raise Conflict(
             f"job {job.id} has had no visit yet; the technician starts one with en_route or on_site", code="no-visit"
@@ -219,7 +219,7 @@ def plan_return_visit(
             code="not-returnable",
             current_status=job.status.value,
         )
-    last = latest(session, job.id)  # type: ignore[arg-type]
+    last = latest(session, job.id)
     previous_technician = (last.technician_id if last and last.technician_id else None) or job.technician_id
     previous_status = job.status
     visit = _open(session, job, actor=caller.actor, now=now, reason=reason, note=note)
@@ -231,7 +231,7 @@ def plan_return_visit(
         job_id=job.id,
         type="return_visit_planned",
         actor=caller.actor,
-        now=now,  # type: ignore[arg-type]
+        now=now,
         visit_number=visit.number,
         visit_id=visit.id,
         reason=reason.value,

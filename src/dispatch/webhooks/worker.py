@@ -303,7 +303,7 @@ def record(*, database: Database, outcomes: list[Outcome], worker_id: str, now: 
         for delivery in session.scalars(
             select(D).where(D.id.in_(list(failed)), D.leased_by == worker_id).with_for_update()
         ):
-            outcome = failed[delivery.id]  # type: ignore[index]
+            outcome = failed[delivery.id]
             delivery.attempts += 1
             delivery.last_status, delivery.last_error = outcome.status, outcome.error
             delivery.leased_until = delivery.leased_by = None
