@@ -183,7 +183,7 @@ def id_page(model: type[ResponseBody], rows: list[Any], limit: int, convert: Cal
     convert = convert or model.model_validate
     more = len(rows) > limit
     rows = rows[:limit]
-    return Page[model](  # type: ignore[valid-type]
+    return Page[model](  # type: ignore[valid-type]  # parametrised at run time; mypy needs a static type
         items=[convert(r) for r in rows],
         next_cursor=encode_id_cursor(rows[-1].id) if more else None,
     )

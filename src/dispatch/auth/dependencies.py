@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated
 
@@ -45,7 +46,7 @@ def _look_up(database: Database, key_hash: str, now: datetime) -> Caller:
 CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
-def allow(*roles: Role):
+def allow(*roles: Role) -> Callable[[Caller], Awaitable[Caller]]:
     """A dependency that lets the given roles (and admin) through, and refuses the rest."""
     allowed = {Role.admin, *roles}
 

@@ -108,13 +108,16 @@ class IdempotencyMiddleware:
             )
             return
         if decision.outcome == "replay":
-            headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in decision.headers or []]
+            kept_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in decision.headers or []]
             await _send_response(
-                send, decision.status or 200, [*headers, (REPLAYED_HEADER.encode(), b"true")], decision.body or b""
+                send, decision.status or 200, [*kept_headers, (REPLAYED_HEADER.encode(), b"true")], decision.body or b""
             )
             return
 
         # We hold the key: run the request on the body we read, and keep what it answers.
+        row_id = decision.row_id
+        if row_id is None:
+            raise RuntimeError("a decision to run names the key's row")
         replayed_body = False
 
         async def replay_receive() -> Message:
@@ -149,7 +152,7 @@ class IdempotencyMiddleware:
                 state,
                 lambda: service.finish(
                     database=database,
-                    row_id=decision.row_id,
+                    row_id=row_id,
                     status=status,
                     headers=kept,
                     body=answer,

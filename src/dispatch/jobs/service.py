@@ -184,7 +184,7 @@ def assign_new(job: Job, *, technician_id: int, now: datetime) -> None:
     job.assigned_at = now
 
 
-def visible(caller: Caller) -> Select[tuple[Job]]:
+def visible(caller: Caller) -> Select[Job]:
     """Jobs this caller may see. Anything outside is simply not found (OWASP API1)."""
     stmt = select(Job)
     if caller.role is Role.technician:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
+from sqlalchemy.orm import Session
 
 from dispatch.auth import service as auth
 from dispatch.auth.dependencies import allow
@@ -19,7 +20,7 @@ Staff = Depends(allow(Role.dispatcher, Role.supervisor))
     "", status_code=201, response_model=OutletCreated, dependencies=[Depends(allow())], responses=problem_responses(409)
 )
 async def create_outlet(body: OutletCreate, uow: UnitOfWorkDep, now: NowDep) -> OutletCreated:
-    def work(session):  # type: ignore[no-untyped-def]
+    def work(session: Session) -> OutletCreated:
         outlet = service.create(session=session, code=body.code, name=body.name, now=now)
         _, secret = auth.issue(
             session=session, role=Role.outlet, outlet_id=outlet.id, now=now, name=f"outlet {outlet.code}"

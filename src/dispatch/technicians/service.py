@@ -197,7 +197,7 @@ def list_technicians(
     return list(session.scalars(stmt))
 
 
-def ids_in_branch(branch: str) -> Select[tuple[int]]:
+def ids_in_branch(branch: str) -> Select[int]:
     """A subquery: the technicians whose home branch this is."""
     return select(Technician.id).where(Technician.home_branch == branch)
 

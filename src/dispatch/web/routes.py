@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mimetypes
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -46,7 +47,7 @@ def mount(app: FastAPI) -> None:
     app.mount("/ui", UiFiles(directory=STATIC / "ui", html=False), name="ui")
 
 
-def _redirect_to(target: str):  # type: ignore[no-untyped-def]
+def _redirect_to(target: str) -> Callable[[], Awaitable[RedirectResponse]]:
     async def redirect() -> RedirectResponse:
         return RedirectResponse(target, status_code=308)
 

@@ -9,7 +9,7 @@ other parts of the service (SLA watchers for ``at_risk``/``breached``, callbacks
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 EventType = Literal[
     "job.created",
@@ -22,7 +22,7 @@ EventType = Literal[
     "job.completed",
     "job.closed",
 ]
-EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 
 _BY_TIMELINE_TYPE: dict[str, tuple[str, ...]] = {
     "job_created": ("job.created",),
