@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime, time
+from typing import Any, cast
 
-from sqlalchemy import Select, bindparam, delete, insert, select, update
+from sqlalchemy import CursorResult, Select, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from dispatch import versions
@@ -250,7 +251,7 @@ def claim_capacity(*, session: Session, technician_id: int, require_on_duty: boo
     (Read Committed on PostgreSQL, serialised writers on SQLite): zero rows means full.
     """
     result = session.execute(_CLAIM_ON_DUTY if require_on_duty else _CLAIM, {"technician_id": technician_id})
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return cast("CursorResult[Any]", result).rowcount == 1  # an UPDATE answers with a cursor result
 
 
 def release_capacity(*, session: Session, technician_id: int) -> None:
