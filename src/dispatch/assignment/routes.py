@@ -29,6 +29,7 @@ async def dispatch_job(
     def work(session: Session) -> DispatchResult:
         outcome = service.dispatch(session=session, job_id=job_id, caller=caller, now=now, settings=settings)
         job, choice = outcome.job, outcome.choice
+        assert job.lat is not None and job.lon is not None  # a job without a place is never dispatched
         return DispatchResult(
             job=jobs.to_public(job, now),
             technician_id=choice.technician_id,

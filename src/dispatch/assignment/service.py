@@ -118,9 +118,8 @@ def find_nearest(
     """The nearest available technician with ``skill``, searched in widening boxes."""
     limit = settings.dispatch_max_radius_km
     hint_key = (skill, math.floor(lat), math.floor(lon))
-    radius: float | None = max(settings.dispatch_first_radius_km, _radius_hints.get(hint_key, 0.0))
-    if limit is not None:
-        radius = min(radius, limit)
+    first = max(settings.dispatch_first_radius_km, _radius_hints.get(hint_key, 0.0))
+    radius: float | None = first if limit is None else min(first, limit)
     while True:
         box = box_around(lat, lon, radius) if radius is not None else None
         searched = radius if box is not None else None
@@ -139,7 +138,7 @@ def find_nearest(
             # distance holds everyone nearer, so one more search is conclusive.
             radius = distance * 1.0001 + 0.001
             continue
-        if searched is None or (limit is not None and radius >= limit):
+        if searched is None or radius is None or (limit is not None and radius >= limit):
             return Selection(None, searched)
         radius *= 4
         if limit is not None:
@@ -179,7 +178,7 @@ def nearby(*, session: Session, lat: float, lon: float, skill: str, radius_km: f
             TechnicianSkill.lon.between(box.min_lon, box.max_lon),
             TechnicianSkill.lat.between(box.min_lat, box.max_lat),
         )
-    return rank((CandidateRow(*row) for row in session.execute(stmt)), lat=lat, lon=lon, now=now)
+    return rank((CandidateRow(**row._mapping) for row in session.execute(stmt)), lat=lat, lon=lon, now=now)
 
 
 def explain_unavailable(*, session: Session, skill: str, settings: Settings) -> tuple[str, str]:
@@ -228,8 +227,8 @@ def explain(
     """The nearest technicians with the skill, with their distances and why each was passed over:
     within the area the search covered, or around the customer when nobody could go."""
     chosen = selection.best if selection is not None else None
-    if chosen is not None:
-        radius = max(chosen.distance_km(lat, lon) * 1.001 + 0.01, selection.radius_km or 0.0)  # type: ignore[union-attr]
+    if selection is not None and chosen is not None:
+        radius = max(chosen.distance_km(lat, lon) * 1.001 + 0.01, selection.radius_km or 0.0)
     else:
         radius = min(_EXPLAIN_RADIUS_KM, settings.dispatch_max_radius_km or _EXPLAIN_RADIUS_KM)
     ranking = nearby(session=session, lat=lat, lon=lon, skill=skill, radius_km=radius, now=now)
@@ -471,7 +470,7 @@ def send_back(
         type="status_changed",
         actor=SYSTEM.actor,
         now=now,
-        **{"from": previous_status.value},
+        **{"from": previous_status.value},  # type: ignore[arg-type]  # `from` is a keyword; typed events replace this
         to=JobStatus.ready.value,
         previous_technician_id=previous,
         reason=reason,
