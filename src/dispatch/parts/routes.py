@@ -23,7 +23,7 @@ from dispatch.deps import (
 from dispatch.errors import NotFound, Unprocessable, problem_responses
 from dispatch.jobs import service as jobs
 from dispatch.parts import service, stock
-from dispatch.parts.models import Location, Part, Shipment, ShipmentStatus, Stock
+from dispatch.parts.models import JobPart, Location, Part, Shipment, ShipmentStatus, Stock
 from dispatch.parts.schemas import (
     AvailabilityPublic,
     BackorderPublic,
@@ -489,7 +489,7 @@ async def list_backorders(
 # --- a job's parts --------------------------------------------------------------------------
 
 
-def _lines_public(session: Session, lines: list) -> list[JobPartPublic]:  # type: ignore[type-arg]
+def _lines_public(session: Session, lines: list[JobPart]) -> list[JobPartPublic]:
     locations, skus = service.codes(session, {line.location_id for line in lines}, {line.part_id for line in lines})
     return [JobPartPublic.model_validate(service.public_line(line, locations, skus)) for line in lines]
 

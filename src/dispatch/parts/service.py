@@ -239,6 +239,7 @@ def refresh(*, session: Session, job: Job, now: datetime, actor: str, settings: 
     job.parts_eta = max(etas) if etas else None
     late = job.parts_eta is not None and job.parts_eta > job.due_at
     if late and job.predicted_breach is None:
+        assert job.parts_eta is not None  # late means an ETA
         job.predicted_breach = PARTS_LATE
         events.record(
             session=session,
@@ -281,7 +282,7 @@ def _park(session: Session, job: Job, now: datetime, actor: str) -> None:
         type="status_changed",
         actor=actor,
         now=now,
-        **{"from": previous.value},
+        **{"from": previous.value},  # type: ignore[arg-type]  # `from` is a keyword; typed events replace this
         to=JobStatus.waiting_parts.value,
         technician_id=job.technician_id,
         parts_eta=job.parts_eta.isoformat() if job.parts_eta else None,
@@ -550,7 +551,7 @@ def settle(*, session: Session, job: Job, now: datetime, actor: str, settings: S
         if line.state is JobPartState.reserved and consume:
             stock.move(
                 session,
-                location_id=line.location_id,
+                location_id=_held_at(line),
                 part_id=line.part_id,
                 on_hand=-line.quantity,
                 reserved=-line.quantity,
@@ -562,17 +563,17 @@ def settle(*, session: Session, job: Job, now: datetime, actor: str, settings: S
             if line.state is JobPartState.reserved:
                 stock.move(
                     session,
-                    location_id=line.location_id,
+                    location_id=_held_at(line),
                     part_id=line.part_id,
                     reserved=-line.quantity,
                     reason=MovementReason.released,
                     why=why,
                 )
-                freed.add((line.location_id, line.part_id))  # type: ignore[arg-type]
+                freed.add((_held_at(line), line.part_id))
             line.state = JobPartState.released  # in transit: arrives as free stock; backordered: dropped
         line.updated_at = now
         session.flush()
-        _record_line(session, job, line, session.get(Part, line.part_id), actor, now)  # type: ignore[arg-type]
+        _record_line(session, job, line, session.get_one(Part, line.part_id), actor, now)
     job.waiting_for_parts, job.parts_eta = None, None
     if job.predicted_breach == PARTS_LATE:
         job.predicted_breach = None
@@ -580,11 +581,18 @@ def settle(*, session: Session, job: Job, now: datetime, actor: str, settings: S
     for location_id, part_id in sorted(freed):
         fill_backorders(
             session=session,
-            location=session.get(Location, location_id),
-            part=session.get(Part, part_id),  # type: ignore[arg-type]
+            location=session.get_one(Location, location_id),
+            part=session.get_one(Part, part_id),
             why=Why(actor=actor, now=now),
             settings=settings,
         )
+
+
+def _held_at(line: JobPart) -> int:
+    """Where a reserved (or consumed) line's parts are: set when the line is reserved."""
+    if line.location_id is None:
+        raise RuntimeError(f"part line {line.id} is {line.state.value} but has no location")
+    return line.location_id
 
 
 def _line(session: Session, job_id: int, line_id: int, caller: Caller) -> tuple[Job, JobPart, Part]:
@@ -628,7 +636,7 @@ def release_part(
     if held_at is not None:
         fill_backorders(
             session=session,
-            location=session.get(Location, held_at),
+            location=session.get_one(Location, held_at),
             part=part,
             why=replace(why, job_id=None),
             settings=settings,
@@ -663,7 +671,7 @@ def return_part(
     why = Why(actor=caller.actor, now=now, job_id=job.id, note=note)
     stock.move(
         session,
-        location_id=line.location_id,
+        location_id=_held_at(line),
         part_id=part.id,
         on_hand=quantity,
         reason=MovementReason.returned,
@@ -684,7 +692,7 @@ def return_part(
     )
     fill_backorders(
         session=session,
-        location=session.get(Location, line.location_id),
+        location=session.get_one(Location, _held_at(line)),
         part=part,
         why=replace(why, job_id=None),
         settings=settings,
