@@ -45,7 +45,7 @@ def after_status_change(session: Session, job: Job, *, at: datetime, now: dateti
         job.arrival_missed = job.arrival_due_at is not None and at > job.arrival_due_at
         policies.set_next(job)
         resolve(session, job.id, now, [Deadline.arrival, Deadline.appointment])
-        if job.arrival_missed:
+        if job.arrival_missed and job.arrival_due_at is not None:
             events.record(
                 session=session,
                 job_id=job.id,
@@ -56,7 +56,8 @@ def after_status_change(session: Session, job: Job, *, at: datetime, now: dateti
                 arrival_due_at=job.arrival_due_at.isoformat(),
             )
     elif job.status is JobStatus.completed:
-        job.resolution_seconds = int((job.completed_at - job.reported_at).total_seconds())  # type: ignore[operator]
+        assert job.completed_at is not None  # set with the status
+        job.resolution_seconds = int((job.completed_at - job.reported_at).total_seconds())
         _close(session, job, now)
     elif job.status is JobStatus.cancelled:
         _close(session, job, now)
@@ -155,7 +156,9 @@ def resume_locked(session: Session, job: Job, *, actor: str, now: datetime) -> N
     if job.completed_at is None:
         job.due_at, job.at_risk_at = later(job.due_at), later(job.at_risk_at)
     if job.arrival_due_at is not None and job.arrived_at is None:
-        job.arrival_due_at, job.arrival_at_risk_at = later(job.arrival_due_at), later(job.arrival_at_risk_at)  # type: ignore[arg-type]
+        job.arrival_due_at = later(job.arrival_due_at)
+        if job.arrival_at_risk_at is not None:
+            job.arrival_at_risk_at = later(job.arrival_at_risk_at)
     policies.set_next(job)
     # The appointment is a fixed time agreed with the customer: a pause does not move it.
     for checkpoint in policies.pending_checkpoints(session, job.id):
@@ -188,7 +191,8 @@ class AtRisk:
 
 
 def _encode(job: Job) -> str:
-    raw = f"{job.urgency}|{job.next_due_at.isoformat()}|{job.id}".encode()  # type: ignore[union-attr]
+    assert job.next_due_at is not None  # the queue holds open jobs, and an open job has a next deadline
+    raw = f"{job.urgency}|{job.next_due_at.isoformat()}|{job.id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
