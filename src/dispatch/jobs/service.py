@@ -91,7 +91,7 @@ def new(
                 job_id=existing,
             )
     customer, product = job_in.customer, job_in.product
-    job = Job(
+    job = Job(  # type: ignore[call-arg]  # its deadlines come from the SLA plan applied below
         outlet_id=outlet_id,
         external_ref=job_in.external_ref,
         customer_name=customer.name,
@@ -473,9 +473,9 @@ def sla_public(job: Job, now: datetime) -> SlaPublic:
         )
     )
     is_open = job.status in OPEN and job.next_due_at is not None
-    if is_open:
+    if is_open and job.next_due_at is not None:
         next_deadline = "arrival" if job.next_due_at == job.arrival_due_at and job.arrived_at is None else "completion"
-        time_left = job.next_due_at - (min(now, job.paused_at) if job.paused_at else now)  # type: ignore[operator]
+        time_left = job.next_due_at - (min(now, job.paused_at) if job.paused_at else now)
     else:
         next_deadline = None
         time_left = job.due_at - (job.completed_at or job.cancelled_at or now)

@@ -235,7 +235,7 @@ def compute(
     keys: list[Any] = []
     if interval != "none":
         keys.append(_period(dialect, interval).label("period"))
-    group = {
+    group: Any = {  # a column, then perhaps an expression over it
         "none": None,
         "outlet": Job.outlet_id,
         "technician": Job.technician_id,

@@ -236,7 +236,7 @@ def plan_return_visit(
         visit_id=visit.id,
         reason=reason.value,
         note=note,
-        **{"from": previous_status.value},
+        **{"from": previous_status.value},  # type: ignore[arg-type]  # `from` is a keyword; typed events replace this
         previous_technician_id=previous_technician,
     )
     _send(session, job, visit, previous_technician, now, settings)
