@@ -25,9 +25,10 @@ serve: $(BIN)/.installed
 
 test: lint test-sqlite test-postgres  ## lint, then the whole suite on SQLite and on PostgreSQL
 
-lint: $(BIN)/.installed  ## ruff (lint and format check)
+lint: $(BIN)/.installed  ## ruff (lint and format check), mypy (strict, on src and tools)
 	$(BIN)/ruff check src tests bench tools
 	$(BIN)/ruff format --check src tests bench tools
+	$(BIN)/mypy
 
 test-sqlite: $(BIN)/.installed
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

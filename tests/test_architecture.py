@@ -145,6 +145,39 @@ def test_the_import_rule_sees_imports_in_functions_and_methods():
     assert imports_in_functions(ast.parse(source)) == [(3, "from dispatch.errors import NotFound"), (6, "import json")]
 
 
+# --- Table models name their tables -----------------------------------------------------------
+
+
+def tables_without_a_name(tree: ast.AST) -> list[str]:
+    """Classes declared with table=True that do not set __tablename__."""
+    return [
+        node.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef)
+        and any(k.arg == "table" and isinstance(k.value, ast.Constant) and k.value.value is True for k in node.keywords)
+        and not any(
+            isinstance(stmt, ast.Assign | ast.AnnAssign)
+            and "__tablename__" in {t.id for t in ast.walk(stmt) if isinstance(t, ast.Name)}
+            for stmt in node.body
+        )
+    ]
+
+
+def test_every_table_model_names_its_table():
+    """The name is in the migrations either way; tools/mypy_sqlmodel.py tells a table class by it."""
+    found = [f"dispatch/{path}: {name}" for path, tree in _sources() for name in tables_without_a_name(tree)]
+    assert found == []
+
+
+def test_the_table_name_rule_sees_a_nameless_table():
+    source = (
+        "class Named(SQLModel, table=True):\n    __tablename__ = 'named'\n"
+        "class Nameless(SQLModel, table=True):\n    id: int\n"
+        "class Body(SQLModel):\n    id: int\n"
+    )
+    assert tables_without_a_name(ast.parse(source)) == ["Nameless"]
+
+
 # --- No import cycles --------------------------------------------------------------------------
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from mypy.nodes import TypeInfo, Var
+from mypy.nodes import MypyFile, TypeInfo, Var
 from mypy.plugin import AttributeContext, Plugin
 from mypy.types import Instance, Type
 
@@ -42,21 +42,19 @@ class SQLModelColumns(Plugin):
             if node is not None:
                 if not isinstance(node.node, Var) or node.node.is_classvar or node.node.is_property:
                     return None
-                return _column
+                return self._column
         return None
 
-    def get_additional_deps(self, file: object) -> list[tuple[int, str, int]]:
+    def _column(self, ctx: AttributeContext) -> Type:
+        if ctx.is_lvalue:
+            return ctx.default_attr_type
+        instrumented = self.lookup_fully_qualified(INSTRUMENTED)
+        assert instrumented is not None and isinstance(instrumented.node, TypeInfo), "sqlalchemy is not loaded"
+        return Instance(instrumented.node, [ctx.default_attr_type])
+
+    def get_additional_deps(self, file: MypyFile) -> list[tuple[int, str, int]]:
+        # InstrumentedAttribute must be loaded wherever a model's column is read.
         return [(10, "sqlalchemy.orm.attributes", -1)]
-
-
-def _column(ctx: AttributeContext) -> Type:
-    if ctx.is_lvalue:
-        return ctx.default_attr_type
-    module, _, name = INSTRUMENTED.rpartition(".")
-    # By module, not named_generic_type: that walks from `sqlalchemy`, whose namespace has no `orm`.
-    symbol = ctx.api.modules[module].names[name]
-    assert isinstance(symbol.node, TypeInfo)
-    return Instance(symbol.node, [ctx.default_attr_type])
 
 
 def plugin(version: str) -> type[Plugin]:
