@@ -3,7 +3,11 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # The suite runs on SQLite and then on this PostgreSQL (it creates and drops its own database).
+# When nothing answers there, tools/with_postgres.py starts a throwaway server from the
+# installed PostgreSQL programs, or says loudly that the PostgreSQL half did not run (fails in CI).
 POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+# A selection or options for pytest, e.g. PYTEST_ARGS='tests/test_health.py -x'.
+PYTEST_ARGS ?=
 
 .PHONY: demo serve test lint test-sqlite test-postgres openapi bench clean
 
@@ -21,15 +25,16 @@ serve: $(BIN)/.installed
 
 test: lint test-sqlite test-postgres  ## lint, then the whole suite on SQLite and on PostgreSQL
 
-lint: $(BIN)/.installed  ## ruff (lint and format check)
-	$(BIN)/ruff check src tests bench alembic
-	$(BIN)/ruff format --check src tests bench alembic
+lint: $(BIN)/.installed  ## ruff (lint and format check), mypy (strict, on src and tools)
+	$(BIN)/ruff check src tests bench tools
+	$(BIN)/ruff format --check src tests bench tools
+	$(BIN)/mypy
 
 test-sqlite: $(BIN)/.installed
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 test-postgres: $(BIN)/.installed
-	DISPATCH_TEST_DATABASE_URL=$(POSTGRES_URL) $(BIN)/python -m pytest -q
+	$(BIN)/python tools/with_postgres.py '$(POSTGRES_URL)' -- $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 openapi: $(BIN)/.installed  ## regenerate the committed spec
 	$(BIN)/dispatch openapi

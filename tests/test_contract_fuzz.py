@@ -36,5 +36,7 @@ def test_every_operation_honours_its_contract(api):
         try:
             honours_contract()
         except Exception as exc:  # collect every operation's failure, not just the first
-            failures.append(f"{operation.method.upper()} {operation.path} ({mode.value}): {exc}")
+            # A flaky failure hides its cause in sub-exceptions: say them, or the report is useless.
+            causes = "".join(f"\n  - {type(e).__name__}: {e}" for e in getattr(exc, "exceptions", ()))
+            failures.append(f"{operation.method.upper()} {operation.path} ({mode.value}): {exc}{causes}")
     assert not failures, "\n\n".join(failures)

@@ -1,4 +1,4 @@
-"""kill -9 in the middle of an intake load (RELIABILITY.md, "Durability and time"): every job
+"""kill -9 in the middle of an intake load (docs/decisions.md, "Storage"): every job
 that got a 201 is there after a restart, with its deadline, and every event of it that the
 outlet subscribed to reaches the outlet's webhook receiver (sent by the worker embedded in
 `dispatch serve`, from the outbox rows committed with the jobs)."""

@@ -1,6 +1,6 @@
 """Idempotency-Key on every write: a retry gets the first answer, never a second job.
 
-RELIABILITY.md, "Idempotency": the first response (status and body) is replayed for the same
+docs/integration.md, "Sending jobs, safely retried": the first response (status and body) is replayed for the same
 key; the same key with a different body is refused (422, code ``idempotency-key-reused``); a
 retry while the first is still running is 409 (``idempotency-key-in-use``); keys are scoped
 to the caller and purged after ``DISPATCH_IDEMPOTENCY_KEY_HOURS``.

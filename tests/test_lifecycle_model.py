@@ -1,4 +1,4 @@
-"""The whole job lifecycle as a state machine (RELIABILITY.md, "Test tools"), driven over HTTP.
+"""The whole job lifecycle as a state machine (docs/testing.md, "The lifecycle model"), driven over HTTP.
 
 One branch holds a part in short supply; two or three technicians work from it. Hypothesis
 reports faults (standard and express), dispatches and assigns them, taps the technicians'

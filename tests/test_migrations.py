@@ -1,13 +1,17 @@
 """Migrations are the only way the schema changes: they must build exactly the models' schema,
 and go down and up again, on SQLite and PostgreSQL."""
 
+from pathlib import Path
+
 import pytest
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
+from dispatch.config import Settings
 from dispatch.database import migrate
 from dispatch.models import metadata
 
@@ -18,6 +22,16 @@ def test_the_migrated_schema_matches_the_models(settings):
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
     engine.dispose()
     assert diff == []
+
+
+def test_the_alembic_command_in_a_checkout_runs_the_scripts_the_package_ships():
+    """One copy of the migrations, inside the package: `alembic revision` in a checkout writes
+    where `dispatch migrate` (and an installed wheel) reads."""
+    checkout = Config(str(Path(__file__).resolve().parents[1] / "alembic.ini"))
+    scripts = ScriptDirectory.from_config(checkout)
+    assert Path(scripts.dir).resolve() == migrate.MIGRATIONS_DIR
+    assert migrate.MIGRATIONS_DIR.parent.name == "dispatch"
+    assert scripts.get_heads() == ScriptDirectory.from_config(migrate.alembic_config(Settings())).get_heads()
 
 
 def test_migrations_go_down_to_nothing_and_up_again(settings, database):

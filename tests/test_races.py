@@ -1,6 +1,6 @@
 """Races: many dispatchers, phones and app processes at once never overbook a technician.
 
-The invariant every test here checks (RELIABILITY.md, "Stock and capacity under races"): for
+The invariant every test here checks (docs/decisions.md, "Dispatch", atomicity): for
 each technician, ``open_jobs`` equals the number of their jobs that hold capacity (assigned,
 en route, on site), and ``0 <= open_jobs <= capacity``. Racing requests that lose get a clean
 409 problem, never a 5xx and never "database is locked".

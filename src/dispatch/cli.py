@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -13,13 +13,16 @@ from rich.console import Console
 from dispatch.auth.models import Role
 from dispatch.config import REPO_ROOT, Settings
 
+if TYPE_CHECKING:
+    from dispatch.database.core import Database
+
 app = typer.Typer(help="Field repair dispatch and SLA service.", no_args_is_help=True, pretty_exceptions_enable=False)
 console = Console()
 
 OPENAPI_PATH = REPO_ROOT / "openapi" / "openapi.json"
 
 
-def _database(settings: Settings):  # type: ignore[no-untyped-def]
+def _database(settings: Settings) -> Database:
     from dispatch.database.core import Database, make_engine
 
     return Database(make_engine(settings))

@@ -8,6 +8,8 @@ from functools import lru_cache
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from dispatch.errors import Unprocessable
+
 
 class Clock(Protocol):
     def now(self) -> datetime:
@@ -52,8 +54,6 @@ def time_zone(name: str) -> ZoneInfo:
 
 def ensure_not_future(value: datetime, *, now: datetime, skew_seconds: int, field: list[str | int]) -> None:
     """Refuse a client timestamp from the future (beyond the allowed clock skew) with a 422."""
-    from dispatch.errors import Unprocessable
-
     if value > now + timedelta(seconds=skew_seconds):
         name = ".".join(map(str, field))
         raise Unprocessable(

@@ -21,8 +21,6 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("DATABASE_URL", "DISPATCH_DATABASE_URL")
     )
     photo_dir: Path | None = None
-    # Where the Alembic scripts are: the repository's alembic/ unless installed elsewhere.
-    migrations_dir: Path | None = None
     admin_key: str | None = None
 
     # SLA targets are policies in the database (GET/PUT /v1/sla/policies). These tune the watcher:
@@ -138,7 +136,3 @@ class Settings(BaseSettings):
     @property
     def resolved_photo_dir(self) -> Path:
         return self.photo_dir or self.data_dir / "photos"
-
-    @property
-    def resolved_migrations_dir(self) -> Path:
-        return self.migrations_dir or REPO_ROOT / "alembic"

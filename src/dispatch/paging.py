@@ -80,7 +80,7 @@ class Keyset(Generic[R]):
     def __init__(self, name: str, *types: Any, key: Callable[[R], tuple[Any, ...]] = _by_id) -> None:
         self.name = name
         self.key = key
-        self._adapter: TypeAdapter[tuple[Any, ...]] = TypeAdapter(tuple[(Literal[name], *types)])  # type: ignore[misc]
+        self._adapter: TypeAdapter[tuple[Any, ...]] = TypeAdapter(tuple[(Literal[name], *types)])  # type: ignore[valid-type]  # built at run time: this list's name and key types
 
     def encode(self, key: tuple[Any, ...]) -> str:
         raw = self._adapter.dump_json((self.name, *key))
@@ -97,8 +97,13 @@ class Keyset(Generic[R]):
             raise invalid_cursor() from exc
 
     def seek(
-        self, stmt: Select[Any], *columns: Any, cursor: str | None, limit: int, descending: bool = False
-    ) -> Select[Any]:
+        self,
+        stmt: Select[*tuple[Any, ...]],
+        *columns: Any,
+        cursor: str | None,
+        limit: int,
+        descending: bool = False,
+    ) -> Select[*tuple[Any, ...]]:
         """``stmt`` ordered by ``columns`` (the key, in the database), from after the cursor,
         ``limit + 1`` rows: the extra row says whether there is a next page."""
         after = self.decode(cursor)
@@ -118,7 +123,7 @@ class Keyset(Generic[R]):
     def fetch(
         self,
         session: Session,
-        stmt: Select[Any],
+        stmt: Select[*tuple[Any, ...]],
         *columns: Any,
         cursor: str | None,
         limit: int,

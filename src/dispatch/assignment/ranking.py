@@ -49,15 +49,22 @@ class CandidateRow:
 
 
 class Located(Protocol):
-    """What ranking needs of a row: who, where, and their shift."""
+    """What ranking needs of a row: who, where, and their shift (read only: rows are frozen)."""
 
-    technician_id: int
-    lat: float
-    lon: float
-    shift_start: time | None
-    shift_end: time | None
-    shift_days: str | None
-    timezone: str
+    @property
+    def technician_id(self) -> int: ...
+    @property
+    def lat(self) -> float: ...
+    @property
+    def lon(self) -> float: ...
+    @property
+    def shift_start(self) -> time | None: ...
+    @property
+    def shift_end(self) -> time | None: ...
+    @property
+    def shift_days(self) -> str | None: ...
+    @property
+    def timezone(self) -> str: ...
 
 
 @dataclass

@@ -120,9 +120,8 @@ def find_nearest(
     """The nearest available technician with ``skill``, searched in widening boxes."""
     limit = settings.dispatch_max_radius_km
     hint_key = (skill, math.floor(lat), math.floor(lon))
-    radius: float | None = max(settings.dispatch_first_radius_km, _radius_hints.get(hint_key, 0.0))
-    if limit is not None:
-        radius = min(radius, limit)
+    first = max(settings.dispatch_first_radius_km, _radius_hints.get(hint_key, 0.0))
+    radius: float | None = first if limit is None else min(first, limit)
     while True:
         box = box_around(lat, lon, radius) if radius is not None else None
         searched = radius if box is not None else None
@@ -141,7 +140,7 @@ def find_nearest(
             # distance holds everyone nearer, so one more search is conclusive.
             radius = distance * 1.0001 + 0.001
             continue
-        if searched is None or (limit is not None and radius >= limit):
+        if searched is None or radius is None or (limit is not None and radius >= limit):
             return Selection(None, searched)
         radius *= 4
         if limit is not None:
@@ -192,7 +191,7 @@ def nearby(
             TechnicianSkill.lon.between(box.min_lon, box.max_lon),
             TechnicianSkill.lat.between(box.min_lat, box.max_lat),
         )
-    rows = (CandidateRow(*row) for row in session.execute(stmt))
+    rows = (CandidateRow(**row._mapping) for row in session.execute(stmt))
     return rank(rows, lat=lat, lon=lon, now=now, exclude=taken, gave_back=gave_back)
 
 
@@ -254,8 +253,8 @@ def explain(
     within the area the search covered, or around the customer when nobody could go. ``taken``:
     who lost a race for their last slot during this dispatch; ``gave_back``: who gave this job back."""
     chosen = selection.best if selection is not None else None
-    if chosen is not None:
-        radius = max(chosen.distance_km(lat, lon) * 1.001 + 0.01, selection.radius_km or 0.0)  # type: ignore[union-attr]
+    if selection is not None and chosen is not None:
+        radius = max(chosen.distance_km(lat, lon) * 1.001 + 0.01, selection.radius_km or 0.0)
     else:
         radius = min(_EXPLAIN_RADIUS_KM, settings.dispatch_max_radius_km or _EXPLAIN_RADIUS_KM)
     ranking = nearby(
@@ -560,8 +559,8 @@ def send_back(
         job_id=job.id,
         type=EventType.status_changed,
         actor=SYSTEM.actor,
-        now=now,  # type: ignore[arg-type]
-        **{"from": previous_status.value},
+        now=now,
+        **{"from": previous_status.value},  # type: ignore[arg-type]  # `from` is a keyword; typed events replace this
         to=JobStatus.ready.value,
         previous_technician_id=previous,
         reason=reason,

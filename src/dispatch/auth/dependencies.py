@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated
 
@@ -10,7 +11,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from dispatch.auth import service
-from dispatch.auth.credentials import bearer_secret
+from dispatch.auth.credentials import bearer_secret, hash_key
 from dispatch.auth.models import Role
 from dispatch.auth.service import Caller
 from dispatch.database.core import Database
@@ -30,7 +31,7 @@ async def get_caller(
     if secret is None:
         raise Unauthorized("send an API key as `Authorization: Bearer <key>`", code="missing-api-key")
     keys: service.RecentKeys = request.app.state.recent_keys
-    key_hash = service.hash_key(secret)
+    key_hash = hash_key(secret)
     caller = keys.get(key_hash)
     if caller is None:
         caller = await anyio.to_thread.run_sync(_look_up, database, key_hash, request.app.state.clock.now())
@@ -49,7 +50,7 @@ def _look_up(database: Database, key_hash: str, now: datetime) -> Caller:
 CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
-def allow(*roles: Role):
+def allow(*roles: Role) -> Callable[[Caller], Awaitable[Caller]]:
     """A dependency that lets the given roles (and admin) through, and refuses the rest."""
     allowed = {Role.admin, *roles}
 

@@ -33,7 +33,7 @@ class ApiKey(SQLModel, table=True):
         CheckConstraint("(role = 'outlet') = (outlet_id IS NOT NULL)", name="outlet_binding"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     key_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
     prefix: str = Field(sa_column=Column(String(16), nullable=False))
     name: str = Field(default="", sa_column=Column(String(200), nullable=False, server_default=""))

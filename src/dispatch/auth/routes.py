@@ -1,8 +1,10 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from fastapi import APIRouter, Depends, Request
+from sqlalchemy.orm import Session
 
 from dispatch.auth import service
 from dispatch.auth.dependencies import CallerDep, allow
@@ -13,6 +15,7 @@ from dispatch.auth.schemas import (
     ApiKeyRotate,
     ApiKeyRotated,
 )
+from dispatch.config import Settings
 from dispatch.deps import (
     IdPath,
     NowDep,
@@ -30,7 +33,7 @@ AdminOnly = Depends(allow())
     "", status_code=201, response_model=ApiKeyCreated, dependencies=[AdminOnly], responses=problem_responses(404)
 )
 async def create_api_key(body: ApiKeyCreate, uow: UnitOfWorkDep, now: NowDep) -> ApiKeyCreated:
-    def work(session):  # type: ignore[no-untyped-def]
+    def work(session: Session) -> ApiKeyCreated:
         key, secret = service.issue(
             session=session,
             role=body.role,
@@ -62,11 +65,13 @@ async def revoke_api_key(key_id: IdPath, request: Request, uow: UnitOfWorkDep, n
     return key
 
 
-def _rotate(key_id: int, body: ApiKeyRotate | None, settings, now):  # type: ignore[no-untyped-def]
+def _rotate(
+    key_id: int, body: ApiKeyRotate | None, settings: Settings, now: datetime
+) -> Callable[[Session], ApiKeyRotated]:
     hours = body.grace_hours if body is not None and body.grace_hours is not None else settings.key_rotation_grace_hours
     grace = timedelta(hours=hours)
 
-    def work(session):  # type: ignore[no-untyped-def]
+    def work(session: Session) -> ApiKeyRotated:
         new, secret, old = service.rotate(session=session, key_id=key_id, now=now, grace=grace)
         return ApiKeyRotated.model_validate(
             {

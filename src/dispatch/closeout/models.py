@@ -24,7 +24,7 @@ class SignOff(SQLModel, table=True):
 
     __tablename__ = "signoff"
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     job_id: int = Field(sa_column=Column(Integer, ForeignKey("job.id"), nullable=False, index=True))
     visit_id: int = Field(sa_column=Column(Integer, ForeignKey("visit.id"), nullable=False, unique=True))
     photo_id: int = Field(sa_column=Column(Integer, ForeignKey("photo.id"), nullable=False))
@@ -45,7 +45,7 @@ class JobCallback(SQLModel, table=True):
         Index("ix_job_callback_retry_after", "retry_after"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     job_id: int = Field(sa_column=Column(Integer, ForeignKey("job.id"), nullable=False))
     visit_id: int = Field(sa_column=Column(Integer, ForeignKey("visit.id"), nullable=False))
     attempt: int = Field(sa_column=Column(Integer, nullable=False))
@@ -67,7 +67,7 @@ class ComplianceReview(SQLModel, table=True):
         Index("ix_compliance_review_job_id_id", "job_id", "id"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     job_id: int = Field(sa_column=Column(Integer, ForeignKey("job.id"), nullable=False))
     visit_id: int = Field(sa_column=Column(Integer, ForeignKey("visit.id"), nullable=False))
     passed: bool = Field(sa_column=Column(Boolean, nullable=False))

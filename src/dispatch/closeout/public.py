@@ -50,7 +50,7 @@ def signed(outcome: Signed) -> SignOffPublic:
         id=signoff.id,
         job_id=outcome.job.id,
         visit_number=outcome.visit.number,
-        photo_id=photo.id,  # type: ignore[arg-type]
+        photo_id=photo.id,
         photo_verdict=photo.verdict,
         signer_name=signoff.signer_name,
         signed_at=signoff.signed_at,
@@ -65,7 +65,7 @@ def reviewed(outcome: Reviewed) -> ReviewPublic:
         id=entry.id,
         job_id=outcome.job.id,
         visit_number=outcome.visit_number,
-        passed=entry.passed,  # type: ignore[arg-type]
+        passed=entry.passed,
         reason=entry.reason,
         reviewed_by=entry.reviewed_by,
         reviewed_at=entry.reviewed_at,
@@ -100,7 +100,7 @@ def due(row: tuple[Job, int, datetime | None]) -> CallbackDuePublic:
     return CallbackDuePublic(
         job_id=job.id,
         customer_name=job.customer_name,
-        customer_phone=job.customer_phone,  # type: ignore[arg-type]
+        customer_phone=job.customer_phone,
         technician_id=job.technician_id,
         completed_at=job.completed_at,
         unreached_attempts=attempts,

@@ -60,13 +60,13 @@ class Closing:
 
 
 def _completed_visit(session: Session, job: Job) -> Visit | None:
-    visit = visits.latest(session, job.id)  # type: ignore[arg-type]
+    visit = visits.latest(session, job.id)
     return visit if visit is not None and visit.outcome is VisitOutcome.fixed else None
 
 
 def closing(session: Session, job: Job) -> Closing:
     if job.status not in (JobStatus.completed, JobStatus.closed):
-        return Closing(visit=visits.latest(session, job.id), missing=["job-not-completed"])  # type: ignore[arg-type]
+        return Closing(visit=visits.latest(session, job.id), missing=["job-not-completed"])
     visit = _completed_visit(session, job)
     state = Closing(visit=visit)
     if visit is None:  # completed before visits were recorded
@@ -118,7 +118,7 @@ def close_if_ready(*, session: Session, job: Job, now: datetime) -> bool:
         job_id=job.id,
         type=EventType.job_closed,
         actor=SYSTEM.actor,
-        now=now,  # type: ignore[arg-type]
+        now=now,
         visit_number=state.visit.number if state.visit else None,
         signoff_id=state.signoff.id if state.signoff else None,
         photo_verdict=state.photo.verdict.value if state.photo else None,
@@ -197,7 +197,7 @@ def sign_off(
         job_id=job_id,
         visit_id=visit.id,
         photo_id=photo_id,
-        signer_name=signer_name,  # type: ignore[arg-type]
+        signer_name=signer_name,
         signed_at=now,
         recorded_by=caller.actor,
     )
@@ -266,7 +266,7 @@ def record_callback(
         visit_id=visit.id,
         attempt=attempt,
         reached=reached,
-        fixed=fixed,  # type: ignore[arg-type]
+        fixed=fixed,
         satisfaction=satisfaction,
         note=note,
         called_at=now,
@@ -332,7 +332,7 @@ def review(
         job_id=job_id,
         visit_id=visit.id,
         passed=passed,
-        reason=reason,  # type: ignore[arg-type]
+        reason=reason,
         reviewed_by=caller.actor,
         reviewed_at=now,
     )

@@ -15,7 +15,7 @@ class JobEvent(SQLModel, table=True):
     __tablename__ = "job_event"
     __table_args__ = (Index("ix_job_event_job_id_id", "job_id", "id"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     job_id: int = Field(sa_column=Column(Integer, ForeignKey("job.id", ondelete="CASCADE"), nullable=False))
     # An EventType value (events/vocabulary.py); a plain string column, so values never migrate.
     type: str = Field(sa_column=Column(String(50), nullable=False))

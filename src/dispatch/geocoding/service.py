@@ -16,6 +16,7 @@ from functools import lru_cache
 from geopy.adapters import URLLibAdapter
 from geopy.exc import GeopyError
 from geopy.geocoders import get_geocoder_for_service
+from geopy.geocoders.base import Geocoder
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -43,7 +44,7 @@ def _key(address: str) -> str:
 
 
 @lru_cache(maxsize=8)
-def _geocoder(name: str, domain: str | None, scheme: str, timeout: float, user_agent: str):  # type: ignore[no-untyped-def]
+def _geocoder(name: str, domain: str | None, scheme: str, timeout: float, user_agent: str) -> Geocoder:
     cls = get_geocoder_for_service(name)
     # The standard library's HTTP client: one attempt per job (geopy's requests adapter retries
     # time-outs, tripling the wait), and the same behaviour whatever else is installed.
@@ -58,7 +59,7 @@ def _geocoder(name: str, domain: str | None, scheme: str, timeout: float, user_a
     return cls(**kwargs)
 
 
-def geocoder_for(settings: Settings):  # type: ignore[no-untyped-def]
+def geocoder_for(settings: Settings) -> Geocoder | None:
     if settings.geocoder is None:
         return None
     return _geocoder(

@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dispatch.auth import credentials
 from dispatch.auth import service as auth
-from dispatch.errors import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE, DispatchError
+from dispatch.errors import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE, DispatchError, problem_responses
 from dispatch.idempotency import fingerprints, service
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -113,13 +113,16 @@ class IdempotencyMiddleware:
             )
             return
         if decision.outcome == "replay":
-            headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in decision.headers or []]
+            kept_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in decision.headers or []]
             await _send_response(
-                send, decision.status or 200, [*headers, (REPLAYED_HEADER.encode(), b"true")], decision.body or b""
+                send, decision.status or 200, [*kept_headers, (REPLAYED_HEADER.encode(), b"true")], decision.body or b""
             )
             return
 
         # We hold the key: run the request on the body we read, and keep what it answers.
+        row_id = decision.row_id
+        if row_id is None:
+            raise RuntimeError("a decision to run names the key's row")
         replayed_body = False
 
         async def replay_receive() -> Message:
@@ -154,10 +157,10 @@ class IdempotencyMiddleware:
                 state,
                 lambda: service.finish(
                     database=database,
-                    row_id=decision.row_id,
+                    row_id=row_id,
                     status=status,
                     headers=kept,
-                    body=answer,  # type: ignore[arg-type]
+                    body=answer,
                     now=clock.now(),
                 ),
             )
@@ -169,7 +172,7 @@ async def _caller(state: Any, scope: Scope) -> auth.Caller | None:
     if secret is None:
         return None
     keys: auth.RecentKeys = state.recent_keys
-    key_hash = auth.hash_key(secret)
+    key_hash = credentials.hash_key(secret)
     caller = keys.get(key_hash)
     if caller is not None:
         return caller
@@ -199,7 +202,7 @@ async def _write(state: Any, work: Callable[[], T]) -> T:
 
 async def _read_body(receive: Receive) -> tuple[bytes, bool]:
     """The whole body, and whether it all came (False: the client disconnected first)."""
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
@@ -233,8 +236,6 @@ async def _problem(
 
 def document(spec: dict[str, Any]) -> dict[str, Any]:
     """Add the header to every write operation of the spec, and the answers it brings."""
-    from dispatch.errors import problem_responses
-
     problems = problem_responses(409, 422)
     for path, operations in spec.get("paths", {}).items():
         if not path.startswith("/v1"):

@@ -32,7 +32,7 @@ class IdempotencyKey(SQLModel, table=True):
         Index("ix_idempotency_key_expires_at", "expires_at"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     owner: str = Field(sa_column=Column(String(80), nullable=False))
     key: str = Field(sa_column=Column(String(255), nullable=False))
     method: str = Field(sa_column=Column(String(10), nullable=False))

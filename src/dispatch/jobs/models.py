@@ -80,7 +80,7 @@ class Job(SQLModel, table=True):
         ),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     outlet_id: int | None = Field(default=None, sa_column=Column(Integer, ForeignKey("outlet.id"), nullable=True))
     external_ref: str | None = Field(default=None, sa_column=Column(String(100), nullable=True))
 

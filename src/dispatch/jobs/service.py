@@ -100,7 +100,7 @@ def new(
                 job_id=existing,
             )
     customer, product = job_in.customer, job_in.product
-    job = Job(
+    job = Job(  # type: ignore[call-arg]  # its deadlines come from the SLA plan applied below
         outlet_id=outlet_id,
         external_ref=job_in.external_ref,
         customer_name=customer.name,
@@ -156,8 +156,8 @@ def save_new(*, session: Session, job: Job, plan: policies.Plan, now: datetime, 
     (``job_created`` first)."""
     session.add(job)
     session.flush()
-    session.execute(insert(SlaCheckpoint), policies.checkpoint_rows(job.id, plan))  # type: ignore[arg-type]
-    events.record_all(session=session, job_id=job.id, now=now, entries=[created_entry(job), *timeline])  # type: ignore[arg-type]
+    session.execute(insert(SlaCheckpoint), policies.checkpoint_rows(job.id, plan))
+    events.record_all(session=session, job_id=job.id, now=now, entries=[created_entry(job), *timeline])
     return job
 
 
@@ -195,7 +195,7 @@ def assign_new(job: Job, *, technician_id: int, now: datetime) -> None:
     job.assigned_at = now
 
 
-def visible(caller: Caller) -> Select[tuple[Job]]:
+def visible(caller: Caller) -> Select[Job]:
     """Jobs this caller may see. Anything outside is simply not found (OWASP API1)."""
     stmt = select(Job)
     if caller.role is Role.technician:
@@ -280,9 +280,7 @@ BY_URGENCY: Keyset[Job] = Keyset(
 )
 
 
-def _by_urgency(
-    session: Session, stmt: Select[tuple[Job]], *, now: datetime, limit: int, cursor: str | None
-) -> Cut[Job]:
+def _by_urgency(session: Session, stmt: Select[Job], *, now: datetime, limit: int, cursor: str | None) -> Cut[Job]:
     """The board's order (``sla.states.urgency_key``), walked with a row-value cursor. The order
     depends on the clock (a job moves up when it breaches), so a page is a snapshot: a job that
     breaches between two pages may be seen twice or not at all; the board asks again anyway."""
@@ -524,9 +522,9 @@ def sla_public(job: Job, now: datetime) -> SlaPublic:
         )
     )
     is_open = job.status in OPEN and job.next_due_at is not None
-    if is_open:
+    if is_open and job.next_due_at is not None:
         next_deadline = "arrival" if job.next_due_at == job.arrival_due_at and job.arrived_at is None else "completion"
-        time_left = job.next_due_at - (min(now, job.paused_at) if job.paused_at else now)  # type: ignore[operator]
+        time_left = job.next_due_at - (min(now, job.paused_at) if job.paused_at else now)
     else:
         next_deadline = None
         time_left = job.due_at - (job.completed_at or job.cancelled_at or now)
@@ -537,7 +535,7 @@ def sla_public(job: Job, now: datetime) -> SlaPublic:
         at_risk_at=job.at_risk_at,
         deadlines=deadlines,
         next_deadline=next_deadline,
-        next_due_at=job.next_due_at if is_open else None,  # type: ignore[arg-type]
+        next_due_at=job.next_due_at if is_open else None,
         time_left_seconds=int(time_left.total_seconds()),
         reasons=sla.reasons(job, now),
         return_visits=job.return_visits,
@@ -606,8 +604,10 @@ def presentation(session: Session, rows: list[Job]) -> Presentation:
     """At most two queries for any number of jobs, and none for jobs that need neither."""
     coming = {j.technician_id for j in rows if j.status in COMING and j.technician_id is not None}
     waiting = [j.id for j in rows if j.status in DISPATCHABLE or (j.needs_location and j.status in OPEN)]
-    names = session.execute(select(Technician.id, Technician.name).where(Technician.id.in_(coming))) if coming else []
-    reasons = session.execute(select(Job.id, attention_sql()).where(Job.id.in_(waiting))) if waiting else []
+    names: Any = (
+        session.execute(select(Technician.id, Technician.name).where(Technician.id.in_(coming))) if coming else []
+    )
+    reasons: Any = session.execute(select(Job.id, attention_sql()).where(Job.id.in_(waiting))) if waiting else []
     return Presentation(
         first_names={tid: first_name(name) for tid, name in names},
         attention={jid: reason for jid, reason in reasons if reason is not None},
@@ -639,7 +639,7 @@ def to_public(job: Job, now: datetime, shown: Presentation | None = None) -> Job
         session = object_session(job)
         shown = presentation(session, [job]) if session is not None else Presentation()
     return JobPublic(
-        id=job.id,  # type: ignore[arg-type]
+        id=job.id,
         status=job.status,
         outlet_id=job.outlet_id,
         external_ref=job.external_ref,
@@ -675,7 +675,7 @@ def to_public(job: Job, now: datetime, shown: Presentation | None = None) -> Job
         sla=sla_public(job, now),
         waiting_for_parts=[PartWaitPublic.model_validate(w) for w in job.waiting_for_parts or []],
         parts_eta=job.parts_eta,
-        attention=shown.attention.get(job.id),  # type: ignore[arg-type]
+        attention=shown.attention.get(job.id),
         arrival=arrival(job, shown.first_names.get(job.technician_id) if job.technician_id else None, now),
         version=job.version,
         updated_at=job.updated_at,

@@ -246,7 +246,7 @@ def compute(
     keys: list[Any] = []
     if interval != "none":
         keys.append(_period(dialect, interval).label("period"))
-    group = {
+    group: Any = {  # a column, then perhaps an expression over it
         "none": None,
         "outlet": Job.outlet_id,
         "technician": Job.technician_id,
@@ -433,7 +433,7 @@ def report(
         group_by=group_by,
         interval=interval,
         limit=None if limit is None else limit + 1,
-        after=ROWS.decode(cursor),  # type: ignore[arg-type]
+        after=ROWS.decode(cursor),
     )
     page = ROWS.cut(rows, limit) if limit is not None else Cut(rows)
     return Report(start, end, group_by, interval, page.items, page.next_cursor)

@@ -13,7 +13,7 @@ class Outlet(SQLModel, table=True):
 
     __tablename__ = "outlet"
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     code: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
     name: str = Field(sa_column=Column(String(200), nullable=False))
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

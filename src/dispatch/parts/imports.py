@@ -27,6 +27,7 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -522,15 +523,6 @@ def progress_bar(console: Console | None = None) -> Iterator[ProgressFn | None]:
     if not console.is_terminal:
         yield None
         return
-    from rich.progress import (
-        BarColumn,
-        Progress,
-        TaskID,
-        TaskProgressColumn,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
     with Progress(
         TextColumn("{task.description:<9}"),
         BarColumn(),

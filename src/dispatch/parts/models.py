@@ -40,7 +40,7 @@ class Location(SQLModel, table=True):
         ),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     code: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
     name: str = Field(sa_column=Column(String(200), nullable=False))
     kind: LocationKind = Field(sa_column=Column(enum_column(LocationKind), nullable=False))
@@ -57,7 +57,7 @@ class Part(SQLModel, table=True):
     __tablename__ = "part"
     __table_args__ = (CheckConstraint("lead_time_hours >= 0", name="lead_time_not_negative"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     sku: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
     name: str = Field(sa_column=Column(String(200), nullable=False))
     # Product categories the part fits, as plain strings like technicians' skills.
@@ -107,7 +107,7 @@ class StockMovement(SQLModel, table=True):
     __tablename__ = "stock_movement"
     __table_args__ = (Index("ix_stock_movement_location_part", "location_id", "part_id", "id"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     location_id: int = Field(sa_column=Column(Integer, ForeignKey("location.id"), nullable=False))
     part_id: int = Field(sa_column=Column(Integer, ForeignKey("part.id"), nullable=False))
     reason: MovementReason = Field(sa_column=Column(enum_column(MovementReason), nullable=False))
@@ -135,7 +135,7 @@ class Shipment(SQLModel, table=True):
         Index("ix_shipment_part_id_status_eta", "part_id", "status", "eta"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     part_id: int = Field(sa_column=Column(Integer, ForeignKey("part.id"), nullable=False))
     quantity: int = Field(sa_column=Column(Integer, nullable=False))
     from_location_id: int | None = Field(
@@ -182,7 +182,7 @@ class JobPart(SQLModel, table=True):
         Index("ix_job_part_shipment_id", "shipment_id"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     job_id: int = Field(sa_column=Column(Integer, ForeignKey("job.id"), nullable=False))
     part_id: int = Field(sa_column=Column(Integer, ForeignKey("part.id"), nullable=False))
     quantity: int = Field(sa_column=Column(Integer, nullable=False))

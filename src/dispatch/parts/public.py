@@ -111,7 +111,7 @@ def _line(line: JobPart, locations: dict[int, str], skus: dict[int, str]) -> dic
         "sku": skus[line.part_id],
         "quantity": line.quantity,
         "state": line.state,
-        "location": locations.get(line.location_id) if line.location_id else None,  # type: ignore[arg-type]
+        "location": locations.get(line.location_id) if line.location_id else None,
         "shipment_id": line.shipment_id,
         "eta": line.eta,
         "returned": line.returned,

@@ -81,7 +81,7 @@ def _hold(session: Session, line: JobPart, source: Location, job: Job, why: Why)
             session,
             location_id=source.id,
             part_id=line.part_id,
-            reserved=line.quantity,  # type: ignore[arg-type]
+            reserved=line.quantity,
             reason=MovementReason.reserved,
             why=why,
         ):
@@ -105,7 +105,7 @@ def _hold(session: Session, line: JobPart, source: Location, job: Job, why: Why)
         session,
         location_id=source.id,
         part_id=line.part_id,
-        on_hand=-line.quantity,  # type: ignore[arg-type]
+        on_hand=-line.quantity,
         reason=MovementReason.shipped,
         why=replace(why, shipment_id=shipment.id),
     ):
@@ -125,7 +125,7 @@ def _sources(session: Session, job: Job, part: Part, quantity: int) -> list[Loca
     """Locations that have the whole quantity free, best first: the technician's own branch,
     then other branches nearest the customer, then the central warehouse."""
     home = _home_branch(session, job)
-    found = stock.available(session=session, part_id=part.id, lat=job.lat, lon=job.lon, minimum=quantity)  # type: ignore[arg-type]
+    found = stock.available(session=session, part_id=part.id, lat=job.lat, lon=job.lon, minimum=quantity)
     return [
         a.location
         for a in sorted(
@@ -173,7 +173,7 @@ def request_parts(
         job_id=job.id,
         part_id=part.id,
         quantity=request.quantity,
-        state=JobPartState.backordered,  # type: ignore[arg-type]
+        state=JobPartState.backordered,
         requested_by=caller.actor,
         requested_at=now,
         updated_at=now,
@@ -207,7 +207,7 @@ def _record_line(
         job_id=job.id,
         type=kind,
         actor=actor,
-        now=now,  # type: ignore[arg-type]
+        now=now,
         line_id=line.id,
         sku=part.sku,
         quantity=line.quantity,
@@ -233,7 +233,7 @@ def job_lines(*, session: Session, job_id: int, caller: Caller) -> list[JobPart]
 def refresh(*, session: Session, job: Job, now: datetime, actor: str, settings: Settings) -> None:
     """Bring the job in line with its parts: what it waits for and until when, whether that
     predicts a breach, and its status (waiting, or ready and sent back). Caller holds the job lock."""
-    waiting = [line for line in lines_of(session, job.id) if line.state in WAITING]  # type: ignore[arg-type]
+    waiting = [line for line in lines_of(session, job.id) if line.state in WAITING]
     skus = dict(session.execute(select(Part.id, Part.sku).where(Part.id.in_({w.part_id for w in waiting}))).all())
     job.waiting_for_parts = [
         {
@@ -248,24 +248,25 @@ def refresh(*, session: Session, job: Job, now: datetime, actor: str, settings: 
     job.parts_eta = max(etas) if etas else None
     late = job.parts_eta is not None and job.parts_eta > job.due_at
     if late and job.predicted_breach is None:
+        assert job.parts_eta is not None  # late means an ETA
         job.predicted_breach = PARTS_LATE
         events.record(
             session=session,
             job_id=job.id,
             type=EventType.breach_predicted,
             actor=SYSTEM.actor,
-            now=now,  # type: ignore[arg-type]
+            now=now,
             reason=PARTS_LATE,
             parts_eta=job.parts_eta.isoformat(),
             due_at=job.due_at.isoformat(),
-        )  # type: ignore[union-attr]
+        )
     elif not late and job.predicted_breach == PARTS_LATE:
         job.predicted_breach = None
         events.record(
             session=session,
             job_id=job.id,
             type=EventType.breach_no_longer_predicted,
-            actor=SYSTEM.actor,  # type: ignore[arg-type]
+            actor=SYSTEM.actor,
             now=now,
             reason=PARTS_LATE,
         )
@@ -289,8 +290,8 @@ def _park(session: Session, job: Job, now: datetime, actor: str) -> None:
         job_id=job.id,
         type=EventType.status_changed,
         actor=actor,
-        now=now,  # type: ignore[arg-type]
-        **{"from": previous.value},
+        now=now,
+        **{"from": previous.value},  # type: ignore[arg-type]  # `from` is a keyword; typed events replace this
         to=JobStatus.waiting_parts.value,
         technician_id=job.technician_id,
         parts_eta=job.parts_eta.isoformat() if job.parts_eta else None,
@@ -323,7 +324,7 @@ def fill_backorders(
     )
     if not backorders:
         return 0, 0
-    level = stock.level(session, location.id, part.id)  # type: ignore[arg-type]
+    level = stock.level(session, location.id, part.id)
     free = level.on_hand - level.reserved if level else 0
     # The backorders this stock will reach, and their jobs locked in id order (as everywhere),
     # so two fills of different parts for the same jobs queue instead of deadlocking.
@@ -352,7 +353,7 @@ def fill_backorders(
                 note=line.note,
             )
             session.add(target)
-        if not _hold(session, target, location, job, replace(why, job_id=job.id)):  # type: ignore[arg-type]
+        if not _hold(session, target, location, job, replace(why, job_id=job.id)):
             break  # cannot happen while the part lock is held; stop rather than guess
         target.updated_at = why.now
         free -= target.quantity
@@ -385,7 +386,7 @@ def receive_goods(
         session,
         location_id=location.id,
         part_id=part.id,
-        on_hand=quantity,  # type: ignore[arg-type]
+        on_hand=quantity,
         reason=MovementReason.received,
         why=why,
     )
@@ -409,10 +410,10 @@ def set_stock(
     ``if_match``, refused (412) if on hand moved since the counter read it (a receipt, a use)."""
     part = stock.part(session=session, sku=sku, for_update=True)
     location = stock.location(session=session, code=code)
-    stock.ensure_stock_row(session, location.id, part.id, now)  # type: ignore[arg-type]
-    level = stock.level(session, location.id, part.id)  # type: ignore[arg-type]
+    stock.ensure_stock_row(session, location.id, part.id, now)
+    level = stock.level(session, location.id, part.id)
     assert level is not None
-    versions.check(if_match, stock.version(location.id, part.id, level), what=f"stock of {sku} at {code}")  # type: ignore[arg-type]
+    versions.check(if_match, stock.version(location.id, part.id, level), what=f"stock of {sku} at {code}")
     if on_hand < level.reserved:
         raise Conflict(
             f"{level.reserved} of {sku} at {code} are reserved for jobs; on hand cannot go below that",
@@ -426,7 +427,7 @@ def set_stock(
             session,
             location_id=location.id,
             part_id=part.id,
-            on_hand=change,  # type: ignore[arg-type]
+            on_hand=change,
             reason=MovementReason.counted,
             why=why,
         )
@@ -462,10 +463,10 @@ def create_shipment(
     shipment = Shipment(
         part_id=part.id,
         quantity=shipment_in.quantity,
-        from_location_id=origin.id if origin else None,  # type: ignore[arg-type]
+        from_location_id=origin.id if origin else None,
         to_location_id=destination.id,
         eta=shipment_in.eta,
-        status=ShipmentStatus.in_transit,  # type: ignore[arg-type]
+        status=ShipmentStatus.in_transit,
         created_by=caller.actor,
         created_at=now,
     )
@@ -493,7 +494,7 @@ def receive_shipment(
         raise NotFound(f"shipment {shipment_id} not found", code="shipment-not-found")
     part = session.get(Part, found.part_id)
     assert part is not None
-    stock.lock_parts(session, [part.id])  # type: ignore[list-item]
+    stock.lock_parts(session, [part.id])
     shipment = session.scalar(
         select(Shipment).where(Shipment.id == shipment_id).with_for_update().execution_options(populate_existing=True)
     )
@@ -508,7 +509,7 @@ def receive_shipment(
         session,
         location_id=destination.id,
         part_id=part.id,
-        on_hand=shipment.quantity,  # type: ignore[arg-type]
+        on_hand=shipment.quantity,
         reason=MovementReason.arrived,
         why=why,
     )
@@ -526,7 +527,7 @@ def receive_shipment(
             session,
             location_id=destination.id,
             part_id=part.id,
-            reserved=line.quantity,  # type: ignore[arg-type]
+            reserved=line.quantity,
             reason=MovementReason.reserved,
             why=replace(why, job_id=line.job_id),
         )
@@ -554,16 +555,16 @@ def settle(*, session: Session, job: Job, now: datetime, actor: str, settings: S
         return
     consume = job.status is JobStatus.completed
     freed: set[tuple[int, int]] = set()
-    for line in lines_of(session, job.id):  # type: ignore[arg-type]
+    for line in lines_of(session, job.id):
         if line.state not in HELD and line.state is not JobPartState.backordered:
             continue
         why = Why(actor=actor, now=now, job_id=job.id)
         if line.state is JobPartState.reserved and consume:
             stock.move(
                 session,
-                location_id=line.location_id,
+                location_id=_held_at(line),
                 part_id=line.part_id,
-                on_hand=-line.quantity,  # type: ignore[arg-type]
+                on_hand=-line.quantity,
                 reserved=-line.quantity,
                 reason=MovementReason.consumed,
                 why=why,
@@ -573,17 +574,17 @@ def settle(*, session: Session, job: Job, now: datetime, actor: str, settings: S
             if line.state is JobPartState.reserved:
                 stock.move(
                     session,
-                    location_id=line.location_id,
+                    location_id=_held_at(line),
                     part_id=line.part_id,
-                    reserved=-line.quantity,  # type: ignore[arg-type]
+                    reserved=-line.quantity,
                     reason=MovementReason.released,
                     why=why,
                 )
-                freed.add((line.location_id, line.part_id))  # type: ignore[arg-type]
+                freed.add((_held_at(line), line.part_id))
             line.state = JobPartState.released  # in transit: arrives as free stock; backordered: dropped
         line.updated_at = now
         session.flush()
-        _record_line(session, job, line, session.get(Part, line.part_id), actor, now)  # type: ignore[arg-type]
+        _record_line(session, job, line, session.get_one(Part, line.part_id), actor, now)
     job.waiting_for_parts, job.parts_eta = None, None
     if job.predicted_breach == PARTS_LATE:
         job.predicted_breach = None
@@ -591,11 +592,18 @@ def settle(*, session: Session, job: Job, now: datetime, actor: str, settings: S
     for location_id, part_id in sorted(freed):
         fill_backorders(
             session=session,
-            location=session.get(Location, location_id),
-            part=session.get(Part, part_id),  # type: ignore[arg-type]
+            location=session.get_one(Location, location_id),
+            part=session.get_one(Part, part_id),
             why=Why(actor=actor, now=now),
             settings=settings,
         )
+
+
+def _held_at(line: JobPart) -> int:
+    """Where a reserved (or consumed) line's parts are: set when the line is reserved."""
+    if line.location_id is None:
+        raise RuntimeError(f"part line {line.id} is {line.state.value} but has no location")
+    return line.location_id
 
 
 def _line(session: Session, job_id: int, line_id: int, caller: Caller) -> tuple[Job, JobPart, Part]:
@@ -606,7 +614,7 @@ def _line(session: Session, job_id: int, line_id: int, caller: Caller) -> tuple[
         raise NotFound(f"job {job_id} has no part line {line_id}", code="part-line-not-found")
     part = session.get(Part, line.part_id)
     assert part is not None
-    stock.lock_parts(session, [part.id])  # type: ignore[list-item]
+    stock.lock_parts(session, [part.id])
     job = jobs.get(session=session, job_id=job_id, caller=caller, for_update=True)
     session.refresh(line)
     return job, line, part
@@ -628,7 +636,7 @@ def release_part(
             session,
             location_id=held_at,
             part_id=part.id,
-            reserved=-line.quantity,  # type: ignore[arg-type]
+            reserved=-line.quantity,
             reason=MovementReason.released,
             why=why,
         )
@@ -639,8 +647,8 @@ def release_part(
     if held_at is not None:
         fill_backorders(
             session=session,
-            location=session.get(Location, held_at),
-            part=part,  # type: ignore[arg-type]
+            location=session.get_one(Location, held_at),
+            part=part,
             why=replace(why, job_id=None),
             settings=settings,
         )
@@ -674,9 +682,9 @@ def return_part(
     why = Why(actor=caller.actor, now=now, job_id=job.id, note=note)
     stock.move(
         session,
-        location_id=line.location_id,
+        location_id=_held_at(line),
         part_id=part.id,
-        on_hand=quantity,  # type: ignore[arg-type]
+        on_hand=quantity,
         reason=MovementReason.returned,
         why=why,
     )
@@ -688,15 +696,15 @@ def return_part(
         job_id=job.id,
         type=EventType.parts_returned,
         actor=caller.actor,
-        now=now,  # type: ignore[arg-type]
+        now=now,
         line_id=line.id,
         sku=part.sku,
         quantity=quantity,
     )
     fill_backorders(
         session=session,
-        location=session.get(Location, line.location_id),
-        part=part,  # type: ignore[arg-type]
+        location=session.get_one(Location, _held_at(line)),
+        part=part,
         why=replace(why, job_id=None),
         settings=settings,
     )
@@ -767,7 +775,7 @@ def availability(
     if job_id is not None:
         job = jobs.get(session=session, job_id=job_id, caller=caller)
         lat, lon = job.lat, job.lon
-    return stock.available(session=session, part_id=part.id, lat=lat, lon=lon)[:limit]  # type: ignore[arg-type]
+    return stock.available(session=session, part_id=part.id, lat=lat, lon=lon)[:limit]
 
 
 def codes(session: Session, location_ids: set[int | None], part_ids: set[int]) -> tuple[dict[int, str], dict[int, str]]:
@@ -777,4 +785,4 @@ def codes(session: Session, location_ids: set[int | None], part_ids: set[int]) -
         dict(session.execute(select(Location.id, Location.code).where(Location.id.in_(ids))).all()) if ids else {}
     )
     skus = dict(session.execute(select(Part.id, Part.sku).where(Part.id.in_(part_ids))).all()) if part_ids else {}
-    return locations, skus  # type: ignore[return-value]
+    return locations, skus

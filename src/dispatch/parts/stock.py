@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import CursorResult, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -192,11 +192,11 @@ class Level:
 
     @property
     def version(self) -> str:
-        return version(self.location.id, self.part.id, self.stock)  # type: ignore[arg-type]
+        return version(self.location.id, self.part.id, self.stock)
 
 
 def level_of(session: Session, location: Location, part: Part) -> Level:
-    return Level(location, part, level(session, location.id, part.id))  # type: ignore[arg-type]
+    return Level(location, part, level(session, location.id, part.id))
 
 
 def stock_level(*, session: Session, code: str, sku: str) -> Level:
@@ -253,7 +253,7 @@ def move(
     when the change would leave reserved above on hand or either below zero."""
     ensure_stock_row(session, location_id, part_id, why.now)
     result = session.execute(_MOVE, {"l": location_id, "p": part_id, "dh": on_hand, "dr": reserved, "now": why.now})
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if cast("CursorResult[Any]", result).rowcount != 1:  # an UPDATE answers with a cursor result
         return False
     session.add(
         StockMovement(

@@ -35,7 +35,7 @@ class Photo(SQLModel, table=True):
         Index("ix_photo_sha256", "sha256"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     job_id: int = Field(sa_column=Column(Integer, ForeignKey("job.id"), nullable=False))
     visit_id: int | None = Field(default=None, sa_column=Column(Integer, ForeignKey("visit.id"), nullable=True))
     sha256: str = Field(sa_column=Column(String(64), nullable=False))

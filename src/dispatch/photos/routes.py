@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import functools
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, File, Request, Response, UploadFile
@@ -10,7 +11,7 @@ from sqlalchemy.orm import Session
 from dispatch.auth.dependencies import allow
 from dispatch.auth.models import Role
 from dispatch.auth.service import Caller
-from dispatch.deps import DatabaseDep, IdPath, NowDep, SettingsDep, UnitOfWorkDep
+from dispatch.deps import DatabaseDep, IdPath, NowDep, SettingsDep, UnitOfWork, UnitOfWorkDep
 from dispatch.errors import problem_responses
 from dispatch.paging import Page
 from dispatch.photos import images, public, service, storage
@@ -26,7 +27,7 @@ Viewers = Depends(allow(Role.dispatcher, Role.supervisor, Role.technician))
 # the request as a whole may add this much multipart framing around it.
 UPLOAD_PATH = r"/v1/jobs/[^/]+/photos/?"
 MULTIPART_ALLOWANCE = 64 * 1024
-JPEG = {
+JPEG: dict[int | str, dict[str, Any]] = {
     200: {
         "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
         "description": "The image as JPEG, without EXIF",
@@ -132,7 +133,9 @@ async def get_job_photo(
     )
 
 
-async def _file(job_id: int, photo_id: int, uow, caller: Caller, store: PhotoStore, key_of) -> Response:  # type: ignore[no-untyped-def]
+async def _file(
+    job_id: int, photo_id: int, uow: UnitOfWork, caller: Caller, store: PhotoStore, key_of: Callable[[str], str]
+) -> Response:
     photo = await uow.run(lambda session: service.get(session=session, job_id=job_id, photo_id=photo_id, caller=caller))
     content = await anyio.to_thread.run_sync(service.read, store, key_of(photo.sha256))
     return Response(

@@ -39,7 +39,7 @@ class PhotoPublic(ResponseBody):
             id=photo.id,
             job_id=photo.job_id,
             visit_number=visit_number,
-            sha256=photo.sha256,  # type: ignore[arg-type]
+            sha256=photo.sha256,
             format=photo.format,
             size_bytes=photo.size_bytes,
             width=photo.width,

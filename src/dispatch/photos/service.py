@@ -214,7 +214,7 @@ def sweep(*, session: Session, store: PhotoStore, now: datetime, grace: timedelt
     """Delete stored files no photo row points at (and leftovers of interrupted writes), if they
     are older than ``grace``. Returns the keys removed (or that would be)."""
     candidates = [o for o in store.objects() if o.modified_at <= now - grace]
-    shas = {storage.sha_of_key(o.key) for o in candidates} - {None}
+    shas = {sha for o in candidates if (sha := storage.sha_of_key(o.key)) is not None}
     referenced: set[str] = set()
     listed = sorted(shas)
     for start in range(0, len(listed), 500):

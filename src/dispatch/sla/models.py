@@ -92,7 +92,7 @@ class SlaCheckpoint(SQLModel, table=True):
         ),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     job_id: int = Field(sa_column=Column(Integer, ForeignKey("job.id", ondelete="CASCADE"), nullable=False))
     deadline: Deadline = Field(sa_column=Column(enum_column(Deadline), nullable=False))
     level: Level = Field(sa_column=Column(enum_column(Level), nullable=False))
@@ -111,7 +111,7 @@ class SlaPause(SQLModel, table=True):
     __tablename__ = "sla_pause"
     __table_args__ = (Index("ix_sla_pause_job_id", "job_id"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     job_id: int = Field(sa_column=Column(Integer, ForeignKey("job.id", ondelete="CASCADE"), nullable=False))
     reason: str = Field(sa_column=Column(String(40), nullable=False))
     note: str | None = Field(default=None, sa_column=Column(String(500), nullable=True))

@@ -236,7 +236,6 @@ def restore_defaults(session: Session, now: datetime) -> None:
     """Put the brief's default policies back (a database emptied by hand, or a test's)."""
     session.execute(delete(SlaPolicy))
     session.add_all(
-        SlaPolicy(name=name, updated_at=now, updated_by=SYSTEM.actor, **values)  # type: ignore[arg-type]
-        for name, values in DEFAULTS.items()
+        SlaPolicy(name=name, updated_at=now, updated_by=SYSTEM.actor, **values) for name, values in DEFAULTS.items()
     )
     session.flush()

@@ -18,13 +18,13 @@ def at_risk(row: AtRisk, now: datetime) -> AtRiskPublic:
         job_id=job.id,
         status=job.status,
         priority=job.priority,
-        policy=job.sla_policy,  # type: ignore[arg-type]
+        policy=job.sla_policy,
         technician_id=job.technician_id,
         customer_name=job.customer_name,
         customer_address=job.customer_address,
         state="breached" if sla.state is states.SlaState.breached else "at_risk",
         deadline=sla.next_deadline or "completion",
-        due_at=job.next_due_at,  # type: ignore[arg-type]
+        due_at=job.next_due_at,
         time_left_seconds=sla.time_left_seconds,
         reasons=row.reasons,
         paused_since=job.paused_at,
@@ -36,10 +36,10 @@ def escalation(checkpoint: SlaCheckpoint) -> EscalationPublic:
         id=checkpoint.id,
         job_id=checkpoint.job_id,
         deadline=checkpoint.deadline,
-        level=checkpoint.level,  # type: ignore[arg-type]
+        level=checkpoint.level,
         notify=checkpoint.audience,
         fires_at=checkpoint.fires_at,
-        fired_at=checkpoint.fired_at,  # type: ignore[arg-type]
+        fired_at=checkpoint.fired_at,
         acknowledged_at=checkpoint.acknowledged_at,
         acknowledged_by=checkpoint.acknowledged_by,
     )

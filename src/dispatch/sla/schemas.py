@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Field, StringConstraints, model_validator
 
@@ -13,7 +13,7 @@ from dispatch.sla.policies import PAUSE_REASONS
 from dispatch.technicians.schemas import TimeZoneName
 
 PauseReason = Literal["customer_requested_later", "customer_unreachable"]
-assert set(PauseReason.__args__) == set(PAUSE_REASONS)  # type: ignore[attr-defined]
+assert set(get_args(PauseReason)) == set(PAUSE_REASONS)
 Ratio = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]
 Hours = Annotated[float, Field(gt=0, le=24 * 30, allow_inf_nan=False)]
 Weekdays = Annotated[str, StringConstraints(pattern=r"^[1-7]{1,7}$")]
@@ -64,7 +64,7 @@ class SlaPolicyPublic(ResponseBody):
     completion_hours: float
     at_risk_ratio: float
     warnings: list[Warning]
-    business_hours: dict | None  # type: ignore[type-arg]
+    business_hours: dict[str, Any] | None
     pause_reasons: list[str]
     updated_at: datetime
     updated_by: str

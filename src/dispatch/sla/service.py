@@ -42,24 +42,25 @@ def after_status_change(session: Session, job: Job, *, at: datetime, now: dateti
     if arrives or job.status in (JobStatus.completed, JobStatus.cancelled):
         # What came due while the job was still open fires before this news makes it moot: the
         # watcher may not have passed since (or be down), and a breach is never lost.
-        watcher.fire_due(session, now, job_id=job.id, upto=min(at, now))  # type: ignore[arg-type]
+        watcher.fire_due(session, now, job_id=job.id, upto=min(at, now))
     if arrives:
         job.arrived_at = at
         job.arrival_missed = job.arrival_due_at is not None and at > job.arrival_due_at
         policies.set_next(job)
-        resolve(session, job.id, now, [Deadline.arrival, Deadline.appointment])  # type: ignore[arg-type]
-        if job.arrival_missed:
+        resolve(session, job.id, now, [Deadline.arrival, Deadline.appointment])
+        if job.arrival_missed and job.arrival_due_at is not None:
             events.record(
                 session=session,
                 job_id=job.id,
                 type=EventType.sla_arrival_missed,
                 actor=SYSTEM.actor,
-                now=now,  # type: ignore[arg-type]
+                now=now,
                 occurred_at=at,
                 arrival_due_at=job.arrival_due_at.isoformat(),
-            )  # type: ignore[union-attr]
+            )
     elif job.status is JobStatus.completed:
-        job.resolution_seconds = int((job.completed_at - job.reported_at).total_seconds())  # type: ignore[operator]
+        assert job.completed_at is not None  # set with the status
+        job.resolution_seconds = int((job.completed_at - job.reported_at).total_seconds())
         _close(session, job, now)
     elif job.status is JobStatus.cancelled:
         _close(session, job, now)
@@ -100,7 +101,7 @@ def _close(session: Session, job: Job, now: datetime) -> None:
     job.next_due_at = job.next_at_risk_at = None
     if job.predicted_breach in watcher.OURS:
         job.predicted_breach = None
-    resolve(session, job.id, now)  # type: ignore[arg-type]
+    resolve(session, job.id, now)
 
 
 # --- pauses --------------------------------------------------------------------------------
@@ -127,11 +128,11 @@ def pause(*, session: Session, job_id: int, reason: str, note: str | None, calle
     jobs.count_time(job, now)
     job.paused_at = now
     jobs.touch(job, now)
-    session.add(SlaPause(job_id=job.id, reason=reason, note=note, started_at=now, started_by=caller.actor))  # type: ignore[arg-type]
+    session.add(SlaPause(job_id=job.id, reason=reason, note=note, started_at=now, started_by=caller.actor))
     session.flush()
     events.record(
         session=session, job_id=job.id, type=EventType.sla_paused, actor=caller.actor, now=now, reason=reason, note=note
-    )  # type: ignore[arg-type]
+    )
     return job
 
 
@@ -158,10 +159,12 @@ def resume_locked(session: Session, job: Job, *, actor: str, now: datetime) -> N
     if job.completed_at is None:
         job.due_at, job.at_risk_at = later(job.due_at), later(job.at_risk_at)
     if job.arrival_due_at is not None and job.arrived_at is None:
-        job.arrival_due_at, job.arrival_at_risk_at = later(job.arrival_due_at), later(job.arrival_at_risk_at)  # type: ignore[arg-type]
+        job.arrival_due_at = later(job.arrival_due_at)
+        if job.arrival_at_risk_at is not None:
+            job.arrival_at_risk_at = later(job.arrival_at_risk_at)
     policies.set_next(job)
     # The appointment is a fixed time agreed with the customer: a pause does not move it.
-    for checkpoint in policies.pending_checkpoints(session, job.id):  # type: ignore[arg-type]
+    for checkpoint in policies.pending_checkpoints(session, job.id):
         if checkpoint.deadline is not Deadline.appointment:
             checkpoint.fires_at = later(checkpoint.fires_at)
     pause_row = session.scalar(select(SlaPause).where(SlaPause.job_id == job.id, SlaPause.ended_at.is_(None)))
@@ -174,7 +177,7 @@ def resume_locked(session: Session, job: Job, *, actor: str, now: datetime) -> N
         job_id=job.id,
         type=EventType.sla_resumed,
         actor=actor,
-        now=now,  # type: ignore[arg-type]
+        now=now,
         paused_seconds=int(paused.total_seconds()),
         due_at=job.due_at.isoformat(),
         arrival_due_at=job.arrival_due_at.isoformat() if job.arrival_due_at else None,

@@ -124,7 +124,7 @@ def urgency_key(job: Job, now: datetime) -> tuple[int, int, datetime, int]:
     first, then the nearest *next* deadline (the one the countdown shows; the most overdue
     first), finished jobs by their completion deadline."""
     rank = 0 if state(job, now) is SlaState.breached else (1 if job.next_due_at is not None else 2)
-    return rank, job.urgency, job.next_due_at or job.due_at, job.id  # type: ignore[return-value]
+    return rank, job.urgency, job.next_due_at or job.due_at, job.id
 
 
 def urgency_order_sql(now: datetime) -> list[Any]:

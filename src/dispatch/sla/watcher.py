@@ -198,6 +198,7 @@ def _unreachable(session: Session, now: datetime, settings: Settings) -> set[int
     late: set[int] = set()
     waiting: dict[str, list[tuple[int, float, float, float]]] = {}
     for job_id, status, lat, lon, skill, arrival_due_at, tech_lat, tech_lon in rows:
+        assert arrival_due_at is not None and lat is not None and lon is not None  # the query asks for them
         hours_left = (arrival_due_at - now).total_seconds() / 3600
         if status in HOLDS_CAPACITY and tech_lat is not None:
             if haversine_km(tech_lat, tech_lon, lat, lon) / speed > hours_left:

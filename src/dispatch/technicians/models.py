@@ -26,7 +26,7 @@ class Technician(SQLModel, table=True):
         CheckConstraint("lat BETWEEN -90 AND 90 AND lon BETWEEN -180 AND 180", name="coordinates"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     name: str = Field(sa_column=Column(String(200), nullable=False))
     phone: str | None = Field(default=None, sa_column=Column(String(40), nullable=True))
     lat: float = Field(sa_column=Column(Float, nullable=False))

@@ -14,13 +14,13 @@ from dispatch.technicians.schemas import ShiftPublic, TechnicianPublic
 
 def one(session: Session, technician: Technician, now: datetime) -> tuple[TechnicianPublic, str]:
     """A technician, and their version: the ETag a dispatcher sends back as If-Match."""
-    skills = service.skills_of(session=session, technician_ids=[technician.id])[technician.id]  # type: ignore[index]
+    skills = service.skills_of(session=session, technician_ids=[technician.id])[technician.id]
     return to_public(technician, skills, now), service.version(technician, skills)
 
 
 def page(session: Session, technicians: Cut[Technician], now: datetime) -> Page[TechnicianPublic]:
-    skills = service.skills_of(session=session, technician_ids=[t.id for t in technicians.items])  # type: ignore[misc]
-    return technicians.page(TechnicianPublic, lambda t: to_public(t, skills[t.id], now))  # type: ignore[index]
+    skills = service.skills_of(session=session, technician_ids=[t.id for t in technicians.items])
+    return technicians.page(TechnicianPublic, lambda t: to_public(t, skills[t.id], now))
 
 
 def _wall_clock(value: time) -> str:
@@ -40,7 +40,7 @@ def to_public(technician: Technician, skills: list[str], now: datetime) -> Techn
         else None
     )
     return TechnicianPublic(
-        id=technician.id,  # type: ignore[arg-type]
+        id=technician.id,
         name=technician.name,
         phone=technician.phone,
         skills=skills,

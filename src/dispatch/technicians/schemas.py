@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import available_timezones
 
 from pydantic import AfterValidator, BeforeValidator, Field, StrictBool
@@ -66,19 +66,24 @@ class TechnicianCreate(RequestBody):
     home_branch: BranchCode | None = None
 
 
+# The default of a field that may be left out but not sent as null: pydantic never validates a
+# default, so None here means "not sent" while the annotation keeps null out of the schema.
+NOT_SENT: Any = None
+
+
 class TechnicianUpdate(WithOptionalPosition):
     """Send only what changes. `phone`, `shift` and `home_branch` may be set to null to clear
     them; the other fields cannot be null."""
 
     # Not Optional: leaving a field out changes nothing, but null is refused.
-    name: ShortText = None  # type: ignore[assignment]
+    name: ShortText = NOT_SENT
     phone: Phone | None = None
-    skills: Skills = None  # type: ignore[assignment]
-    lat: Latitude = None  # type: ignore[assignment]
-    lon: Longitude = None  # type: ignore[assignment]
-    capacity: Capacity = None  # type: ignore[assignment]
-    on_duty: StrictBool = None  # type: ignore[assignment]
-    active: StrictBool = None  # type: ignore[assignment]
+    skills: Skills = NOT_SENT
+    lat: Latitude = NOT_SENT
+    lon: Longitude = NOT_SENT
+    capacity: Capacity = NOT_SENT
+    on_duty: StrictBool = NOT_SENT
+    active: StrictBool = NOT_SENT
     shift: Shift | None = None
     home_branch: BranchCode | None = None
 

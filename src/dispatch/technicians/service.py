@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import Select, bindparam, delete, insert, select, update
+from sqlalchemy import CursorResult, Select, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from dispatch import versions
@@ -144,7 +145,7 @@ def update_technician(
         technician.timezone = shift.timezone if shift else "UTC"
     moved = changes.get("lat") is not None
     if moved:
-        technician.lat, technician.lon = technician_in.lat, technician_in.lon  # type: ignore[assignment]
+        technician.lat, technician.lon = technician_in.lat, technician_in.lon
         technician.location_at = now
     technician.updated_at = now
     session.flush()
@@ -198,7 +199,7 @@ def list_technicians(
     return TECHNICIANS.fetch(session, stmt, Technician.id, cursor=cursor, limit=limit)
 
 
-def ids_in_branch(branch: str) -> Select[tuple[int]]:
+def ids_in_branch(branch: str) -> Select[int]:
     """A subquery: the technicians whose home branch this is."""
     return select(Technician.id).where(Technician.home_branch == branch)
 
@@ -251,7 +252,7 @@ def claim_capacity(*, session: Session, technician_id: int, require_on_duty: boo
     (Read Committed on PostgreSQL, serialised writers on SQLite): zero rows means full.
     """
     result = session.execute(_CLAIM_ON_DUTY if require_on_duty else _CLAIM, {"technician_id": technician_id})
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return cast("CursorResult[Any]", result).rowcount == 1  # an UPDATE answers with a cursor result
 
 
 def release_capacity(*, session: Session, technician_id: int) -> None:

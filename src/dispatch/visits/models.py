@@ -64,7 +64,7 @@ class Visit(SQLModel, table=True):
         Index("ix_visit_left_at", "left_at"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     job_id: int = Field(sa_column=Column(Integer, ForeignKey("job.id"), nullable=False))
     number: int = Field(sa_column=Column(Integer, nullable=False))
     technician_id: int | None = Field(

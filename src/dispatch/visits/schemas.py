@@ -34,7 +34,7 @@ class VisitPublic(ResponseBody):
             id=visit.id,
             job_id=visit.job_id,
             number=visit.number,
-            technician_id=visit.technician_id,  # type: ignore[arg-type]
+            technician_id=visit.technician_id,
             reason=visit.reason,
             return_visit=visit.reason in RETURN_REASONS,
             planned_at=visit.planned_at,

@@ -61,10 +61,10 @@ def _open(
     technician_id: int | None = None,
     note: str | None = None,
 ) -> Visit:
-    previous = latest(session, job.id)  # type: ignore[arg-type]
+    previous = latest(session, job.id)
     visit = Visit(
         job_id=job.id,
-        number=(previous.number + 1) if previous else 1,  # type: ignore[arg-type]
+        number=(previous.number + 1) if previous else 1,
         technician_id=technician_id,
         reason=reason or _next_reason(previous),
         planned_at=now,
@@ -97,7 +97,7 @@ def _end(
         type=EventType.visit_ended,
         actor=actor,
         now=now,
-        occurred_at=at,  # type: ignore[arg-type]
+        occurred_at=at,
         visit_number=visit.number,
         visit_id=visit.id,
         outcome=outcome.value,
@@ -122,7 +122,7 @@ def track(
     job's lock. ``technician_id`` is who held the job when the change was made (``unable``
     clears it from the job); ``at`` is the device time of the change."""
     status = job.status
-    visit = current(session, job.id)  # type: ignore[arg-type]
+    visit = current(session, job.id)
     if status in (JobStatus.en_route, JobStatus.on_site):
         started = visit is not None and visit.started
         if visit is None:
@@ -140,7 +140,7 @@ def track(
                 type=EventType.visit_started,
                 actor=actor,
                 now=now,
-                occurred_at=at,  # type: ignore[arg-type]
+                occurred_at=at,
                 visit_number=visit.number,
                 visit_id=visit.id,
                 reason=visit.reason.value,
@@ -188,7 +188,7 @@ def list_visits(*, session: Session, job_id: int, caller: Caller) -> list[Visit]
 
 def require_visit(session: Session, job: Job) -> Visit:
     """The latest visit of a job, or 409: photos, sign-offs and callbacks belong to a visit."""
-    visit = latest(session, job.id)  # type: ignore[arg-type]
+    visit = latest(session, job.id)
     if visit is None or not (visit.started or visit.outcome is not None):
         raise Conflict(
             f"job {job.id} has had no visit yet; the technician starts one with en_route or on_site", code="no-visit"
@@ -220,7 +220,7 @@ def plan_return_visit(
             code="not-returnable",
             current_status=job.status.value,
         )
-    last = latest(session, job.id)  # type: ignore[arg-type]
+    last = latest(session, job.id)
     previous_technician = (last.technician_id if last and last.technician_id else None) or job.technician_id
     previous_status = job.status
     visit = _open(session, job, actor=caller.actor, now=now, reason=reason, note=note)
@@ -232,12 +232,12 @@ def plan_return_visit(
         job_id=job.id,
         type=EventType.return_visit_planned,
         actor=caller.actor,
-        now=now,  # type: ignore[arg-type]
+        now=now,
         visit_number=visit.number,
         visit_id=visit.id,
         reason=reason.value,
         note=note,
-        **{"from": previous_status.value},
+        **{"from": previous_status.value},  # type: ignore[arg-type]  # `from` is a keyword; typed events replace this
         previous_technician_id=previous_technician,
     )
     _send(session, job, visit, previous_technician, now, settings)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import mimetypes
 import re
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -113,7 +114,7 @@ async def problem_index() -> HTMLResponse:
     return _page("Problem types", f"<h1>Problem types</h1><ul>{rows}</ul>")
 
 
-def _redirect_to(target: str):  # type: ignore[no-untyped-def]
+def _redirect_to(target: str) -> Callable[[], Awaitable[RedirectResponse]]:
     async def redirect() -> RedirectResponse:
         return RedirectResponse(target, status_code=308)
 

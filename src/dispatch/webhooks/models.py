@@ -26,7 +26,7 @@ class WebhookSubscription(SQLModel, table=True):
     __tablename__ = "webhook_subscription"
     __table_args__ = (Index("ix_webhook_subscription_outlet_id", "outlet_id"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     outlet_id: int | None = Field(default=None, sa_column=Column(Integer, ForeignKey("outlet.id"), nullable=True))
     url: str = Field(sa_column=Column(String(2000), nullable=False))
     event_types: list[str] = Field(sa_column=Column(JSON, nullable=False))
@@ -66,7 +66,7 @@ class WebhookDelivery(SQLModel, table=True):
         ),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     subscription_id: int = Field(
         sa_column=Column(Integer, ForeignKey("webhook_subscription.id", ondelete="CASCADE"), nullable=False)
     )
@@ -93,7 +93,7 @@ class WebhookAttempt(SQLModel, table=True):
     __tablename__ = "webhook_attempt"
     __table_args__ = (Index("ix_webhook_attempt_delivery_id", "delivery_id", "id"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     delivery_id: int = Field(
         sa_column=Column(Integer, ForeignKey("webhook_delivery.id", ondelete="CASCADE"), nullable=False)
     )

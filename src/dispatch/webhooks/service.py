@@ -66,7 +66,7 @@ def _bad_url(why: str) -> Unprocessable:
     )
 
 
-def visible(caller: Caller) -> Select[tuple[WebhookSubscription]]:
+def visible(caller: Caller) -> Select[WebhookSubscription]:
     stmt = select(WebhookSubscription)
     if caller.role is Role.outlet:
         stmt = stmt.where(WebhookSubscription.outlet_id == caller.outlet_id)

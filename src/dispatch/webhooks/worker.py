@@ -45,6 +45,7 @@ from dispatch.clock import Clock
 from dispatch.config import Settings
 from dispatch.database.core import Database
 from dispatch.events.models import JobEvent
+from dispatch.idempotency import service as idempotency
 from dispatch.jobs.models import Job
 from dispatch.webhooks import signing
 from dispatch.webhooks.models import (
@@ -302,7 +303,7 @@ def record(*, database: Database, outcomes: list[Outcome], worker_id: str, now: 
         for delivery in session.scalars(
             select(D).where(D.id.in_(list(failed)), D.leased_by == worker_id).with_for_update()
         ):
-            outcome = failed[delivery.id]  # type: ignore[index]
+            outcome = failed[delivery.id]
             delivery.attempts += 1
             delivery.last_status, delivery.last_error = outcome.status, outcome.error
             delivery.leased_until = delivery.leased_by = None
@@ -397,8 +398,6 @@ class Worker:
         if time.monotonic() - self._last_purge < 300:
             return
         self._last_purge = time.monotonic()
-        from dispatch.idempotency import service as idempotency
-
         removed = idempotency.purge(database=self.database, now=self.clock.now())
         if removed:
             log.info("purged %d idempotency keys", removed)

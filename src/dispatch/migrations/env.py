@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import create_engine, pool, text
-
 from alembic import context
+from sqlalchemy import Connection, create_engine, pool, text
+
+from dispatch.config import Settings
 from dispatch.models import metadata
 
 config = context.config
@@ -14,8 +15,6 @@ def _url() -> str:
     url = config.get_main_option("sqlalchemy.url")
     if url:
         return url
-    from dispatch.config import Settings
-
     return Settings().resolved_database_url
 
 
@@ -40,7 +39,7 @@ def run_migrations_online() -> None:
 _MIGRATION_LOCK = 7_402_118
 
 
-def _run(connection) -> None:  # type: ignore[no-untyped-def]
+def _run(connection: Connection) -> None:
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK})
         connection.commit()
@@ -52,7 +51,7 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
             connection.commit()
 
 
-def _migrate(connection) -> None:  # type: ignore[no-untyped-def]
+def _migrate(connection: Connection) -> None:
     # Batch mode lets ALTER-heavy migrations run on SQLite too.
     context.configure(
         connection=connection,
