@@ -291,15 +291,22 @@ def _orientation(image: Image.Image) -> int | None:
         return None  # a malformed EXIF block: upright as stored
 
 
-try:  # glibc: hand the freed image buffers back to the system instead of keeping them in the heap
-    _malloc_trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+try:
+    _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    _malloc_trim, _mallopt = _libc.malloc_trim, _libc.mallopt
 except (OSError, AttributeError):  # not glibc (musl, macOS): their allocators return large blocks
-    _malloc_trim = None
+    _malloc_trim = _mallopt = None
+if _mallopt is not None:
+    # glibc raises its mmap threshold to the size of each large block freed, so after the first
+    # image Pillow's 16 MB blocks come from the heap arenas: kept after use, and not shared between
+    # threads, so concurrent decodes added up to more than their budgets. A fixed threshold keeps
+    # every block of 4 MB or more in its own mapping, returned to the system when it is freed.
+    _M_MMAP_THRESHOLD = -3
+    _mallopt(_M_MMAP_THRESHOLD, 4 * 1024 * 1024)
 
 
 def release_memory() -> None:
-    """After a decode: without this, glibc keeps the freed 16 MB blocks of a large image in its
-    arenas and the process's resident memory stays at its peak for good."""
+    """After a decode: hand what the heap arenas keep of the smaller buffers back to the system."""
     if _malloc_trim is not None:
         _malloc_trim(0)
 
