@@ -98,7 +98,9 @@ def process(
         turn = _orientation(image) in _UPRIGHT if known else True
         chosen = plan(image, data, served_max_pixels=served_max_pixels, budget_bytes=budget_bytes, turn=turn)
         if chosen.scale > 1:
-            image.draft(None, (width // chosen.scale, height // chosen.scale))
+            image.draft(None, (max(1, width // chosen.scale), max(1, height // chosen.scale)))
+            if image.size != _pixels_size((width, height), chosen.scale):  # a shape libjpeg cannot scale so
+                raise TooManyPixels(width, height, max_pixels, f"{width} x {height} pixels cannot be decoded reduced")
         try:
             image.load()  # verify() would not decode; a truncated or corrupt body fails here
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
