@@ -19,7 +19,7 @@ times, in-process:
   (``Metrics(...)``; 0 where the route no longer builds it);
 - ``json``: writing the body: before, what FastAPI did with the model
   (``TypeAdapter(Metrics).validate_python`` of the instance and ``dump_json``); after,
-  ``metrics.routes.render`` of the dicts;
+  ``metrics.service.render`` of the dicts;
 
 and over HTTP against ``python -m uvicorn dispatch.app:create_app --factory`` (p50 of ``--reps``).
 
@@ -210,7 +210,7 @@ class Code:
     def __post_init__(self) -> None:
         if self.src is None:
             self.service: Any = service
-            routes_text = Path(routes.__file__).read_text()
+            texts = Path(routes.__file__).read_text() + Path(service.__file__).read_text()
         else:
             path = self.src / "dispatch" / "metrics" / "service.py"
             spec = importlib.util.spec_from_file_location(f"bench_metrics_service_{id(self)}", path)
@@ -218,9 +218,10 @@ class Code:
             self.service = importlib.util.module_from_spec(spec)
             sys.modules[spec.name] = self.service
             spec.loader.exec_module(self.service)
-            routes_text = (self.src / "dispatch" / "metrics" / "routes.py").read_text()
-        # Whether the route writes the dicts (routes.render) or builds the model for FastAPI.
-        self.renders = "def render(" in routes_text
+            texts = path.read_text() + (self.src / "dispatch" / "metrics" / "routes.py").read_text()
+        # Whether the route writes the dicts (``render``, in routes.py before it moved to the
+        # service) or builds the model for FastAPI.
+        self.renders = "def render(" in texts
         self.pages = "limit" in inspect.signature(self.service.compute).parameters
 
 
@@ -279,7 +280,7 @@ def measure_inprocess(
                 }
                 if code.renders:  # the route writes the dicts as they are
                     t2 = time.perf_counter()
-                    body = routes.render(head | {"rows": rows, "next_cursor": None})
+                    body = service.render(head | {"rows": rows, "next_cursor": None})
                 else:  # the route built the model, FastAPI serialised it
                     model = Metrics(**head, rows=rows)  # type: ignore[arg-type]
                     t2 = time.perf_counter()

@@ -58,6 +58,7 @@ from dispatch.config import Settings
 from dispatch.database import migrate
 from dispatch.database.core import Database, make_engine
 from dispatch.events import service as events
+from dispatch.events.vocabulary import EventType
 from dispatch.jobs import service as jobs
 from dispatch.jobs.models import Job
 from dispatch.jobs.schemas import JobCreate
@@ -238,7 +239,7 @@ def seed_jobs(
                         "reported_at": (now - timedelta(seconds=rng.uniform(60, spread_hours * 3600))).isoformat(),
                     }
                 )
-                job = jobs.new(
+                job, plan = jobs.new(
                     session=session,
                     job_in=job_in,
                     caller=world.dispatcher,
@@ -253,8 +254,9 @@ def seed_jobs(
                 jobs.save_new(
                     session=session,
                     job=job,
+                    plan=plan,
                     now=now,
-                    timeline=[events.entry("dispatched", SYSTEM.actor, technician_id=tech)],
+                    timeline=[events.entry(EventType.dispatched, SYSTEM.actor, technician_id=tech)],
                 )
                 ids.append(job.id)  # type: ignore[arg-type]
     return ids

@@ -31,6 +31,7 @@ from dispatch.clock import FrozenClock
 from dispatch.config import Settings
 from dispatch.database.core import Database, make_engine
 from dispatch.events import service as events
+from dispatch.events.vocabulary import EventType
 from dispatch.jobs import flows
 from dispatch.jobs.schemas import JobCreate
 from dispatch.outlets import service as outlets
@@ -87,7 +88,12 @@ def _make_jobs(database: Database, settings: Settings, outlet_id: int, jobs: int
                 )
                 for i in range(extra_events):
                     events.record(
-                        session=session, job_id=job.id, type="status_changed", actor="bench", now=T0, to=f"step-{i}"
+                        session=session,
+                        job_id=job.id,
+                        type=EventType.status_changed,
+                        actor="bench",
+                        now=T0,
+                        to=f"step-{i}",
                     )
 
 

@@ -27,6 +27,7 @@ from dispatch.clock import FrozenClock
 from dispatch.config import Settings
 from dispatch.database import migrate
 from dispatch.database.core import Database, make_engine
+from dispatch.departments import service as departments
 from dispatch.models import metadata
 from dispatch.sla import policies
 
@@ -85,9 +86,11 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         data_dir=tmp_path,
         sqlite_synchronous="NORMAL",  # tests need no power-loss durability
         auto_dispatch=False,
-        # Tests that need them turn these on: a rate limit on the shared keys would make other
-        # tests flaky, and webhook deliveries are driven by hand with the frozen clock.
+        # Tests that need them turn these on: a rate limit on the shared keys (or on the 401s the
+        # authorization tests provoke by the hundred) would make other tests flaky, and webhook
+        # deliveries are driven by hand with the frozen clock.
         rate_limit_per_second=0,
+        auth_failures_per_minute=0,
         webhook_worker=False,
     )
 
@@ -100,8 +103,9 @@ def database(settings: Settings) -> Iterator[Database]:
         tables = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
         with db.engine.begin() as conn:
             conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        with db.transaction() as session:  # the migration's seed went with the truncation
+        with db.transaction() as session:  # the migrations' seeds went with the truncation
             policies.restore_defaults(session, T0)
+            departments.restore_defaults(session, T0)
     db.dispose()
 
 
@@ -192,7 +196,7 @@ def api(settings: Settings, clock: FrozenClock, database: Database) -> Iterator[
     app = make_app(settings, clock, database)
     keys: dict[str, str] = {}
     with database.transaction() as session:
-        for role in (Role.admin, Role.dispatcher, Role.supervisor, Role.warehouse):
+        for role in (Role.admin, Role.dispatcher, Role.supervisor, Role.warehouse, Role.customer_service):
             _, keys[role.value] = auth.issue(session=session, role=role, now=clock.now())
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Api(client=client, database=database, clock=clock, keys=keys)

@@ -74,11 +74,17 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("GET", "/v1/jobs/{job_id}/photos/{photo_id}/image"): STAFF | {"technician"},
     ("GET", "/v1/jobs/{job_id}/photos/{photo_id}/thumbnail"): STAFF | {"technician"},
     ("POST", "/v1/jobs/{job_id}/signoff"): {"admin", "technician"},
-    ("POST", "/v1/jobs/{job_id}/callbacks"): STAFF,
-    ("GET", "/v1/jobs/{job_id}/callbacks"): STAFF,
+    ("POST", "/v1/jobs/{job_id}/callbacks"): STAFF | {"customer_service"},
+    ("GET", "/v1/jobs/{job_id}/callbacks"): STAFF | {"customer_service"},
     ("POST", "/v1/jobs/{job_id}/compliance-reviews"): {"admin", "supervisor"},
     ("GET", "/v1/jobs/{job_id}/closeout"): STAFF | {"technician"},
-    ("GET", "/v1/callbacks/due"): STAFF,
+    ("GET", "/v1/callbacks/due"): STAFF | {"customer_service"},
+    # Departments and causes (issue 14)
+    ("GET", "/v1/departments"): ALL - {"outlet"},
+    ("GET", "/v1/departments/{code}"): ALL - {"outlet"},
+    ("PUT", "/v1/departments/{code}"): {"admin"},
+    ("GET", "/v1/causes"): ALL - {"outlet"},
+    ("PUT", "/v1/causes/{code}"): {"admin"},
     ("POST", "/v1/webhooks"): {"admin", "outlet"},
     ("GET", "/v1/webhooks"): {"admin", "outlet"},
     ("GET", "/v1/webhooks/{subscription_id}"): {"admin", "outlet"},
@@ -128,7 +134,7 @@ def test_roles_outside_the_matrix_are_refused(api, method, path):
     outlet = api.post("/v1/outlets", {"code": "o1", "name": "Outlet"}, who="admin").json()
     tech = api.technician()
     keys = {
-        **{role: api.headers(role) for role in ("admin", "dispatcher", "supervisor", "warehouse")},
+        **{role: api.headers(role) for role in ("admin", "dispatcher", "supervisor", "warehouse", "customer_service")},
         "technician": api.as_technician(tech["id"]),
         "outlet": api.as_outlet(outlet["id"]),
     }

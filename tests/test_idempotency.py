@@ -362,3 +362,46 @@ def test_fingerprints_never_fail_on_a_bad_body():
     assert fingerprints.of("POST", "/p", b"", multipart, form("b0", ("f", None, None, b""))) != fingerprints.of(
         "POST", "/p", b"", multipart, form("b0", ("f", "", None, b""))
     )
+
+
+def test_the_middleware_never_runs_a_request_whose_body_was_cut_off(api):
+    """Half a JSON body and then `http.disconnect` (the client went away): the route is not
+    called, no key is taken, nothing is stored. On its own, without the body reader in front."""
+    import anyio
+
+    from dispatch.idempotency.middleware import IdempotencyMiddleware
+
+    called = []
+
+    async def route(scope, receive, send):
+        called.append(scope["path"])
+
+    body = json.dumps(job_body()).encode()
+    messages = [
+        {"type": "http.request", "body": body[:40], "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent = []
+
+    async def receive():
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/jobs",
+        "query_string": b"",
+        "headers": [
+            (b"authorization", f"Bearer {api.keys['dispatcher']}".encode()),
+            (b"idempotency-key", b"order-cut"),
+            (b"content-type", b"application/json"),
+        ],
+        "app": api.client.app,
+    }
+    anyio.run(IdempotencyMiddleware(route), scope, receive, send)
+    assert called == []
+    assert sent == []  # nobody is listening
+    assert _keys(api) == 0

@@ -193,3 +193,23 @@ def test_every_change_is_on_the_timeline_with_device_and_server_time(api):
     assert moved["occurred_at"] == device_time.isoformat().replace("+00:00", "Z")
     assert moved["recorded_at"] == (T0 + timedelta(minutes=10)).isoformat().replace("+00:00", "Z")
     assert moved["data"] == {"from": "assigned", "to": "en_route", "technician_id": tech["id"]}
+
+
+def test_intake_works_out_the_sla_plan_once_and_keeps_its_checkpoints(api, monkeypatch):
+    from dispatch.config import Settings
+    from dispatch.sla import policies, watcher
+
+    plans = []
+    real_plan = policies.plan
+
+    def counted(*args, **kwargs):
+        plans.append(kwargs)
+        return real_plan(*args, **kwargs)
+
+    monkeypatch.setattr(policies, "plan", counted)
+    job = api.job(priority="emergency")
+    assert len(plans) == 1
+    api.clock.advance(hours=25)
+    assert watcher.run_pass(api.database, api.clock.now, Settings()).fired > 0  # its checkpoints were saved
+    events = [e["type"] for e in api.get(f"/v1/jobs/{job['id']}/events").json()["items"]]
+    assert "sla_breached" in events

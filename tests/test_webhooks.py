@@ -19,6 +19,7 @@ from receiver import Receiver
 from sqlalchemy import func, select
 
 from dispatch.events import service as events
+from dispatch.events.vocabulary import EventType
 from dispatch.webhooks import signing
 from dispatch.webhooks.models import WebhookDelivery, WebhookSubscription
 from dispatch.webhooks.worker import Worker
@@ -243,7 +244,12 @@ def test_a_change_that_rolls_back_sends_nothing(api, worker, receiver):
     before = len(_deliveries(api))
     with pytest.raises(RuntimeError), api.database.transaction() as session:
         events.record(
-            session=session, job_id=job["id"], type="status_changed", actor="test", now=api.clock.now(), to="cancelled"
+            session=session,
+            job_id=job["id"],
+            type=EventType.status_changed,
+            actor="test",
+            now=api.clock.now(),
+            to="cancelled",
         )
         assert len(list(session.scalars(select(WebhookDelivery)))) == before + 1  # written with the event
         raise RuntimeError("the change fails after its event was written")

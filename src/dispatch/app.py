@@ -20,12 +20,14 @@ from dispatch.closeout.routes import callbacks_router
 from dispatch.closeout.routes import router as closeout_router
 from dispatch.config import Settings
 from dispatch.database.core import Database, make_engine
-from dispatch.errors import install_problem_handlers
+from dispatch.departments.routes import router as departments_router
+from dispatch.errors import DatabaseOutage, document_outages, install_problem_handlers
 from dispatch.health.routes import router as health_router
 from dispatch.idempotency.middleware import IdempotencyMiddleware
 from dispatch.idempotency.middleware import document as document_idempotency
 from dispatch.jobs.routes import router as jobs_router
-from dispatch.limits import BodySizeLimit, ConcurrencyLimit
+from dispatch.limits import BodySizeLimit, ConcurrencyLimit, ReadBodyFirst, Slots
+from dispatch.limits import document as document_body_timeout
 from dispatch.metrics.routes import router as metrics_router
 from dispatch.outlets.routes import router as outlets_router
 from dispatch.parts.routes import (
@@ -104,16 +106,32 @@ def create_app(
     app.state.clock = clock
     app.state.database = database
     app.state.recent_keys = auth.RecentKeys(ttl=settings.auth_cache_seconds)
+    app.state.slots = Slots(settings.max_concurrent_requests, clock=clock, lanes=settings.auth_cache_seconds > 0)
     install_problem_handlers(app)
-    app.add_middleware(IdempotencyMiddleware)  # innermost of ours: it sees bodies within the size limit
+    # Ours, innermost first (each add wraps the ones before it):
+    app.add_middleware(IdempotencyMiddleware)  # sees whole bodies, within the size limit
+    app.add_middleware(ConcurrencyLimit, slots=app.state.slots)
+    # The body is read before the request waits for a slot: waiting for a body holds none.
+    app.add_middleware(
+        ReadBodyFirst,
+        timeout=settings.body_timeout_seconds,
+        min_rate=settings.body_min_bytes_per_second,
+        spool_budget=settings.body_spool_max_bytes,
+    )
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,
         larger={("POST", UPLOAD_PATH): settings.photo_max_bytes + MULTIPART_ALLOWANCE},
     )
-    app.add_middleware(ConcurrencyLimit, limit=settings.max_concurrent_requests)
-    # Outermost: a key over its rate is refused before it waits for a slot.
-    app.add_middleware(RateLimit, rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst)
+    # A key over its rate, or an address out of tries, is refused before its body is read.
+    app.add_middleware(
+        RateLimit,
+        rate=settings.rate_limit_per_second,
+        burst=settings.rate_limit_burst,
+        failures_per_minute=settings.auth_failures_per_minute,
+        failures_burst=settings.auth_failures_burst,
+    )
+    app.add_middleware(DatabaseOutage)  # outermost: a 503 wherever the database fails
     for router in (
         health_router,
         api_keys_router,
@@ -134,11 +152,15 @@ def create_app(
         closeout_router,
         callbacks_router,
         webhooks_router,
+        departments_router,
     ):
         app.include_router(router)
     web.mount(app)
 
-    _add_to_openapi(app, lambda spec: document_rate_limit(document_idempotency(spec)))
+    _add_to_openapi(
+        app,
+        lambda spec: document_outages(document_body_timeout(document_rate_limit(document_idempotency(spec)))),
+    )
     return app
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 
 class Clock(Protocol):
@@ -39,6 +41,13 @@ class FrozenClock:
     def set(self, instant: datetime) -> None:
         with self._lock:
             self._now = instant.astimezone(UTC)
+
+
+@lru_cache(maxsize=1024)
+def time_zone(name: str) -> ZoneInfo:
+    """An IANA time zone by name (shift hours, business hours, a camera's wall clock)."""
+    # ZoneInfo keeps only a few zones strongly cached; reading the tz file again costs 50 us.
+    return ZoneInfo(name)
 
 
 def ensure_not_future(value: datetime, *, now: datetime, skew_seconds: int, field: list[str | int]) -> None:

@@ -70,6 +70,15 @@ class Settings(BaseSettings):
 
     # JSON bodies are small; photo uploads get their own limit where they are accepted.
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    # Slow clients (docs/decisions.md, "Slow and hostile clients"). A body is read before its
+    # request takes a slot, and must keep coming: silent this long, or slower on average than
+    # this many seconds plus its size at the minimum rate, it is cut with 408.
+    body_timeout_seconds: float = Field(default=10.0, gt=0)
+    body_min_bytes_per_second: int = Field(default=16 * 1024, ge=1)
+    # Request bodies still arriving, in all, per process (half for callers not yet authenticated).
+    body_spool_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
+    # /readyz answers 503 `saturated` once every slot has been taken this long without a break.
+    readiness_saturated_seconds: float = Field(default=10.0, gt=0)
 
     # Sign-off photos (issue 5): upload limits, and how close in place and time a photo's own
     # EXIF must be to the visit to be `verified`.
@@ -95,6 +104,11 @@ class Settings(BaseSettings):
     # Requests per second per API key (a token bucket per process; 0 turns it off), and the burst.
     rate_limit_per_second: float = Field(default=50.0, ge=0)
     rate_limit_burst: int = Field(default=200, ge=1)
+    # Failed authentication (a 401) per client address, before any key lookup: each guess is a
+    # database read. 0 turns it off. Behind a proxy, let uvicorn read the client's address
+    # (`--forwarded-allow-ips`), or every client shares the proxy's.
+    auth_failures_per_minute: float = Field(default=60.0, ge=0)
+    auth_failures_burst: int = Field(default=30, ge=1)
     # Webhooks: the delivery worker runs inside `dispatch serve` unless turned off here
     # (then run `dispatch worker`). Loopback and private addresses are refused as
     # subscriber URLs unless allowed (development and tests only).

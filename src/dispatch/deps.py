@@ -99,10 +99,6 @@ DatabaseDep = Annotated[Database, Depends(get_database)]
 # Ids in paths and filters: 32-bit, positive.
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
-
-# Paging parameters shared by every collection: bounded pages, opaque cursors.
-LimitQuery = Annotated[int, Query(ge=1, le=200, description="Page size")]
-CursorQuery = Annotated[str | None, Query(max_length=200, description="From the previous page's next_cursor")]
 IfMatchHeader = Annotated[
     str | None,
     Header(

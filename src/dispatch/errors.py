@@ -6,16 +6,20 @@ Services raise these; routes never build HTTP errors themselves. Each error has 
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import sqlite3
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DisconnectionError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +121,11 @@ _STATUS_TITLES = {
     404: "Not found, or not visible to this key",
     409: "Conflicts with the current state",
     412: "Precondition failed",
+    408: "The body did not arrive in time",
     413: "Too large",
     422: "The request is not valid",
     429: "Too many requests",
+    503: "Unavailable for now (`database-unavailable`, or a dependency named by the code); retry later",
 }
 
 _HTTP_CODES = {
@@ -211,3 +217,125 @@ def install_problem_handlers(app: FastAPI) -> None:
             title="Internal server error",
             detail="The server failed to handle this request; it has been logged.",
         )
+
+
+async def send_problem(
+    scope: Scope,
+    send: Send,
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    """A problem answered from ASGI middleware, where there is no FastAPI handler to raise to."""
+    payload = json.dumps(
+        {
+            "type": PROBLEM_TYPE_BASE + code,
+            "title": title,
+            "status": status,
+            "detail": detail,
+            "code": code,
+            "instance": scope.get("path", ""),
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                (b"content-length", str(len(payload)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+# The database cannot be reached, refuses connections, is locked past the busy timeout, or the
+# pool has no connection to give within its timeout: a client should wait and retry.
+DATABASE_OUTAGES = (OperationalError, PoolTimeout, DisconnectionError)
+DATABASE_RETRY_AFTER_SECONDS = 5
+# SQLite says "OperationalError" for a missing table too; only these primary result codes
+# mean the file cannot be used just now. (PostgreSQL reports SQL mistakes as other classes.)
+_SQLITE_UNAVAILABLE = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_NOMEM,
+        sqlite3.SQLITE_READONLY,
+    }
+)
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    if isinstance(exc, (PoolTimeout, DisconnectionError)):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    return code is None or code & 0xFF in _SQLITE_UNAVAILABLE
+
+
+class DatabaseOutage:
+    """503 ``database-unavailable`` with Retry-After instead of a 500, wherever the outage
+    shows: in a route, in the key check, or in a middleware (Idempotency-Key) that has no
+    FastAPI handler around it. The outermost of our middlewares, so it sees them all."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except DATABASE_OUTAGES as exc:
+            if started or not is_database_outage(exc):
+                raise
+            # One line, not a traceback per request for as long as the outage lasts.
+            log.warning("database unavailable on %s %s: %s", scope.get("method"), scope.get("path"), exc)
+            await send_problem(
+                scope,
+                send,
+                status=503,
+                code="database-unavailable",
+                title="Service unavailable",
+                detail="the database cannot be reached just now; retry in a few seconds (with the same Idempotency-Key, a write is safe to retry)",
+                headers=[(b"retry-after", str(DATABASE_RETRY_AFTER_SECONDS).encode())],
+            )
+
+
+def document_outages(spec: dict[str, Any]) -> dict[str, Any]:
+    """Every operation that reads or writes data may answer 503 with Retry-After."""
+    for path, operations in spec.get("paths", {}).items():
+        if not path.startswith("/v1"):
+            continue
+        for operation in operations.values():
+            # Routes that name a 503 of their own (photo storage) keep it, with the header added.
+            response = operation.setdefault("responses", {}).setdefault(
+                "503",
+                {
+                    "description": _STATUS_TITLES[503],
+                    "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                },
+            )
+            response.setdefault("headers", {})["Retry-After"] = {
+                "schema": {"type": "integer", "minimum": 1},
+                "description": "Seconds to wait",
+            }
+    return spec

@@ -4,6 +4,7 @@ from sqlmodel import SQLModel
 
 from dispatch.auth.models import ApiKey
 from dispatch.closeout.models import ComplianceReview, JobCallback, SignOff
+from dispatch.departments.models import CauseCode, Department, StageTarget
 from dispatch.events.models import JobEvent
 from dispatch.geocoding.models import GeocodeCacheEntry
 from dispatch.idempotency.models import IdempotencyKey
@@ -20,7 +21,9 @@ metadata = SQLModel.metadata
 
 __all__ = [
     "ApiKey",
+    "CauseCode",
     "ComplianceReview",
+    "Department",
     "GeocodeCacheEntry",
     "IdempotencyKey",
     "Job",
@@ -36,6 +39,7 @@ __all__ = [
     "SlaCheckpoint",
     "SlaPause",
     "SlaPolicy",
+    "StageTarget",
     "Stock",
     "StockMovement",
     "Technician",

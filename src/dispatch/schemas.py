@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import base64
 import re
-from collections.abc import Callable
 from datetime import UTC, date, datetime, time
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -141,49 +139,3 @@ def _has_nul(value: Any) -> bool:
     if isinstance(value, list):
         return any(_has_nul(v) for v in value)
     return False
-
-
-T = TypeVar("T")
-
-
-class Page(ResponseBody, Generic[T]):
-    items: list[T]
-    next_cursor: str | None = Field(
-        default=None, description="Pass as `cursor` to get the next page; null on the last page."
-    )
-
-
-def encode_id_cursor(last_id: int) -> str:
-    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
-
-
-def decode_id_cursor(cursor: str | None) -> int | None:
-    """The id after which the next page starts; a cursor this API never gave out is a 422."""
-    if cursor is None:
-        return None
-    from dispatch.errors import Unprocessable
-
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, _, value = raw.partition(":")
-        last_id = int(value)
-        if kind != "id" or not 0 <= last_id <= MAX_ID:
-            raise ValueError(kind)
-        return last_id
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise Unprocessable(
-            "cursor is not one this API gave out",
-            code="invalid-cursor",
-            errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor", "type": "value_error"}],
-        ) from exc
-
-
-def id_page(model: type[ResponseBody], rows: list[Any], limit: int, convert: Callable[[Any], Any] | None = None) -> Any:
-    """A page of rows fetched with ``limit + 1`` (the extra row says there is a next page)."""
-    convert = convert or model.model_validate
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return Page[model](  # type: ignore[valid-type]
-        items=[convert(r) for r in rows],
-        next_cursor=encode_id_cursor(rows[-1].id) if more else None,
-    )

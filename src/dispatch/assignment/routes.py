@@ -27,22 +27,15 @@ async def dispatch_job(
     capacity, is active. 409 `no-technician-available` says why when nobody qualifies."""
 
     def work(session: Session) -> DispatchResult:
-        outcome = service.dispatch(session=session, job_id=job_id, caller=caller, now=now, settings=settings)
-        job, choice = outcome.job, outcome.choice
+        outcome, candidates = service.dispatch_explained(
+            session=session, job_id=job_id, caller=caller, now=now, settings=settings
+        )
         return DispatchResult(
-            job=jobs.to_public(job, now),
-            technician_id=choice.technician_id,
-            distance_km=choice.distance_km,
-            searched_radius_km=choice.selection.radius_km,
-            candidates=service.explain(
-                session=session,
-                lat=job.lat,
-                lon=job.lon,
-                skill=job.product_category,  # type: ignore[arg-type]
-                now=now,
-                settings=settings,
-                selection=choice.selection,
-            ),
+            job=jobs.to_public(outcome.job, now),
+            technician_id=outcome.choice.technician_id,
+            distance_km=outcome.choice.distance_km,
+            searched_radius_km=outcome.choice.selection.radius_km,
+            candidates=candidates,
         )
 
     return await uow.run(work)

@@ -29,6 +29,7 @@ from dispatch.auth.service import SYSTEM, Caller
 from dispatch.config import Settings
 from dispatch.errors import Conflict
 from dispatch.events import service as events
+from dispatch.events.vocabulary import EventType
 from dispatch.geo import Box, box_around, geodesic_km
 from dispatch.jobs import service as jobs
 from dispatch.jobs.lifecycle import (
@@ -320,6 +321,25 @@ def dispatch(*, session: Session, job_id: int, caller: Caller, now: datetime, se
     return dispatch_job(session=session, job=job, caller=caller, now=now, settings=settings, explain_refusal=True)
 
 
+def dispatch_explained(
+    *, session: Session, job_id: int, caller: Caller, now: datetime, settings: Settings
+) -> tuple[Dispatched, list[CandidatePublic]]:
+    """A dispatcher's dispatch, with the nearest candidates and why each was passed over (a query
+    of its own, made only here and in refusals, never on the auto-dispatch path)."""
+    outcome = dispatch(session=session, job_id=job_id, caller=caller, now=now, settings=settings)
+    job, choice = outcome.job, outcome.choice
+    candidates = explain(
+        session=session,
+        lat=job.lat,  # type: ignore[arg-type]
+        lon=job.lon,  # type: ignore[arg-type]
+        skill=job.product_category,
+        now=now,
+        settings=settings,
+        selection=choice.selection,
+    )
+    return outcome, candidates
+
+
 def dispatch_job(
     *, session: Session, job: Job, caller: Caller, now: datetime, settings: Settings, explain_refusal: bool = False
 ) -> Dispatched:
@@ -350,7 +370,7 @@ def dispatch_job(
         technician_id=details.pop("technician_id"),
         caller=caller,
         now=now,
-        how="dispatched",
+        how=EventType.dispatched,
         **details,
     )
     return Dispatched(job=job, choice=choice)
@@ -404,7 +424,7 @@ def assign(
         technician_id=technician_id,
         caller=caller,
         now=now,
-        how="assigned",
+        how=EventType.assigned,
         reason=reason,
         distance_km=distance,
         **overrides,
@@ -432,7 +452,7 @@ def send_back(
                 technician_id=previous,
                 caller=SYSTEM,
                 now=now,
-                how="sent_back",
+                how=EventType.sent_back,
                 continuity=True,
                 **details,
             )
@@ -454,7 +474,7 @@ def send_back(
                 technician_id=technician_id,
                 caller=SYSTEM,
                 now=now,
-                how="sent_back",
+                how=EventType.sent_back,
                 continuity=False,
                 **found,
                 **details,
@@ -468,7 +488,7 @@ def send_back(
     events.record(
         session=session,
         job_id=job.id,
-        type="status_changed",
+        type=EventType.status_changed,
         actor=SYSTEM.actor,
         now=now,  # type: ignore[arg-type]
         **{"from": previous_status.value},

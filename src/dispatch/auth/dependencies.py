@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from dispatch.auth import service
+from dispatch.auth.credentials import bearer_secret
 from dispatch.auth.models import Role
 from dispatch.auth.service import Caller
 from dispatch.database.core import Database
@@ -22,16 +23,19 @@ _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: 
 async def get_caller(
     request: Request,
     database: DatabaseDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    _scheme: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],  # names the scheme in the spec
 ) -> Caller:
-    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+    # Read as the rate limiter and the middleware read it, not as HTTPBearer does.
+    secret = bearer_secret(request.headers.get("authorization"))
+    if secret is None:
         raise Unauthorized("send an API key as `Authorization: Bearer <key>`", code="missing-api-key")
     keys: service.RecentKeys = request.app.state.recent_keys
-    key_hash = service.hash_key(credentials.credentials)
+    key_hash = service.hash_key(secret)
     caller = keys.get(key_hash)
     if caller is None:
         caller = await anyio.to_thread.run_sync(_look_up, database, key_hash, request.app.state.clock.now())
         keys.put(key_hash, caller)
+    request.state.caller = caller  # for the rate limiter: this key is genuine
     return caller
 
 

@@ -16,6 +16,8 @@ class Role(str, enum.Enum):
     technician = "technician"
     outlet = "outlet"
     warehouse = "warehouse"
+    # Front-line staff who call customers back and answer them (callbacks, goodwill requests).
+    customer_service = "customer_service"
 
 
 # Roles whose keys speak for one technician or one outlet.

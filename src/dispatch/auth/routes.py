@@ -16,15 +16,13 @@ from dispatch.auth.schemas import (
 )
 from dispatch.auth.service import Caller
 from dispatch.deps import (
-    CursorQuery,
     IdPath,
-    LimitQuery,
     NowDep,
     SettingsDep,
     UnitOfWorkDep,
 )
 from dispatch.errors import problem_responses
-from dispatch.schemas import Page, decode_id_cursor, id_page
+from dispatch.paging import CursorQuery, LimitQuery, Page
 
 router = APIRouter(prefix="/v1/api-keys", tags=["api keys"], responses=problem_responses(400, 401, 403, 413, 422))
 AdminOnly = Depends(allow())
@@ -50,11 +48,8 @@ async def create_api_key(body: ApiKeyCreate, uow: UnitOfWorkDep, now: NowDep, ca
 
 @router.get("", response_model=Page[ApiKeyPublic], dependencies=[AdminOnly])
 async def list_api_keys(uow: UnitOfWorkDep, limit: LimitQuery = 50, cursor: CursorQuery = None) -> Page[ApiKeyPublic]:
-    after_id = decode_id_cursor(cursor)
     return await uow.run(
-        lambda session: id_page(
-            ApiKeyPublic, service.list_keys(session=session, limit=limit + 1, after_id=after_id), limit
-        )
+        lambda session: service.list_keys(session=session, limit=limit, cursor=cursor).page(ApiKeyPublic)
     )
 
 

@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session
 
 from dispatch.auth.models import BOUND_ROLES, ApiKey, Role
 from dispatch.errors import Conflict, DispatchError, Forbidden, NotFound, Unauthorized, Unprocessable
+from dispatch.paging import Cut, Keyset
+from dispatch.schemas import Id
 from dispatch.technicians.models import Technician
 
 KEY_PREFIX = "dsp_"
@@ -223,11 +225,11 @@ def rotate(
     return new, secret, old
 
 
-def list_keys(*, session: Session, limit: int, after_id: int | None) -> list[ApiKey]:
-    stmt = select(ApiKey).order_by(ApiKey.id).limit(limit)
-    if after_id is not None:
-        stmt = stmt.where(ApiKey.id > after_id)
-    return list(session.scalars(stmt))
+KEYS: Keyset[ApiKey] = Keyset("api-keys", Id)
+
+
+def list_keys(*, session: Session, limit: int, cursor: str | None) -> Cut[ApiKey]:
+    return KEYS.fetch(session, select(ApiKey), ApiKey.id, cursor=cursor, limit=limit)
 
 
 def ensure_admin_key(*, session: Session, secret: str, now: datetime) -> ApiKey:

@@ -19,6 +19,7 @@ from dispatch.closeout.models import ComplianceReview, JobCallback, SignOff
 from dispatch.config import Settings
 from dispatch.errors import Conflict, Unprocessable
 from dispatch.events import service as events
+from dispatch.events.vocabulary import EventType
 from dispatch.jobs import service as jobs
 from dispatch.jobs.lifecycle import JobStatus
 from dispatch.jobs.models import Job
@@ -53,7 +54,9 @@ class Closing:
 
     @property
     def compliant(self) -> bool:
-        return not {"signoff", "photo-mismatch", "compliance-review-failed"} & set(self.missing)
+        """The work is completed and its proof passes: signed off, the photo not a mismatch
+        (or accepted by a supervisor), no failed review."""
+        return not {"job-not-completed", "signoff", "photo-mismatch", "compliance-review-failed"} & set(self.missing)
 
 
 def _completed_visit(session: Session, job: Job) -> Visit | None:
@@ -113,7 +116,7 @@ def close_if_ready(*, session: Session, job: Job, now: datetime) -> bool:
     events.record(
         session=session,
         job_id=job.id,
-        type="job_closed",
+        type=EventType.job_closed,
         actor=SYSTEM.actor,
         now=now,  # type: ignore[arg-type]
         visit_number=state.visit.number if state.visit else None,
@@ -129,12 +132,41 @@ def get_closing(*, session: Session, job_id: int, caller: Caller) -> tuple[Job, 
     return job, closing(session, job)
 
 
+def still_missing(session: Session, job: Job) -> list[str]:
+    """What keeps a job from closing after a change to it: nothing once it is closed."""
+    return [] if job.status is JobStatus.closed else closing(session, job).missing
+
+
+@dataclass(frozen=True)
+class Signed:
+    job: Job
+    signoff: SignOff
+    visit: Visit
+    photo: Photo
+
+
+@dataclass(frozen=True)
+class Called:
+    job: Job
+    callback: JobCallback
+    visit_number: int
+    missing: list[str]
+
+
+@dataclass(frozen=True)
+class Reviewed:
+    job: Job
+    review: ComplianceReview
+    visit_number: int
+    missing: list[str]
+
+
 # --- sign-off --------------------------------------------------------------------------------
 
 
 def sign_off(
     *, session: Session, job_id: int, signer_name: str, photo_id: int, caller: Caller, now: datetime
-) -> tuple[Job, SignOff]:
+) -> Signed:
     """The customer signs off the visit, with a photo of this job taken on site."""
     job = jobs.get(session=session, job_id=job_id, caller=caller, for_update=True)
     if job.status not in SIGNABLE:
@@ -174,7 +206,7 @@ def sign_off(
     events.record(
         session=session,
         job_id=job_id,
-        type="signed_off",
+        type=EventType.signed_off,
         actor=caller.actor,
         now=now,
         signer_name=signer_name,
@@ -183,7 +215,7 @@ def sign_off(
         visit_number=visit.number,
     )
     close_if_ready(session=session, job=job, now=now)
-    return job, signoff
+    return Signed(job, signoff, visit, photo)
 
 
 # --- callbacks -------------------------------------------------------------------------------
@@ -200,7 +232,7 @@ def record_callback(
     caller: Caller,
     now: datetime,
     settings: Settings,
-) -> tuple[Job, JobCallback]:
+) -> Called:
     """A call to the customer after the job was completed. Unreached: try again after
     ``DISPATCH_CALLBACK_RETRY_MINUTES``. Reached and fixed: the job closes if it is compliant.
     Reached and not fixed: it needs a return visit (``POST .../return-visits``)."""
@@ -246,7 +278,7 @@ def record_callback(
     events.record(
         session=session,
         job_id=job_id,
-        type="callback",
+        type=EventType.callback,
         actor=caller.actor,
         now=now,
         attempt=attempt,
@@ -258,12 +290,19 @@ def record_callback(
         visit_number=visit.number,
     )
     close_if_ready(session=session, job=job, now=now)
-    return job, callback
+    return Called(job, callback, visit.number, still_missing(session, job))
 
 
-def callbacks_of(*, session: Session, job_id: int, caller: Caller) -> list[JobCallback]:
+def callbacks_of(*, session: Session, job_id: int, caller: Caller) -> list[tuple[JobCallback, int]]:
+    """Every call about a job the caller may see, oldest first, with the number of its visit."""
     jobs.get(session=session, job_id=job_id, caller=caller)
-    return list(session.scalars(select(JobCallback).where(JobCallback.job_id == job_id).order_by(JobCallback.id)))
+    rows = session.execute(
+        select(JobCallback, Visit.number)
+        .join(Visit, Visit.id == JobCallback.visit_id)
+        .where(JobCallback.job_id == job_id)
+        .order_by(JobCallback.id)
+    )
+    return [(callback, number) for callback, number in rows]
 
 
 # --- compliance review -----------------------------------------------------------------------
@@ -271,7 +310,7 @@ def callbacks_of(*, session: Session, job_id: int, caller: Caller) -> list[JobCa
 
 def review(
     *, session: Session, job_id: int, passed: bool, reason: str | None, caller: Caller, now: datetime
-) -> tuple[Job, ComplianceReview]:
+) -> Reviewed:
     """A supervisor's verdict on the latest completed visit's proof of work. Failing needs a
     reason and blocks closing (or, on a closed job, calls for a return visit); passing also
     accepts a photo whose EXIF did not match (the supervisor checked it by eye)."""
@@ -302,7 +341,7 @@ def review(
     events.record(
         session=session,
         job_id=job_id,
-        type="compliance_reviewed",
+        type=EventType.compliance_reviewed,
         actor=caller.actor,
         now=now,
         passed=passed,
@@ -310,14 +349,7 @@ def review(
         visit_number=visit.number,
     )
     close_if_ready(session=session, job=job, now=now)
-    return job, entry
-
-
-def reviews_of(*, session: Session, job_id: int, caller: Caller) -> list[ComplianceReview]:
-    jobs.get(session=session, job_id=job_id, caller=caller)
-    return list(
-        session.scalars(select(ComplianceReview).where(ComplianceReview.job_id == job_id).order_by(ComplianceReview.id))
-    )
+    return Reviewed(job, entry, visit.number, closing(session, job).missing)
 
 
 # --- the dispatcher's call list ---------------------------------------------------------------

@@ -17,6 +17,7 @@ class JobEvent(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     job_id: int = Field(sa_column=Column(Integer, ForeignKey("job.id", ondelete="CASCADE"), nullable=False))
+    # An EventType value (events/vocabulary.py); a plain string column, so values never migrate.
     type: str = Field(sa_column=Column(String(50), nullable=False))
     actor: str = Field(sa_column=Column(String(80), nullable=False))
     # occurred_at is the device's or caller's time; recorded_at is the server's.

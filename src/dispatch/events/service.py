@@ -10,6 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dispatch.events.models import JobEvent
+from dispatch.events.vocabulary import EventType
+from dispatch.paging import Cut, Keyset
+from dispatch.schemas import Id
 from dispatch.webhooks import outbox
 
 
@@ -17,7 +20,7 @@ def record(
     *,
     session: Session,
     job_id: int,
-    type: str,
+    type: EventType,
     actor: str,
     now: datetime,
     occurred_at: datetime | None = None,
@@ -26,23 +29,26 @@ def record(
     record_all(session=session, job_id=job_id, now=now, entries=[entry(type, actor, occurred_at=occurred_at, **data)])
 
 
-def timeline(*, session: Session, job_id: int, limit: int, after_id: int | None) -> list[JobEvent]:
-    stmt = select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id).limit(limit)
-    if after_id is not None:
-        stmt = stmt.where(JobEvent.id > after_id)
-    return list(session.scalars(stmt))
+TIMELINE: Keyset[JobEvent] = Keyset("events", Id)
 
 
-def entry(type: str, actor: str, *, occurred_at: datetime | None = None, **data: Any) -> dict[str, Any]:
-    """One timeline entry, to be written with others by ``record_all``."""
-    return {"type": type, "actor": actor, "occurred_at": occurred_at, "data": data}
+def timeline(*, session: Session, job_id: int, limit: int, cursor: str | None) -> Cut[JobEvent]:
+    """A page of the job's timeline, oldest first."""
+    stmt = select(JobEvent).where(JobEvent.job_id == job_id)
+    return TIMELINE.fetch(session, stmt, JobEvent.id, cursor=cursor, limit=limit)
+
+
+def entry(type: EventType, actor: str, *, occurred_at: datetime | None = None, **data: Any) -> dict[str, Any]:
+    """One timeline entry, to be written with others by ``record_all``. A type outside the
+    vocabulary is refused here (``ValueError``), before anything is written."""
+    return {"type": EventType(type), "actor": actor, "occurred_at": occurred_at, "data": data}
 
 
 def _row(job_id: int, e: dict[str, Any], now: datetime) -> dict[str, Any]:
     """An entry as JobEvent columns: the server's time beside the caller's, no empty fields."""
     return {
         "job_id": job_id,
-        "type": e["type"],
+        "type": e["type"].value,  # the column holds the plain value, as it always has
         "actor": e["actor"],
         "occurred_at": e["occurred_at"] or now,
         "recorded_at": now,

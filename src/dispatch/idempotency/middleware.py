@@ -18,6 +18,7 @@ import anyio
 import anyio.to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from dispatch.auth import credentials
 from dispatch.auth import service as auth
 from dispatch.errors import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE, DispatchError
 from dispatch.idempotency import fingerprints, service
@@ -66,7 +67,11 @@ class IdempotencyMiddleware:
             await self.app(scope, receive, send)
             return
 
-        body, more = await _read_body(receive)
+        body, complete = await _read_body(receive)
+        if not complete:
+            # The client went away in the middle of the body: half a request is not a request.
+            # Nothing runs, no key is taken, and nobody is left to answer.
+            return
         settings, database, clock = state.settings, state.database, state.clock
         content_type = (_header(scope, b"content-type") or b"").decode("latin-1")
         request = (scope["method"], scope["path"], scope.get("query_string", b""), content_type, body)
@@ -122,7 +127,7 @@ class IdempotencyMiddleware:
             if not replayed_body:
                 replayed_body = True
                 return {"type": "http.request", "body": body, "more_body": False}
-            return await more()
+            return await receive()
 
         status = 500
         headers: list[tuple[bytes, bytes]] = []
@@ -160,12 +165,8 @@ class IdempotencyMiddleware:
 
 
 async def _caller(state: Any, scope: Scope) -> auth.Caller | None:
-    raw = _header(scope, b"authorization")
-    if raw is None:
-        return None
-    scheme, _, secret = raw.decode("latin-1").partition(" ")
-    secret = secret.strip()
-    if scheme.lower() != "bearer" or not secret:
+    secret = credentials.from_scope(scope)
+    if secret is None:
         return None
     keys: auth.RecentKeys = state.recent_keys
     key_hash = auth.hash_key(secret)
@@ -196,16 +197,16 @@ async def _write(state: Any, work: Callable[[], T]) -> T:
     return await anyio.to_thread.run_sync(work)
 
 
-async def _read_body(receive: Receive) -> tuple[bytes, Receive]:
+async def _read_body(receive: Receive) -> tuple[bytes, bool]:
+    """The whole body, and whether it all came (False: the client disconnected first)."""
     chunks = []
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            break
+            return b"".join(chunks), False
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
-            break
-    return b"".join(chunks), receive
+            return b"".join(chunks), True
 
 
 async def _send_response(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import anyio.to_thread
 from sqlalchemy.orm import Session
 
 from dispatch.assignment import service as assignment
@@ -12,9 +13,11 @@ from dispatch.config import Settings
 from dispatch.database.core import Database
 from dispatch.errors import Conflict
 from dispatch.events import service as events
+from dispatch.events.vocabulary import EventType
 from dispatch.geocoding import service as geocoding
 from dispatch.geocoding.service import Geocoded
 from dispatch.jobs import service as jobs
+from dispatch.jobs.lifecycle import JobStatus
 from dispatch.jobs.models import Job
 from dispatch.jobs.schemas import JobCreate, StatusChange
 from dispatch.parts import service as parts
@@ -29,10 +32,11 @@ def given_location(job_in: JobCreate) -> Geocoded | None:
     return None
 
 
-def place_customer(*, database: Database, settings: Settings, job_in: JobCreate) -> Geocoded | None:
-    """Runs before the write transaction: geocoding is a network call."""
-    return given_location(job_in) or geocoding.locate(
-        database=database, settings=settings, address=job_in.customer.address
+async def place_customer(*, database: Database, settings: Settings, job_in: JobCreate) -> Geocoded | None:
+    """Where the customer is: as given, or geocoded on a worker thread. Runs before the write
+    transaction, as geocoding is a network call; None if the address could not be placed."""
+    return given_location(job_in) or await anyio.to_thread.run_sync(
+        lambda: geocoding.locate(database=database, settings=settings, address=job_in.customer.address)
     )
 
 
@@ -49,13 +53,15 @@ def receive(
     chosen before the job is written, so it is saved already assigned (one insert, not two
     writes), and its timeline still reads created, then dispatched."""
     location = (placed.lat, placed.lon) if placed is not None else None
-    job = jobs.new(session=session, job_in=job_in, caller=caller, now=now, settings=settings, location=location)
+    job, plan = jobs.new(session=session, job_in=job_in, caller=caller, now=now, settings=settings, location=location)
     timeline = []
     if placed is None:
-        timeline.append(events.entry("location_needed", SYSTEM.actor, address=job.customer_address))
+        timeline.append(events.entry(EventType.location_needed, SYSTEM.actor, address=job.customer_address))
     elif job_in.customer.lat is None:
         geocoding.remember(session=session, address=job.customer_address, result=placed, now=now)
-        timeline.append(events.entry("geocoded", SYSTEM.actor, lat=placed.lat, lon=placed.lon, cached=placed.cached))
+        timeline.append(
+            events.entry(EventType.geocoded, SYSTEM.actor, lat=placed.lat, lon=placed.lon, cached=placed.cached)
+        )
     if settings.auto_dispatch and placed is not None:
         try:
             choice = assignment.choose(
@@ -69,13 +75,24 @@ def receive(
         except Conflict as exc:  # nobody available, or lost every race: nothing was written
             timeline.append(
                 events.entry(
-                    "dispatch_failed", SYSTEM.actor, reason=exc.extra.get("reason", exc.code), detail=exc.detail
+                    EventType.dispatch_failed, SYSTEM.actor, reason=exc.extra.get("reason", exc.code), detail=exc.detail
                 )
             )
         else:
             jobs.assign_new(job, technician_id=choice.technician_id, now=now)
-            timeline.append(events.entry("dispatched", SYSTEM.actor, **choice.details))
-    return jobs.save_new(session=session, job=job, now=now, timeline=timeline)
+            timeline.append(events.entry(EventType.dispatched, SYSTEM.actor, **choice.details))
+    return jobs.save_new(session=session, job=job, plan=plan, now=now, timeline=timeline)
+
+
+def set_location(
+    *, session: Session, job_id: int, lat: float, lon: float, caller: Caller, now: datetime, settings: Settings
+) -> Job:
+    """A dispatcher places a job whose address could not be geocoded; with auto-dispatch on, a
+    job still waiting for a technician is dispatched as if it had just arrived placed."""
+    job = jobs.set_location(session=session, job_id=job_id, lat=lat, lon=lon, caller=caller, now=now)
+    if settings.auto_dispatch and job.status is JobStatus.new:
+        auto_dispatch(session=session, job=job, now=now, settings=settings)
+    return job
 
 
 def auto_dispatch(*, session: Session, job: Job, now: datetime, settings: Settings) -> None:
@@ -89,7 +106,7 @@ def auto_dispatch(*, session: Session, job: Job, now: datetime, settings: Settin
         events.record(
             session=session,
             job_id=job.id,
-            type="dispatch_failed",
+            type=EventType.dispatch_failed,
             actor=SYSTEM.actor,
             now=now,
             reason=exc.extra.get("reason", exc.code),

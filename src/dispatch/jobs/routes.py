@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import AfterValidator
 from sqlalchemy.orm import Session
@@ -10,14 +9,14 @@ from sqlalchemy.orm import Session
 from dispatch.auth.dependencies import CallerDep, allow
 from dispatch.auth.models import Role
 from dispatch.auth.service import Caller
-from dispatch.deps import CursorQuery, DatabaseDep, IdPath, IdQuery, LimitQuery, NowDep, SettingsDep, UnitOfWorkDep
+from dispatch.deps import DatabaseDep, IdPath, IdQuery, NowDep, SettingsDep, UnitOfWorkDep
 from dispatch.errors import problem_responses
-from dispatch.events import service as events
 from dispatch.events.schemas import JobEventPublic
 from dispatch.jobs import flows, service
 from dispatch.jobs.lifecycle import JobStatus
 from dispatch.jobs.schemas import BranchFilter, JobCreate, JobLocation, JobOrder, JobPublic, JobSearch, StatusChange
-from dispatch.schemas import Category, Page, decode_id_cursor, id_page
+from dispatch.paging import CursorQuery, LimitQuery, Page
+from dispatch.schemas import Category
 from dispatch.sla.states import SlaState
 
 
@@ -42,11 +41,7 @@ async def create_job(
 ) -> JobPublic:
     """Take a repair request. Without coordinates the address is geocoded; if that fails the job
     is still accepted with `needs_location: true` for a dispatcher to place."""
-    placed = flows.given_location(body)
-    if placed is None:  # a network call: made before the transaction, never inside it
-        placed = await anyio.to_thread.run_sync(
-            lambda: flows.place_customer(database=database, settings=settings, job_in=body)
-        )
+    placed = await flows.place_customer(database=database, settings=settings, job_in=body)
     job = await uow.run(
         lambda session: service.to_public(
             flows.receive(session=session, job_in=body, placed=placed, caller=caller, now=now, settings=settings), now
@@ -85,7 +80,7 @@ async def list_jobs(
     """Jobs this key may see, most urgent (earliest due) first unless `order=-due_at`."""
 
     def work(session: Session) -> Page[JobPublic]:
-        rows, next_cursor = service.list_jobs(
+        return service.list_jobs(
             session=session,
             caller=caller,
             now=now,
@@ -101,8 +96,7 @@ async def list_jobs(
             branch=branch,
             search=q,
             external_ref=external_ref,
-        )
-        return Page[JobPublic](items=[service.to_public(j, now) for j in rows], next_cursor=next_cursor)
+        ).page(JobPublic, lambda job: service.to_public(job, now))
 
     return await uow.run(work)
 
@@ -119,14 +113,11 @@ async def list_job_events(
     job_id: IdPath, uow: UnitOfWorkDep, caller: CallerDep, limit: LimitQuery = 100, cursor: CursorQuery = None
 ) -> Page[JobEventPublic]:
     """The job's timeline, oldest first."""
-    after_id = decode_id_cursor(cursor)
-
-    def work(session: Session) -> Page[JobEventPublic]:
-        service.get(session=session, job_id=job_id, caller=caller)
-        rows = events.timeline(session=session, job_id=job_id, limit=limit + 1, after_id=after_id)
-        return id_page(JobEventPublic, rows, limit)
-
-    return await uow.run(work)
+    return await uow.run(
+        lambda session: service.timeline(
+            session=session, job_id=job_id, caller=caller, limit=limit, cursor=cursor
+        ).page(JobEventPublic)
+    )
 
 
 @router.post("/{job_id}/status", response_model=JobPublic, responses=problem_responses(404, 409))
@@ -159,10 +150,11 @@ async def set_job_location(
 ) -> JobPublic:
     """Place a job whose address could not be geocoded; auto-dispatch follows when it is on."""
 
-    def work(session: Session) -> JobPublic:
-        job = service.set_location(session=session, job_id=job_id, lat=body.lat, lon=body.lon, caller=caller, now=now)
-        if settings.auto_dispatch and job.status is JobStatus.new:
-            flows.auto_dispatch(session=session, job=job, now=now, settings=settings)
-        return service.to_public(job, now)
-
-    return await uow.run(work)
+    return await uow.run(
+        lambda session: service.to_public(
+            flows.set_location(
+                session=session, job_id=job_id, lat=body.lat, lon=body.lon, caller=caller, now=now, settings=settings
+            ),
+            now,
+        )
+    )

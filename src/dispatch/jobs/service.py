@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import base64
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, func, insert, or_, select
+from sqlalchemy import Select, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from dispatch.auth.models import Role
@@ -16,6 +15,7 @@ from dispatch.config import Settings
 from dispatch.errors import Conflict, NotFound, Unprocessable
 from dispatch.events import service as events
 from dispatch.events.models import JobEvent
+from dispatch.events.vocabulary import EventType
 from dispatch.jobs.lifecycle import (
     DISPATCHER_STATUSES,
     HOLDS_CAPACITY,
@@ -38,8 +38,9 @@ from dispatch.jobs.schemas import (
     SlaPublic,
     StatusChange,
 )
+from dispatch.paging import Cut, Keyset
 from dispatch.parts.models import JobPart
-from dispatch.schemas import MAX_ID, sane_instant
+from dispatch.schemas import Id, Timestamp
 from dispatch.sla import policies
 from dispatch.sla import states as sla
 from dispatch.sla.models import SlaCheckpoint
@@ -59,9 +60,10 @@ def new(
     now: datetime,
     settings: Settings,
     location: tuple[float, float] | None,
-) -> Job:
-    """A repair request, checked and ready to save. ``location`` is the customer's position if
-    known or geocoded; without one the job is still accepted and flagged for a dispatcher."""
+) -> tuple[Job, policies.Plan]:
+    """A repair request, checked and ready to save, and its SLA plan (deadlines and checkpoints,
+    computed once). ``location`` is the customer's position if known or geocoded; without one
+    the job is still accepted and flagged for a dispatcher."""
     reported_at = job_in.reported_at or now
     ensure_not_future(reported_at, now=now, skew_seconds=settings.clock_skew_seconds, field=["reported_at"])
     if reported_at < now - timedelta(days=settings.reported_at_max_age_days):
@@ -117,8 +119,9 @@ def new(
         created_by=caller.actor,
         updated_at=now,
     )
-    policies.apply(job, sla_plan(session, job))
-    return job
+    plan = sla_plan(session, job)
+    policies.apply(job, plan)
+    return job, plan
 
 
 def sla_plan(session: Session, job: Job) -> policies.Plan:
@@ -128,7 +131,7 @@ def sla_plan(session: Session, job: Job) -> policies.Plan:
 
 def created_entry(job: Job) -> dict[str, Any]:
     return events.entry(
-        "job_created",
+        EventType.job_created,
         job.created_by,
         occurred_at=job.reported_at,
         due_at=job.due_at.isoformat(),
@@ -141,11 +144,12 @@ def created_entry(job: Job) -> dict[str, Any]:
     )
 
 
-def save_new(*, session: Session, job: Job, now: datetime, timeline: list[dict[str, Any]]) -> Job:
-    """Insert a new job, its SLA checkpoints and its first timeline entries (``job_created`` first)."""
+def save_new(*, session: Session, job: Job, plan: policies.Plan, now: datetime, timeline: list[dict[str, Any]]) -> Job:
+    """Insert a new job, its SLA checkpoints (from ``new``'s plan) and its first timeline entries
+    (``job_created`` first)."""
     session.add(job)
     session.flush()
-    session.execute(insert(SlaCheckpoint), policies.checkpoint_rows(job.id, sla_plan(session, job)))  # type: ignore[arg-type]
+    session.execute(insert(SlaCheckpoint), policies.checkpoint_rows(job.id, plan))  # type: ignore[arg-type]
     events.record_all(session=session, job_id=job.id, now=now, entries=[created_entry(job), *timeline])  # type: ignore[arg-type]
     return job
 
@@ -208,25 +212,14 @@ def get(*, session: Session, job_id: int, caller: Caller, for_update: bool = Fal
     return job
 
 
-def _encode_cursor(job: Job) -> str:
-    raw = f"{job.due_at.isoformat()}|{job.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+# Most urgent (earliest due) first; ``order=-due_at`` walks the same key backwards.
+JOBS: Keyset[Job] = Keyset("jobs", Timestamp, Id, key=lambda job: (job.due_at, job.id))
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, int]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        due, job_id = raw.split("|")
-        due_at, last_id = datetime.fromisoformat(due), int(job_id)
-        if due_at.tzinfo is None or not 0 <= last_id <= MAX_ID:
-            raise ValueError("not a cursor of ours")
-        return sane_instant(due_at), last_id
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise Unprocessable(
-            "cursor is not one this API gave out",
-            code="invalid-cursor",
-            errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor", "type": "value_error"}],
-        ) from exc
+def timeline(*, session: Session, job_id: int, caller: Caller, limit: int, cursor: str | None) -> Cut[JobEvent]:
+    """A page of the timeline of a job the caller may see."""
+    get(session=session, job_id=job_id, caller=caller)
+    return events.timeline(session=session, job_id=job_id, limit=limit, cursor=cursor)
 
 
 def list_jobs(
@@ -246,7 +239,7 @@ def list_jobs(
     branch: str | None = None,
     search: str | None = None,
     external_ref: str | None = None,
-) -> tuple[list[Job], str | None]:
+) -> Cut[Job]:
     stmt = visible(caller)
     if statuses:
         stmt = stmt.where(Job.status.in_(statuses))
@@ -266,17 +259,7 @@ def list_jobs(
         stmt = stmt.where(search_condition(search))
     if external_ref is not None:
         stmt = stmt.where(Job.external_ref == external_ref)
-    descending = order == "-due_at"
-    if cursor is not None:
-        due_at, last_id = _decode_cursor(cursor)
-        if descending:
-            stmt = stmt.where(or_(Job.due_at < due_at, and_(Job.due_at == due_at, Job.id < last_id)))
-        else:
-            stmt = stmt.where(or_(Job.due_at > due_at, and_(Job.due_at == due_at, Job.id > last_id)))
-    stmt = stmt.order_by(*((Job.due_at.desc(), Job.id.desc()) if descending else (Job.due_at, Job.id)))
-    rows = list(session.scalars(stmt.limit(limit + 1)))
-    next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
-    return rows[:limit], next_cursor
+    return JOBS.fetch(session, stmt, Job.due_at, Job.id, cursor=cursor, limit=limit, descending=order == "-due_at")
 
 
 _PHONE_SEPARATORS = (" ", "-", "(", ")", ".", "/")
@@ -311,7 +294,9 @@ def set_location(*, session: Session, job_id: int, lat: float, lon: float, calle
     job.lat, job.lon, job.needs_location = lat, lon, False
     touch(job, now)
     session.flush()
-    events.record(session=session, job_id=job.id, type="location_set", actor=caller.actor, now=now, lat=lat, lon=lon)
+    events.record(
+        session=session, job_id=job.id, type=EventType.location_set, actor=caller.actor, now=now, lat=lat, lon=lon
+    )
     return job
 
 
@@ -342,7 +327,7 @@ def mark_assigned(
     technician_id: int,
     caller: Caller,
     now: datetime,
-    how: str,
+    how: EventType,
     **details: Any,
 ) -> None:
     """Record an assignment whose capacity the caller has already claimed."""
@@ -370,7 +355,7 @@ def ensure_in_order(session: Session, job: Job, at: datetime, *, skew_seconds: i
     wrong phone clock, or a wish, could complete a job before its deadline after the fact."""
     last = session.scalar(
         select(JobEvent.occurred_at)
-        .where(JobEvent.job_id == job.id, JobEvent.type == "status_changed")
+        .where(JobEvent.job_id == job.id, JobEvent.type == EventType.status_changed.value)
         .order_by(JobEvent.id.desc())
         .limit(1)
     )
@@ -437,7 +422,7 @@ def change_status(
     events.record(
         session=session,
         job_id=job.id,
-        type="status_changed",
+        type=EventType.status_changed,
         actor=caller.actor,
         now=now,
         occurred_at=change.at,

@@ -1,15 +1,15 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
+from sqlalchemy.orm import Session
 
-from dispatch.auth import service as auth
 from dispatch.auth.dependencies import allow
 from dispatch.auth.models import Role
-from dispatch.deps import CursorQuery, IdPath, LimitQuery, NowDep, UnitOfWorkDep
+from dispatch.deps import IdPath, NowDep, UnitOfWorkDep
 from dispatch.errors import problem_responses
 from dispatch.outlets import service
 from dispatch.outlets.schemas import OutletCreate, OutletCreated, OutletPublic
-from dispatch.schemas import Page, decode_id_cursor, id_page
+from dispatch.paging import CursorQuery, LimitQuery, Page
 
 router = APIRouter(prefix="/v1/outlets", tags=["outlets"], responses=problem_responses(400, 401, 403, 413, 422))
 Staff = Depends(allow(Role.dispatcher, Role.supervisor))
@@ -19,11 +19,8 @@ Staff = Depends(allow(Role.dispatcher, Role.supervisor))
     "", status_code=201, response_model=OutletCreated, dependencies=[Depends(allow())], responses=problem_responses(409)
 )
 async def create_outlet(body: OutletCreate, uow: UnitOfWorkDep, now: NowDep) -> OutletCreated:
-    def work(session):  # type: ignore[no-untyped-def]
-        outlet = service.create(session=session, code=body.code, name=body.name, now=now)
-        _, secret = auth.issue(
-            session=session, role=Role.outlet, outlet_id=outlet.id, now=now, name=f"outlet {outlet.code}"
-        )
+    def work(session: Session) -> OutletCreated:
+        outlet, secret = service.sign_up(session=session, code=body.code, name=body.name, now=now)
         return OutletCreated.model_validate({**OutletPublic.model_validate(outlet).model_dump(), "api_key": secret})
 
     return await uow.run(work)
@@ -31,11 +28,8 @@ async def create_outlet(body: OutletCreate, uow: UnitOfWorkDep, now: NowDep) -> 
 
 @router.get("", response_model=Page[OutletPublic], dependencies=[Staff])
 async def list_outlets(uow: UnitOfWorkDep, limit: LimitQuery = 50, cursor: CursorQuery = None) -> Page[OutletPublic]:
-    after_id = decode_id_cursor(cursor)
     return await uow.run(
-        lambda session: id_page(
-            OutletPublic, service.list_outlets(session=session, limit=limit + 1, after_id=after_id), limit
-        )
+        lambda session: service.list_outlets(session=session, limit=limit, cursor=cursor).page(OutletPublic)
     )
 
 

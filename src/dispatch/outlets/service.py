@@ -5,8 +5,12 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dispatch.auth import service as auth
+from dispatch.auth.models import Role
 from dispatch.errors import Conflict, NotFound
 from dispatch.outlets.models import Outlet
+from dispatch.paging import Cut, Keyset
+from dispatch.schemas import Id
 
 
 def get(*, session: Session, outlet_id: int) -> Outlet:
@@ -25,8 +29,17 @@ def create(*, session: Session, code: str, name: str, now: datetime) -> Outlet:
     return outlet
 
 
-def list_outlets(*, session: Session, limit: int, after_id: int | None) -> list[Outlet]:
-    stmt = select(Outlet).order_by(Outlet.id).limit(limit)
-    if after_id is not None:
-        stmt = stmt.where(Outlet.id > after_id)
-    return list(session.scalars(stmt))
+def sign_up(*, session: Session, code: str, name: str, now: datetime) -> tuple[Outlet, str]:
+    """A new outlet and the API key its systems will use (the secret, shown once)."""
+    outlet = create(session=session, code=code, name=name, now=now)
+    _, secret = auth.issue(
+        session=session, role=Role.outlet, outlet_id=outlet.id, now=now, name=f"outlet {outlet.code}"
+    )
+    return outlet, secret
+
+
+OUTLETS: Keyset[Outlet] = Keyset("outlets", Id)
+
+
+def list_outlets(*, session: Session, limit: int, cursor: str | None) -> Cut[Outlet]:
+    return OUTLETS.fetch(session, select(Outlet), Outlet.id, cursor=cursor, limit=limit)

@@ -3,7 +3,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dispatch import versions
@@ -11,19 +10,17 @@ from dispatch.auth.dependencies import CallerDep, allow
 from dispatch.auth.models import Role
 from dispatch.auth.service import Caller
 from dispatch.deps import (
-    CursorQuery,
     IdPath,
     IdQuery,
     IfMatchHeader,
-    LimitQuery,
     NowDep,
     SettingsDep,
     UnitOfWorkDep,
 )
-from dispatch.errors import NotFound, Unprocessable, problem_responses
-from dispatch.jobs import service as jobs
-from dispatch.parts import service, stock
-from dispatch.parts.models import Location, Part, Shipment, ShipmentStatus, Stock
+from dispatch.errors import problem_responses
+from dispatch.paging import CursorQuery, LimitQuery, Page
+from dispatch.parts import public, service, stock
+from dispatch.parts.models import ShipmentStatus
 from dispatch.parts.schemas import (
     AvailabilityPublic,
     BackorderPublic,
@@ -44,13 +41,7 @@ from dispatch.parts.schemas import (
     StockPublic,
     StockSet,
 )
-from dispatch.schemas import (
-    Category,
-    Page,
-    decode_id_cursor,
-    encode_id_cursor,
-    id_page,
-)
+from dispatch.schemas import Category
 
 _ERRORS = problem_responses(400, 401, 403, 413, 422)
 locations_router = APIRouter(prefix="/v1/locations", tags=["stock"], responses=_ERRORS)
@@ -87,11 +78,8 @@ async def create_location(
 async def list_locations(
     uow: UnitOfWorkDep, limit: LimitQuery = 50, cursor: CursorQuery = None
 ) -> Page[LocationPublic]:
-    after_id = decode_id_cursor(cursor)
     return await uow.run(
-        lambda session: id_page(
-            LocationPublic, stock.list_locations(session=session, limit=limit + 1, after_id=after_id), limit
-        )
+        lambda session: stock.list_locations(session=session, limit=limit, cursor=cursor).page(LocationPublic)
     )
 
 
@@ -102,16 +90,9 @@ async def get_location(code: CodePath, uow: UnitOfWorkDep) -> LocationPublic:
     return await uow.run(lambda session: LocationPublic.model_validate(stock.location(session=session, code=code)))
 
 
-def _stock_public(location: Location, part: Part, level: Stock | None) -> StockPublic:
-    on_hand, reserved = (level.on_hand, level.reserved) if level else (0, 0)
-    return StockPublic(
-        location=location.code,
-        sku=part.sku,
-        on_hand=on_hand,
-        reserved=reserved,
-        available=on_hand - reserved,
-        updated_at=level.updated_at if level else None,
-    )
+def _with_etag(level: stock.Level, response: Response) -> StockPublic:
+    response.headers["ETag"] = versions.etag(level.version)
+    return public.stock(level)
 
 
 @locations_router.get(
@@ -121,25 +102,11 @@ async def list_location_stock(
     code: CodePath, uow: UnitOfWorkDep, limit: LimitQuery = 50, cursor: CursorQuery = None
 ) -> Page[StockPublic]:
     """Every part this location has a stock record for, by part."""
-    after_id = decode_id_cursor(cursor)
-
-    def work(session: Session) -> Page[StockPublic]:
-        location = stock.location(session=session, code=code)
-        stmt = (
-            select(Stock, Part)
-            .join(Part, Part.id == Stock.part_id)
-            .where(Stock.location_id == location.id)
-            .order_by(Part.id)
-            .limit(limit + 1)
+    return await uow.run(
+        lambda session: stock.stock_at(session=session, code=code, limit=limit, cursor=cursor).page(
+            StockPublic, public.stock
         )
-        if after_id is not None:
-            stmt = stmt.where(Part.id > after_id)
-        rows = session.execute(stmt).all()
-        items = [_stock_public(location, part, level) for level, part in rows[:limit]]
-        more = len(rows) > limit
-        return Page[StockPublic](items=items, next_cursor=encode_id_cursor(rows[limit - 1][1].id) if more else None)
-
-    return await uow.run(work)
+    )
 
 
 @locations_router.get(
@@ -150,12 +117,8 @@ async def list_location_stock(
 )
 async def get_stock(code: CodePath, sku: SkuPath, uow: UnitOfWorkDep, response: Response) -> StockPublic:
     """On hand, reserved for jobs, and available. The `ETag` is what a count sends as `If-Match`."""
-
-    def work(session: Session) -> StockPublic:
-        location, part = stock.location(session=session, code=code), stock.part(session=session, sku=sku)
-        return _stock_answer(session, location, part, response)
-
-    return await uow.run(work)
+    level = await uow.run(lambda session: stock.stock_level(session=session, code=code, sku=sku))
+    return _with_etag(level, response)
 
 
 @locations_router.put(
@@ -179,8 +142,8 @@ async def set_stock(
     Send the `ETag` you read as `If-Match`: if goods came in or went out since, the count is
     refused with 412 instead of silently undoing them."""
 
-    def work(session: Session) -> StockPublic:
-        location, part = service.set_stock(
+    level = await uow.run(
+        lambda session: service.set_stock(
             session=session,
             code=code,
             sku=sku,
@@ -191,15 +154,8 @@ async def set_stock(
             settings=settings,
             if_match=versions.parse_if_match(if_match),
         )
-        return _stock_answer(session, location, part, response)
-
-    return await uow.run(work)
-
-
-def _stock_answer(session: Session, location: Location, part: Part, response: Response) -> StockPublic:
-    level = stock.level(session, location.id, part.id)  # type: ignore[arg-type]
-    response.headers["ETag"] = versions.etag(stock.version(location.id, part.id, level))  # type: ignore[arg-type]
-    return _stock_public(location, part, level)
+    )
+    return _with_etag(level, response)
 
 
 @locations_router.get(
@@ -212,25 +168,11 @@ async def list_stock_movements(
     code: CodePath, sku: SkuPath, uow: UnitOfWorkDep, limit: LimitQuery = 100, cursor: CursorQuery = None
 ) -> Page[MovementPublic]:
     """The ledger for one part at one location, oldest first: who changed what, when, why, for which job."""
-    after_id = decode_id_cursor(cursor)
-
-    def work(session: Session) -> Page[MovementPublic]:
-        location, part = stock.location(session=session, code=code), stock.part(session=session, sku=sku)
-        rows = stock.movements(
-            session=session,
-            location_id=location.id,
-            part_id=part.id,
-            limit=limit + 1,  # type: ignore[arg-type]
-            after_id=after_id,
+    return await uow.run(
+        lambda session: public.movements(
+            *stock.movements(session=session, code=code, sku=sku, limit=limit, cursor=cursor)
         )
-        return id_page(
-            MovementPublic,
-            rows,
-            limit,
-            lambda m: MovementPublic.model_validate({**m.model_dump(), "location": location.code, "sku": part.sku}),
-        )
-
-    return await uow.run(work)
+    )
 
 
 @locations_router.post(
@@ -246,23 +188,20 @@ async def receive_goods(
 ) -> ReceiptPublic:
     """Goods received: they fill backorders first, most urgent job first; the rest is free stock."""
 
-    def work(session: Session) -> ReceiptPublic:
-        location, part, (filled, quantity) = service.receive_goods(
-            session=session,
-            code=code,
-            sku=body.sku,
-            quantity=body.quantity,
-            note=body.note,
-            caller=caller,
-            now=now,
-            settings=settings,
+    return await uow.run(
+        lambda session: public.receipt(
+            *service.receive_goods(
+                session=session,
+                code=code,
+                sku=body.sku,
+                quantity=body.quantity,
+                note=body.note,
+                caller=caller,
+                now=now,
+                settings=settings,
+            )
         )
-        level = stock.level(session, location.id, part.id)  # type: ignore[arg-type]
-        return ReceiptPublic(
-            stock=_stock_public(location, part, level), backorders_filled=filled, quantity_to_backorders=quantity
-        )
-
-    return await uow.run(work)
+    )
 
 
 # --- the catalogue ----------------------------------------------------------------------------
@@ -285,10 +224,9 @@ async def list_parts(
     cursor: CursorQuery = None,
 ) -> Page[PartPublic]:
     """The catalogue; `category` lists the parts that fit a product category."""
-    after_id = decode_id_cursor(cursor)
     return await uow.run(
-        lambda session: id_page(
-            PartPublic, stock.list_parts(session=session, limit=limit + 1, after_id=after_id, category=category), limit
+        lambda session: stock.list_parts(session=session, limit=limit, cursor=cursor, category=category).page(
+            PartPublic
         )
     )
 
@@ -312,61 +250,14 @@ async def part_availability(
     limit: LimitQuery = 20,
 ) -> Page[AvailabilityPublic]:
     """Where the part is free, nearest to the job (or to `lat`/`lon`) first."""
-    if (lat is None) != (lon is None) or (job_id is not None and lat is not None):
-        raise Unprocessable(
-            "give job_id, or lat and lon together, or nothing",
-            code="invalid-position",
-            errors=[{"loc": ["query", "lat"], "msg": "job_id or lat and lon", "type": "value_error"}],
+    return await uow.run(
+        lambda session: public.availability(
+            service.availability(session=session, sku=sku, caller=caller, job_id=job_id, lat=lat, lon=lon, limit=limit)
         )
-
-    def work(session: Session) -> Page[AvailabilityPublic]:
-        part = stock.part(session=session, sku=sku)
-        point = (lat, lon)
-        if job_id is not None:
-            job = jobs.get(session=session, job_id=job_id, caller=caller)
-            point = (job.lat, job.lon)
-        found = stock.available(session=session, part_id=part.id, lat=point[0], lon=point[1])  # type: ignore[arg-type]
-        return Page[AvailabilityPublic](
-            items=[
-                AvailabilityPublic(
-                    location=a.location.code,
-                    kind=a.location.kind,
-                    available=a.stock.on_hand - a.stock.reserved,
-                    on_hand=a.stock.on_hand,
-                    distance_km=round(a.distance_km, 3) if a.distance_km is not None else None,
-                )
-                for a in found[:limit]
-            ],
-            next_cursor=None,
-        )
-
-    return await uow.run(work)
+    )
 
 
 # --- shipments and backorders ------------------------------------------------------------------
-
-
-def _shipment_public(session: Session, shipment: Shipment) -> ShipmentPublic:
-    return _shipments_public(session, [shipment])[0]
-
-
-def _shipments_public(session: Session, shipments: list[Shipment]) -> list[ShipmentPublic]:
-    locations, skus = service.codes(
-        session,
-        {s.from_location_id for s in shipments} | {s.to_location_id for s in shipments},
-        {s.part_id for s in shipments},
-    )
-    return [
-        ShipmentPublic.model_validate(
-            {
-                **s.model_dump(),
-                "sku": skus[s.part_id],
-                "to_location": locations[s.to_location_id],
-                "from_location": locations.get(s.from_location_id) if s.from_location_id else None,
-            }
-        )
-        for s in shipments
-    ]
 
 
 @shipments_router.post("", status_code=201, response_model=ShipmentPublic, responses=problem_responses(409))
@@ -379,7 +270,7 @@ async def create_shipment(
 ) -> ShipmentPublic:
     """Stock sent from one location to another (it leaves the origin now), or a supplier delivery on its way."""
     return await uow.run(
-        lambda session: _shipment_public(
+        lambda session: public.shipment(
             session,
             service.create_shipment(session=session, shipment_in=body, caller=caller, now=now, settings=settings),
         )
@@ -396,43 +287,23 @@ async def list_shipments(
     cursor: CursorQuery = None,
 ) -> Page[ShipmentPublic]:
     """What arrives where and when; `status=in_transit` for what is still on its way."""
-    after_id = decode_id_cursor(cursor)
-
-    def work(session: Session) -> Page[ShipmentPublic]:
-        part_id = stock.part(session=session, sku=sku, field=("query", "sku")).id if sku else None
-        location_id = (
-            stock.location(session=session, code=to_location, field=("query", "to_location")).id
-            if to_location
-            else None
+    return await uow.run(
+        lambda session: public.shipment_page(
+            session,
+            service.shipments(
+                session=session, sku=sku, to_location=to_location, status=status, limit=limit, cursor=cursor
+            ),
         )
-        rows = service.shipments(
-            session=session,
-            part_id=part_id,
-            to_location_id=location_id,
-            status=status,
-            limit=limit + 1,
-            after_id=after_id,
-        )
-        more = len(rows) > limit
-        return Page[ShipmentPublic](
-            items=_shipments_public(session, rows[:limit]),
-            next_cursor=encode_id_cursor(rows[limit - 1].id) if more else None,
-        )
-
-    return await uow.run(work)
+    )
 
 
 @shipments_router.get(
     "/{shipment_id}", response_model=ShipmentPublic, dependencies=[StockReaders], responses=problem_responses(404)
 )
 async def get_shipment(shipment_id: IdPath, uow: UnitOfWorkDep) -> ShipmentPublic:
-    def work(session: Session) -> ShipmentPublic:
-        shipment = session.get(Shipment, shipment_id)
-        if shipment is None:
-            raise NotFound(f"shipment {shipment_id} not found", code="shipment-not-found")
-        return _shipment_public(session, shipment)
-
-    return await uow.run(work)
+    return await uow.run(
+        lambda session: public.shipment(session, service.shipment(session=session, shipment_id=shipment_id))
+    )
 
 
 @shipments_router.post("/{shipment_id}/receive", response_model=ShipmentPublic, responses=problem_responses(404, 409))
@@ -445,7 +316,7 @@ async def receive_shipment(
 ) -> ShipmentPublic:
     """The shipment arrived: the jobs' parts on it are reserved there, the rest fills backorders."""
     return await uow.run(
-        lambda session: _shipment_public(
+        lambda session: public.shipment(
             session,
             service.receive_shipment(
                 session=session, shipment_id=shipment_id, caller=caller, now=now, settings=settings
@@ -459,38 +330,14 @@ async def list_backorders(
     uow: UnitOfWorkDep, sku: Annotated[Sku | None, Query()] = None, limit: LimitQuery = 50, cursor: CursorQuery = None
 ) -> Page[BackorderPublic]:
     """What is on backorder and for which jobs, in the order they were asked for."""
-    after_id = decode_id_cursor(cursor)
-
-    def work(session: Session) -> Page[BackorderPublic]:
-        part_id = stock.part(session=session, sku=sku, field=("query", "sku")).id if sku else None
-        rows = service.backorders(session=session, part_id=part_id, limit=limit + 1, after_id=after_id)
-        _, skus = service.codes(session, set(), {line.part_id for line, _ in rows})
-        more = len(rows) > limit
-        return Page[BackorderPublic](
-            items=[
-                BackorderPublic(
-                    id=line.id,
-                    job_id=line.job_id,
-                    sku=skus[line.part_id],
-                    quantity=line.quantity,
-                    eta=line.eta,
-                    job_due_at=job.due_at,
-                    requested_at=line.requested_at,
-                )
-                for line, job in rows[:limit]
-            ],
-            next_cursor=encode_id_cursor(rows[limit - 1][0].id) if more else None,
+    return await uow.run(
+        lambda session: public.backorders(
+            session, service.backorders(session=session, sku=sku, limit=limit, cursor=cursor)
         )
-
-    return await uow.run(work)
+    )
 
 
 # --- a job's parts --------------------------------------------------------------------------
-
-
-def _lines_public(session: Session, lines: list) -> list[JobPartPublic]:  # type: ignore[type-arg]
-    locations, skus = service.codes(session, {line.location_id for line in lines}, {line.part_id for line in lines})
-    return [JobPartPublic.model_validate(service.public_line(line, locations, skus)) for line in lines]
 
 
 @job_parts_router.post("", status_code=201, response_model=JobPartPublic, responses=problem_responses(404, 409))
@@ -512,7 +359,7 @@ async def request_job_part(
         line = service.request_parts(
             session=session, job_id=job_id, request=body, caller=caller, now=now, settings=settings
         )
-        return _lines_public(session, [line])[0]
+        return public.line(session, line)
 
     line = await uow.run(work)
     response.headers["Location"] = f"/v1/jobs/{job_id}/parts/{line.id}"
@@ -523,12 +370,11 @@ async def request_job_part(
 async def list_job_parts(job_id: IdPath, uow: UnitOfWorkDep, caller: CallerDep) -> Page[JobPartPublic]:
     """Every part asked for on the job, with where it is and when it should arrive."""
 
-    def work(session: Session) -> Page[JobPartPublic]:
-        jobs.get(session=session, job_id=job_id, caller=caller)
-        # A job asks for a handful of parts; the list is bounded by what one job can need.
-        return Page[JobPartPublic](items=_lines_public(session, service.lines_of(session, job_id)), next_cursor=None)
-
-    return await uow.run(work)
+    return await uow.run(
+        lambda session: Page[JobPartPublic](
+            items=public.lines(session, service.job_lines(session=session, job_id=job_id, caller=caller))
+        )
+    )
 
 
 @job_parts_router.post("/{line_id}/release", response_model=JobPartPublic, responses=problem_responses(404, 409))
@@ -542,14 +388,12 @@ async def release_job_part(
 ) -> JobPartPublic:
     """The part is not needed after all: its reservation, shipment or backorder is let go."""
     return await uow.run(
-        lambda session: _lines_public(
+        lambda session: public.line(
             session,
-            [
-                service.release_part(
-                    session=session, job_id=job_id, line_id=line_id, caller=caller, now=now, settings=settings
-                )
-            ],
-        )[0]
+            service.release_part(
+                session=session, job_id=job_id, line_id=line_id, caller=caller, now=now, settings=settings
+            ),
+        )
     )
 
 
@@ -565,19 +409,17 @@ async def return_job_part(
 ) -> JobPartPublic:
     """Unused parts from a completed job go back on the shelf they came from."""
     return await uow.run(
-        lambda session: _lines_public(
+        lambda session: public.line(
             session,
-            [
-                service.return_part(
-                    session=session,
-                    job_id=job_id,
-                    line_id=line_id,
-                    quantity=body.quantity,
-                    note=body.note,
-                    caller=caller,
-                    now=now,
-                    settings=settings,
-                )
-            ],
-        )[0]
+            service.return_part(
+                session=session,
+                job_id=job_id,
+                line_id=line_id,
+                quantity=body.quantity,
+                note=body.note,
+                caller=caller,
+                now=now,
+                settings=settings,
+            ),
+        )
     )

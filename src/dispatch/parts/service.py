@@ -21,6 +21,7 @@ from dispatch.auth.service import SYSTEM, Caller
 from dispatch.config import Settings
 from dispatch.errors import Conflict, NotFound, Unprocessable
 from dispatch.events import service as events
+from dispatch.events.vocabulary import EventType
 from dispatch.jobs import service as jobs
 from dispatch.jobs.lifecycle import (
     HOLDS_CAPACITY,
@@ -29,6 +30,7 @@ from dispatch.jobs.lifecycle import (
     JobStatus,
 )
 from dispatch.jobs.models import Job
+from dispatch.paging import Cut, Keyset
 from dispatch.parts import stock
 from dispatch.parts.models import (
     HELD,
@@ -44,6 +46,7 @@ from dispatch.parts.models import (
 )
 from dispatch.parts.schemas import PartRequestCreate, ShipmentCreate
 from dispatch.parts.stock import Why
+from dispatch.schemas import Id
 from dispatch.technicians import service as technicians
 from dispatch.visits import service as visits
 
@@ -193,11 +196,11 @@ def _record_line(
 ) -> None:
     location = session.get(Location, line.location_id) if line.location_id is not None else None
     kind = {
-        JobPartState.reserved: "parts_reserved" if requested else "parts_arrived",
-        JobPartState.in_transit: "parts_in_transit",
-        JobPartState.backordered: "parts_backordered",
-        JobPartState.released: "parts_released",
-        JobPartState.consumed: "parts_consumed",
+        JobPartState.reserved: EventType.parts_reserved if requested else EventType.parts_arrived,
+        JobPartState.in_transit: EventType.parts_in_transit,
+        JobPartState.backordered: EventType.parts_backordered,
+        JobPartState.released: EventType.parts_released,
+        JobPartState.consumed: EventType.parts_consumed,
     }[line.state]
     events.record(
         session=session,
@@ -219,6 +222,12 @@ def _record_line(
 
 def lines_of(session: Session, job_id: int) -> list[JobPart]:
     return list(session.scalars(select(JobPart).where(JobPart.job_id == job_id).order_by(JobPart.id)))
+
+
+def job_lines(*, session: Session, job_id: int, caller: Caller) -> list[JobPart]:
+    """Every part asked for on a job the caller may see (a handful: what one job can need)."""
+    jobs.get(session=session, job_id=job_id, caller=caller)
+    return lines_of(session, job_id)
 
 
 def refresh(*, session: Session, job: Job, now: datetime, actor: str, settings: Settings) -> None:
@@ -243,7 +252,7 @@ def refresh(*, session: Session, job: Job, now: datetime, actor: str, settings: 
         events.record(
             session=session,
             job_id=job.id,
-            type="breach_predicted",
+            type=EventType.breach_predicted,
             actor=SYSTEM.actor,
             now=now,  # type: ignore[arg-type]
             reason=PARTS_LATE,
@@ -255,7 +264,7 @@ def refresh(*, session: Session, job: Job, now: datetime, actor: str, settings: 
         events.record(
             session=session,
             job_id=job.id,
-            type="breach_no_longer_predicted",
+            type=EventType.breach_no_longer_predicted,
             actor=SYSTEM.actor,  # type: ignore[arg-type]
             now=now,
             reason=PARTS_LATE,
@@ -278,7 +287,7 @@ def _park(session: Session, job: Job, now: datetime, actor: str) -> None:
     events.record(
         session=session,
         job_id=job.id,
-        type="status_changed",
+        type=EventType.status_changed,
         actor=actor,
         now=now,  # type: ignore[arg-type]
         **{"from": previous.value},
@@ -366,8 +375,9 @@ def receive_goods(
     caller: Caller,
     now: datetime,
     settings: Settings,
-) -> tuple[Location, Part, tuple[int, int]]:
-    """Goods received at a location: backorders are filled first, the rest is free stock."""
+) -> tuple[stock.Level, tuple[int, int]]:
+    """Goods received at a location: backorders are filled first, the rest is free stock. The
+    location's stock after it, and the backorders filled (lines, pieces)."""
     part = stock.part(session=session, sku=sku, field=("body", "sku"), for_update=True)
     location = stock.location(session=session, code=code)
     why = Why(actor=caller.actor, now=now, note=note)
@@ -379,7 +389,8 @@ def receive_goods(
         reason=MovementReason.received,
         why=why,
     )
-    return location, part, fill_backorders(session=session, location=location, part=part, why=why, settings=settings)
+    filled = fill_backorders(session=session, location=location, part=part, why=why, settings=settings)
+    return stock.level_of(session, location, part), filled
 
 
 def set_stock(
@@ -393,7 +404,7 @@ def set_stock(
     now: datetime,
     settings: Settings,
     if_match: list[str] | None = None,
-) -> tuple[Location, Part]:
+) -> stock.Level:
     """A stock count: set on hand. It may not drop below what is promised to jobs. With
     ``if_match``, refused (412) if on hand moved since the counter read it (a receipt, a use)."""
     part = stock.part(session=session, sku=sku, for_update=True)
@@ -421,7 +432,7 @@ def set_stock(
         )
     if change > 0:
         fill_backorders(session=session, location=location, part=part, why=why, settings=settings)
-    return location, part
+    return stock.level_of(session, location, part)
 
 
 def create_shipment(
@@ -675,7 +686,7 @@ def return_part(
     events.record(
         session=session,
         job_id=job.id,
-        type="parts_returned",
+        type=EventType.parts_returned,
         actor=caller.actor,
         now=now,  # type: ignore[arg-type]
         line_id=line.id,
@@ -695,40 +706,68 @@ def return_part(
 # --- questions about stock -----------------------------------------------------------------
 
 
-def backorders(*, session: Session, part_id: int | None, limit: int, after_id: int | None) -> list[tuple[JobPart, Job]]:
-    stmt = (
-        select(JobPart, Job)
-        .join(Job, Job.id == JobPart.job_id)
-        .where(JobPart.state == JobPartState.backordered)
-        .order_by(JobPart.id)
-        .limit(limit)
-    )
-    if part_id is not None:
-        stmt = stmt.where(JobPart.part_id == part_id)
-    if after_id is not None:
-        stmt = stmt.where(JobPart.id > after_id)
-    return [(line, job) for line, job in session.execute(stmt).all()]
+BACKORDERS: Keyset[Any] = Keyset("backorders", Id, key=lambda row: (row[0].id,))  # rows of (JobPart, Job)
+SHIPMENTS: Keyset[Shipment] = Keyset("shipments", Id)
+
+
+def backorders(*, session: Session, sku: str | None, limit: int, cursor: str | None) -> Cut[tuple[JobPart, Job]]:
+    """What is on backorder (of ``sku``, or of anything) and for which jobs, oldest first."""
+    stmt = select(JobPart, Job).join(Job, Job.id == JobPart.job_id).where(JobPart.state == JobPartState.backordered)
+    if sku is not None:
+        stmt = stmt.where(JobPart.part_id == stock.part(session=session, sku=sku, field=("query", "sku")).id)
+    return BACKORDERS.fetch(session, stmt, JobPart.id, cursor=cursor, limit=limit)
 
 
 def shipments(
     *,
     session: Session,
-    part_id: int | None,
-    to_location_id: int | None,
+    sku: str | None,
+    to_location: str | None,
     status: ShipmentStatus | None,
     limit: int,
-    after_id: int | None,
-) -> list[Shipment]:
-    stmt = select(Shipment).order_by(Shipment.id).limit(limit)
-    if part_id is not None:
-        stmt = stmt.where(Shipment.part_id == part_id)
-    if to_location_id is not None:
-        stmt = stmt.where(Shipment.to_location_id == to_location_id)
+    cursor: str | None,
+) -> Cut[Shipment]:
+    stmt = select(Shipment)
+    if sku is not None:
+        stmt = stmt.where(Shipment.part_id == stock.part(session=session, sku=sku, field=("query", "sku")).id)
+    if to_location is not None:
+        place = stock.location(session=session, code=to_location, field=("query", "to_location"))
+        stmt = stmt.where(Shipment.to_location_id == place.id)
     if status is not None:
         stmt = stmt.where(Shipment.status == status)
-    if after_id is not None:
-        stmt = stmt.where(Shipment.id > after_id)
-    return list(session.scalars(stmt))
+    return SHIPMENTS.fetch(session, stmt, Shipment.id, cursor=cursor, limit=limit)
+
+
+def shipment(*, session: Session, shipment_id: int) -> Shipment:
+    found = session.get(Shipment, shipment_id)
+    if found is None:
+        raise NotFound(f"shipment {shipment_id} not found", code="shipment-not-found")
+    return found
+
+
+def availability(
+    *,
+    session: Session,
+    sku: str,
+    caller: Caller,
+    job_id: int | None = None,
+    lat: float | None = None,
+    lon: float | None = None,
+    limit: int,
+) -> list[stock.Available]:
+    """The ``limit`` locations where the part is free nearest to the job (or to ``lat``/``lon``),
+    nearest first. Not paged: the nearest few are the answer."""
+    if (lat is None) != (lon is None) or (job_id is not None and lat is not None):
+        raise Unprocessable(
+            "give job_id, or lat and lon together, or nothing",
+            code="invalid-position",
+            errors=[{"loc": ["query", "lat"], "msg": "job_id or lat and lon", "type": "value_error"}],
+        )
+    part = stock.part(session=session, sku=sku)
+    if job_id is not None:
+        job = jobs.get(session=session, job_id=job_id, caller=caller)
+        lat, lon = job.lat, job.lon
+    return stock.available(session=session, part_id=part.id, lat=lat, lon=lon)[:limit]  # type: ignore[arg-type]
 
 
 def codes(session: Session, location_ids: set[int | None], part_ids: set[int]) -> tuple[dict[int, str], dict[int, str]]:
@@ -739,21 +778,3 @@ def codes(session: Session, location_ids: set[int | None], part_ids: set[int]) -
     )
     skus = dict(session.execute(select(Part.id, Part.sku).where(Part.id.in_(part_ids))).all()) if part_ids else {}
     return locations, skus  # type: ignore[return-value]
-
-
-def public_line(line: JobPart, locations: dict[int, str], skus: dict[int, str]) -> dict[str, Any]:
-    return {
-        "id": line.id,
-        "job_id": line.job_id,
-        "sku": skus[line.part_id],
-        "quantity": line.quantity,
-        "state": line.state,
-        "location": locations.get(line.location_id) if line.location_id else None,  # type: ignore[arg-type]
-        "shipment_id": line.shipment_id,
-        "eta": line.eta,
-        "returned": line.returned,
-        "requested_by": line.requested_by,
-        "requested_at": line.requested_at,
-        "updated_at": line.updated_at,
-        "note": line.note,
-    }

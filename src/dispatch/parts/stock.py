@@ -20,6 +20,7 @@ from dispatch import versions
 from dispatch.config import Settings
 from dispatch.errors import Conflict, NotFound, Unprocessable
 from dispatch.geo import geodesic_km
+from dispatch.paging import Cut, Keyset
 from dispatch.parts.models import (
     Location,
     LocationKind,
@@ -29,6 +30,7 @@ from dispatch.parts.models import (
     StockMovement,
 )
 from dispatch.parts.schemas import LocationCreate, PartCreate
+from dispatch.schemas import Id
 
 # Where a code or SKU came from in the request, as a field error's loc: ("body", "sku"), ("query", "sku").
 Loc = tuple[str, str]
@@ -64,11 +66,14 @@ def create_location(*, session: Session, location_in: LocationCreate, settings: 
     return location
 
 
-def list_locations(*, session: Session, limit: int, after_id: int | None) -> list[Location]:
-    stmt = select(Location).order_by(Location.id).limit(limit)
-    if after_id is not None:
-        stmt = stmt.where(Location.id > after_id)
-    return list(session.scalars(stmt))
+LOCATIONS: Keyset[Location] = Keyset("locations", Id)
+PARTS: Keyset[Part] = Keyset("parts", Id)
+STOCK_AT: Keyset[Any] = Keyset("location-stock", Id, key=lambda row: (row[1].id,))  # rows of (Stock, Part)
+MOVEMENTS: Keyset[StockMovement] = Keyset("stock-movements", Id)
+
+
+def list_locations(*, session: Session, limit: int, cursor: str | None) -> Cut[Location]:
+    return LOCATIONS.fetch(session, select(Location), Location.id, cursor=cursor, limit=limit)
 
 
 def location(*, session: Session, code: str, field: Loc | None = None) -> Location:
@@ -112,22 +117,20 @@ def create_part(*, session: Session, part_in: PartCreate, now: datetime) -> Part
     return part
 
 
-def list_parts(*, session: Session, limit: int, after_id: int | None, category: str | None = None) -> list[Part]:
-    stmt = select(Part).order_by(Part.id)
-    if after_id is not None:
-        stmt = stmt.where(Part.id > after_id)
+def list_parts(*, session: Session, limit: int, cursor: str | None, category: str | None = None) -> Cut[Part]:
+    stmt = PARTS.seek(select(Part), Part.id, cursor=cursor, limit=limit)
     if category is None:
-        return list(session.scalars(stmt.limit(limit)))
+        return PARTS.cut(session.scalars(stmt).all(), limit)
     # Categories are a short JSON list; filtering them in Python, a batch at a time, keeps one
     # query shape for both databases (a catalogue is thousands of rows, not millions).
     found: list[Part] = []
-    while len(found) < limit:
+    while len(found) <= limit:
         batch = list(session.scalars(stmt.limit(500)))
         found += [p for p in batch if category in p.categories]
         if len(batch) < 500:
             break
         stmt = stmt.where(Part.id > batch[-1].id)
-    return found[:limit]
+    return PARTS.cut(found, limit)
 
 
 def part(*, session: Session, sku: str, field: Loc | None = None, for_update: bool = False) -> Part:
@@ -177,6 +180,35 @@ def version(location_id: int, part_id: int, stock: Stock | None) -> str:
     """What a stock count overwrites: on hand. Reservations move all day and a count never
     touches them (it may not drop below them), so they are not part of it (docs/parts.md)."""
     return versions.version_of(location_id, part_id, stock.on_hand if stock is not None else 0)
+
+
+@dataclass(frozen=True)
+class Level:
+    """A part's stock at a location; ``stock`` is None where it has never had any."""
+
+    location: Location
+    part: Part
+    stock: Stock | None
+
+    @property
+    def version(self) -> str:
+        return version(self.location.id, self.part.id, self.stock)  # type: ignore[arg-type]
+
+
+def level_of(session: Session, location: Location, part: Part) -> Level:
+    return Level(location, part, level(session, location.id, part.id))  # type: ignore[arg-type]
+
+
+def stock_level(*, session: Session, code: str, sku: str) -> Level:
+    return level_of(session, location(session=session, code=code), part(session=session, sku=sku))
+
+
+def stock_at(*, session: Session, code: str, limit: int, cursor: str | None) -> Cut[Level]:
+    """Every part this location has a stock record for, by part."""
+    place = location(session=session, code=code)
+    stmt = select(Stock, Part).join(Part, Part.id == Stock.part_id).where(Stock.location_id == place.id)
+    rows = STOCK_AT.fetch(session, stmt, Part.id, cursor=cursor, limit=limit)
+    return Cut([Level(place, part, level) for level, part in rows.items], rows.next_cursor)
 
 
 # The one statement that changes stock. The WHERE clause is the rule: the row after the change
@@ -246,17 +278,12 @@ def move_or_refuse(session: Session, **kwargs: Any) -> None:
 
 
 def movements(
-    *, session: Session, location_id: int, part_id: int, limit: int, after_id: int | None
-) -> list[StockMovement]:
-    stmt = (
-        select(StockMovement)
-        .where(StockMovement.location_id == location_id, StockMovement.part_id == part_id)
-        .order_by(StockMovement.id)
-        .limit(limit)
-    )
-    if after_id is not None:
-        stmt = stmt.where(StockMovement.id > after_id)
-    return list(session.scalars(stmt))
+    *, session: Session, code: str, sku: str, limit: int, cursor: str | None
+) -> tuple[Location, Part, Cut[StockMovement]]:
+    """The ledger of one part at one location, oldest first."""
+    place, item = location(session=session, code=code), part(session=session, sku=sku)
+    stmt = select(StockMovement).where(StockMovement.location_id == place.id, StockMovement.part_id == item.id)
+    return place, item, MOVEMENTS.fetch(session, stmt, StockMovement.id, cursor=cursor, limit=limit)
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,10 @@ from dispatch.auth.models import Role
 from dispatch.auth.service import Caller
 from dispatch.deps import DatabaseDep, IdPath, NowDep, SettingsDep, UnitOfWorkDep
 from dispatch.errors import problem_responses
-from dispatch.photos import images, service, storage
-from dispatch.photos.models import Photo
+from dispatch.paging import Page
+from dispatch.photos import images, public, service, storage
 from dispatch.photos.schemas import PhotoPublic
 from dispatch.photos.storage import LocalPhotoStore, PhotoStore
-from dispatch.schemas import Page
-from dispatch.visits import service as visits
 
 router = APIRouter(
     prefix="/v1/jobs/{job_id}/photos", tags=["photos"], responses=problem_responses(400, 401, 403, 413, 422)
@@ -54,13 +52,6 @@ def _decode_slots(request: Request) -> anyio.CapacityLimiter:
     if getattr(state, "photo_decode_slots", None) is None:
         state.photo_decode_slots = anyio.CapacityLimiter(state.settings.photo_concurrent_decodes)
     return state.photo_decode_slots
-
-
-def _public(session: Session, photos: list[Photo]) -> list[PhotoPublic]:
-    numbers = {}
-    for job_id in {p.job_id for p in photos}:
-        numbers.update({v.id: v.number for v in visits.of_job(session, job_id)})
-    return [PhotoPublic.of(p, numbers.get(p.visit_id)) for p in photos]  # type: ignore[arg-type]
 
 
 async def _read_upload(file: UploadFile, max_bytes: int) -> bytes:
@@ -128,7 +119,7 @@ async def upload_photo(
         photo, created = service.record(
             session=session, job_id=job_id, caller=caller, processed=processed, now=now, settings=settings
         )
-        return _public(session, [photo])[0], created
+        return public.photo(session, photo), created
 
     photo, created = await uow.run(work)
     response.status_code = 201 if created else 200
@@ -142,7 +133,7 @@ async def list_job_photos(job_id: IdPath, uow: UnitOfWorkDep, caller: Annotated[
     """The job's photos with their verdicts, oldest first (a job has a handful)."""
     return await uow.run(
         lambda session: Page[PhotoPublic](
-            items=_public(session, service.list_photos(session=session, job_id=job_id, caller=caller))
+            items=public.photos(session, service.list_photos(session=session, job_id=job_id, caller=caller))
         )
     )
 
@@ -152,9 +143,9 @@ async def get_job_photo(
     job_id: IdPath, photo_id: IdPath, uow: UnitOfWorkDep, caller: Annotated[Caller, Viewers]
 ) -> PhotoPublic:
     return await uow.run(
-        lambda session: _public(
-            session, [service.get(session=session, job_id=job_id, photo_id=photo_id, caller=caller)]
-        )[0]
+        lambda session: public.photo(
+            session, service.get(session=session, job_id=job_id, photo_id=photo_id, caller=caller)
+        )
     )
 
 

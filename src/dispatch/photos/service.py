@@ -13,16 +13,17 @@ sweep-photos``), after a grace period so it never races an upload between steps 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dispatch.auth.service import Caller
+from dispatch.auth.service import SYSTEM, Caller
+from dispatch.clock import time_zone
 from dispatch.config import Settings
 from dispatch.errors import Conflict, DispatchError, NotFound, Unprocessable
 from dispatch.events import service as events
+from dispatch.events.vocabulary import EventType
 from dispatch.jobs import service as jobs
 from dispatch.jobs.lifecycle import JobStatus
 from dispatch.jobs.models import Job
@@ -116,7 +117,7 @@ def _capture_time(session: Session, metadata: images.Metadata, visit: Visit) -> 
     if visit.technician_id is not None:
         zone = session.scalar(select(Technician.timezone).where(Technician.id == visit.technician_id)) or "UTC"
     try:
-        return metadata.taken_at_local.replace(tzinfo=ZoneInfo(zone)).astimezone(ZoneInfo("UTC"))
+        return metadata.taken_at_local.replace(tzinfo=time_zone(zone)).astimezone(UTC)
     except (KeyError, ValueError, OverflowError):
         return None
 
@@ -168,7 +169,7 @@ def record(
     events.record(
         session=session,
         job_id=job_id,
-        type="photo_uploaded",
+        type=EventType.photo_uploaded,
         actor=caller.actor,
         now=now,
         occurred_at=taken_at if taken_at is not None and taken_at <= now else None,
@@ -181,8 +182,8 @@ def record(
     events.record(
         session=session,
         job_id=job_id,
-        type="photo_verdict",
-        actor="system",
+        type=EventType.photo_verdict,
+        actor=SYSTEM.actor,
         now=now,
         photo_id=photo.id,
         verdict=photo.verdict.value,

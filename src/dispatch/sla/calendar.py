@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC as _UTC
 from datetime import date, datetime, time, timedelta
 
-from dispatch.technicians.shifts import _zone
+from dispatch.clock import time_zone
 
 # Two years without a working minute means the calendar is wrong, not that the job is late.
 _MAX_DAYS = 800
@@ -30,7 +30,7 @@ class BusinessHours:
         """The working intervals of a local calendar day, as UTC instants."""
         if str(day.isoweekday()) not in self.days or day in self.holidays:
             return []
-        zone = _zone(self.timezone)
+        zone = time_zone(self.timezone)
         pieces: list[tuple[time, time]] = []
         start = self.opens
         for break_start, break_end in sorted(self.breaks):
@@ -53,7 +53,7 @@ class BusinessHours:
 def add_working_time(start: datetime, amount: timedelta, hours: BusinessHours) -> datetime:
     """The instant at which ``amount`` of working time has passed since ``start``."""
     remaining = amount
-    day = start.astimezone(_zone(hours.timezone)).date()
+    day = start.astimezone(time_zone(hours.timezone)).date()
     for _ in range(_MAX_DAYS):
         for opens, closes in hours.intervals(day):
             if closes <= start:
@@ -71,8 +71,8 @@ def working_time_between(start: datetime, end: datetime, hours: BusinessHours) -
     total = timedelta()
     if end <= start:
         return total
-    day = start.astimezone(_zone(hours.timezone)).date()
-    last = end.astimezone(_zone(hours.timezone)).date()
+    day = start.astimezone(time_zone(hours.timezone)).date()
+    last = end.astimezone(time_zone(hours.timezone)).date()
     while day <= last:
         for opens, closes in hours.intervals(day):
             a, b = max(opens, start), min(closes, end)

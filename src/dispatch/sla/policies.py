@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from dispatch.auth.service import SYSTEM
 from dispatch.errors import NotFound, Unprocessable
 from dispatch.jobs.models import Job, Priority, ServiceTier
 from dispatch.sla.calendar import BusinessHours, add_working_time, working_time_between
@@ -190,7 +191,10 @@ def checkpoint_rows(job_id: int, plan_: Plan) -> list[dict[str, Any]]:
 
 
 def update(session: Session, name: PolicyName, changes: dict[str, Any], *, actor: str, now: datetime) -> SlaPolicy:
+    """Replace a policy's targets with ``changes`` (an ``SlaPolicyUpdate`` as JSON values)."""
     policy = get(session, name)
+    if "warnings" in changes:  # kept in the order they fire
+        changes = {**changes, "warnings": sorted(changes["warnings"], key=lambda w: w["ratio"])}
     merged = {
         "arrival_hours": policy.arrival_hours,
         "completion_hours": policy.completion_hours,
@@ -232,7 +236,7 @@ def restore_defaults(session: Session, now: datetime) -> None:
     """Put the brief's default policies back (a database emptied by hand, or a test's)."""
     session.execute(delete(SlaPolicy))
     session.add_all(
-        SlaPolicy(name=name, updated_at=now, updated_by="system", **values)  # type: ignore[arg-type]
+        SlaPolicy(name=name, updated_at=now, updated_by=SYSTEM.actor, **values)  # type: ignore[arg-type]
         for name, values in DEFAULTS.items()
     )
     session.flush()

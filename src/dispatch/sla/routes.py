@@ -3,25 +3,17 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from sqlalchemy.orm import Session
 
 from dispatch.auth.dependencies import allow
 from dispatch.auth.models import Role
 from dispatch.auth.service import Caller
-from dispatch.deps import (
-    CursorQuery,
-    IdPath,
-    IdQuery,
-    LimitQuery,
-    NowDep,
-    UnitOfWorkDep,
-)
+from dispatch.deps import IdPath, IdQuery, NowDep, UnitOfWorkDep
 from dispatch.errors import problem_responses
 from dispatch.jobs import service as jobs
 from dispatch.jobs.schemas import JobPublic
-from dispatch.schemas import Page, decode_id_cursor, id_page
-from dispatch.sla import policies, service, states
-from dispatch.sla.models import Audience, PolicyName, SlaCheckpoint
+from dispatch.paging import CursorQuery, LimitQuery, Page
+from dispatch.sla import policies, public, service
+from dispatch.sla.models import Audience, PolicyName
 from dispatch.sla.schemas import (
     Acknowledgement,
     AtRiskPublic,
@@ -61,11 +53,10 @@ async def update_sla_policy(
     caller: Annotated[Caller, Depends(allow())],
 ) -> SlaPolicyPublic:
     """Change a policy's targets. Jobs already received keep the deadlines they were given."""
-    changes = body.model_dump(mode="json")
-    changes["warnings"] = sorted(changes["warnings"], key=lambda w: w["ratio"])
     return await uow.run(
         lambda session: SlaPolicyPublic.model_validate(
-            policies.update(session, name, changes, actor=caller.actor, now=now), from_attributes=True
+            policies.update(session, name, body.model_dump(mode="json"), actor=caller.actor, now=now),
+            from_attributes=True,
         )
     )
 
@@ -82,9 +73,8 @@ async def list_at_risk_jobs(
 ) -> Page[AtRiskPublic]:
     """Open jobs at risk or breached: emergencies first, then the nearest deadline (the most
     overdue first), with time left (negative when late) and why."""
-
-    def work(session: Session) -> Page[AtRiskPublic]:
-        rows, next_cursor = service.at_risk(
+    return await uow.run(
+        lambda session: service.at_risk(
             session=session,
             caller=caller,
             now=now,
@@ -92,44 +82,7 @@ async def list_at_risk_jobs(
             cursor=cursor,
             breached_only=breached_only,
             technician_id=technician_id,
-        )
-        items = []
-        for row in rows:
-            job = row.job
-            sla = jobs.sla_public(job, now)
-            items.append(
-                AtRiskPublic(
-                    job_id=job.id,
-                    status=job.status,
-                    priority=job.priority,
-                    policy=job.sla_policy,  # type: ignore[arg-type]
-                    technician_id=job.technician_id,
-                    customer_name=job.customer_name,
-                    customer_address=job.customer_address,
-                    state="breached" if sla.state is states.SlaState.breached else "at_risk",
-                    deadline=sla.next_deadline or "completion",
-                    due_at=job.next_due_at,  # type: ignore[arg-type]
-                    time_left_seconds=sla.time_left_seconds,
-                    reasons=row.reasons,
-                    paused_since=job.paused_at,
-                )
-            )
-        return Page[AtRiskPublic](items=items, next_cursor=next_cursor)
-
-    return await uow.run(work)
-
-
-def _escalation(checkpoint: SlaCheckpoint) -> EscalationPublic:
-    return EscalationPublic(
-        id=checkpoint.id,
-        job_id=checkpoint.job_id,
-        deadline=checkpoint.deadline,
-        level=checkpoint.level,  # type: ignore[arg-type]
-        notify=checkpoint.audience,
-        fires_at=checkpoint.fires_at,
-        fired_at=checkpoint.fired_at,  # type: ignore[arg-type]
-        acknowledged_at=checkpoint.acknowledged_at,
-        acknowledged_by=checkpoint.acknowledged_by,
+        ).page(AtRiskPublic, lambda row: public.at_risk(row, now))
     )
 
 
@@ -143,20 +96,14 @@ async def list_escalations(
 ) -> Page[EscalationPublic]:
     """What the watcher raised for someone to act on, oldest first: breaches go to supervisors,
     at-risk and no-shows to dispatchers."""
-    after_id = decode_id_cursor(cursor)
     return await uow.run(
-        lambda session: id_page(
-            EscalationPublic,
-            service.escalations(
-                session=session,
-                audience=notify,
-                limit=limit + 1,
-                after_id=after_id,
-                include_acknowledged=include_acknowledged,
-            ),
-            limit,
-            _escalation,
-        )
+        lambda session: service.escalations(
+            session=session,
+            audience=notify,
+            limit=limit,
+            cursor=cursor,
+            include_acknowledged=include_acknowledged,
+        ).page(EscalationPublic, public.escalation)
     )
 
 
@@ -174,7 +121,7 @@ async def acknowledge_escalation(
     caller: Annotated[Caller, Depends(allow(Role.dispatcher, Role.supervisor))],
 ) -> EscalationPublic:
     return await uow.run(
-        lambda session: _escalation(
+        lambda session: public.escalation(
             service.acknowledge(session=session, checkpoint_id=escalation_id, caller=caller, now=now, note=body.note)
         )
     )

@@ -5,20 +5,23 @@ predicting breaches in ``sla.watcher``."""
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Annotated
 
-from sqlalchemy import select, tuple_, update
+from pydantic import Field
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from dispatch.auth.service import Caller
+from dispatch.auth.service import SYSTEM, Caller
 from dispatch.errors import Conflict, NotFound, Unprocessable
 from dispatch.events import service as events
+from dispatch.events.vocabulary import EventType
 from dispatch.jobs import service as jobs
 from dispatch.jobs.lifecycle import OPEN, JobStatus
 from dispatch.jobs.models import Job
-from dispatch.schemas import MAX_ID, sane_instant
+from dispatch.paging import Cut, Keyset
+from dispatch.schemas import Id, Timestamp
 from dispatch.sla import policies, states, watcher
 from dispatch.sla.models import Audience, Deadline, SlaCheckpoint, SlaPause
 
@@ -49,8 +52,8 @@ def after_status_change(session: Session, job: Job, *, at: datetime, now: dateti
             events.record(
                 session=session,
                 job_id=job.id,
-                type="sla_arrival_missed",
-                actor="system",
+                type=EventType.sla_arrival_missed,
+                actor=SYSTEM.actor,
                 now=now,  # type: ignore[arg-type]
                 occurred_at=at,
                 arrival_due_at=job.arrival_due_at.isoformat(),
@@ -127,7 +130,7 @@ def pause(*, session: Session, job_id: int, reason: str, note: str | None, calle
     session.add(SlaPause(job_id=job.id, reason=reason, note=note, started_at=now, started_by=caller.actor))  # type: ignore[arg-type]
     session.flush()
     events.record(
-        session=session, job_id=job.id, type="sla_paused", actor=caller.actor, now=now, reason=reason, note=note
+        session=session, job_id=job.id, type=EventType.sla_paused, actor=caller.actor, now=now, reason=reason, note=note
     )  # type: ignore[arg-type]
     return job
 
@@ -169,7 +172,7 @@ def resume_locked(session: Session, job: Job, *, actor: str, now: datetime) -> N
     events.record(
         session=session,
         job_id=job.id,
-        type="sla_resumed",
+        type=EventType.sla_resumed,
         actor=actor,
         now=now,  # type: ignore[arg-type]
         paused_seconds=int(paused.total_seconds()),
@@ -187,25 +190,11 @@ class AtRisk:
     reasons: list[str]
 
 
-def _encode(job: Job) -> str:
-    raw = f"{job.urgency}|{job.next_due_at.isoformat()}|{job.id}".encode()  # type: ignore[union-attr]
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode(cursor: str) -> tuple[int, datetime, int]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        urgency, due, job_id = raw.split("|")
-        due_at = datetime.fromisoformat(due)
-        if due_at.tzinfo is None or not 0 <= int(job_id) <= MAX_ID or int(urgency) not in (0, 1):
-            raise ValueError("not a cursor of ours")
-        return int(urgency), sane_instant(due_at), int(job_id)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise Unprocessable(
-            "cursor is not one this API gave out",
-            code="invalid-cursor",
-            errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor", "type": "value_error"}],
-        ) from exc
+# Emergencies first (urgency 0), then the nearest deadline: the (urgency, next_due_at, id) index.
+AT_RISK: Keyset[Job] = Keyset(
+    "at-risk", Annotated[int, Field(ge=0, le=1)], Timestamp, Id, key=lambda job: (job.urgency, job.next_due_at, job.id)
+)
+ESCALATIONS: Keyset[SlaCheckpoint] = Keyset("escalations", Id)
 
 
 def at_risk(
@@ -217,7 +206,7 @@ def at_risk(
     cursor: str | None = None,
     breached_only: bool = False,
     technician_id: int | None = None,
-) -> tuple[list[AtRisk], str | None]:
+) -> Cut[AtRisk]:
     """Open jobs at risk or breached: emergencies first, then the nearest deadline (the most
     overdue first). Walks the (urgency, next_due_at, id) index, so a page costs the same
     however many jobs are open."""
@@ -226,29 +215,20 @@ def at_risk(
         stmt = stmt.where(states.breached_sql(now))
     if technician_id is not None:
         stmt = stmt.where(Job.technician_id == technician_id)
-    if cursor is not None:
-        urgency, due_at, last_id = _decode(cursor)
-        # A row-value comparison: both databases seek the index to it. The same condition
-        # spelled out with OR made PostgreSQL read and sort every job after the cursor.
-        stmt = stmt.where(tuple_(Job.urgency, Job.next_due_at, Job.id) > (urgency, due_at, last_id))
-    stmt = stmt.order_by(Job.urgency, Job.next_due_at, Job.id).limit(limit + 1)
-    rows = list(session.scalars(stmt))
-    next_cursor = _encode(rows[limit - 1]) if len(rows) > limit else None
-    return [AtRisk(job, states.reasons(job, now)) for job in rows[:limit]], next_cursor
+    jobs_at_risk = AT_RISK.fetch(session, stmt, Job.urgency, Job.next_due_at, Job.id, cursor=cursor, limit=limit)
+    return Cut([AtRisk(job, states.reasons(job, now)) for job in jobs_at_risk.items], jobs_at_risk.next_cursor)
 
 
 # --- escalations ---------------------------------------------------------------------------
 
 
 def escalations(
-    *, session: Session, audience: Audience, limit: int, after_id: int | None, include_acknowledged: bool = False
-) -> list[SlaCheckpoint]:
+    *, session: Session, audience: Audience, limit: int, cursor: str | None, include_acknowledged: bool = False
+) -> Cut[SlaCheckpoint]:
     stmt = select(SlaCheckpoint).where(SlaCheckpoint.audience == audience, SlaCheckpoint.fired_at.is_not(None))
     if not include_acknowledged:
         stmt = stmt.where(SlaCheckpoint.acknowledged_at.is_(None))
-    if after_id is not None:
-        stmt = stmt.where(SlaCheckpoint.id > after_id)
-    return list(session.scalars(stmt.order_by(SlaCheckpoint.id).limit(limit)))
+    return ESCALATIONS.fetch(session, stmt, SlaCheckpoint.id, cursor=cursor, limit=limit)
 
 
 def acknowledge(
@@ -270,7 +250,7 @@ def acknowledge(
     events.record(
         session=session,
         job_id=checkpoint.job_id,
-        type="sla_escalation_acknowledged",
+        type=EventType.sla_escalation_acknowledged,
         actor=caller.actor,
         now=now,
         escalation_id=checkpoint.id,

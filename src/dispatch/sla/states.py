@@ -38,8 +38,6 @@ class SlaState(str, enum.Enum):
     cancelled = "cancelled"
 
 
-OPEN_SLA_STATES = {SlaState.on_track, SlaState.at_risk, SlaState.breached}
-
 # Why a job is in the at-risk queue, most serious first.
 DEADLINE_PASSED = "deadline_passed"
 ARRIVAL_MISSED = "arrival_missed"

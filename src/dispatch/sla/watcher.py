@@ -30,6 +30,7 @@ from dispatch.auth.service import SYSTEM
 from dispatch.config import Settings
 from dispatch.database.core import Database
 from dispatch.events import service as events
+from dispatch.events.vocabulary import EventType
 from dispatch.geo import haversine_km
 from dispatch.jobs.lifecycle import DISPATCHABLE, HOLDS_CAPACITY, OPEN
 from dispatch.jobs.models import Job
@@ -41,10 +42,10 @@ log = logging.getLogger(__name__)
 
 BATCH = 1000
 EVENT_OF = {
-    Level.warning: "sla_warning",
-    Level.at_risk: "sla_at_risk",
-    Level.breached: "sla_breached",
-    Level.no_show: "sla_no_show",
+    Level.warning: EventType.sla_warning,
+    Level.at_risk: EventType.sla_at_risk,
+    Level.breached: EventType.sla_breached,
+    Level.no_show: EventType.sla_no_show,
 }
 # Predictions this watcher owns; others (parts late) belong to the parts domain.
 OVERLOADED = "technician_overloaded"
@@ -251,7 +252,7 @@ def predict(session: Session, now: datetime, settings: Settings) -> Predictions 
                 events.record(
                     session=session,
                     job_id=job_id,
-                    type="breach_no_longer_predicted",
+                    type=EventType.breach_no_longer_predicted,
                     actor=SYSTEM.actor,
                     now=now,
                     reason=current[job_id],
@@ -259,7 +260,12 @@ def predict(session: Session, now: datetime, settings: Settings) -> Predictions 
             else:
                 result.set += 1
                 events.record(
-                    session=session, job_id=job_id, type="breach_predicted", actor=SYSTEM.actor, now=now, reason=reason
+                    session=session,
+                    job_id=job_id,
+                    type=EventType.breach_predicted,
+                    actor=SYSTEM.actor,
+                    now=now,
+                    reason=reason,
                 )
     return result
 

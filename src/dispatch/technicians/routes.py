@@ -3,25 +3,22 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
-from sqlalchemy.orm import Session
 
 from dispatch import versions
 from dispatch.auth.dependencies import allow
 from dispatch.auth.models import Role
 from dispatch.auth.service import Caller
 from dispatch.deps import (
-    CursorQuery,
     IdPath,
     IfMatchHeader,
-    LimitQuery,
     NowDep,
     SettingsDep,
     UnitOfWorkDep,
 )
 from dispatch.errors import NotFound, problem_responses
-from dispatch.schemas import Category, Page, decode_id_cursor, id_page
-from dispatch.technicians import service
-from dispatch.technicians.models import Technician
+from dispatch.paging import CursorQuery, LimitQuery, Page
+from dispatch.schemas import Category
+from dispatch.technicians import public, service
 from dispatch.technicians.schemas import (
     LocationReport,
     TechnicianCreate,
@@ -34,13 +31,10 @@ Dispatchers = Depends(allow(Role.dispatcher))
 Readers = allow(Role.dispatcher, Role.supervisor, Role.technician)
 
 
-def _public(
-    session: Session, technician: Technician, now: NowDep, response: Response | None = None
-) -> TechnicianPublic:
-    skills = service.skills_of(session=session, technician_ids=[technician.id])[technician.id]  # type: ignore[index]
-    if response is not None:  # one technician: its version, for If-Match on the next edit
-        response.headers["ETag"] = versions.etag(service.version(technician, skills))
-    return service.to_public(technician, skills, now)
+def _with_etag(answer: tuple[TechnicianPublic, str], response: Response) -> TechnicianPublic:
+    technician, version = answer
+    response.headers["ETag"] = versions.etag(version)  # for If-Match on the next edit
+    return technician
 
 
 def _own_or_any(caller: Caller, technician_id: int) -> None:
@@ -59,9 +53,10 @@ def _own_or_any(caller: Caller, technician_id: int) -> None:
 async def create_technician(
     body: TechnicianCreate, uow: UnitOfWorkDep, now: NowDep, response: Response
 ) -> TechnicianPublic:
-    return await uow.run(
-        lambda session: _public(session, service.create(session=session, technician_in=body, now=now), now, response)
+    answer = await uow.run(
+        lambda session: public.one(session, service.create(session=session, technician_in=body, now=now), now)
     )
+    return _with_etag(answer, response)
 
 
 @router.get("", response_model=Page[TechnicianPublic], dependencies=[Depends(allow(Role.dispatcher, Role.supervisor))])
@@ -75,22 +70,21 @@ async def list_technicians(
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
 ) -> Page[TechnicianPublic]:
-    after_id = decode_id_cursor(cursor)
-
-    def work(session: Session) -> Page[TechnicianPublic]:
-        rows = service.list_technicians(
-            session=session,
-            limit=limit + 1,
-            after_id=after_id,
-            skill=skill,
-            on_duty=on_duty,
-            active=active,
-            home_branch=home_branch,
+    return await uow.run(
+        lambda session: public.page(
+            session,
+            service.list_technicians(
+                session=session,
+                limit=limit,
+                cursor=cursor,
+                skill=skill,
+                on_duty=on_duty,
+                active=active,
+                home_branch=home_branch,
+            ),
+            now,
         )
-        skills = service.skills_of(session=session, technician_ids=[t.id for t in rows])  # type: ignore[misc]
-        return id_page(TechnicianPublic, rows, limit, lambda t: service.to_public(t, skills[t.id], now))
-
-    return await uow.run(work)
+    )
 
 
 @router.get(
@@ -104,9 +98,10 @@ async def get_technician(
     response: Response,
 ) -> TechnicianPublic:
     _own_or_any(caller, technician_id)
-    return await uow.run(
-        lambda session: _public(session, service.get(session=session, technician_id=technician_id), now, response)
+    answer = await uow.run(
+        lambda session: public.one(session, service.get(session=session, technician_id=technician_id), now)
     )
+    return _with_etag(answer, response)
 
 
 @router.patch(
@@ -125,8 +120,8 @@ async def update_technician(
 ) -> TechnicianPublic:
     """Change a technician's details. Send the `ETag` you read as `If-Match` so that two
     dispatchers editing at once cannot silently undo each other's change (412 instead)."""
-    return await uow.run(
-        lambda session: _public(
+    answer = await uow.run(
+        lambda session: public.one(
             session,
             service.update_technician(
                 session=session,
@@ -136,9 +131,9 @@ async def update_technician(
                 if_match=versions.parse_if_match(if_match),
             ),
             now,
-            response,
         )
     )
+    return _with_etag(answer, response)
 
 
 @router.post("/{technician_id}/location", response_model=TechnicianPublic, responses=problem_responses(404))
@@ -151,8 +146,8 @@ async def report_technician_location(
     caller: Annotated[Caller, Depends(allow(Role.technician, Role.dispatcher))],
 ) -> TechnicianPublic:
     _own_or_any(caller, technician_id)
-    return await uow.run(
-        lambda session: _public(
+    answer = await uow.run(
+        lambda session: public.one(
             session,
             service.report_location(
                 session=session,
@@ -164,3 +159,4 @@ async def report_technician_location(
             now,
         )
     )
+    return answer[0]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import datetime
 
 from sqlalchemy import Select, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
@@ -11,12 +11,12 @@ from dispatch import versions
 from dispatch.clock import ensure_not_future
 from dispatch.errors import NotFound
 from dispatch.geo import lat_band
+from dispatch.paging import Cut, Keyset
+from dispatch.schemas import Id
 from dispatch.technicians.models import Technician, TechnicianSkill
 from dispatch.technicians.schemas import (
     LocationReport,
-    ShiftPublic,
     TechnicianCreate,
-    TechnicianPublic,
     TechnicianUpdate,
 )
 from dispatch.technicians.shifts import is_on_shift
@@ -171,19 +171,20 @@ def report_location(
     return technician
 
 
+TECHNICIANS: Keyset[Technician] = Keyset("technicians", Id)
+
+
 def list_technicians(
     *,
     session: Session,
     limit: int,
-    after_id: int | None,
+    cursor: str | None,
     skill: str | None = None,
     on_duty: bool | None = None,
     active: bool | None = None,
     home_branch: str | None = None,
-) -> list[Technician]:
-    stmt = select(Technician).order_by(Technician.id).limit(limit)
-    if after_id is not None:
-        stmt = stmt.where(Technician.id > after_id)
+) -> Cut[Technician]:
+    stmt = select(Technician)
     if skill is not None:
         stmt = stmt.where(
             Technician.id.in_(select(TechnicianSkill.technician_id).where(TechnicianSkill.skill == skill))
@@ -194,7 +195,7 @@ def list_technicians(
         stmt = stmt.where(Technician.active == active)
     if home_branch is not None:
         stmt = stmt.where(Technician.home_branch == home_branch)
-    return list(session.scalars(stmt))
+    return TECHNICIANS.fetch(session, stmt, Technician.id, cursor=cursor, limit=limit)
 
 
 def ids_in_branch(branch: str) -> Select[tuple[int]]:
@@ -255,43 +256,3 @@ def claim_capacity(*, session: Session, technician_id: int, require_on_duty: boo
 
 def release_capacity(*, session: Session, technician_id: int) -> None:
     session.execute(_RELEASE, {"technician_id": technician_id})
-
-
-def _wall_clock(value: time) -> str:
-    return value.strftime("%H:%M:%S" if value.second else "%H:%M")
-
-
-def to_public(technician: Technician, skills: list[str], now: datetime) -> TechnicianPublic:
-    on_shift = on_shift_now(technician, now)
-    shift = (
-        ShiftPublic(
-            start=_wall_clock(technician.shift_start),
-            end=_wall_clock(technician.shift_end),
-            days=[int(d) for d in (technician.shift_days or "1234567")],
-            timezone=technician.timezone,
-        )
-        if technician.shift_start is not None and technician.shift_end is not None
-        else None
-    )
-    return TechnicianPublic(
-        id=technician.id,  # type: ignore[arg-type]
-        name=technician.name,
-        phone=technician.phone,
-        skills=skills,
-        lat=technician.lat,
-        lon=technician.lon,
-        location_at=technician.location_at,
-        capacity=technician.capacity,
-        open_jobs=technician.open_jobs,
-        on_duty=technician.on_duty,
-        active=technician.active,
-        shift=shift,
-        home_branch=technician.home_branch,
-        on_shift_now=on_shift,
-        available_now=technician.active
-        and technician.on_duty
-        and on_shift
-        and technician.open_jobs < technician.capacity,
-        created_at=technician.created_at,
-        updated_at=technician.updated_at,
-    )

@@ -11,14 +11,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
-from functools import lru_cache
-from zoneinfo import ZoneInfo
 
-
-@lru_cache(maxsize=1024)
-def _zone(name: str) -> ZoneInfo:
-    # ZoneInfo keeps only a few zones strongly cached; reading the tz file again costs 50 us.
-    return ZoneInfo(name)
+from dispatch.clock import time_zone
 
 
 def is_on_shift(
@@ -32,7 +26,7 @@ def is_on_shift(
     """``days`` holds ISO weekdays as digits ("12345" = Monday to Friday); None = every day."""
     if start is None or end is None:
         return True
-    local = now.astimezone(_zone(timezone))
+    local = now.astimezone(time_zone(timezone))
     clock = local.time().replace(tzinfo=None)
     weekdays = days or "1234567"
     if start < end:
@@ -59,7 +53,7 @@ def shifts_from(
     if start is None or end is None:
         yield since, datetime.max.replace(tzinfo=UTC)
         return
-    zone = _zone(timezone)
+    zone = time_zone(timezone)
     weekdays = days or "1234567"
     day = since.astimezone(zone).date() - timedelta(days=1)  # an overnight shift may have begun yesterday
     for _ in range(_MAX_DAYS):

@@ -11,7 +11,7 @@ from dispatch.auth.service import Caller
 from dispatch.deps import IdPath, NowDep, SettingsDep, UnitOfWorkDep
 from dispatch.errors import problem_responses
 from dispatch.jobs import service as jobs
-from dispatch.schemas import Page
+from dispatch.paging import Page
 from dispatch.visits import service
 from dispatch.visits.models import VisitReason
 from dispatch.visits.schemas import ReturnVisitCreate, ReturnVisitPublic, VisitPublic

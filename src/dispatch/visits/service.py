@@ -25,6 +25,7 @@ from dispatch.auth.service import Caller
 from dispatch.config import Settings
 from dispatch.errors import Conflict
 from dispatch.events import service as events
+from dispatch.events.vocabulary import EventType
 from dispatch.jobs import service as jobs
 from dispatch.jobs.lifecycle import FINISHED, JobStatus
 from dispatch.jobs.models import Job
@@ -93,7 +94,7 @@ def _end(
     events.record(
         session=session,
         job_id=job.id,
-        type="visit_ended",
+        type=EventType.visit_ended,
         actor=actor,
         now=now,
         occurred_at=at,  # type: ignore[arg-type]
@@ -136,7 +137,7 @@ def track(
             events.record(
                 session=session,
                 job_id=job.id,
-                type="visit_started",
+                type=EventType.visit_started,
                 actor=actor,
                 now=now,
                 occurred_at=at,  # type: ignore[arg-type]
@@ -229,7 +230,7 @@ def plan_return_visit(
     events.record(
         session=session,
         job_id=job.id,
-        type="return_visit_planned",
+        type=EventType.return_visit_planned,
         actor=caller.actor,
         now=now,  # type: ignore[arg-type]
         visit_number=visit.number,

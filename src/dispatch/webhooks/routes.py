@@ -9,16 +9,14 @@ from dispatch.auth.dependencies import allow
 from dispatch.auth.models import Role
 from dispatch.auth.service import Caller
 from dispatch.deps import (
-    CursorQuery,
     IdPath,
     IdQuery,
-    LimitQuery,
     NowDep,
     SettingsDep,
     UnitOfWorkDep,
 )
 from dispatch.errors import problem_responses
-from dispatch.schemas import Page, decode_id_cursor, id_page
+from dispatch.paging import CursorQuery, LimitQuery, Page
 from dispatch.webhooks import service
 from dispatch.webhooks.models import DeliveryState
 from dispatch.webhooks.schemas import (
@@ -59,12 +57,9 @@ async def create_webhook(
 async def list_webhooks(
     uow: UnitOfWorkDep, caller: Subscriber, limit: LimitQuery = 50, cursor: CursorQuery = None
 ) -> Page[WebhookPublic]:
-    after_id = decode_id_cursor(cursor)
     return await uow.run(
-        lambda session: id_page(
-            WebhookPublic,
-            service.list_subscriptions(session=session, caller=caller, limit=limit + 1, after_id=after_id),
-            limit,
+        lambda session: service.list_subscriptions(session=session, caller=caller, limit=limit, cursor=cursor).page(
+            WebhookPublic
         )
     )
 
@@ -121,21 +116,16 @@ async def list_webhook_deliveries(
     cursor: CursorQuery = None,
 ) -> Page[DeliveryPublic]:
     """Deliveries of this subscription, oldest first; filter by `state` (e.g. `failed`) or job."""
-    after_id = decode_id_cursor(cursor)
     return await uow.run(
-        lambda session: id_page(
-            DeliveryPublic,
-            service.list_deliveries(
-                session=session,
-                subscription_id=subscription_id,
-                caller=caller,
-                limit=limit + 1,
-                after_id=after_id,
-                state=state,
-                job_id=job_id,
-            ),
-            limit,
-        )
+        lambda session: service.list_deliveries(
+            session=session,
+            subscription_id=subscription_id,
+            caller=caller,
+            limit=limit,
+            cursor=cursor,
+            state=state,
+            job_id=job_id,
+        ).page(DeliveryPublic)
     )
 
 
@@ -148,15 +138,13 @@ async def get_webhook_delivery(
     """A delivery with its attempts: when, what the receiver answered, how long it took."""
 
     def work(session: Session) -> DeliveryDetail:
-        delivery = service.get_delivery(
+        delivery, attempts = service.delivery_with_attempts(
             session=session, subscription_id=subscription_id, delivery_id=delivery_id, caller=caller
         )
         return DeliveryDetail.model_validate(
             {
                 **DeliveryPublic.model_validate(delivery).model_dump(),
-                "attempts_made": [
-                    AttemptPublic.model_validate(a) for a in service.attempts(session=session, delivery_id=delivery_id)
-                ],
+                "attempts_made": [AttemptPublic.model_validate(a) for a in attempts],
             }
         )
 

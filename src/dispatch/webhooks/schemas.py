@@ -8,7 +8,7 @@ import httpx
 from pydantic import AfterValidator, Field, StringConstraints
 
 from dispatch.schemas import Id, RequestBody, ResponseBody
-from dispatch.webhooks.catalogue import EventType
+from dispatch.webhooks.catalogue import WebhookType
 from dispatch.webhooks.models import DeliveryState
 
 
@@ -36,7 +36,7 @@ Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length
 
 class WebhookCreate(RequestBody):
     url: WebhookUrl = Field(examples=["https://shop.example/hooks/dispatch"])
-    event_types: list[EventType] = Field(min_length=1, max_length=20)
+    event_types: list[WebhookType] = Field(min_length=1, max_length=20)
     description: Description = ""
     outlet_id: Id | None = Field(
         default=None, description="Admin only: whose jobs (none: every job). An outlet's key subscribes for itself."
@@ -45,7 +45,7 @@ class WebhookCreate(RequestBody):
 
 class WebhookUpdate(RequestBody):
     url: WebhookUrl | None = None
-    event_types: list[EventType] | None = Field(default=None, min_length=1, max_length=20)
+    event_types: list[WebhookType] | None = Field(default=None, min_length=1, max_length=20)
     description: Description | None = None
     active: bool | None = Field(default=None, description="true turns a disabled subscription back on")
 

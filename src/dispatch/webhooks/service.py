@@ -14,6 +14,8 @@ from dispatch.auth.models import Role
 from dispatch.auth.service import Caller
 from dispatch.errors import NotFound, Unprocessable
 from dispatch.outlets import service as outlets
+from dispatch.paging import Cut, Keyset
+from dispatch.schemas import Id
 from dispatch.webhooks import signing
 from dispatch.webhooks.models import (
     DeliveryState,
@@ -165,13 +167,12 @@ def delete(*, session: Session, subscription_id: int, caller: Caller) -> None:
     session.flush()
 
 
-def list_subscriptions(
-    *, session: Session, caller: Caller, limit: int, after_id: int | None
-) -> list[WebhookSubscription]:
-    stmt = visible(caller).order_by(WebhookSubscription.id).limit(limit)
-    if after_id is not None:
-        stmt = stmt.where(WebhookSubscription.id > after_id)
-    return list(session.scalars(stmt))
+SUBSCRIPTIONS: Keyset[WebhookSubscription] = Keyset("webhooks", Id)
+DELIVERIES: Keyset[WebhookDelivery] = Keyset("webhook-deliveries", Id)
+
+
+def list_subscriptions(*, session: Session, caller: Caller, limit: int, cursor: str | None) -> Cut[WebhookSubscription]:
+    return SUBSCRIPTIONS.fetch(session, visible(caller), WebhookSubscription.id, cursor=cursor, limit=limit)
 
 
 def list_deliveries(
@@ -180,19 +181,17 @@ def list_deliveries(
     subscription_id: int,
     caller: Caller,
     limit: int,
-    after_id: int | None,
+    cursor: str | None,
     state: DeliveryState | None = None,
     job_id: int | None = None,
-) -> list[WebhookDelivery]:
+) -> Cut[WebhookDelivery]:
     get(session=session, subscription_id=subscription_id, caller=caller)
     stmt = select(WebhookDelivery).where(WebhookDelivery.subscription_id == subscription_id)
     if state is not None:
         stmt = stmt.where(WebhookDelivery.state == state)
     if job_id is not None:
         stmt = stmt.where(WebhookDelivery.job_id == job_id)
-    if after_id is not None:
-        stmt = stmt.where(WebhookDelivery.id > after_id)
-    return list(session.scalars(stmt.order_by(WebhookDelivery.id).limit(limit)))
+    return DELIVERIES.fetch(session, stmt, WebhookDelivery.id, cursor=cursor, limit=limit)
 
 
 def get_delivery(
@@ -219,6 +218,14 @@ def attempts(*, session: Session, delivery_id: int, limit: int = 100) -> list[We
             .limit(limit)
         )
     )
+
+
+def delivery_with_attempts(
+    *, session: Session, subscription_id: int, delivery_id: int, caller: Caller
+) -> tuple[WebhookDelivery, list[WebhookAttempt]]:
+    """A delivery the caller may see, with its latest attempts (newest first)."""
+    delivery = get_delivery(session=session, subscription_id=subscription_id, delivery_id=delivery_id, caller=caller)
+    return delivery, attempts(session=session, delivery_id=delivery_id)
 
 
 def redeliver(
