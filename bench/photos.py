@@ -16,6 +16,15 @@ memory (RSS): before the run and the peak during it, sampled every 20 ms with ps
 
     .venv/bin/python bench/photos.py                      # both databases, 20 s each
     .venv/bin/python bench/photos.py --dbs sqlite --seconds 5
+
+``--worst`` measures memory instead (issue 13): worst-case images under the pixel limit, 1 and 8
+uploaded at once, each against a fresh server on SQLite (memory does not depend on the
+database). For each: the server's RSS at rest, its peak while the uploads run (sampled every
+20 ms), and its RSS a second after they are done. ``--before DIR`` measures the server from
+another source tree first (``git archive <commit> src | tar -x -C /tmp/before``), side by side.
+
+    .venv/bin/python bench/photos.py --worst
+    .venv/bin/python bench/photos.py --worst --before /tmp/before/src
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -231,6 +241,105 @@ def run_one(dialect: str, url: str, work: Path, photo: bytes, args: argparse.Nam
     return {"dialect": dialect, "clients": args.clients, "photo_bytes": len(photo), **result}
 
 
+def worst_images() -> dict[str, bytes]:
+    """Small files that decode large: the review's 7000 x 7000 RGBA PNG (48 MP, under the 50 MP
+    limit), a 50 MP JPEG to be turned upright, and the largest RGBA PNG the budget accepts."""
+
+    def encoded(mode: str, size: tuple[int, int], fmt: str, **options: Any) -> bytes:
+        out = io.BytesIO()
+        Image.new(mode, size, (10, 200, 30, 128)[: len(mode)]).save(out, format=fmt, **options)
+        return out.getvalue()
+
+    turned = Image.Exif()
+    turned[ExifTags.Base.Orientation] = 6
+    return {
+        "PNG RGBA 7000 x 7000": encoded("RGBA", (7000, 7000), "PNG"),
+        "JPEG 8660 x 5773, turned": encoded("RGB", (8660, 5773), "JPEG", quality=95, exif=turned),
+        "PNG RGBA 3300 x 3300": encoded("RGBA", (3300, 3300), "PNG"),
+    }
+
+
+def run_worst(work: Path, src: str | None) -> list[dict[str, Any]]:
+    work.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name, photo in worst_images().items():
+        for clients in (1, 8):
+            url = f"sqlite:///{work / f'worst-{len(rows)}.sqlite3'}"
+            migrate.upgrade(Settings(database_url=url))
+            env = intake.app_env(url, work / f"data-worst-{len(rows)}")
+            env["DISPATCH_AUTO_DISPATCH"] = "false"
+            if src:
+                env["PYTHONPATH"] = str(Path(src).resolve())
+            server = intake.start_server(
+                ["dispatch.app:create_app", "--factory"], env=env, log=work / f"worst-{len(rows)}.log"
+            )
+            try:
+                base = f"http://127.0.0.1:{server.port}"
+                seats = prepare(base, clients)
+                process = psutil.Process(server.proc.pid)
+                rest = process.memory_info().rss
+                sampler = RssSampler(server.proc.pid)
+                sampler.start()
+                statuses: list[int] = []
+                started = time.monotonic()
+
+                def one(job_id: int, key: str, n: int) -> None:
+                    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=600) as http:
+                        r = http.post(f"/v1/jobs/{job_id}/photos", files={"file": (f"w{n}.bin", photo, "image/png")})
+                        statuses.append(r.status_code)
+
+                threads = [threading.Thread(target=one, args=(*seat, n)) for n, seat in enumerate(seats)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                wall = time.monotonic() - started
+                time.sleep(1.0)  # let the server settle: what it keeps is what the next hour sees
+                peak = sampler.stop()
+                after = process.memory_info().rss
+            finally:
+                server.stop()
+            rows.append(
+                {
+                    "image": name,
+                    "file_bytes": len(photo),
+                    "clients": clients,
+                    "statuses": dict(sorted(Counter(statuses).items())),
+                    "rss_rest_mb": rest / 2**20,
+                    "rss_peak_mb": peak / 2**20,
+                    "rss_after_mb": after / 2**20,
+                    "wall_s": wall,
+                }
+            )
+            print(json.dumps(rows[-1]), file=sys.stderr)
+    return rows
+
+
+def print_worst(rows: list[dict[str, Any]], before: list[dict[str, Any]] | None = None) -> None:
+    """One line per image and number at once: the server's RSS at rest, its peak above that, and
+    what it still holds afterwards; with the code before the change beside it if measured."""
+
+    def cells(r: dict[str, Any]) -> str:
+        answers = ", ".join(f"{n} × {code}" for code, n in r["statuses"].items())
+        return (
+            f"{answers} | {r['rss_peak_mb'] - r['rss_rest_mb']:,.0f} | {r['rss_peak_mb']:,.0f} | "
+            f"{r['rss_after_mb']:,.0f}"
+        )
+
+    head = "answers | peak − rest MiB | peak MiB | after MiB"
+    if before:
+        print(f"| image | file | at once | before: {head} | now: {head} |")
+        print("| --- | ---: | ---: |" + " --- | ---: | ---: | ---: |" * 2)
+    else:
+        print(f"| image | file | at once | {head} |")
+        print("| --- | ---: | ---: | --- | ---: | ---: | ---: |")
+    for n, r in enumerate(rows):
+        first = f"| {r['image']} | {r['file_bytes'] / 1e3:,.0f} kB | {r['clients']} | "
+        print(first + (f"{cells(before[n])} | " if before else "") + f"{cells(r)} |")
+    rest = ", ".join(f"{r['rss_rest_mb']:.0f}" for r in (before or []) + rows)
+    print(f"<!-- RSS at rest: {rest} MiB -->")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dbs", default="sqlite,postgresql")
@@ -239,8 +348,22 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=20)
     p.add_argument("--warmup", type=float, default=3)
     p.add_argument("--photo-bytes", type=int, default=3_000_000)
+    p.add_argument("--worst", action="store_true", help="peak memory for worst-case images, 1 and 8 at once")
+    p.add_argument("--before", help="with --worst: measure the server from this source tree too (the code before)")
     args = p.parse_args()
     work = Path(tempfile.mkdtemp(prefix="dispatch-photos-bench-"))
+    if args.worst:
+        try:
+            before = run_worst(work / "before", args.before) if args.before else None
+            rows = run_worst(work / "now", None)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        results = Path(__file__).resolve().parent / "results"
+        results.mkdir(exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        (results / f"photos-worst-{stamp}.json").write_text(json.dumps({"before": before, "now": rows}, indent=2))
+        print_worst(rows, before)
+        return
     photo = phone_photo(args.photo_bytes)
     print(f"photo: {len(photo) / 1e6:.2f} MB, 4032 x 3024", file=sys.stderr)
     rows = []

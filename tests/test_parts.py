@@ -146,6 +146,22 @@ def test_without_a_home_branch_the_branch_nearest_the_customer_is_used(stockroom
     assert availability[0]["distance_km"] < availability[1]["distance_km"]
 
 
+def test_availability_near_a_point_given_as_lat_and_lon_in_the_query_string(stockroom):
+    # Query strings are text: a strict float type made every lat/lon a 422 (found by schemathesis).
+    api = stockroom
+    set_stock(api, "WAW-S", 5)
+    set_stock(api, "WAW-C", 5)
+    r = api.get("/v1/parts/BELT-1200/availability", params={"lat": "52.2350", "lon": "21.0100"})
+    assert r.status_code == 200, r.text
+    assert [a["location"] for a in r.json()["items"]] == ["WAW-C", "WAW-S"]
+    assert r.json()["items"][0]["distance_km"] == 0
+    for bad in ({"lat": "91", "lon": "21"}, {"lat": "nan", "lon": "21"}, {"lat": "52", "lon": "east"}):
+        r = api.get("/v1/parts/BELT-1200/availability", params=bad)
+        assert r.status_code == 422 and r.json()["errors"], (bad, r.text)
+    r = api.get("/v1/parts/BELT-1200/availability", params={"lat": "52.2"})
+    assert r.status_code == 422 and r.json()["code"] == "invalid-position"
+
+
 def test_only_the_central_warehouse_has_it_so_it_ships_to_the_branch_and_the_technician_comes_back(stockroom):
     api = stockroom
     set_stock(api, "CENTRAL", 4)

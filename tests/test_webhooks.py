@@ -23,7 +23,7 @@ from support.workflow import add_outlet, assign, tap
 from dispatch.events import service as events
 from dispatch.events.vocabulary import EventType
 from dispatch.webhooks import signing
-from dispatch.webhooks.models import WebhookDelivery
+from dispatch.webhooks.models import WebhookDelivery, WebhookSubscription
 from dispatch.webhooks.worker import Worker
 
 
@@ -185,7 +185,7 @@ def test_the_worker_connects_to_the_address_it_checked_not_to_a_rebound_name(mon
     assert request.extensions["sni_hostname"] == "hooks.shop.example"
     # A name that resolves inside is refused before anything is sent.
     inside = delivery.send(client, item, now=datetime(2026, 3, 10, tzinfo=UTC), allow_private=False)
-    assert inside.status is None and "private" in inside.error and len(seen) == 1
+    assert inside.status is None and inside.error == "refused: not a public address" and len(seen) == 1
 
 
 # Delivery ---------------------------------------------------------------------------------
@@ -467,3 +467,147 @@ def test_the_sla_watchers_at_risk_and_breach_reach_the_outlet_of_the_job_only(ap
     got = [(r.payload["type"], r.payload["data"]["job_id"]) for r in receiver.accepted]
     assert got == [("job.at_risk", job["id"]), ("job.breached", job["id"])]  # the warning has no public type
     assert len(_deliveries(api)) == 2  # none for the other outlet's subscription
+
+
+# Hostile review (issue 13) ----------------------------------------------------------------
+
+
+def _poisoned_subscription(api, url: str, types=("job.created",)) -> int:
+    """A row as old data would hold it: written straight to the table, past today's checks."""
+    with api.database.transaction() as session:
+        row = WebhookSubscription(
+            url=url,
+            event_types=list(types),
+            secret=signing.new_secret(),
+            created_by="admin:old",
+            created_at=api.clock.now(),
+            updated_at=api.clock.now(),
+        )
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+def test_a_poisoned_subscription_fails_alone_and_the_healthy_ones_deliveries_are_recorded(api, worker, receiver):
+    healthy = _subscribe(api, api.headers("admin"), receiver.url, types=["job.created"])
+    poisoned = [_poisoned_subscription(api, url) for url in ("http://0177.0.0.1/x", "http://\U0001f600.example/x")]
+    job = api.post("/v1/jobs", job_body()).json()
+    assert worker.drain() == 3  # no exception escapes the batch
+    [item] = receiver.accepted
+    assert item.payload["data"]["job_id"] == job["id"]
+    [sent] = _deliveries(api, subscription_id=healthy["id"])
+    assert (sent.state, sent.attempts, sent.last_status, sent.leased_by) == ("succeeded", 1, 200, None)
+    for subscription_id in poisoned:
+        [bad] = _deliveries(api, subscription_id=subscription_id)
+        assert (bad.state, bad.attempts, bad.leased_by) == ("pending", 1, None)
+        assert bad.last_error.startswith("invalid URL") and bad.next_attempt_at > api.clock.now()
+    # An hour on (past every lease): the poisoned ones are tried again, the healthy one is never re-sent.
+    api.clock.advance(hours=1)
+    assert worker.drain() == 2
+    assert len(receiver.seen) == 1
+    assert [d.attempts for d in _deliveries(api) if d.subscription_id in poisoned] == [2, 2]
+    detail = api.get(f"/v1/webhooks/{poisoned[0]}/deliveries", who="admin").json()["items"][0]
+    assert detail["attempts"] == 2 and detail["last_error"].startswith("invalid URL")
+
+
+def test_a_poisoned_url_is_an_outcome_of_its_own_whether_or_not_private_addresses_are_allowed():
+    import httpx
+
+    from dispatch.webhooks import worker as delivery
+
+    client = httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(204)))
+    for url in ("http://0177.0.0.1/x", "http://\U0001f600.example/x", "http://[::1/x", "ftp://example.com/x"):
+        item = delivery.Claimed(1, 1, url, signing.new_secret(), b"{}")
+        for allow_private in (False, True):
+            outcome = delivery.send(client, item, now=datetime(2026, 3, 10, tzinfo=UTC), allow_private=allow_private)
+            assert outcome.status is None and outcome.error.startswith("invalid URL"), (url, outcome)
+
+
+def test_urls_the_http_client_cannot_parse_are_refused_when_subscribing(api, hook_settings):
+    _, headers = _outlet(api)
+    for url in ("http://0177.0.0.1/x", "http://\U0001f600.example/x", "https://xn--ls8h.example/x"):
+        r = api.post("/v1/webhooks", {"url": url, "event_types": ["job.created"]}, headers=headers)
+        assert r.status_code == 422, (url, r.text)  # even where private addresses are allowed
+    assert (
+        api.post(
+            "/v1/webhooks", {"url": "https://b\u00fccher.example/x", "event_types": ["job.created"]}, headers=headers
+        ).status_code
+        == 201
+    )
+
+
+def test_other_spellings_of_internal_addresses_and_multicast_are_refused(api):
+    _, headers = _outlet(api)
+    for url in (
+        "http://2130706433/x",  # 127.0.0.1 as one number, as the system resolver reads it
+        "http://127.1/x",
+        "http://0x7f.0.0.1/x",
+        "http://224.0.0.251/x",  # multicast
+        "http://239.255.255.250:1900/x",
+        "http://[ff02::1]/x",
+        "http://[::ffff:224.0.0.1]/x",
+    ):
+        r = api.post("/v1/webhooks", {"url": url, "event_types": ["job.created"]}, headers=headers)
+        assert r.status_code == 422 and r.json()["code"] == "webhook-url-not-allowed", (url, r.text)
+
+
+def test_a_deliverys_last_error_does_not_say_whether_an_internal_name_resolves(monkeypatch):
+    import socket
+
+    import httpx
+
+    from dispatch.webhooks import worker as delivery
+
+    def internal_dns(host, port, *args, **kwargs):
+        if host == "db.internal.example":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.5", port))]
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", internal_dns)
+    client = httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(204)))
+    errors = {
+        host: delivery.send(
+            client,
+            delivery.Claimed(1, 1, f"https://{host}/hook", signing.new_secret(), b"{}"),
+            now=datetime(2026, 3, 10, tzinfo=UTC),
+            allow_private=False,
+        ).error
+        for host in ("db.internal.example", "nothing.internal.example")
+    }
+    assert errors == {h: "refused: not a public address" for h in errors}
+
+
+def test_an_attempt_by_a_worker_whose_lease_ran_out_is_still_counted(api, hook_settings, receiver):
+    """Worker A claims and sends but is slow to record; its lease runs out and B sends again.
+    Both attempts were made: the delivery counts two, as its attempt list shows."""
+    import httpx
+
+    from dispatch.webhooks import worker as delivery
+
+    _, headers = _outlet(api)
+    sub = _subscribe(api, headers, receiver.url, types=["job.created"])
+    api.post("/v1/jobs", job_body(), headers=headers)
+    lease = timedelta(seconds=hook_settings.webhook_lease_seconds)
+    with httpx.Client() as client:
+
+        def attempt(worker_id):
+            [item] = delivery.claim(
+                database=api.database, now=api.clock.now(), worker_id=worker_id, limit=10, lease=lease
+            )
+            return delivery.send(client, item, now=api.clock.now(), allow_private=True)
+
+        late = attempt("A")
+        api.clock.advance(lease + timedelta(seconds=1))
+        on_time = attempt("B")
+        for worker_id, outcome in (("B", on_time), ("A", late)):
+            delivery.record(
+                database=api.database,
+                outcomes=[outcome],
+                worker_id=worker_id,
+                now=api.clock.now(),
+                settings=hook_settings,
+            )
+    [d] = _deliveries(api)
+    detail = api.get(f"/v1/webhooks/{sub['id']}/deliveries/{d.id}", headers=headers).json()
+    assert (detail["state"], detail["attempts"], len(detail["attempts_made"])) == ("succeeded", 2, 2)
+    assert len(receiver.accepted) == 2

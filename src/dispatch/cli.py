@@ -56,6 +56,7 @@ def serve(
 
     if migrate_first:
         migrate()
+    _check_admin_key(Settings())
     os.environ["DISPATCH_SLA_WATCHER_IN_APP"] = "true" if watcher else "false"
     uvicorn.run(
         "dispatch.app:create_app",
@@ -66,6 +67,26 @@ def serve(
         log_level="info",
         access_log=False,
     )
+
+
+def _check_admin_key(settings: Settings) -> None:
+    """A configured admin key that every request would refuse (revoked, expired) stops the start
+    here, with the reason and what to do, before the server prints anything else."""
+    if not settings.admin_key:
+        return
+    from dispatch.auth import service as auth
+    from dispatch.clock import SystemClock
+    from dispatch.errors import DispatchError
+
+    database = _database(settings)
+    try:
+        with database.transaction(write=False) as session:
+            auth.check_admin_key(session=session, secret=settings.admin_key, now=SystemClock().now())
+    except DispatchError as exc:
+        console.print(f"[red]error:[/] {exc.detail}")
+        raise typer.Exit(2) from exc
+    finally:
+        database.dispose()
 
 
 @app.command()

@@ -85,6 +85,12 @@ class Settings(BaseSettings):
     photo_max_distance_m: float = Field(default=250.0, gt=0)
     photo_time_slack_minutes: float = Field(default=30.0, ge=0)
     photo_thumbnail_px: int = Field(default=320, ge=32, le=2048)
+    # Decoding in bounded memory (docs/photos.md): the served copy's largest size, what one upload
+    # may hold at its peak (larger images are decoded reduced, or refused if their format cannot
+    # be), and how many uploads are decoded at once per process (the others wait their turn).
+    photo_served_max_pixels: int = Field(default=13_000_000, ge=100_000, le=200_000_000)
+    photo_decode_budget_mb: int = Field(default=100, ge=16, le=4096)
+    photo_concurrent_decodes: int = Field(default=2, ge=1, le=64)
     # An unreached customer is called again after this long.
     callback_retry_minutes: float = Field(default=120.0, gt=0)
     # Outlet integration (docs/integration.md). Idempotency keys are kept this long; a key

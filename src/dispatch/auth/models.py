@@ -47,3 +47,6 @@ class ApiKey(SQLModel, table=True):
     # A rotated key works until then beside its successor; NULL: no end.
     expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     replaced_by_id: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    # The key whose request issued this one (a rotation of itself, or an admin's); NULL when the
+    # service or the command line did. Revoking a key follows the successor it minted itself.
+    created_by_key_id: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))

@@ -27,6 +27,9 @@ class ApiKeyPublic(ResponseBody):
     revoked_at: datetime | None
     expires_at: datetime | None = Field(description="A rotated key stops working then")
     replaced_by_id: int | None = Field(description="The key that replaced this one by rotation")
+    created_by_key_id: int | None = Field(
+        default=None, description="The key that issued this one (itself rotating, or an admin's); none: the service"
+    )
 
 
 class ApiKeyCreated(ApiKeyPublic):

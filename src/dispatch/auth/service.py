@@ -13,11 +13,12 @@ from sqlalchemy.orm import Session
 
 from dispatch.auth.credentials import hash_key as hash_key  # re-exported: what is stored of a key
 from dispatch.auth.models import BOUND_ROLES, ApiKey, Role
-from dispatch.errors import Conflict, NotFound, Unauthorized, Unprocessable
+from dispatch.errors import Conflict, DispatchError, Forbidden, NotFound, Unauthorized, Unprocessable
 from dispatch.outlets.models import Outlet
 from dispatch.paging import Cut, Keyset
 from dispatch.schemas import Id
 from dispatch.technicians import service as technicians
+from dispatch.technicians.models import Technician
 
 KEY_PREFIX = "dsp_"
 
@@ -60,8 +61,10 @@ def issue(
     technician_id: int | None = None,
     outlet_id: int | None = None,
     secret: str | None = None,
+    created_by_key_id: int | None = None,
 ) -> tuple[ApiKey, str]:
-    """Create a key; returns the row and the secret, which is never stored."""
+    """Create a key; returns the row and the secret, which is never stored. ``created_by_key_id``
+    is the key whose request asked for it (none for the service itself or the command line)."""
     bound_field = BOUND_ROLES.get(role)
     given = {"technician_id": technician_id, "outlet_id": outlet_id}
     for field, value in given.items():
@@ -83,6 +86,7 @@ def issue(
         technician_id=technician_id,
         outlet_id=outlet_id,
         created_at=now,
+        created_by_key_id=created_by_key_id or None,  # 0 is the service itself
     )
     session.add(key)
     session.flush()
@@ -91,7 +95,9 @@ def issue(
 
 def authenticate(*, session: Session, key_hash: str, now: datetime) -> Caller:
     row = session.execute(
-        select(ApiKey.id, ApiKey.role, ApiKey.technician_id, ApiKey.outlet_id).where(
+        select(ApiKey.id, ApiKey.role, ApiKey.technician_id, ApiKey.outlet_id, Technician.active)
+        .outerjoin(Technician, Technician.id == ApiKey.technician_id)
+        .where(
             ApiKey.key_hash == key_hash,
             ApiKey.revoked_at.is_(None),
             or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now),
@@ -99,6 +105,12 @@ def authenticate(*, session: Session, key_hash: str, now: datetime) -> Caller:
     ).first()
     if row is None:
         raise Unauthorized("unknown or revoked API key", code="invalid-api-key")
+    if row.technician_id is not None and not row.active:
+        # The person left or is suspended: their phone's key must not keep reading customers' jobs.
+        raise Forbidden(
+            f"technician {row.technician_id} is deactivated; their key works again if they are reactivated",
+            code="technician-inactive",
+        )
     return Caller(key_id=row.id, role=Role(row.role), technician_id=row.technician_id, outlet_id=row.outlet_id)
 
 
@@ -134,18 +146,51 @@ class RecentKeys:
                 self._entries.pop(key_hash, None)
 
 
-def revoke(*, session: Session, key_id: int, now: datetime) -> ApiKey:
-    key = session.get(ApiKey, key_id)
+def revoke(*, session: Session, key_id: int, now: datetime) -> list[ApiKey]:
+    """Revoke a key and every successor it minted by rotating itself, down the chain: a stolen
+    key that rotated itself must not leave its thief a working successor. A successor an admin
+    issued (``POST /v1/api-keys/{id}/rotate``) is the admin's act and stays. Returns the keys
+    revoked, the asked one first.
+
+    The last admin key that does not expire cannot be revoked: nobody could administer the
+    service any more (``dispatch create-key --role admin`` would be the only way back)."""
+    key = session.get(ApiKey, key_id, with_for_update=True)
     if key is None:
         raise NotFound(f"API key {key_id} not found", code="api-key-not-found")
-    if key.revoked_at is None:
-        key.revoked_at = now
-        session.flush()
-    return key
+    chain = [key]
+    while chain[-1].replaced_by_id is not None:
+        successor = session.get(ApiKey, chain[-1].replaced_by_id, with_for_update=True)
+        if successor is None or successor.created_by_key_id != chain[-1].id:
+            break
+        chain.append(successor)
+    ending = [k for k in chain if k.revoked_at is None]
+    if any(k.role is Role.admin for k in ending):
+        _keep_an_admin(session, revoking={k.id for k in ending if k.id is not None})
+    for k in ending:
+        k.revoked_at = now
+    session.flush()
+    return chain
 
 
-def rotate(*, session: Session, key_id: int, now: datetime, grace: timedelta) -> tuple[ApiKey, str, ApiKey]:
+def _keep_an_admin(session: Session, *, revoking: set[int]) -> None:
+    # Locked, so two admins revoking each other's keys at once cannot both succeed.
+    lasting = session.scalars(
+        select(ApiKey.id)
+        .where(ApiKey.role == Role.admin, ApiKey.revoked_at.is_(None), ApiKey.expires_at.is_(None))
+        .with_for_update()
+    ).all()
+    if not set(lasting) - revoking:
+        raise Conflict(
+            "this is the last admin key that does not expire: create another admin key before revoking it",
+            code="last-admin-key",
+        )
+
+
+def rotate(
+    *, session: Session, key_id: int, now: datetime, grace: timedelta, by_key_id: int | None = None
+) -> tuple[ApiKey, str, ApiKey]:
     """A successor with the same role and binding; the old key keeps working for ``grace``.
+    ``by_key_id`` is the key asking (the old key itself, or an admin's).
 
     Returns the new key, its secret (shown once) and the old key."""
     old = session.get(ApiKey, key_id, with_for_update=True)
@@ -160,7 +205,13 @@ def rotate(*, session: Session, key_id: int, now: datetime, grace: timedelta) ->
             replaced_by_id=old.replaced_by_id,
         )
     new, secret = issue(
-        session=session, role=old.role, now=now, name=old.name, technician_id=old.technician_id, outlet_id=old.outlet_id
+        session=session,
+        role=old.role,
+        now=now,
+        name=old.name,
+        technician_id=old.technician_id,
+        outlet_id=old.outlet_id,
+        created_by_key_id=by_key_id,
     )
     old.replaced_by_id = new.id
     old.expires_at = now + grace
@@ -182,8 +233,7 @@ def ensure_admin_key(*, session: Session, secret: str, now: datetime) -> ApiKey:
     for _ in range(2):
         existing = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(secret)))
         if existing is not None:
-            if existing.role is not Role.admin or existing.revoked_at is not None:
-                raise Unprocessable("DISPATCH_ADMIN_KEY matches a key that is not an active admin key")
+            _check_configured(existing, now)
             return existing
         try:
             with session.begin_nested():
@@ -192,3 +242,32 @@ def ensure_admin_key(*, session: Session, secret: str, now: datetime) -> ApiKey:
         except IntegrityError:
             continue  # another worker created it between our look and our insert
     raise RuntimeError("could not create or find the bootstrap admin key")
+
+
+class AdminKeyRefused(DispatchError):
+    """``DISPATCH_ADMIN_KEY`` is a key that would be refused on every request: refuse to start."""
+
+    status, code, title = 409, "admin-key-refused", "The configured admin key cannot be used"
+
+
+def _check_configured(key: ApiKey, now: datetime) -> None:
+    """Start-up treats the configured key as every request would: a revoked or expired key, or
+    one that is not an admin's, stops the start with what to do, instead of a service that starts
+    and then answers 401 to its own operator."""
+    what = f"DISPATCH_ADMIN_KEY is API key {key.id} ({key.prefix}...)"
+    fix = "Set DISPATCH_ADMIN_KEY to an active admin key, or unset it and run `dispatch create-key --role admin`."
+    if key.role is not Role.admin:
+        raise AdminKeyRefused(f"{what}, a {key.role.value} key, not an admin key. {fix}")
+    if key.revoked_at is not None:
+        raise AdminKeyRefused(f"{what}, revoked at {key.revoked_at.isoformat()}. {fix}")
+    if key.expires_at is not None and key.expires_at <= now:
+        successor = f" (rotated: its successor is key {key.replaced_by_id})" if key.replaced_by_id else ""
+        raise AdminKeyRefused(f"{what}, expired at {key.expires_at.isoformat()}{successor}. {fix}")
+
+
+def check_admin_key(*, session: Session, secret: str, now: datetime) -> None:
+    """What start-up will say about ``DISPATCH_ADMIN_KEY``, without creating it (``dispatch serve``
+    asks before it starts the server, to print the reason plainly)."""
+    existing = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(secret)))
+    if existing is not None:
+        _check_configured(existing, now)

@@ -41,7 +41,7 @@ from dispatch.parts.schemas import (
     StockPublic,
     StockSet,
 )
-from dispatch.schemas import Category, Latitude, Longitude
+from dispatch.schemas import Category
 
 _ERRORS = problem_responses(400, 401, 403, 413, 422)
 locations_router = APIRouter(prefix="/v1/locations", tags=["stock"], responses=_ERRORS)
@@ -244,8 +244,9 @@ async def part_availability(
     uow: UnitOfWorkDep,
     caller: Annotated[Caller, Depends(allow(Role.warehouse, Role.dispatcher, Role.supervisor, Role.technician))],
     job_id: IdQuery = None,
-    lat: Annotated[Latitude | None, Query()] = None,
-    lon: Annotated[Longitude | None, Query()] = None,
+    # Not the strict body types: a query string is text, so "52.23" must be read as a number.
+    lat: Annotated[float | None, Query(ge=-90, le=90, allow_inf_nan=False, examples=[52.2297])] = None,
+    lon: Annotated[float | None, Query(ge=-180, le=180, allow_inf_nan=False, examples=[21.0122])] = None,
     limit: LimitQuery = 20,
 ) -> Page[AvailabilityPublic]:
     """Where the part is free, nearest to the job (or to `lat`/`lon`) first."""

@@ -46,6 +46,15 @@ async def get_photo_store(request: Request) -> PhotoStore:
 PhotoStoreDep = Annotated[PhotoStore, Depends(get_photo_store)]
 
 
+def _decode_slots(request: Request) -> anyio.CapacityLimiter:
+    """Uploads decoded at once in this process (``DISPATCH_PHOTO_CONCURRENT_DECODES``): each may
+    hold up to the decode budget, so this bounds the process's photo memory; the rest wait."""
+    state = request.app.state
+    if getattr(state, "photo_decode_slots", None) is None:
+        state.photo_decode_slots = anyio.CapacityLimiter(state.settings.photo_concurrent_decodes)
+    return state.photo_decode_slots
+
+
 async def _read_upload(file: UploadFile, max_bytes: int) -> bytes:
     """The upload's bytes, read in chunks and refused as soon as they pass the limit."""
     chunks, size = [], 0
@@ -69,6 +78,7 @@ async def _read_upload(file: UploadFile, max_bytes: int) -> bytes:
 async def upload_photo(
     job_id: IdPath,
     file: Annotated[UploadFile, File(description="The photo: JPEG, PNG or WebP (judged by its content)")],
+    request: Request,
     response: Response,
     database: DatabaseDep,
     uow: UnitOfWorkDep,
@@ -87,16 +97,23 @@ async def upload_photo(
             service.check_upload(session=session, job_id=job_id, caller=caller)
 
     await anyio.to_thread.run_sync(check)
-    data = await _read_upload(file, settings.photo_max_bytes)
-    try:
-        processed = await anyio.to_thread.run_sync(
-            functools.partial(
-                images.process, data, max_pixels=settings.photo_max_pixels, thumbnail_px=settings.photo_thumbnail_px
-            )
-        )
-    except (images.NotAnImage, images.TooManyPixels) as exc:
-        raise service.refused(exc) from None
-    del data  # the upload's bytes are not kept past this point
+    files = (await request.form()).getlist("file")  # the form FastAPI already parsed
+    if len(files) != 1:
+        raise service.one_file_only(len(files))
+    decode = functools.partial(
+        images.process,
+        max_pixels=settings.photo_max_pixels,
+        thumbnail_px=settings.photo_thumbnail_px,
+        served_max_pixels=settings.photo_served_max_pixels,
+        budget_bytes=settings.photo_decode_budget_mb * images.MB,
+    )
+    async with _decode_slots(request):  # the bytes are read into memory only once it is our turn
+        data = await _read_upload(file, settings.photo_max_bytes)
+        try:
+            processed = await anyio.to_thread.run_sync(decode, data)
+        except (images.NotAnImage, images.TooManyPixels) as exc:
+            raise service.refused(exc) from None
+        del data  # the upload's bytes are not kept past this point
     await anyio.to_thread.run_sync(service.store_files, store, processed)
 
     def work(session: Session) -> tuple[PhotoPublic, bool]:

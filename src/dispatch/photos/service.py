@@ -46,6 +46,15 @@ class StorageFailed(DispatchError):
     status, code, title = 503, "photo-storage-failed", "Photo storage unavailable"
 
 
+def one_file_only(count: int) -> Unprocessable:
+    """A form with two ``file`` parts is not one photo: which one was meant is not ours to guess."""
+    return Unprocessable(
+        f"send exactly one photo in the field `file` ({count} were sent)",
+        code="one-file-only",
+        errors=[{"loc": ["body", "file"], "msg": "exactly one file", "type": "value_error"}],
+    )
+
+
 def refused(exc: images.NotAnImage | images.TooManyPixels) -> Unprocessable:
     if isinstance(exc, images.TooManyPixels):
         return Unprocessable(

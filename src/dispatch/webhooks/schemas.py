@@ -4,6 +4,7 @@ from datetime import datetime
 from typing import Annotated
 from urllib.parse import urlsplit
 
+import httpx
 from pydantic import AfterValidator, Field, StringConstraints
 
 from dispatch.schemas import Id, RequestBody, ResponseBody
@@ -12,12 +13,15 @@ from dispatch.webhooks.models import DeliveryState
 
 
 def _parsable_url(value: str) -> str:
+    """As the delivery worker's HTTP client (httpx) will read it, so that a subscription it
+    cannot send to (``http://0177.0.0.1/``, an emoji host) is refused here, not at every try."""
     try:
         parts = urlsplit(value)
-        host, _ = parts.hostname, parts.port  # both raise on a malformed address or port
-    except ValueError as exc:
+        _ = parts.port  # httpx takes any port number; the standard library checks the range
+        url = httpx.URL(value)
+    except (ValueError, httpx.InvalidURL) as exc:  # IDNA errors are ValueErrors too
         raise ValueError(f"not a valid URL: {exc}") from exc
-    if parts.scheme not in ("http", "https") or not host:
+    if url.scheme not in ("http", "https") or not url.host:
         raise ValueError("must be an http or https URL with a host")
     return value
 

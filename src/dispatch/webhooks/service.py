@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 from datetime import datetime
-from urllib.parse import urlsplit
 
+import httpx
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
@@ -24,27 +25,54 @@ from dispatch.webhooks.models import (
 )
 from dispatch.webhooks.schemas import WebhookCreate, WebhookUpdate
 
+# What a delivery's last_error says when its destination is not on the public internet: the same
+# words whether the name resolved inside or not at all, so subscribers cannot map our network.
+NOT_PUBLIC = "refused: not a public address"
+
 
 def check_url(url: str, *, allow_private: bool) -> None:
     """Refuse URLs that point inside our own network (SSRF), unless allowed for development.
 
-    Literal addresses and ``localhost`` are refused here; names are resolved and checked
-    again by the worker before every send, since DNS can change after subscribing."""
-    host = (urlsplit(url).hostname or "").lower()
+    The URL is read as the worker's HTTP client reads it, and its host as the worker's resolver
+    reads it without asking DNS: literal addresses in any spelling the system accepts
+    (``2130706433``, ``127.1``, ``0x7f.0.0.1``) and ``localhost`` are refused here; names are
+    resolved and checked again by the worker before every send, since DNS can change after
+    subscribing."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError):
+        raise _bad_url("the URL cannot be parsed") from None
+    host = parsed.host.lower()
     if not host:
         raise _bad_url("the URL has no host")
     if allow_private:
         return
     if host == "localhost" or host.endswith(".localhost") or is_private_host(host):
         raise _bad_url("the URL points at a loopback or private address")
+    try:
+        literal = addresses(parsed, numeric_only=True)
+    except (OSError, UnicodeError):
+        return  # a name, not an address: the worker resolves and checks it before each send
+    if not literal or any(is_private_host(a) for a in literal):
+        raise _bad_url("the URL points at a loopback or private address")
+
+
+def addresses(url: httpx.URL, *, numeric_only: bool = False) -> list[str]:
+    """The addresses the URL's host stands for, as the system resolver reads it (the worker
+    connects to one of these). ``numeric_only`` reads literal addresses without asking DNS.
+    Raises ``OSError`` (or ``UnicodeError``) when there are none."""
+    port = url.port or (443 if url.scheme == "https" else 80)
+    flags = socket.AI_NUMERICHOST if numeric_only else 0
+    infos = socket.getaddrinfo(url.raw_host.decode("ascii"), port, type=socket.SOCK_STREAM, flags=flags)
+    return [str(info[4][0]) for info in infos]
 
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")  # IPv4 behind a NAT64 gateway, the address in the low 32 bits
 
 
 def is_private_host(host: str) -> bool:
-    """A literal address that is not on the public internet, including an IPv4 one wrapped in
-    IPv6 (mapped, 6to4, Teredo, NAT64): Python counts some of those wrappers as global."""
+    """A literal address that is not a public unicast one, including an IPv4 one wrapped in IPv6
+    (mapped, 6to4, Teredo, NAT64): Python counts some of those wrappers, and multicast, as global."""
     try:
         address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
@@ -53,9 +81,9 @@ def is_private_host(host: str) -> bool:
         wrapped = [address.ipv4_mapped, address.sixtofour, address.teredo[1] if address.teredo else None]
         if address in _NAT64:
             wrapped.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
-        if any(inner is not None and not inner.is_global for inner in wrapped):
+        if any(inner is not None and (not inner.is_global or inner.is_multicast) for inner in wrapped):
             return True
-    return not address.is_global
+    return not address.is_global or address.is_multicast
 
 
 def _bad_url(why: str) -> Unprocessable:

@@ -31,7 +31,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -54,7 +54,7 @@ from dispatch.webhooks.models import (
     WebhookDelivery,
     WebhookSubscription,
 )
-from dispatch.webhooks.service import is_private_host
+from dispatch.webhooks.service import NOT_PUBLIC, addresses, is_private_host
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,7 @@ class Claimed:
     url: str
     secret: str
     body: bytes
+    problem: str | None = None  # why it cannot be sent at all (its attempt fails with this)
 
 
 @dataclass(frozen=True)
@@ -121,18 +122,18 @@ def claim(*, database: Database, now: datetime, worker_id: str, limit: int, leas
         session.execute(update(D).where(D.id.in_(ids)).values(leased_until=now + lease, leased_by=worker_id))
         rows = session.execute(
             select(
-                D.id,
+                D.id.label("delivery_id"),
                 D.subscription_id,
                 D.event_type,
                 WebhookSubscription.url,
                 WebhookSubscription.secret,
-                JobEvent.id,
-                JobEvent.type,
+                JobEvent.id.label("event_id"),
+                JobEvent.type.label("timeline_type"),
                 JobEvent.actor,
                 JobEvent.occurred_at,
                 JobEvent.recorded_at,
                 JobEvent.data,
-                Job.id,
+                Job.id.label("job_id"),
                 Job.outlet_id,
                 Job.external_ref,
             )
@@ -143,41 +144,34 @@ def claim(*, database: Database, now: datetime, worker_id: str, limit: int, leas
             .order_by(D.id)
         ).all()
     claimed = []
-    for (
-        delivery_id,
-        subscription_id,
-        event_type,
-        url,
-        secret,
-        event_id,
-        timeline_type,
-        actor,
-        occurred_at,
-        recorded_at,
-        data,
-        job_id,
-        outlet_id,
-        external_ref,
-    ) in rows:
-        payload = {
-            "type": event_type,
-            "timestamp": recorded_at.isoformat().replace("+00:00", "Z"),
-            "data": {
-                "event_id": event_id,
-                "job_id": job_id,
-                "outlet_id": outlet_id,
-                "external_ref": external_ref,
-                "event": {
-                    "type": timeline_type,
-                    "actor": actor,
-                    "occurred_at": occurred_at.isoformat().replace("+00:00", "Z"),
-                    "data": data,
-                },
-            },
-        }
-        body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
-        claimed.append(Claimed(delivery_id, subscription_id, url, secret, body))
+    for row in rows:
+        item = Claimed(row.delivery_id, row.subscription_id, row.url, row.secret, b"")
+        try:
+            claimed.append(replace(item, body=_body(row)))
+        except Exception:  # one bad row fails alone: its attempt is recorded, the batch goes on
+            log.exception("delivery %s: the event could not be encoded", row.delivery_id)
+            claimed.append(replace(item, problem="the event could not be encoded"))
     return claimed
+
+
+def _body(row: Any) -> bytes:
+    payload = {
+        "type": row.event_type,
+        "timestamp": row.recorded_at.isoformat().replace("+00:00", "Z"),
+        "data": {
+            "event_id": row.event_id,
+            "job_id": row.job_id,
+            "outlet_id": row.outlet_id,
+            "external_ref": row.external_ref,
+            "event": {
+                "type": row.timeline_type,
+                "actor": row.actor,
+                "occurred_at": row.occurred_at.isoformat().replace("+00:00", "Z"),
+                "data": row.data,
+            },
+        },
+    }
+    return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
 
 
 def message_id(delivery_id: int) -> str:
@@ -186,24 +180,31 @@ def message_id(delivery_id: int) -> str:
 
 
 def send(client: httpx.Client, item: Claimed, *, now: datetime, allow_private: bool) -> Outcome:
+    """One attempt. Whatever is wrong with this delivery (a URL the client cannot parse, a name
+    that does not resolve, a receiver that fails) is its outcome, never an exception."""
     started = time.perf_counter()
 
     def done(status: int | None, error: str | None, retry_after: float | None = None) -> Outcome:
         return Outcome(
-            item.delivery_id,
-            now,
-            status,
-            error and error[:500],
-            int((time.perf_counter() - started) * 1000),
-            retry_after,
+            item.delivery_id, now, status, _clean(error), int((time.perf_counter() - started) * 1000), retry_after
         )
 
-    headers = signing.headers(item.secret, message_id(item.delivery_id), int(now.timestamp()), item.body)
-    url, extensions = httpx.URL(item.url), {}
+    if item.problem is not None:
+        return done(None, item.problem)
+    try:
+        url = httpx.URL(item.url)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise httpx.InvalidURL("not an http or https URL with a host")
+    except (httpx.InvalidURL, ValueError):  # old rows, written before URLs were checked as httpx reads them
+        return done(None, "invalid URL: the HTTP client cannot parse it; change the subscription's URL")
+    headers, extensions = (
+        signing.headers(item.secret, message_id(item.delivery_id), int(now.timestamp()), item.body),
+        {},
+    )
     if not allow_private:
-        pinned, refused = _pinned_destination(url)
+        pinned = _pinned_destination(url)
         if pinned is None:
-            return done(None, refused)
+            return done(None, NOT_PUBLIC)
         # Connect to the address that was checked, not to whatever the name resolves to a moment
         # later (DNS rebinding); the name still goes in Host and in TLS (SNI and the certificate).
         headers["Host"] = url.netloc.decode("ascii")
@@ -220,18 +221,24 @@ def send(client: httpx.Client, item: Claimed, *, now: datetime, allow_private: b
     return done(response.status_code, None if response.is_success else f"HTTP {response.status_code}", retry_after)
 
 
-def _pinned_destination(url: httpx.URL) -> tuple[str | None, str | None]:
-    """The one public address to connect to for ``url``, or why not. Every address the name has
-    must be public: a name that also points inside is refused."""
-    host = url.host
+def _clean(error: str | None) -> str | None:
+    """Fit for the column and for PostgreSQL text (no NUL, no control characters)."""
+    if error is None:
+        return None
+    return "".join(c if c.isprintable() else " " for c in error)[:500]
+
+
+def _pinned_destination(url: httpx.URL) -> str | None:
+    """The one public address to connect to for ``url``, or None. Every address the name has
+    must be public: a name that also points inside is refused. Why not is not said: "does not
+    resolve" and "resolves inside" must read the same to the subscriber (NOT_PUBLIC)."""
     try:
-        infos = socket.getaddrinfo(host, url.port or (443 if url.scheme == "https" else 80), type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as exc:
-        return None, f"cannot resolve {host}: {exc}"
-    addresses = [str(info[4][0]) for info in infos]
-    if not addresses or any(is_private_host(a) for a in addresses):
-        return None, f"refused: {host} resolves to a private address"
-    return addresses[0], None
+        found = addresses(url)
+    except (OSError, UnicodeError):
+        return None
+    if not found or any(is_private_host(a) for a in found):
+        return None
+    return found[0]
 
 
 def _retry_after(value: str | None, now: datetime) -> float | None:
@@ -257,8 +264,9 @@ def backoff(attempts: int, settings: Settings, rng: Callable[[], float] = random
 
 
 def record(*, database: Database, outcomes: list[Outcome], worker_id: str, now: datetime, settings: Settings) -> None:
-    """Write what happened, for the deliveries this worker still holds (one statement for all
-    the successes; failures one by one, as each gets its own next attempt)."""
+    """Write what happened: every attempt is kept and counted; the state (succeeded, the next
+    attempt) changes only for the deliveries this worker still holds (one statement for all the
+    successes; failures one by one, as each gets its own next attempt)."""
     if not outcomes:
         return
     window = timedelta(hours=settings.webhook_retry_hours)
@@ -267,7 +275,16 @@ def record(*, database: Database, outcomes: list[Outcome], worker_id: str, now: 
         if o.status is not None and 200 <= o.status < 300:
             succeeded.setdefault(o.status, []).append(o.delivery_id)
     failed = {o.delivery_id: o for o in outcomes if o.status is None or not 200 <= o.status < 300}
+    ids = [o.delivery_id for o in outcomes]
     with database.transaction() as session:
+        # Every attempt made counts, even by a worker whose lease ran out meanwhile: only the
+        # state is the lease holder's to change (one statement, before ours lose their lease).
+        session.execute(
+            update(D)
+            .where(D.id.in_(ids), or_(D.leased_by.is_(None), D.leased_by != worker_id))
+            .values(attempts=D.attempts + 1)
+            .execution_options(synchronize_session=False)
+        )
         session.execute(
             insert(WebhookAttempt),
             [
@@ -368,18 +385,21 @@ class Worker:
         )
         if not claimed:
             return 0
-        outcomes = list(
-            self.pool.map(
-                lambda item: send(
-                    self.client, item, now=self.clock.now(), allow_private=settings.webhook_allow_private_urls
-                ),
-                claimed,
-            )
-        )
+        outcomes = list(self.pool.map(self._send, claimed))
         record(
             database=self.database, outcomes=outcomes, worker_id=self.worker_id, now=self.clock.now(), settings=settings
         )
         return len(claimed)
+
+    def _send(self, item: Claimed) -> Outcome:
+        """One delivery's attempt inside its own error boundary: whatever goes wrong with it is
+        its outcome, so the batch's results are always recorded."""
+        now = self.clock.now()
+        try:
+            return send(self.client, item, now=now, allow_private=self.settings.webhook_allow_private_urls)
+        except Exception as exc:
+            log.exception("delivery %s: sending failed unexpectedly", item.delivery_id)
+            return Outcome(item.delivery_id, now, None, f"internal error: {type(exc).__name__}", 0)
 
     def drain(self, max_cycles: int = 100_000) -> int:
         """Cycles until nothing is due now. Returns the number of attempts made."""
