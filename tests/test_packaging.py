@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-import servers
+from support import servers
 
 REPO = Path(__file__).resolve().parents[1]
 ADMIN_KEY = "wheel-test-admin-key-0001"
