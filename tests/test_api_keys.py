@@ -5,7 +5,7 @@ deactivated technician's phone stops reading customers' jobs."""
 from __future__ import annotations
 
 import pytest
-from conftest import job_body
+from support.api import job_body
 
 from dispatch.auth.models import Role
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from proof import on_site, stored_files, upload
+from support.photos import half_an_hour_on_site as on_site
+from support.photos import stored_files, upload
 
 from dispatch.photos import images
 

@@ -267,6 +267,21 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
         "Too many failed authentications",
         "This client address sent more unknown or missing keys than `DISPATCH_AUTH_FAILURES_PER_MINUTE` allows. Wait `Retry-After` seconds; a valid key from the same address still works.",
     ),
+    "last-admin-key": _t(
+        409,
+        "The last admin key",
+        "This is the last admin key that does not expire: revoking it would lock every operator out. Create another admin key first.",
+    ),
+    "admin-key-refused": _t(
+        409,
+        "The configured admin key is refused",
+        "`DISPATCH_ADMIN_KEY` names a key that was revoked or has expired (after a rotation). Set it to the successor's secret, or to a new one to create a fresh admin key.",
+    ),
+    "one-file-only": _t(
+        422,
+        "One file per upload",
+        "A photo upload carries exactly one `file` part; send each photo in its own request.",
+    ),
     "invalid-cursor": _t(
         422,
         "Invalid cursor",
