@@ -1,6 +1,6 @@
 """A database that cannot be reached is a 503 ``database-unavailable`` with Retry-After,
-never a 500: a client should wait and retry, and nothing it sent was wrong (RELIABILITY.md,
-"Dependency outages"). Whether the failure shows in a route, in the key check, or in the
+never a 500: a client should wait and retry, and nothing it sent was wrong (docs/decisions.md,
+"Slow and hostile clients"). Whether the failure shows in a route, in the key check, or in the
 Idempotency-Key middleware."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Slow and hostile clients against a served app, over real sockets (RELIABILITY.md, "What a
-hostile review looks for"): bodies that never come hold no slot that keyed requests need; a
+"""Slow and hostile clients against a served app, over real sockets (docs/decisions.md, "Slow
+and hostile clients"): bodies that never come hold no slot that keyed requests need; a
 stalled or trickled body is cut with 408 ``body-timeout``; a steady slow upload still arrives;
 half a body, cut off by a disconnect, runs nothing and keeps no Idempotency-Key.
 

@@ -1,5 +1,5 @@
-"""Bookkeeping that must add up whatever happened (RELIABILITY.md, "Stock and capacity under
-races"), read straight from the database. Each ``*_problems`` returns what is wrong; empty
+"""Bookkeeping that must add up whatever happened (docs/parts.md, "No oversell,
+and no lost backorder"), read straight from the database. Each ``*_problems`` returns what is wrong; empty
 means consistent."""
 
 from __future__ import annotations
